@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build: protobuf code generation (ours and GoBGP's API), then TypeScript to dist/.
+# Runs through npm (`npm run build`), so node_modules/.bin (Node 24, buf, tsc) comes first on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# GoBGP's API protos come from the Debian package golang-github-osrg-gobgp-dev; they are read at build
+# time into a git-ignored folder, never copied into the repository. Override with SEGMESH_GOBGP_PROTO_DIR.
+gobgp_src="${SEGMESH_GOBGP_PROTO_DIR:-/usr/share/gocode/src/github.com/osrg/gobgp/api}"
+if [[ ! -f "$gobgp_src/gobgp.proto" ]]; then
+  echo "build: GoBGP API protos not found in $gobgp_src" >&2
+  echo "build: install them with 'apt-get install golang-github-osrg-gobgp-dev' or set SEGMESH_GOBGP_PROTO_DIR" >&2
+  exit 1
+fi
+rm -rf build/proto/gobgp src/gen
+mkdir -p build/proto/gobgp src/gen
+cp "$gobgp_src"/*.proto build/proto/gobgp/
+
+buf generate --template buf.gen.yaml
+buf generate build/proto/gobgp --template buf.gen.yaml -o src/gen/gobgp-root >/dev/null
+# `-o` nests the template's `out`; flatten to src/gen/gobgp.
+mv src/gen/gobgp-root/src/gen src/gen/gobgp
+rm -rf src/gen/gobgp-root
+
+tsc -p tsconfig.build.json
+# Generated code is JavaScript with declarations (protobuf-es emits TS enums otherwise, which Node's
+# type stripping and our erasableSyntaxOnly setting do not allow): copy it beside the compiled code.
+(cd src && find gen -name '*.js' -exec install -D -m 0644 {} ../dist/{} \;)
