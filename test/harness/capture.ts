@@ -1,0 +1,92 @@
+/**
+ * Packet captures for tests: tcpdump writes a pcap, tshark (an independent decoder) turns it into
+ * JSON for assertions.
+ */
+
+import { readFileSync } from 'node:fs';
+import { type Daemon, spawnDaemon } from './daemon.ts';
+import { sh } from './exec.ts';
+import { runLogDir } from './run.ts';
+
+/** One packet as `tshark -T json` prints it. */
+export interface TsharkPacket {
+  readonly _source: { readonly layers: Record<string, unknown> };
+}
+
+export interface CaptureOptions {
+  readonly netns: string;
+  readonly ifname: string;
+  /** A pcap filter, e.g. `ip6` or `tcp port 179`. */
+  readonly filter?: string;
+  readonly name?: string;
+}
+
+let captures = 0;
+
+export class Capture {
+  readonly file: string;
+  readonly #daemon: Daemon;
+  constructor(file: string, daemon: Daemon) {
+    this.file = file;
+    this.#daemon = daemon;
+  }
+
+  static async start(opts: CaptureOptions): Promise<Capture> {
+    const name = opts.name ?? `capture-${++captures}-${opts.ifname}`;
+    const file = `${runLogDir()}/${name}.pcap`;
+    const args = [
+      '-i',
+      opts.ifname,
+      '--immediate-mode',
+      '-U',
+      '-n',
+      '-s',
+      '0',
+      '-w',
+      file,
+      ...(opts.filter ? [opts.filter] : []),
+    ];
+    const daemon = await spawnDaemon({
+      name,
+      command: 'tcpdump',
+      args,
+      netns: opts.netns,
+      // tcpdump says "listening on IF" on stderr once the socket is bound.
+      ready: () => {
+        try {
+          return readFileSync(`${runLogDir()}/${name}.log`, 'utf8').includes('listening on');
+        } catch {
+          return false;
+        }
+      },
+    });
+    return new Capture(file, daemon);
+  }
+
+  /** Stops tcpdump (SIGINT flushes the file). */
+  async stop(): Promise<string> {
+    if (this.#daemon.alive()) {
+      this.#daemon.kill('SIGINT');
+      await Promise.race([this.#daemon.exited, new Promise((r) => setTimeout(r, 3_000))]);
+      await this.#daemon.stop();
+    }
+    return this.file;
+  }
+
+  /** Stops the capture and decodes it with tshark; `displayFilter` is a tshark `-Y` filter. */
+  async decode(displayFilter?: string): Promise<TsharkPacket[]> {
+    await this.stop();
+    return decodePcap(this.file, displayFilter);
+  }
+}
+
+export async function decodePcap(file: string, displayFilter?: string): Promise<TsharkPacket[]> {
+  const out = await sh(
+    'tshark',
+    ['-n', '-r', file, '-T', 'json', ...(displayFilter ? ['-Y', displayFilter] : [])],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  return JSON.parse(out.stdout || '[]') as TsharkPacket[];
+}

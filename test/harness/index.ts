@@ -1,0 +1,7 @@
+export { Capture, decodePcap, type TsharkPacket } from './capture.ts';
+export { Daemon, spawnDaemon } from './daemon.ts';
+export { CommandError, findTool, type ShResult, sh, waitFor } from './exec.ts';
+export { createLab, Lab } from './lab.ts';
+export { createVeth, Netns, UnderlaySwitch } from './netns.ts';
+export { addSweepHook, objectName, runLogDir, runPrefix, sweep } from './run.ts';
+export { isCi, missingRequirements, systemSuite } from './suite.ts';
