@@ -1,0 +1,233 @@
+/**
+ * Routes: the Route type, `buildRouteRequest` (one builder for add / replace / delete, as
+ * vishvananda/netlink's prepareRouteReq) and `decodeRoute` for dumps. IPv6 only.
+ *
+ * Twins: add = `ip -6 route add`, replace = `ip -6 route replace`, delete = `ip -6 route del`,
+ * list = `ip -6 route show table all`.
+ */
+import { formatIpv6, formatPrefix, type Ipv6Address, type Ipv6Prefix } from '../srv6/address.ts';
+import { DEFAULT_IPV6_METRIC, ROUTE_PROTOCOL } from './constants.ts';
+import {
+  decodeSeg6,
+  decodeSeg6Local,
+  type Encap,
+  equalEncap,
+  formatEncap,
+  type Seg6LocalCounters,
+  writeEncap,
+} from './encap.ts';
+import {
+  forEachAttr,
+  NetlinkDecodeError,
+  type NlMessage,
+  type NlWriter,
+  readIpv6,
+  readU16,
+  readU32,
+} from './nlattr.ts';
+import { NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from './uapi/netlink.ts';
+import * as R from './uapi/rtnetlink.ts';
+
+export const ROUTE_TYPES = ['unicast', 'local', 'blackhole', 'unreachable', 'prohibit', 'throw'] as const;
+export type RouteType = (typeof ROUTE_TYPES)[number];
+
+const TYPE_CODE = {
+  unicast: R.RTN_UNICAST,
+  local: R.RTN_LOCAL,
+  blackhole: R.RTN_BLACKHOLE,
+  unreachable: R.RTN_UNREACHABLE,
+  prohibit: R.RTN_PROHIBIT,
+  throw: R.RTN_THROW,
+} as const satisfies Record<RouteType, number>;
+
+/** A route as the agent wants it. Interfaces are by index (the Dataplane resolves names). */
+export interface Route {
+  readonly dst: Ipv6Prefix;
+  /** Required: a route is always in an explicit table (254 = main). */
+  readonly table: number;
+  readonly type?: RouteType;
+  /** Defaults to ROUTE_PROTOCOL. */
+  readonly protocol?: number;
+  /** Defaults to the kernel's 1024. */
+  readonly metric?: number;
+  readonly oif?: number;
+  readonly gateway?: Ipv6Address;
+  readonly encap?: Encap;
+  readonly nhid?: number;
+  /** RTAX_MTU. */
+  readonly mtu?: number;
+}
+
+/** A route as read from the kernel. */
+export interface KernelRoute extends Route {
+  readonly type: RouteType;
+  readonly protocol: number;
+  readonly metric: number;
+  readonly scope: number;
+  readonly flags: number;
+  /** SEG6_LOCAL_COUNTERS when enabled on the SID. */
+  readonly counters?: Seg6LocalCounters;
+}
+
+export type WriteOp = 'add' | 'replace' | 'delete';
+
+export const OP_FLAGS = {
+  add: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
+  replace: NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE,
+  delete: NLM_F_REQUEST,
+} as const satisfies Record<WriteOp, number>;
+
+/** Identity of a route in the kernel (IPv6: table, destination, metric). */
+export function routeKey(r: Route): string {
+  return `${r.table}|${r.dst.address.toString(16)}/${r.dst.length}|${r.metric ?? DEFAULT_IPV6_METRIC}`;
+}
+
+/**
+ * Appends one RTM_NEWROUTE / RTM_DELROUTE message for `route` to `w`. Attribute order follows
+ * iproute2 (RTA_DST, [RTA_TABLE], [RTA_PRIORITY], ..., RTA_ENCAP, RTA_ENCAP_TYPE, RTA_OIF).
+ */
+export function buildRouteRequest(w: NlWriter, op: WriteOp, route: Route): void {
+  const m = w.beginMessage(op === 'delete' ? R.RTM_DELROUTE : R.RTM_NEWROUTE, OP_FLAGS[op]);
+  const type = route.type ?? 'unicast';
+  w.u8(R.AF_INET6);
+  w.u8(route.dst.length);
+  w.u8(0); // src_len
+  w.u8(0); // tos
+  w.u8(route.table < 256 ? route.table : R.RT_TABLE_UNSPEC);
+  w.u8(route.protocol ?? ROUTE_PROTOCOL);
+  w.u8(R.RT_SCOPE_UNIVERSE);
+  w.u8(op === 'delete' ? R.RTN_UNSPEC : TYPE_CODE[type]);
+  w.u32(0); // rtm_flags
+  w.attrIpv6(R.RTA_DST, route.dst.address); // also for ::/0, as iproute2
+  if (route.table >= 256) w.attrU32(R.RTA_TABLE, route.table);
+  if (route.metric !== undefined) w.attrU32(R.RTA_PRIORITY, route.metric);
+  if (op !== 'delete') {
+    if (route.gateway !== undefined) w.attrIpv6(R.RTA_GATEWAY, route.gateway);
+    if (route.nhid !== undefined) w.attrU32(R.RTA_NH_ID, route.nhid);
+    if (route.mtu !== undefined) {
+      const a = w.beginAttr(R.RTA_METRICS); // iproute2 sends it without NLA_F_NESTED
+      w.attrU32(R.RTAX_MTU, route.mtu);
+      w.endAttr(a);
+    }
+    if (route.encap !== undefined) writeEncap(w, R.RTA_ENCAP, R.RTA_ENCAP_TYPE, route.encap);
+    if (route.oif !== undefined) w.attrU32(R.RTA_OIF, route.oif);
+  }
+  w.endMessage(m);
+}
+
+/** A dump request for all IPv6 routes of all tables. */
+export function buildRouteDump(w: NlWriter): void {
+  const m = w.beginMessage(R.RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP);
+  w.u8(R.AF_INET6);
+  w.zeros(R.RTMSG_LEN - 1);
+  w.endMessage(m);
+}
+
+/** Decodes one RTM_NEWROUTE message (from a dump or a monitor). */
+export function decodeRoute(msg: NlMessage): KernelRoute {
+  const b = msg.data;
+  if (b.length < 16 + R.RTMSG_LEN) throw new NetlinkDecodeError(`RTM_NEWROUTE of ${b.length} bytes`);
+  const family = b.readUInt8(16);
+  if (family !== R.AF_INET6)
+    throw new NetlinkDecodeError(`route family ${family}, only AF_INET6 is modelled`);
+  const dstLen = b.readUInt8(17);
+  let table = b.readUInt8(20);
+  const protocol = b.readUInt8(21);
+  const scope = b.readUInt8(22);
+  const typeCode = b.readUInt8(23);
+  const flags = b.readUInt32LE(24);
+  let dst = 0n;
+  let metric = DEFAULT_IPV6_METRIC; // what the kernel assigns when a request carries none
+  let oif: number | undefined;
+  let gateway: Ipv6Address | undefined;
+  let nhid: number | undefined;
+  let mtu: number | undefined;
+  let encapType = 0;
+  let encapData: Buffer | undefined;
+  forEachAttr(b, 16 + R.RTMSG_LEN, b.length, (type, data) => {
+    switch (type) {
+      case R.RTA_DST:
+        dst = readIpv6(data);
+        break;
+      case R.RTA_TABLE:
+        table = readU32(data, 'RTA_TABLE');
+        break;
+      case R.RTA_PRIORITY:
+        metric = readU32(data, 'RTA_PRIORITY');
+        break;
+      case R.RTA_OIF:
+        oif = readU32(data, 'RTA_OIF');
+        break;
+      case R.RTA_GATEWAY:
+        gateway = readIpv6(data);
+        break;
+      case R.RTA_NH_ID:
+        nhid = readU32(data, 'RTA_NH_ID');
+        break;
+      case R.RTA_METRICS:
+        forEachAttr(data, 0, data.length, (mt, md) => {
+          if (mt === R.RTAX_MTU) mtu = readU32(md, 'RTAX_MTU');
+        });
+        break;
+      case R.RTA_ENCAP_TYPE:
+        encapType = readU16(data, 'RTA_ENCAP_TYPE');
+        break;
+      case R.RTA_ENCAP:
+        encapData = data;
+        break;
+      default:
+        break;
+    }
+  });
+  const type = (Object.keys(TYPE_CODE) as RouteType[]).find((k) => TYPE_CODE[k] === typeCode) ?? 'unicast';
+  let encap: Encap | undefined;
+  let counters: Seg6LocalCounters | undefined;
+  if (encapData !== undefined && encapType === R.LWTUNNEL_ENCAP_SEG6) encap = decodeSeg6(encapData);
+  else if (encapData !== undefined && encapType === R.LWTUNNEL_ENCAP_SEG6_LOCAL) {
+    const d = decodeSeg6Local(encapData);
+    encap = d.encap;
+    counters = d.counters;
+  }
+  const out: {
+    -readonly [K in keyof KernelRoute]: KernelRoute[K];
+  } = { dst: { address: dst, length: dstLen }, table, type, protocol, metric, scope, flags };
+  if (oif !== undefined) out.oif = oif;
+  if (gateway !== undefined) out.gateway = gateway;
+  if (nhid !== undefined) out.nhid = nhid;
+  if (mtu !== undefined) out.mtu = mtu;
+  if (encap !== undefined) out.encap = encap;
+  if (counters !== undefined) out.counters = counters;
+  return out;
+}
+
+/** Whether `kernel` already is what `desired` asks for (so no replace is needed). */
+export function routeSatisfies(kernel: Route, desired: Route): boolean {
+  return (
+    kernel.table === desired.table &&
+    kernel.dst.length === desired.dst.length &&
+    kernel.dst.address === desired.dst.address &&
+    (kernel.type ?? 'unicast') === (desired.type ?? 'unicast') &&
+    (kernel.protocol ?? ROUTE_PROTOCOL) === (desired.protocol ?? ROUTE_PROTOCOL) &&
+    (kernel.metric ?? DEFAULT_IPV6_METRIC) === (desired.metric ?? DEFAULT_IPV6_METRIC) &&
+    (desired.oif === undefined || kernel.oif === desired.oif) &&
+    kernel.gateway === desired.gateway &&
+    kernel.nhid === desired.nhid &&
+    kernel.mtu === desired.mtu &&
+    equalEncap(kernel.encap, desired.encap)
+  );
+}
+
+export function formatRoute(r: Route): string {
+  const parts: string[] = [];
+  if (r.type && r.type !== 'unicast') parts.push(r.type);
+  parts.push(r.dst.length === 0 ? 'default' : formatPrefix(r.dst));
+  if (r.encap) parts.push(formatEncap(r.encap));
+  if (r.gateway !== undefined) parts.push(`via ${formatIpv6(r.gateway)}`);
+  if (r.nhid !== undefined) parts.push(`nhid ${r.nhid}`);
+  if (r.oif !== undefined) parts.push(`dev #${r.oif}`);
+  parts.push(`table ${r.table}`);
+  if (r.metric !== undefined) parts.push(`metric ${r.metric}`);
+  parts.push(`proto ${r.protocol ?? ROUTE_PROTOCOL}`);
+  if (r.mtu !== undefined) parts.push(`mtu ${r.mtu}`);
+  return parts.join(' ');
+}
