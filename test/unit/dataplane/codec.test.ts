@@ -267,19 +267,19 @@ describe('routes against iproute2 bytes', () => {
   }
 
   it('delete: same rtmsg as `ip -6 route del ... proto 99` (no encap, type unspec)', () => {
+    type Canon = { type: number; flags: number; family: string; attrs: { type: number }[] };
     const ours = canonical(
       encodeRoute('delete', { dst: parsePrefix('2001:db8:200::1/128'), table: 254, protocol: P }),
       12,
-    ) as {
-      attrs: unknown[];
-    };
-    const theirs = canonical(golden('delEncap'), 12) as { attrs: { type: number }[] };
+    ) as Canon;
+    const theirs = canonical(golden('delEncap'), 12) as Canon;
     // iproute2 adds RTA_OIF from `dev g0`; a delete by key does not need it.
-    expect(ours).toEqual({
-      ...theirs,
-      len: theirs.attrs.length ? (ours as { len: number }).len : 0,
-      attrs: theirs.attrs.filter((a) => a.type !== 4),
-    });
+    expect([ours.type, ours.flags, ours.family, ours.attrs]).toEqual([
+      theirs.type,
+      theirs.flags,
+      theirs.family,
+      theirs.attrs.filter((a) => a.type !== 4),
+    ]);
   });
 
   it('decodes SEG6_LOCAL_COUNTERS values', () => {
@@ -452,14 +452,12 @@ describe('round trips', () => {
   });
   it('route', () => {
     const arbRoute: fc.Arbitrary<Route> = fc.record({
-      dst: fc
-        .integer({ min: 0, max: 128 })
-        .chain((length) =>
-          arbAddr.map((a) => ({
-            address: length === 0 ? 0n : (a >> BigInt(128 - length)) << BigInt(128 - length),
-            length,
-          })),
-        ),
+      dst: fc.integer({ min: 0, max: 128 }).chain((length) =>
+        arbAddr.map((a) => ({
+          address: length === 0 ? 0n : (a >> BigInt(128 - length)) << BigInt(128 - length),
+          length,
+        })),
+      ),
       table: fc.integer({ min: 1, max: 0xffffffff }),
       protocol: fc.integer({ min: 5, max: 255 }),
       metric: fc.integer({ min: 0, max: 0xffffffff }),
