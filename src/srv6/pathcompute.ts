@@ -1,0 +1,645 @@
+/**
+ * Path computation: from a fabric view, everything one host must install, as plain data keyed so that
+ * a change can be applied as a minimal delta.
+ *
+ * For host H:
+ * - its own SIDs as seg6local routes in the main table;
+ * - the other hosts' and the edges' locators via their underlay addresses, in the main table and in
+ *   every tenant table that encapsulates (the kernel routes the outer packet again through the table
+ *   of the workload's input interface after H.Encaps);
+ * - per tenant with a local workload or network function: delivery to local workloads, encapsulation
+ *   toward the tenant delivery SID (End.DT6) of the host where each remote workload lives now, the
+ *   tenant's policies (segment lists through network functions, in order), external routes learned
+ *   from the edge, and a final `unreachable` so that a miss never falls through to the main table;
+ * - per local workload: its link (MTU), its `ip rule`, and its ingress filter;
+ * - per local network function that is not SR-aware: the return table that sends what it hands back
+ *   along the rest of the chain.
+ *
+ * Everything a workload's location or existence influences is produced by `workloadObjects`, so a
+ * workload that moves is handled by recomputing only its own objects (HostPathComputer).
+ */
+import type { Ipv6Address, Ipv6Prefix } from './address.ts';
+import type { Behavior } from './behavior.ts';
+import {
+  type FabricView,
+  type HostView,
+  type NetworkFunctionView,
+  type PolicyView,
+  selectorMatches,
+  selectsAll,
+  type TenantView,
+  type WorkloadView,
+  workloadMtu,
+} from './fabric.ts';
+import { MAIN_TABLE, RULE_PRIORITY } from './tables.ts';
+
+interface RouteBase {
+  readonly key: string;
+  readonly table: number;
+  readonly prefix: Ipv6Prefix;
+  /** Source-specific route (`ip -6 route ... from S`). */
+  readonly from?: Ipv6Prefix;
+  /** Why the route exists, for `segmesh path` and logs. */
+  readonly reason: string;
+}
+
+export interface LocatorRoute extends RouteBase {
+  readonly kind: 'locator';
+  readonly via: Ipv6Address;
+}
+
+export type EncapMode = 'encap' | 'encap.red';
+
+export interface EncapRoute extends RouteBase {
+  readonly kind: 'encap';
+  readonly tenant: string;
+  readonly mode: EncapMode;
+  /** Travel order: the first segment is the first SID the packet visits. */
+  readonly segments: readonly Ipv6Address[];
+  readonly hmacKeyId?: number;
+}
+
+export interface DeliverRoute extends RouteBase {
+  readonly kind: 'deliver';
+  readonly tenant: string;
+  readonly link: string;
+}
+
+export interface Seg6LocalRoute extends RouteBase {
+  readonly kind: 'seg6local';
+  readonly behavior: Behavior;
+  readonly sidKey: string;
+  readonly lookupTable?: number;
+  readonly nextHop?: Ipv6Address;
+  /** Output link for End.DX6 toward a network function. */
+  readonly link?: string;
+}
+
+export interface UnreachableRoute extends RouteBase {
+  readonly kind: 'unreachable';
+  readonly tenant: string;
+}
+
+export type PlannedRoute = LocatorRoute | EncapRoute | DeliverRoute | Seg6LocalRoute | UnreachableRoute;
+
+export interface PlannedRule {
+  readonly kind: 'rule';
+  readonly key: string;
+  readonly priority: number;
+  readonly iif: string;
+  readonly table: number;
+  readonly reason: string;
+}
+
+/** What a workload may not send (enforced on its link's ingress by the data plane). */
+export interface PlannedFilter {
+  readonly kind: 'filter';
+  readonly key: string;
+  readonly link: string;
+  readonly workload: string;
+  readonly tenant: string;
+  /** The only source it may use (besides link-local fe80::/10 for neighbour discovery). */
+  readonly source: Ipv6Address;
+  /** SID block(s) and host addresses: never a workload's destination. */
+  readonly denyDestinations: readonly Ipv6Prefix[];
+}
+
+export interface PlannedLink {
+  readonly kind: 'link';
+  readonly key: string;
+  readonly link: string;
+  readonly mtu: number;
+  readonly tenant: string;
+  readonly workload?: string;
+  readonly networkFunction?: string;
+  readonly address?: Ipv6Address;
+}
+
+export type PlannedObject = PlannedRoute | PlannedRule | PlannedFilter | PlannedLink;
+
+export interface PlanDelta {
+  readonly added: PlannedObject[];
+  readonly changed: PlannedObject[];
+  readonly removed: PlannedObject[];
+}
+
+export class PathComputeError extends Error {
+  override readonly name = 'PathComputeError';
+}
+
+const DEFAULT_ROUTE: Ipv6Prefix = { address: 0n, length: 0 };
+
+export function routeKey(table: number, prefix: Ipv6Prefix, from?: Ipv6Prefix): string {
+  const base = `r|${table}|${prefix.address.toString(16)}/${prefix.length}`;
+  return from ? `${base}|${from.address.toString(16)}/${from.length}` : base;
+}
+
+function host128(address: Ipv6Address): Ipv6Prefix {
+  return { address, length: 128 };
+}
+
+type Emit = (object: PlannedObject) => void;
+
+/** Per-host facts computed once per plan and shared by every workload's objects. */
+class HostContext {
+  readonly view: FabricView;
+  readonly host: HostView;
+  readonly activeTenants: Set<string>;
+  readonly localNfs: NetworkFunctionView[];
+  readonly policiesByTenant = new Map<string, PolicyView[]>();
+  readonly denyDestinations: readonly Ipv6Prefix[];
+  readonly mtu: number;
+  /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
+  readonly #deliverySegments = new Map<string, readonly Ipv6Address[]>();
+
+  constructor(view: FabricView, hostName: string) {
+    const host = view.hosts.get(hostName);
+    if (!host)
+      throw new PathComputeError(
+        `host ${hostName} is not in the fabric; known hosts: ${[...view.hosts.keys()].join(', ')}`,
+      );
+    this.view = view;
+    this.host = host;
+    this.activeTenants = activeTenants(view, hostName);
+    this.localNfs = [...view.networkFunctions.values()].filter((n) => n.host === hostName);
+    for (const p of view.policies) {
+      const list = this.policiesByTenant.get(p.tenant) ?? [];
+      list.push(p);
+      this.policiesByTenant.set(p.tenant, list);
+    }
+    const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
+    this.denyDestinations = [
+      ...block,
+      ...[...view.edges.values()].flatMap((e) => e.locators),
+      ...[...view.hosts.values()].map((h) => host128(h.underlay)),
+    ];
+    this.mtu = workloadMtu(view.underlayMtu, view.maxSegments, view.hmacKeyId !== undefined);
+  }
+
+  deliverySegments(hostName: string, tenant: string): readonly Ipv6Address[] {
+    const key = `${hostName}\u0000${tenant}`;
+    let segs = this.#deliverySegments.get(key);
+    if (!segs) {
+      const sid = this.view.hosts.get(hostName)?.sids.tenantDelivery.get(tenant);
+      if (!sid) throw new PathComputeError(`host ${hostName} has no delivery SID for tenant ${tenant}`);
+      segs = Object.freeze([sid.sid]);
+      this.#deliverySegments.set(key, segs);
+    }
+    return segs;
+  }
+
+  encapMode(segments: readonly Ipv6Address[], hmac: boolean): EncapMode {
+    // Reduced encapsulation only when one segment suffices and no HMAC must travel in an SRH: with
+    // HMAC on, a packet without an SRH would bypass the kernel's HMAC check (isolation-pitfalls.md).
+    return segments.length === 1 && !hmac ? 'encap.red' : 'encap';
+  }
+}
+
+export function activeTenants(view: FabricView, hostName: string): Set<string> {
+  const active = new Set<string>();
+  for (const w of view.workloads.values()) if (w.host === hostName) active.add(w.tenant);
+  for (const n of view.networkFunctions.values()) if (n.host === hostName) active.add(n.tenant);
+  return active;
+}
+
+/**
+ * The segment list of a chain from network function `start` on: SIDs of SR-aware functions, up to and
+ * including the first SR-unaware one (its End.DX6 decapsulates; its host continues the chain), or
+ * else ending at the destination's delivery SID. Undefined when nothing is left (deliver locally).
+ */
+function chainSegments(
+  ctx: HostContext,
+  policy: PolicyView,
+  start: number,
+  dest: WorkloadView,
+): readonly Ipv6Address[] | undefined {
+  const segments: Ipv6Address[] = [];
+  for (let i = start; i < policy.via.length; i++) {
+    const nf = ctx.view.networkFunctions.get(policy.via[i]!)!;
+    const sid = ctx.view.hosts.get(nf.host)!.sids.networkFunctions.get(nf.name)!;
+    segments.push(sid.sid);
+    if (nf.mode === 'sr-unaware') return segments;
+  }
+  if (segments.length === 0 && dest.host === ctx.host.name) return undefined;
+  segments.push(...ctx.deliverySegments(dest.host, dest.tenant));
+  return segments;
+}
+
+function encapRoute(
+  ctx: HostContext,
+  table: number,
+  prefix: Ipv6Prefix,
+  from: Ipv6Prefix | undefined,
+  tenant: string,
+  segments: readonly Ipv6Address[],
+  reason: string,
+): EncapRoute {
+  const hmacKeyId = ctx.view.hmacKeyId;
+  return {
+    kind: 'encap',
+    key: routeKey(table, prefix, from),
+    table,
+    prefix,
+    ...(from ? { from } : {}),
+    tenant,
+    mode: ctx.encapMode(segments, hmacKeyId !== undefined),
+    segments,
+    ...(hmacKeyId !== undefined ? { hmacKeyId } : {}),
+    reason,
+  };
+}
+
+function deliverRoute(table: number, w: WorkloadView, from?: Ipv6Prefix): DeliverRoute {
+  const prefix = host128(w.address);
+  return {
+    kind: 'deliver',
+    key: routeKey(table, prefix, from),
+    table,
+    prefix,
+    ...(from ? { from } : {}),
+    tenant: w.tenant,
+    link: w.link,
+    reason: `workload ${w.id} is local`,
+  };
+}
+
+/** Host-level objects: SIDs, locators, per-tenant defaults, external routes, NF return tables. */
+function hostObjects(ctx: HostContext, emit: Emit): void {
+  const { view, host } = ctx;
+  for (const sid of host.sids.all) {
+    const prefix = host128(sid.sid);
+    let link: string | undefined;
+    if (sid.networkFunction) link = view.networkFunctions.get(sid.networkFunction)?.link;
+    const route: Seg6LocalRoute = {
+      kind: 'seg6local',
+      key: routeKey(MAIN_TABLE, prefix),
+      table: MAIN_TABLE,
+      prefix,
+      behavior: sid.behavior,
+      sidKey: sid.key,
+      ...(sid.table !== undefined && sid.behavior === 'End.DT6' ? { lookupTable: sid.table } : {}),
+      ...(sid.nextHop !== undefined ? { nextHop: sid.nextHop } : {}),
+      ...(link !== undefined && sid.behavior === 'End.DX6' ? { link } : {}),
+      reason: `own SID ${sid.key}`,
+    };
+    emit(route);
+  }
+
+  // Which tables carry locator routes: main, the egress (and forward) table of every active tenant,
+  // the return table of every local SR-unaware function.
+  const tables: number[] = [MAIN_TABLE];
+  for (const name of ctx.activeTenants) {
+    const t = view.tenants.get(name)!;
+    tables.push(t.tables.egress);
+    if (t.edgeMode === 'aggregate') tables.push(t.tables.forward);
+  }
+  const nfReturn = ctx.localNfs.filter((n) => n.mode === 'sr-unaware');
+  for (const nf of nfReturn) tables.push(host.sids.networkFunctions.get(nf.name)!.table!);
+
+  const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; owner: string }> = [];
+  for (const other of view.hosts.values()) {
+    if (other.name !== host.name)
+      locators.push({ prefix: other.locator, via: other.underlay, owner: `host ${other.name}` });
+  }
+  for (const edge of view.edges.values()) {
+    for (const l of edge.locators)
+      locators.push({ prefix: l, via: edge.underlay, owner: `edge ${edge.name}` });
+  }
+  for (const table of tables) {
+    for (const l of locators) {
+      emit({
+        kind: 'locator',
+        key: routeKey(table, l.prefix),
+        table,
+        prefix: l.prefix,
+        via: l.via,
+        reason: `locator of ${l.owner}`,
+      });
+    }
+  }
+
+  for (const name of ctx.activeTenants) {
+    const t = view.tenants.get(name)!;
+    tenantObjects(ctx, t, emit);
+  }
+
+  for (const nf of ctx.localNfs) {
+    const sid = host.sids.networkFunctions.get(nf.name)!;
+    emit({
+      kind: 'link',
+      key: `l|${nf.link}`,
+      link: nf.link,
+      mtu: ctx.mtu,
+      tenant: nf.tenant,
+      networkFunction: nf.name,
+    });
+    if (nf.mode !== 'sr-unaware') continue;
+    const table = sid.table!;
+    emit({
+      kind: 'rule',
+      key: `rule|${RULE_PRIORITY.nfReturn}|${nf.link}`,
+      priority: RULE_PRIORITY.nfReturn,
+      iif: nf.link,
+      table,
+      reason: `traffic handed back by network function ${nf.name}`,
+    });
+    emit(unreachable(table, nf.tenant, `end of ${nf.name}'s return table`));
+  }
+}
+
+function unreachable(table: number, tenant: string, reason: string): UnreachableRoute {
+  return {
+    kind: 'unreachable',
+    key: routeKey(table, DEFAULT_ROUTE),
+    table,
+    prefix: DEFAULT_ROUTE,
+    tenant,
+    reason,
+  };
+}
+
+function tenantObjects(ctx: HostContext, t: TenantView, emit: Emit): void {
+  const tables = [
+    t.tables.egress,
+    t.tables.delivery,
+    ...(t.edgeMode === 'aggregate' ? [t.tables.forward] : []),
+  ];
+  for (const table of tables)
+    emit(unreachable(table, t.name, `tenant ${t.name}: a miss never reaches the main table`));
+  // Routes learned from the edge: in the tables that may leave the fabric. An external default route
+  // replaces `unreachable` (same key), which is the tenant's explicit edge default.
+  for (const r of ctx.view.externalRoutes) {
+    if (r.tenant !== t.name) continue;
+    const segments = [r.sid];
+    for (const table of [t.tables.egress, ...(t.edgeMode === 'aggregate' ? [t.tables.forward] : [])]) {
+      emit({
+        kind: 'encap',
+        key: routeKey(table, r.prefix),
+        table,
+        prefix: r.prefix,
+        tenant: t.name,
+        // No HMAC toward the edge: edge routers here cannot add or check it (FRR 8.4).
+        mode: ctx.encapMode(segments, false),
+        segments,
+        reason: `external route from edge ${r.edge}`,
+      });
+    }
+  }
+}
+
+/** Everything that depends on workload `w` (as destination, and as a local source). */
+export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): void {
+  const { view, host } = ctx;
+  if (!ctx.activeTenants.has(w.tenant)) return;
+  const t = view.tenants.get(w.tenant)!;
+  const local = w.host === host.name;
+  const prefix = host128(w.address);
+
+  // Destination: plain path.
+  if (local) {
+    emit(deliverRoute(t.tables.egress, w));
+    emit(deliverRoute(t.tables.delivery, w));
+    if (t.edgeMode === 'aggregate') emit(deliverRoute(t.tables.forward, w));
+  } else {
+    const segs = ctx.deliverySegments(w.host, w.tenant);
+    const reason = `workload ${w.id} lives on ${w.host}`;
+    emit(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
+    if (t.edgeMode === 'aggregate')
+      emit(encapRoute(ctx, t.tables.forward, prefix, undefined, w.tenant, segs, reason));
+  }
+
+  const policies = ctx.policiesByTenant.get(w.tenant) ?? [];
+  let allSourcesPolicy = false;
+  for (const p of policies) {
+    if (!selectorMatches(p.to, w)) continue;
+    const segs = chainSegments(ctx, p, 0, w)!;
+    const reason = `policy ${p.name} via ${p.via.join(',')}`;
+    if (selectsAll(p.from)) {
+      // The first policy that covers every source decides the tenant-wide path to w.
+      if (!allSourcesPolicy)
+        emit(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
+      allSourcesPolicy = true;
+    } else {
+      for (const s of view.workloads.values()) {
+        if (s.host !== host.name || s.tenant !== w.tenant || s === w || !selectorMatches(p.from, s)) continue;
+        emit(encapRoute(ctx, t.tables.egress, prefix, host128(s.address), w.tenant, segs, reason));
+      }
+    }
+    // Return tables of local SR-unaware functions on this chain: continue after the function.
+    p.via.forEach((name, i) => {
+      const nf = view.networkFunctions.get(name)!;
+      if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
+      const table = host.sids.networkFunctions.get(nf.name)!.table!;
+      const rest = chainSegments(ctx, p, i + 1, w);
+      const sources = selectsAll(p.from)
+        ? [undefined]
+        : [...view.workloads.values()]
+            .filter((s) => s.tenant === w.tenant && s !== w && selectorMatches(p.from, s))
+            .map((s) => host128(s.address));
+      for (const from of sources) {
+        emit(
+          rest
+            ? encapRoute(ctx, table, prefix, from, w.tenant, rest, `${reason}, after ${nf.name}`)
+            : { ...deliverRoute(table, w, from), reason: `${reason}, after ${nf.name}: local` },
+        );
+      }
+    });
+  }
+
+  if (!local) return;
+  // Source: link, rule, filter, and source-specific policy routes from w.
+  emit({
+    kind: 'link',
+    key: `l|${w.link}`,
+    link: w.link,
+    mtu: ctx.mtu,
+    tenant: w.tenant,
+    workload: w.id,
+    address: w.address,
+  });
+  emit({
+    kind: 'rule',
+    key: `rule|${RULE_PRIORITY.workloadEgress}|${w.link}`,
+    priority: RULE_PRIORITY.workloadEgress,
+    iif: w.link,
+    table: t.tables.egress,
+    reason: `workload ${w.id} of tenant ${w.tenant}`,
+  });
+  emit({
+    kind: 'filter',
+    key: `f|${w.link}`,
+    link: w.link,
+    workload: w.id,
+    tenant: w.tenant,
+    source: w.address,
+    denyDestinations: ctx.denyDestinations,
+  });
+  const source = host128(w.address);
+  for (const p of policies) {
+    if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
+    for (const d of view.workloads.values()) {
+      if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+      const segs = chainSegments(ctx, p, 0, d)!;
+      emit(
+        encapRoute(
+          ctx,
+          t.tables.egress,
+          host128(d.address),
+          source,
+          w.tenant,
+          segs,
+          `policy ${p.name} via ${p.via.join(',')}`,
+        ),
+      );
+    }
+  }
+}
+
+export interface HostPlan {
+  readonly host: string;
+  readonly objects: ReadonlyMap<string, PlannedObject>;
+}
+
+export function computeHostPlan(view: FabricView, hostName: string): HostPlan {
+  const ctx = new HostContext(view, hostName);
+  const objects = new Map<string, PlannedObject>();
+  const emit: Emit = (o) => {
+    objects.set(o.key, o);
+  };
+  hostObjects(ctx, emit);
+  for (const w of view.workloads.values()) workloadObjects(ctx, w, emit);
+  return { host: hostName, objects };
+}
+
+function sameArray<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Structural equality of two planned objects with the same key. */
+export function sameObject(a: PlannedObject, b: PlannedObject): boolean {
+  if (a === b) return true;
+  if (a.kind !== b.kind) return false;
+  const ka = Object.keys(a) as Array<keyof PlannedObject>;
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const va = a[k] as unknown;
+    const vb = b[k] as unknown;
+    if (va === vb) continue;
+    if (Array.isArray(va) && Array.isArray(vb)) {
+      if (va.length > 0 && typeof va[0] === 'object') {
+        if (!sameArray(va.map(prefixText), vb.map(prefixText))) return false;
+      } else if (!sameArray(va, vb)) return false;
+      continue;
+    }
+    if (va && vb && typeof va === 'object' && typeof vb === 'object') {
+      if (prefixText(va as Ipv6Prefix) !== prefixText(vb as Ipv6Prefix)) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+function prefixText(p: Ipv6Prefix): string {
+  return `${p.address}/${p.length}`;
+}
+
+/** The delta that turns `before` into `after`. */
+export function diffPlans(
+  before: ReadonlyMap<string, PlannedObject>,
+  after: ReadonlyMap<string, PlannedObject>,
+): PlanDelta {
+  const delta: PlanDelta = { added: [], changed: [], removed: [] };
+  for (const [key, o] of after) {
+    const old = before.get(key);
+    if (!old) delta.added.push(o);
+    else if (!sameObject(old, o)) delta.changed.push(o);
+  }
+  for (const [key, o] of before) if (!after.has(key)) delta.removed.push(o);
+  return delta;
+}
+
+/**
+ * Keeps one host's plan current under workload changes. A workload added, removed or moved
+ * recomputes only that workload's objects; a change that activates or retires a tenant on this host
+ * (its first or last local workload) recomputes the plan.
+ */
+export class HostPathComputer {
+  readonly host: string;
+  #view: FabricView;
+  #ctx: HostContext;
+  #objects: Map<string, PlannedObject>;
+
+  constructor(view: FabricView, host: string) {
+    this.host = host;
+    this.#view = view;
+    this.#ctx = new HostContext(view, host);
+    this.#objects = new Map(computeHostPlan(view, host).objects);
+  }
+
+  get objects(): ReadonlyMap<string, PlannedObject> {
+    return this.#objects;
+  }
+
+  /** Adds or changes (moves) a workload. */
+  upsertWorkload(w: WorkloadView): PlanDelta {
+    const old = this.#view.workloads.get(w.id);
+    return this.#change(old, w);
+  }
+
+  removeWorkload(id: string): PlanDelta {
+    const old = this.#view.workloads.get(id);
+    if (!old) return { added: [], changed: [], removed: [] };
+    return this.#change(old, undefined);
+  }
+
+  moveWorkload(id: string, host: string): PlanDelta {
+    const old = this.#view.workloads.get(id);
+    if (!old) throw new PathComputeError(`cannot move unknown workload ${id}`);
+    if (!this.#view.hosts.has(host)) throw new PathComputeError(`cannot move ${id} to unknown host ${host}`);
+    return this.#change(old, { ...old, host });
+  }
+
+  #change(old: WorkloadView | undefined, next: WorkloadView | undefined): PlanDelta {
+    const id = (old ?? next)!.id;
+    const before = new Map<string, PlannedObject>();
+    if (old) workloadObjects(this.#ctx, old, (o) => before.set(o.key, o));
+    if (next) this.#view.workloads.set(id, next);
+    else this.#view.workloads.delete(id);
+
+    const touchesHost = old?.host === this.host || next?.host === this.host;
+    if (touchesHost && !sameSet(this.#ctx.activeTenants, activeTenants(this.#view, this.host))) {
+      this.#ctx = new HostContext(this.#view, this.host);
+      const fresh = new Map(computeHostPlan(this.#view, this.host).objects);
+      const delta = diffPlans(this.#objects, fresh);
+      this.#objects = fresh;
+      return delta;
+    }
+    const after = new Map<string, PlannedObject>();
+    if (next) workloadObjects(this.#ctx, next, (o) => after.set(o.key, o));
+    const delta = diffPlans(before, after);
+    for (const o of delta.removed) this.#objects.delete(o.key);
+    for (const o of delta.added) this.#objects.set(o.key, o);
+    for (const o of delta.changed) this.#objects.set(o.key, o);
+    return delta;
+  }
+}
+
+function sameSet<T>(a: ReadonlySet<T>, b: ReadonlySet<T>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+export function isRoute(o: PlannedObject): o is PlannedRoute {
+  return (
+    o.kind === 'locator' ||
+    o.kind === 'encap' ||
+    o.kind === 'deliver' ||
+    o.kind === 'seg6local' ||
+    o.kind === 'unreachable'
+  );
+}
