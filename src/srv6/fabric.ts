@@ -227,9 +227,10 @@ export function selectsAll(selector: Selector): boolean {
   return (selector.workloads?.length ?? 0) === 0 && Object.keys(selector.labels ?? {}).length === 0;
 }
 
+/** Name -> item, in name order: the view iterates in a canonical order whatever the input order. */
 function uniqueNames<T extends { readonly name: string }>(items: readonly T[], what: string): Map<string, T> {
   const map = new Map<string, T>();
-  for (const item of items) {
+  for (const item of [...items].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (map.has(item.name))
       throw new FabricError(`${what} ${item.name} is defined twice; names must be unique`);
     map.set(item.name, item);
@@ -425,6 +426,7 @@ export function buildFabricView(input: FabricInput): FabricView {
     if (!tenants.has(p.tenant)) throw new FabricError(`policy ${p.name} is for unknown tenant ${p.tenant}`);
     if (p.via.length === 0)
       throw new FabricError(`policy ${p.name} traverses no network function; list them in via`);
+    const unaware = new Set<string>();
     for (const nf of p.via) {
       const fn = networkFunctions.get(nf);
       if (!fn) throw new FabricError(`policy ${p.name} names unknown network function ${nf}`);
@@ -432,6 +434,15 @@ export function buildFabricView(input: FabricInput): FabricView {
         throw new FabricError(
           `policy ${p.name} of tenant ${p.tenant} sends traffic through ${nf} of tenant ${fn.tenant}; a chain stays in its tenant`,
         );
+      }
+      if (fn.mode === 'sr-unaware') {
+        // Its return table routes by destination (and source) only: it cannot tell two passes apart.
+        if (unaware.has(nf)) {
+          throw new FabricError(
+            `policy ${p.name} passes SR-unaware network function ${nf} twice; use two instances or an SR-aware function`,
+          );
+        }
+        unaware.add(nf);
       }
     }
     // The longest list a policy produces: every SR-aware function, then the function or the destination.

@@ -408,21 +408,25 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       emit(encapRoute(ctx, t.tables.forward, prefix, undefined, w.tenant, segs, reason));
   }
 
+  // Policies in their declared order: for one (destination, source) route key the first matching
+  // policy wins, here, at the source side below and in every return table alike, so all hosts agree.
   const policies = ctx.policiesByTenant.get(w.tenant) ?? [];
-  let allSourcesPolicy = false;
+  const claimed = new Set<string>();
+  const emitPolicy = (r: PlannedRoute) => {
+    if (claimed.has(r.key)) return;
+    claimed.add(r.key);
+    emit(r);
+  };
   for (const p of policies) {
     if (!selectorMatches(p.to, w)) continue;
     const segs = chainSegments(ctx, p, 0, w)!;
     const reason = `policy ${p.name} via ${p.via.join(',')}`;
     if (selectsAll(p.from)) {
-      // The first policy that covers every source decides the tenant-wide path to w.
-      if (!allSourcesPolicy)
-        emit(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
-      allSourcesPolicy = true;
+      emitPolicy(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
     } else {
       for (const s of view.workloads.values()) {
         if (s.host !== host.name || s.tenant !== w.tenant || s === w || !selectorMatches(p.from, s)) continue;
-        emit(encapRoute(ctx, t.tables.egress, prefix, host128(s.address), w.tenant, segs, reason));
+        emitPolicy(encapRoute(ctx, t.tables.egress, prefix, host128(s.address), w.tenant, segs, reason));
       }
     }
     // Return tables of local SR-unaware functions on this chain: continue after the function.
@@ -437,7 +441,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
             .filter((s) => s.tenant === w.tenant && s !== w && selectorMatches(p.from, s))
             .map((s) => host128(s.address));
       for (const from of sources) {
-        emit(
+        emitPolicy(
           rest
             ? encapRoute(ctx, table, prefix, from, w.tenant, rest, `${reason}, after ${nf.name}`)
             : { ...deliverRoute(table, w, from), reason: `${reason}, after ${nf.name}: local` },
@@ -475,22 +479,24 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     denyDestinations: ctx.denyDestinations,
   });
   const source = host128(w.address);
+  const claimedAsSource = new Set<string>();
   for (const p of policies) {
     if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
     for (const d of view.workloads.values()) {
       if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
       const segs = chainSegments(ctx, p, 0, d)!;
-      emit(
-        encapRoute(
-          ctx,
-          t.tables.egress,
-          host128(d.address),
-          source,
-          w.tenant,
-          segs,
-          `policy ${p.name} via ${p.via.join(',')}`,
-        ),
+      const r = encapRoute(
+        ctx,
+        t.tables.egress,
+        host128(d.address),
+        source,
+        w.tenant,
+        segs,
+        `policy ${p.name} via ${p.via.join(',')}`,
       );
+      if (claimedAsSource.has(r.key)) continue;
+      claimedAsSource.add(r.key);
+      emit(r);
     }
   }
 }
