@@ -27,6 +27,8 @@ export interface Nexthop {
   readonly id: number;
   readonly protocol?: number;
   readonly oif?: number;
+  /** Device name; the Dataplane resolves it to `oif`. */
+  readonly dev?: string;
   readonly gateway?: Ipv6Address;
   readonly encap?: Seg6Encap;
   readonly blackhole?: boolean;

@@ -51,6 +51,8 @@ export interface Route {
   /** Defaults to the kernel's 1024. */
   readonly metric?: number;
   readonly oif?: number;
+  /** Device name; the Dataplane resolves it to `oif` (the codec only uses `oif`). */
+  readonly dev?: string;
   readonly gateway?: Ipv6Address;
   readonly encap?: Encap;
   readonly nhid?: number;

@@ -1,0 +1,127 @@
+/**
+ * Reconciliation as a pure function: desired state + dumped kernel state -> the minimal set of adds,
+ * replaces and deletes. Only objects carrying our protocol number are ever replaced or deleted;
+ * a desired object whose key is held by someone else's object is reported as a conflict and left alone.
+ */
+import { ROUTE_PROTOCOL } from './constants.ts';
+import { DataplaneInputError } from './errors.ts';
+import { type KernelNexthop, type Nexthop, nexthopSatisfies } from './nexthop.ts';
+import { formatRoute, type KernelRoute, type Route, routeKey, routeSatisfies } from './route.ts';
+import { formatRule, type KernelRule, type Rule, ruleKey } from './rule.ts';
+
+/** What the agent wants. A kind left undefined is not managed (nothing of it is deleted). */
+export interface DesiredState {
+  readonly routes?: readonly Route[];
+  readonly rules?: readonly Rule[];
+  readonly nexthops?: readonly Nexthop[];
+}
+
+export interface KernelState {
+  readonly routes: readonly KernelRoute[];
+  readonly rules: readonly KernelRule[];
+  readonly nexthops: readonly KernelNexthop[];
+}
+
+export interface Conflict {
+  readonly object: string;
+  readonly reason: string;
+}
+
+export interface ReconcilePlan {
+  readonly routes: { readonly add: Route[]; readonly replace: Route[]; readonly delete: KernelRoute[] };
+  readonly rules: { readonly add: Rule[]; readonly delete: KernelRule[] };
+  readonly nexthops: {
+    readonly add: Nexthop[];
+    readonly replace: Nexthop[];
+    readonly delete: KernelNexthop[];
+  };
+  readonly unchanged: number;
+  readonly conflicts: Conflict[];
+}
+
+export function planReconcile(
+  desired: DesiredState,
+  kernel: KernelState,
+  protocol = ROUTE_PROTOCOL,
+): ReconcilePlan {
+  const plan: ReconcilePlan = {
+    routes: { add: [], replace: [], delete: [] },
+    rules: { add: [], delete: [] },
+    nexthops: { add: [], replace: [], delete: [] },
+    unchanged: 0,
+    conflicts: [],
+  };
+  let unchanged = 0;
+
+  if (desired.routes) {
+    const have = new Map<string, KernelRoute>();
+    for (const r of kernel.routes) have.set(routeKey(r), r);
+    const want = new Set<string>();
+    for (const r of desired.routes) {
+      const k = routeKey(r);
+      if (want.has(k))
+        throw new DataplaneInputError(`route ${formatRoute(r)}`, 'listed twice in the desired state');
+      want.add(k);
+      const cur = have.get(k);
+      if (!cur) plan.routes.add.push(r);
+      else if (cur.protocol !== protocol) {
+        plan.conflicts.push({
+          object: `route ${formatRoute(r)}`,
+          reason: `held by protocol ${cur.protocol}; not ours, left alone`,
+        });
+      } else if (routeSatisfies(cur, { ...r, protocol })) unchanged++;
+      else plan.routes.replace.push(r);
+    }
+    for (const [k, r] of have) if (r.protocol === protocol && !want.has(k)) plan.routes.delete.push(r);
+  }
+
+  if (desired.rules) {
+    const have = new Map<string, KernelRule>();
+    for (const r of kernel.rules) have.set(ruleKey(r), r);
+    const want = new Set<string>();
+    for (const r of desired.rules) {
+      const k = ruleKey(r);
+      if (want.has(k))
+        throw new DataplaneInputError(`rule ${formatRule(r)}`, 'listed twice in the desired state');
+      want.add(k);
+      const cur = have.get(k);
+      if (!cur) plan.rules.add.push(r);
+      else if (cur.protocol !== protocol) {
+        plan.conflicts.push({
+          object: `rule ${formatRule(r)}`,
+          reason: `an identical rule with protocol ${cur.protocol} exists`,
+        });
+      } else unchanged++;
+    }
+    for (const [k, r] of have) if (r.protocol === protocol && !want.has(k)) plan.rules.delete.push(r);
+  }
+
+  if (desired.nexthops) {
+    const have = new Map<number, KernelNexthop>();
+    for (const n of kernel.nexthops) have.set(n.id, n);
+    const want = new Set<number>();
+    for (const n of desired.nexthops) {
+      if (want.has(n.id))
+        throw new DataplaneInputError(`nexthop id ${n.id}`, 'listed twice in the desired state');
+      want.add(n.id);
+      const cur = have.get(n.id);
+      if (!cur) plan.nexthops.add.push(n);
+      else if (cur.protocol !== protocol) {
+        plan.conflicts.push({
+          object: `nexthop id ${n.id}`,
+          reason: `held by protocol ${cur.protocol}; not ours, left alone`,
+        });
+      } else if (nexthopSatisfies(cur, { ...n, protocol })) unchanged++;
+      else plan.nexthops.replace.push(n);
+    }
+    for (const [id, n] of have) if (n.protocol === protocol && !want.has(id)) plan.nexthops.delete.push(n);
+  }
+  return { ...plan, unchanged };
+}
+
+/** Nexthops without groups first (groups reference them); for deletes, groups first. */
+export function orderNexthops<T extends Nexthop>(list: readonly T[], forDelete: boolean): T[] {
+  const singles = list.filter((n) => !n.group);
+  const groups = list.filter((n) => n.group);
+  return forDelete ? [...groups, ...singles] : [...singles, ...groups];
+}
