@@ -58,8 +58,8 @@ export const AFI_IP6 = 2;
 export const SAFI_UNICAST = 1;
 export const SAFI_MPLS_VPN = 128;
 
-export function family(safi: number): Family {
-  return create(FamilySchema, { afi: AFI_IP6, safi });
+export function family(safi: number, afi = AFI_IP6): Family {
+  return create(FamilySchema, { afi, safi });
 }
 export const FAMILY_IPV6_UNICAST = family(SAFI_UNICAST);
 export const FAMILY_VPNV6 = family(SAFI_MPLS_VPN);

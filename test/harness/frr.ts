@@ -1,0 +1,384 @@
+/**
+ * An FRR 8.4 edge router in a lab namespace: zebra + bgpd (dropping privileges to the `frr` user),
+ * an SRv6 /64 locator, one tenant VPN in the default instance, and the work-arounds for the 8.4 quirks
+ * measured in ../shared/research/bgp-srv6-interop.md:
+ *
+ *  - F1: the locator must be a /64 (8.4 advertises a fixed 40/24/16 structure); enforced here.
+ *  - F3: the default instance's VPN SID is not allocated when the config is loaded at start:
+ *        once the locator chunk is there, `no export vpn` / `export vpn` is replayed.
+ *  - F4: `network` statements export as invalid: tenant prefixes are exported with
+ *        `redistribute connected route-map` instead.
+ *  - F5: zebra cannot install FRR's own End.DT6 localsid for the default VRF: installed here by hand.
+ *  - F9: `no bgp ebgp-requires-policy`.
+ *
+ * One instance serves one tenant (FRR 8.4 without VRF devices uses its default instance as the tenant
+ * VRF): two tenants at the edge take two instances.
+ *
+ * ```ts
+ * const frr = await startFrr(lab, { name: 'edge', netns: edge, asn: 65000, routerId: '198.18.0.2',
+ *   neighbors: [{ address: '2001:db8:12::1', asn: 65101 }], locator: 'fc00:0:2::/64',
+ *   tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e0::/64'] }, sidDevice: 'eth0' });
+ * await frr.waitRoute('2001:db8:c0::1/128', { sid: 'fc00:0:1:e000::' });
+ * ```
+ */
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { Daemon } from './daemon.ts';
+import { sh, waitFor } from './exec.ts';
+import type { Lab } from './lab.ts';
+import type { Netns } from './netns.ts';
+import { runLogDir } from './run.ts';
+
+export const FRR_DIR = '/usr/lib/frr';
+
+export interface FrrNeighbor {
+  readonly address: string;
+  readonly asn: number;
+  readonly password?: string;
+  /** Also exchange IPv6 unicast (FRR then advertises its locator and exported prefixes in it). */
+  readonly ipv6Unicast?: boolean;
+}
+
+export interface FrrTenant {
+  /** Route distinguisher of FRR's exported routes, e.g. `65000:100`. */
+  readonly rd: string;
+  /** Route target imported and exported. */
+  readonly rt: string;
+  /** Connected prefixes exported into the VPN (F4: through `redistribute connected`). */
+  readonly exportPrefixes?: readonly string[];
+}
+
+export interface FrrOptions {
+  /** Names the daemons' logs and the run directory. */
+  readonly name: string;
+  readonly netns: Netns;
+  readonly asn: number;
+  readonly routerId: string;
+  readonly neighbors: readonly FrrNeighbor[];
+  /** The SRv6 locator: must be a /64 on FRR 8.4 (F1). */
+  readonly locator: string;
+  readonly tenant: FrrTenant;
+  /** Interface the hand-installed End.DT6 localsid points at (F5), e.g. the uplink. */
+  readonly sidDevice: string;
+  /** Announce the locator as IPv6 unicast to neighbours with `ipv6Unicast` (a static blackhole + network). */
+  readonly announceLocator?: boolean;
+  /** Extra bgpd configuration lines appended inside `router bgp`. */
+  readonly bgpExtra?: readonly string[];
+  readonly readyTimeoutMs?: number;
+}
+
+export interface WaitRouteOptions {
+  /** Expect `encap seg6 ... segs [ SID ]` with this SID. */
+  readonly sid?: string;
+  /** Wait for the route to be absent instead. */
+  readonly absent?: boolean;
+  readonly timeoutMs?: number;
+}
+
+interface KernelRoute {
+  readonly dst: string;
+  readonly encap?: string;
+  readonly segs?: readonly string[];
+  readonly protocol?: string;
+}
+
+export class Frr {
+  readonly options: FrrOptions;
+  readonly dir: string;
+  readonly lab: Lab;
+  #zebra: Daemon | undefined;
+  #bgpd: Daemon | undefined;
+  #sid: string | undefined;
+
+  constructor(lab: Lab, options: FrrOptions) {
+    this.lab = lab;
+    this.options = options;
+    this.dir = `${runLogDir()}/frr-${options.name}`;
+  }
+
+  get netns(): Netns {
+    return this.options.netns;
+  }
+
+  /** FRR's own VPN SID (after F3), e.g. `fc00:0:2:0:100::`. */
+  get sid(): string {
+    if (!this.#sid) throw new Error(`FRR ${this.options.name}: not started`);
+    return this.#sid;
+  }
+
+  get bgpd(): Daemon | undefined {
+    return this.#bgpd;
+  }
+
+  zebraConfig(): string {
+    return [
+      `hostname ${this.options.name}`,
+      'segment-routing',
+      ' srv6',
+      '  locators',
+      '   locator main',
+      `    prefix ${this.options.locator}`,
+      '   exit',
+      '  exit',
+      ' exit',
+      'exit',
+      '',
+    ].join('\n');
+  }
+
+  bgpdConfig(): string {
+    const o = this.options;
+    const lines = [
+      `hostname ${o.name}`,
+      `router bgp ${o.asn}`,
+      ` bgp router-id ${o.routerId}`,
+      ' no bgp ebgp-requires-policy',
+      ' no bgp default ipv4-unicast',
+      ' no bgp network import-check',
+    ];
+    for (const n of o.neighbors) {
+      lines.push(` neighbor ${n.address} remote-as ${n.asn}`);
+      lines.push(` neighbor ${n.address} timers connect 1`);
+      if (n.password) lines.push(` neighbor ${n.address} password ${n.password}`);
+    }
+    lines.push(' segment-routing srv6', '  locator main', ' exit');
+    lines.push(' address-family ipv6 unicast');
+    if ((o.tenant.exportPrefixes ?? []).length > 0)
+      lines.push('  redistribute connected route-map SEGMESH-EXPORT');
+    if (o.announceLocator) lines.push(`  network ${o.locator}`);
+    lines.push(
+      '  sid vpn export auto',
+      `  rd vpn export ${o.tenant.rd}`,
+      `  rt vpn both ${o.tenant.rt}`,
+      '  import vpn',
+      '  export vpn',
+    );
+    for (const n of o.neighbors) if (n.ipv6Unicast) lines.push(`  neighbor ${n.address} activate`);
+    lines.push(' exit-address-family', ' address-family ipv6 vpn');
+    for (const n of o.neighbors) lines.push(`  neighbor ${n.address} activate`);
+    lines.push(' exit-address-family');
+    for (const l of o.bgpExtra ?? []) lines.push(` ${l}`);
+    lines.push('exit');
+    (o.tenant.exportPrefixes ?? []).forEach((p, i) => {
+      lines.push(`ipv6 prefix-list SEGMESH-EXPORT seq ${5 * (i + 1)} permit ${p}`);
+    });
+    lines.push(
+      'route-map SEGMESH-EXPORT permit 10',
+      ' match ipv6 address prefix-list SEGMESH-EXPORT',
+      'exit',
+      '',
+    );
+    return lines.join('\n');
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    if (!/\/64$/.test(o.locator)) {
+      throw new Error(
+        `FRR 8.4 fixture: locator ${o.locator} must be a /64 (quirk F1: 8.4 advertises 40/24/16)`,
+      );
+    }
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const frr = userInfo().uid === 0 ? await frrIds() : undefined;
+    writeFileSync(`${this.dir}/zebra.conf`, this.zebraConfig());
+    writeFileSync(`${this.dir}/bgpd.conf`, this.bgpdConfig());
+    if (frr) {
+      chownSync(this.dir, frr.uid, frr.gid);
+      chownSync(`${this.dir}/zebra.conf`, frr.uid, frr.gid);
+      chownSync(`${this.dir}/bgpd.conf`, frr.uid, frr.gid);
+    }
+    await o.netns.sysctl('net.ipv6.conf.all.forwarding', '1');
+    await o.netns.sysctl('net.ipv6.conf.all.seg6_enabled', '1');
+    await o.netns.sysctl('net.ipv6.conf.default.seg6_enabled', '1');
+    if (o.announceLocator) {
+      // What `network` announces must be in the RIB: the locator, as a blackhole in the kernel.
+      await o.netns.ip('-6', 'route', 'replace', 'blackhole', o.locator, 'metric', '4000');
+    }
+    await this.#startDaemons();
+    await this.#allocateSid();
+  }
+
+  async #startDaemons(): Promise<void> {
+    const common = (d: string) => [
+      '-i',
+      `${this.dir}/${d}.pid`,
+      '-z',
+      `${this.dir}/zserv.api`,
+      '--vty_socket',
+      this.dir,
+      '-f',
+      `${this.dir}/${d}.conf`,
+      '-P',
+      '0',
+      '--log',
+      'stdout',
+    ];
+    const vtyReady = (d: string) => async () =>
+      (await sh('test', ['-S', `${this.dir}/${d}.vty`], { allowFail: true })).code === 0;
+    this.#zebra = await this.lab.daemon({
+      name: `frr-${this.options.name}-zebra`,
+      command: `${FRR_DIR}/zebra`,
+      args: common('zebra'),
+      netns: this.options.netns,
+      ready: vtyReady('zebra'),
+      readyTimeoutMs: this.options.readyTimeoutMs ?? 15_000,
+    });
+    this.#bgpd = await this.lab.daemon({
+      name: `frr-${this.options.name}-bgpd`,
+      command: `${FRR_DIR}/bgpd`,
+      args: common('bgpd'),
+      netns: this.options.netns,
+      ready: vtyReady('bgpd'),
+      readyTimeoutMs: this.options.readyTimeoutMs ?? 15_000,
+    });
+  }
+
+  /** F3 (SID allocation replayed once the locator chunk arrived) and F5 (localsid by hand). */
+  async #allocateSid(): Promise<void> {
+    const o = this.options;
+    const prefix = o.locator.toLowerCase();
+    await waitFor(async () => (await this.vtysh('show bgp segment-routing srv6')).includes(prefix), {
+      timeoutMs: 15_000,
+      what: `FRR ${o.name}: locator chunk ${prefix} in bgpd`,
+    });
+    let sid: string | undefined;
+    for (let attempt = 0; attempt < 3 && !sid; attempt++) {
+      await this.vtysh(
+        'configure terminal',
+        `router bgp ${o.asn}`,
+        'address-family ipv6 unicast',
+        'no export vpn',
+        'export vpn',
+      );
+      try {
+        await waitFor(
+          async () => {
+            const m = /tovpn_sid:\s*([0-9a-f:]+)/i.exec(await this.vtysh('show bgp segment-routing srv6'));
+            sid = m?.[1];
+            return sid !== undefined;
+          },
+          { timeoutMs: 5_000, what: `FRR ${o.name}: tovpn_sid allocated (F3)` },
+        );
+      } catch (e) {
+        if (attempt === 2) throw e;
+      }
+    }
+    this.#sid = sid!;
+    await o.netns.ip(
+      '-6',
+      'route',
+      'replace',
+      `${this.#sid}/128`,
+      'encap',
+      'seg6local',
+      'action',
+      'End.DT6',
+      'table',
+      '254',
+      'dev',
+      o.sidDevice,
+    );
+  }
+
+  /** Runs vtysh commands against this instance; returns stdout. */
+  async vtysh(...commands: string[]): Promise<string> {
+    const args = ['--vty_socket', this.dir];
+    for (const c of commands) args.push('-c', c);
+    const out = await sh('vtysh', args, { netns: this.options.netns.name, timeoutMs: 30_000 });
+    return out.stdout;
+  }
+
+  async vtyshJson<T = unknown>(command: string): Promise<T> {
+    const out = await this.vtysh(command);
+    return JSON.parse(out || '{}') as T;
+  }
+
+  /** Kernel IPv6 routes of the FRR namespace (main table), as `ip -j` gives them. */
+  async kernelRoutes(): Promise<KernelRoute[]> {
+    return this.options.netns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main');
+  }
+
+  /** Number of kernel routes zebra installed with a seg6 encapsulation. */
+  async seg6RouteCount(): Promise<number> {
+    const out = await sh('ip', ['-n', this.options.netns.name, '-6', 'route', 'show', 'proto', 'bgp'], {
+      timeoutMs: 60_000,
+    });
+    let n = 0;
+    for (const line of out.stdout.split('\n')) if (line.includes('encap seg6 ')) n++;
+    return n;
+  }
+
+  /** Number of VPNv6 paths in bgpd (all RDs). */
+  async vpnPathCount(): Promise<number> {
+    const out = await this.vtysh('show bgp ipv6 vpn summary json');
+    const j = JSON.parse(out || '{}') as { ipv6Vpn?: { peers?: Record<string, { pfxRcd?: number }> } };
+    let n = 0;
+    for (const p of Object.values(j.ipv6Vpn?.peers ?? {})) n += p.pfxRcd ?? 0;
+    return n;
+  }
+
+  /** The kernel route of `prefix` (exact), if any. */
+  async kernelRoute(prefix: string): Promise<KernelRoute | undefined> {
+    const routes = await this.options.netns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'exact', prefix);
+    return routes[0];
+  }
+
+  /** Waits until zebra installed (or removed) the seg6 route of `prefix` in the kernel. */
+  async waitRoute(prefix: string, opts: WaitRouteOptions = {}): Promise<void> {
+    const dst = prefix.endsWith('/128') ? prefix.slice(0, -4) : prefix;
+    let last: KernelRoute | undefined;
+    await waitFor(
+      async () => {
+        last = await this.kernelRoute(prefix);
+        if (opts.absent) return last === undefined;
+        if (last?.encap !== 'seg6') return false;
+        return opts.sid === undefined || (last.segs ?? []).includes(opts.sid);
+      },
+      {
+        timeoutMs: opts.timeoutMs ?? 20_000,
+        what: `FRR ${this.options.name}: kernel route ${dst} ${opts.absent ? 'absent' : `via seg6 ${opts.sid ?? ''}`} (last: ${JSON.stringify(last)})`,
+      },
+    );
+  }
+
+  /** Waits until the BGP session with `address` is Established (or not). */
+  async waitSession(address: string, established = true, timeoutMs = 30_000): Promise<void> {
+    await waitFor(
+      async () => {
+        const j = await this.vtyshJson<Record<string, { bgpState?: string }>>(
+          `show bgp neighbors ${address} json`,
+        );
+        return (j[address]?.bgpState === 'Established') === established;
+      },
+      { timeoutMs, what: `FRR ${this.options.name}: session with ${address} ${established ? 'up' : 'down'}` },
+    );
+  }
+
+  /** Stops bgpd and zebra (routes zebra installed are removed with it). */
+  async stop(): Promise<void> {
+    await this.#bgpd?.stop();
+    await this.#zebra?.stop();
+  }
+
+  /** Stops and starts again with the same configuration (and replays F3/F5). */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.#startDaemons();
+    await this.#allocateSid();
+  }
+}
+
+async function frrIds(): Promise<{ uid: number; gid: number }> {
+  const out = await sh('id', ['frr'], { allowFail: true });
+  const uid = /uid=(\d+)/.exec(out.stdout)?.[1];
+  const gid = /gid=(\d+)/.exec(out.stdout)?.[1];
+  if (!uid || !gid) throw new Error('FRR fixture: no `frr` user; install FRR (apt-get install frr)');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** Starts an FRR 8.4 edge in `opts.netns`; the lab stops it at teardown. */
+export async function startFrr(lab: Lab, opts: FrrOptions): Promise<Frr> {
+  const frr = new Frr(lab, opts);
+  await frr.start();
+  return frr;
+}
