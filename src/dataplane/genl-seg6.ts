@@ -45,7 +45,7 @@ export function buildGetFamily(name: string): Buffer {
   const w = new NlWriter(64);
   const m = w.beginMessage(GENL_ID_CTRL, NLM_F_REQUEST);
   w.u8(CTRL_CMD_GETFAMILY);
-  w.u8(1);
+  w.u8(0); // version, as iproute2 sends it
   w.u16(0);
   w.attrString(CTRL_ATTR_FAMILY_NAME, name);
   w.endMessage(m);
