@@ -54,6 +54,8 @@ export interface SidEntry {
 export interface TenantSidRequest {
   readonly name: string;
   readonly id: number;
+  /** The edge reaches the tenant through one aggregate per host: allocate the forward SID. */
+  readonly aggregate?: boolean;
 }
 
 export interface NetworkFunctionSidRequest {
@@ -230,10 +232,12 @@ export function allocateHostSids(req: SidRequest): HostSids {
       t.name,
       make('tenantDelivery', `dt6:${t.name}`, t.id, 'End.DT6', { tenant: t.name, table: tables.delivery }),
     );
-    tenantForward.set(
-      t.name,
-      make('tenantForward', `fwd:${t.name}`, t.id, 'End.DT6', { tenant: t.name, table: tables.forward }),
-    );
+    if (t.aggregate) {
+      tenantForward.set(
+        t.name,
+        make('tenantForward', `fwd:${t.name}`, t.id, 'End.DT6', { tenant: t.name, table: tables.forward }),
+      );
+    }
     // IPv4 tenants need VRF devices (End.DT4/DT46 take only `vrftable`): allocated where the kernel has them.
     if (!unsupportedReason('End.DT46', req.capabilities)) {
       tenantDt4.set(t.name, make('tenantDt4', `dt4:${t.name}`, t.id, 'End.DT4', { tenant: t.name }));

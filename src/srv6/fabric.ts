@@ -319,7 +319,11 @@ export function buildFabricView(input: FabricInput): FabricView {
       locator,
       structure,
       capabilities,
-      tenants: [...tenants.values()].map((t) => ({ name: t.name, id: t.id })),
+      tenants: [...tenants.values()].map((t) => ({
+        name: t.name,
+        id: t.id,
+        aggregate: t.edgeMode === 'aggregate',
+      })),
       networkFunctions: [...nfInputs.values()]
         .filter((n) => n.host === h.name)
         .map((n) => ({
