@@ -70,6 +70,20 @@ export class Liveness {
     return { host, from, to: 'alive', reason: 'heard' };
   }
 
+  /**
+   * A host known only second-hand (its record came through anti-entropy): suspect from now on, dead
+   * after the remaining `deadAfterMs - suspectAfterMs` unless heard.
+   */
+  learned(host: string, now: number): Transition | undefined {
+    if (this.#hosts.has(host)) return undefined;
+    this.#hosts.set(host, {
+      state: 'suspect',
+      lastHeard: now - this.options.suspectAfterMs,
+      lastProbeOk: undefined,
+    });
+    return { host, from: undefined, to: 'suspect', reason: 'silent' };
+  }
+
   /** Advances time: alive -> suspect -> dead by silence. */
   tick(now: number): Transition[] {
     const out: Transition[] = [];

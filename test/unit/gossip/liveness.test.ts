@@ -60,3 +60,14 @@ describe('Liveness', () => {
     expect(() => new Liveness({ suspectAfterMs: 2_000, deadAfterMs: 1_000 })).toThrow(LivenessError);
   });
 });
+
+describe('Liveness.learned', () => {
+  it('a second-hand host starts suspect and dies after the rest of the dead interval', () => {
+    const l = new Liveness(opts);
+    expect(l.learned('h', 1_000)?.to).toBe('suspect');
+    expect(l.learned('h', 1_001)).toBeUndefined();
+    expect(l.tick(1_699)).toEqual([]);
+    expect(l.tick(1_700)).toEqual([{ host: 'h', from: 'suspect', to: 'dead', reason: 'silent' }]);
+    expect(l.heard('h', 1_800)?.to).toBe('alive');
+  });
+});
