@@ -44,6 +44,8 @@ export interface VpnAdvert {
   readonly structure: SidStructure;
   readonly routeTargets: readonly RouteTarget[];
   readonly nextHop: Ipv6Address;
+  /** Overrides the component's transposition setting for this route. */
+  readonly transposition?: boolean;
 }
 
 /** Identity of an advertised or learned VPN route: RD and prefix (what BGP keys a VPN route by). */
@@ -76,7 +78,7 @@ export function encodeAdvertSid(
 
 /** The GoBGP path of a VPN advert. `extCommunities` may be pre-packed once per tenant. */
 export function advertToPath(advert: VpnAdvert, transposition: boolean, extCommunities?: Any): Path {
-  const { prefixSid, label } = encodeAdvertSid(advert, transposition);
+  const { prefixSid, label } = encodeAdvertSid(advert, advert.transposition ?? transposition);
   return vpnPathToApi({
     rd: advert.rd,
     prefix: advert.prefix,

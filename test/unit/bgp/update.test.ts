@@ -18,7 +18,12 @@ import {
 } from '../../../src/bgp/update.ts';
 import { hex } from '../../../src/bgp/wire.ts';
 import { formatIpv6, parseIpv6 } from '../../../src/srv6/address.ts';
-import { UPDATE_FRR, UPDATE_GOBGP_FULL, UPDATE_GOBGP_TRANSPOSED } from './vectors.ts';
+import {
+  CAPTURED_GOBGP_UPDATE_MESSAGE,
+  UPDATE_FRR,
+  UPDATE_GOBGP_FULL,
+  UPDATE_GOBGP_TRANSPOSED,
+} from './vectors.ts';
 
 function attr<K extends PathAttribute['kind']>(
   u: UpdateMessage,
@@ -30,7 +35,7 @@ function attr<K extends PathAttribute['kind']>(
 }
 
 describe('UPDATE decoding of the documented encodings (docs/edge/)', () => {
-  it('GoBGP -> FRR, transposed: label 0xE0000, RD 65000:100, 2001:db8:c0::1/128, RT 65000:100', () => {
+  it('GoBGP -> FRR, transposed: label 0xE0000, RD 65101:100, 2001:db8:c0::1/128, RT 65000:100', () => {
     const u = decodeUpdate(UPDATE_GOBGP_TRANSPOSED);
     const reach = attr(u, 'mp-reach');
     expect([reach.afi, reach.safi]).toEqual([2, 128]);
@@ -39,8 +44,7 @@ describe('UPDATE decoding of the documented encodings (docs/edge/)', () => {
     const n = reach.nlri[0]!;
     if (n.kind !== 'vpn') throw new Error('not vpn');
     expect(n.labels.map(labelValue)).toEqual([0xe0000]);
-    // The research notes' wire dump carries RD 0000 fde8 00000064 = 65000:100 (their prose says 65101:100).
-    expect(formatRd(n.rd)).toBe('65000:100');
+    expect(formatRd(n.rd)).toBe('65101:100');
     expect(formatIpv6(n.prefix.address)).toBe('2001:db8:c0::1');
     expect(n.prefix.length).toBe(128);
     expect(attr(u, 'ext-communities').communities).toEqual([
@@ -101,6 +105,25 @@ describe('UPDATE decoding of the documented encodings (docs/edge/)', () => {
     const un = attr(u, 'mp-unreach');
     expect(un.nlri[0]).toMatchObject({ kind: 'vpn', labels: [0x800000] });
     expect(hex(encodeUpdate(u))).toBe(hex(body));
+  });
+
+  it('decodes the whole UPDATE message captured from GoBGP by the system test, and re-encodes it', () => {
+    const [msg, next] = decodeBgpMessage(CAPTURED_GOBGP_UPDATE_MESSAGE);
+    expect(next).toBe(CAPTURED_GOBGP_UPDATE_MESSAGE.length);
+    expect(msg.type).toBe(BgpMessageType.Update);
+    const u = decodeUpdate(msg.body);
+    expect(u.attributes.map((a) => a.kind)).toEqual([
+      'origin',
+      'as-path',
+      'mp-reach',
+      'ext-communities',
+      'prefix-sid',
+    ]);
+    const n = attr(u, 'mp-reach').nlri[0]!;
+    expect(
+      n.kind === 'vpn' && [labelValue(n.labels[0]!), formatRd(n.rd), formatIpv6(n.prefix.address)],
+    ).toEqual([0xe0000, '65101:100', '2001:db8:c1::1']);
+    expect(hex(encodeBgpMessage(msg.type, encodeUpdate(u)))).toBe(hex(CAPTURED_GOBGP_UPDATE_MESSAGE));
   });
 
   it('parses and formats route distinguishers of the three types', () => {

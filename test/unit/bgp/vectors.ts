@@ -4,6 +4,8 @@
  * The research notes give the MP_REACH_NLRI, extended communities and Prefix-SID attributes
  * byte for byte; ORIGIN and AS_PATH are added here in the form both daemons send them, to make a
  * complete UPDATE. FRR's link-local next hop was elided in the notes ("fe80::…"): fe80::2 stands in.
+ * The notes' hex of GoBGP's NLRI shows RD 0000fde8... (65000:100) while their prose says 65101:100;
+ * the capture below (test/system/bgp/frr-interop.test.ts) shows 65101:100 (0000fe4d...), used here.
  */
 import { fromHex } from '../../../src/bgp/wire.ts';
 
@@ -29,13 +31,13 @@ export const FRR_PREFIX_SID = fromHex(`
 export const GOBGP_MP_REACH_TRANSPOSED = fromHex(`
   80 0e 39
   0002 80 | 18 | 0000000000000000 20010db8001200000000000000000001 | 00 |
-  d8 | e00001 | 0000 fde8 00000064 | 20010db800c000000000000000000001`);
+  d8 | e00001 | 0000 fe4d 00000064 | 20010db800c000000000000000000001`);
 
 /** The same with the full SID: label 3. */
 export const GOBGP_MP_REACH_FULL = fromHex(`
   80 0e 39
   0002 80 | 18 | 0000000000000000 20010db8001200000000000000000001 | 00 |
-  d8 | 000031 | 0000 fde8 00000064 | 20010db800c000000000000000000001`);
+  d8 | 000031 | 0000 fe4d 00000064 | 20010db800c000000000000000000001`);
 
 /** MP_REACH_NLRI, FRR -> GoBGP: two next hops (global + link-local), label 4096 with TC=1. */
 export const FRR_MP_REACH = fromHex(`
@@ -90,3 +92,17 @@ export const UPDATE_FRR = update(
   RT_65000_100,
   attr(0xc0, 40, FRR_PREFIX_SID),
 );
+
+/**
+ * A whole BGP UPDATE message captured on the host-edge link by the system test
+ * (tcpdump + `tshark -T fields -e tcp.payload`), GoBGP 3.10 -> FRR 8.4, transposed:
+ * 2001:db8:c1::1/128, RD 65101:100, label 0xE0000, RT 65000:100, SID fc00:0:1:: End.DT6 32/16/16/0 tl 16 @ 48.
+ */
+export const CAPTURED_GOBGP_UPDATE_MESSAGE = fromHex(`
+  ffffffffffffffffffffffffffffffff 0093 02 0000 007c
+  40 01 01 00
+  40 02 06 02 01 0000fe4d
+  80 0e 39 0002 80 18 0000000000000000 20010db8001200000000000000000001 00
+           d8 e00001 0000fe4d00000064 20010db800c100000000000000000001
+  c0 10 08 0002fde800000064
+  c0 28 25 05 0022 00 01 001e 00 fc000000000100000000000000000000 00 0012 00 01 0006 201010001030`);
