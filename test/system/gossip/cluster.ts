@@ -55,11 +55,14 @@ export async function startCluster(
 export class Expected {
   readonly workloads = new Map<string, { hostId: string; address: string }>();
   readonly hosts = new Set<string>();
+  /** Keys of operator records (tenant/…, policy/…, hmac/…) expected live. */
+  readonly fabric = new Set<string>();
 
   liveKeys(): string[] {
     return [
       ...[...this.hosts].map((h) => `host/${h}`),
       ...[...this.workloads].map(([id, w]) => `workload/${w.hostId}/${id}`),
+      ...this.fabric,
     ].sort();
   }
 }
