@@ -150,7 +150,7 @@ class HostContext {
   readonly denyDestinations: readonly Ipv6Prefix[];
   readonly mtu: number;
   /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
-  readonly #deliverySegments = new Map<string, readonly Ipv6Address[]>();
+  readonly #deliverySegments = new Map<string, Map<string, readonly Ipv6Address[]>>();
 
   constructor(view: FabricView, hostName: string) {
     const host = view.hosts.get(hostName);
@@ -177,13 +177,18 @@ class HostContext {
   }
 
   deliverySegments(hostName: string, tenant: string): readonly Ipv6Address[] {
-    const key = `${hostName}\u0000${tenant}`;
-    let segs = this.#deliverySegments.get(key);
+    // Hot path (once per remote workload): two map lookups, no string building.
+    let byTenant = this.#deliverySegments.get(hostName);
+    if (!byTenant) {
+      byTenant = new Map();
+      this.#deliverySegments.set(hostName, byTenant);
+    }
+    let segs = byTenant.get(tenant);
     if (!segs) {
       const sid = this.view.hosts.get(hostName)?.sids.tenantDelivery.get(tenant);
       if (!sid) throw new PathComputeError(`host ${hostName} has no delivery SID for tenant ${tenant}`);
       segs = Object.freeze([sid.sid]);
-      this.#deliverySegments.set(key, segs);
+      byTenant.set(tenant, segs);
     }
     return segs;
   }
@@ -235,18 +240,20 @@ function encapRoute(
   reason: string,
 ): EncapRoute {
   const hmacKeyId = ctx.view.hmacKeyId;
-  return {
+  // Built field by field rather than with conditional spreads: this runs once per route.
+  const route: { -readonly [K in keyof EncapRoute]: EncapRoute[K] } = {
     kind: 'encap',
     key: routeKey(table, prefix, from),
     table,
     prefix,
-    ...(from ? { from } : {}),
     tenant,
     mode: ctx.encapMode(segments, hmacKeyId !== undefined),
     segments,
-    ...(hmacKeyId !== undefined ? { hmacKeyId } : {}),
     reason,
   };
+  if (from) route.from = from;
+  if (hmacKeyId !== undefined) route.hmacKeyId = hmacKeyId;
+  return route;
 }
 
 function deliverRoute(table: number, w: WorkloadView, from?: Ipv6Prefix): DeliverRoute {
@@ -578,12 +585,20 @@ export class HostPathComputer {
   #view: FabricView;
   #ctx: HostContext;
   #objects: Map<string, PlannedObject>;
+  /** Local workloads and functions per tenant: tells in O(1) whether a change (de)activates a tenant. */
+  readonly #localCount = new Map<string, number>();
 
   constructor(view: FabricView, host: string) {
     this.host = host;
     this.#view = view;
     this.#ctx = new HostContext(view, host);
     this.#objects = new Map(computeHostPlan(view, host).objects);
+    for (const w of view.workloads.values()) if (w.host === host) this.#count(w.tenant, 1);
+    for (const n of view.networkFunctions.values()) if (n.host === host) this.#count(n.tenant, 1);
+  }
+
+  #count(tenant: string, by: number): void {
+    this.#localCount.set(tenant, (this.#localCount.get(tenant) ?? 0) + by);
   }
 
   get objects(): ReadonlyMap<string, PlannedObject> {
@@ -616,8 +631,11 @@ export class HostPathComputer {
     if (next) this.#view.workloads.set(id, next);
     else this.#view.workloads.delete(id);
 
-    const touchesHost = old?.host === this.host || next?.host === this.host;
-    if (touchesHost && !sameSet(this.#ctx.activeTenants, activeTenants(this.#view, this.host))) {
+    if (old?.host === this.host) this.#count(old.tenant, -1);
+    if (next?.host === this.host) this.#count(next.tenant, 1);
+    const flips = (t: string | undefined) =>
+      t !== undefined && (this.#localCount.get(t) ?? 0) > 0 !== this.#ctx.activeTenants.has(t);
+    if (flips(old?.tenant) || flips(next?.tenant)) {
       this.#ctx = new HostContext(this.#view, this.host);
       const fresh = new Map(computeHostPlan(this.#view, this.host).objects);
       const delta = diffPlans(this.#objects, fresh);
@@ -632,12 +650,6 @@ export class HostPathComputer {
     for (const o of delta.changed) this.#objects.set(o.key, o);
     return delta;
   }
-}
-
-function sameSet<T>(a: ReadonlySet<T>, b: ReadonlySet<T>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
 }
 
 export function isRoute(o: PlannedObject): o is PlannedRoute {
