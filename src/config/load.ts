@@ -108,9 +108,14 @@ export function parseConfig(text: string, file: string, expect?: readonly Config
         const message =
           issue.code === 'unrecognized_keys'
             ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}; check the spelling against docs/configuration.md`
-            : value === undefined && issue.code === 'invalid_type'
-              ? `required: ${issue.message}`
-              : issue.message;
+            : issue.code === 'invalid_type' && value === undefined
+              ? `missing: this key is required (${issue.expected})`
+              : issue.code === 'invalid_type' &&
+                  issue.expected === 'string' &&
+                  value !== null &&
+                  typeof value === 'object'
+                ? 'expected text, got a mapping: quote IPv6 addresses inside [...] and {...}, where YAML reads a trailing "::" as a key'
+                : issue.message;
         return {
           key: keyText(issue.path),
           message,
