@@ -12,15 +12,20 @@ if [[ ! -f "$gobgp_src/gobgp.proto" ]]; then
   echo "build: install them with 'apt-get install golang-github-osrg-gobgp-dev' or set SEGMESH_GOBGP_PROTO_DIR" >&2
   exit 1
 fi
-rm -rf build/proto/gobgp src/gen
-mkdir -p build/proto/gobgp src/gen
+rm -rf build/proto/gobgp build/gen
+mkdir -p build/proto/gobgp build/gen
 cp "$gobgp_src"/*.proto build/proto/gobgp/
 
-buf generate --template buf.gen.yaml
-buf generate build/proto/gobgp --template buf.gen.yaml -o src/gen/gobgp-root >/dev/null
-# `-o` nests the template's `out`; flatten to src/gen/gobgp.
-mv src/gen/gobgp-root/src/gen src/gen/gobgp
-rm -rf src/gen/gobgp-root
+# Generate into build/gen, then swap it in: tests running meanwhile never see a half-written src/gen.
+buf generate --template buf.gen.yaml -o build/gen/ours
+buf generate build/proto/gobgp --template buf.gen.yaml -o build/gen/gobgp
+mkdir -p build/gen/all
+mv build/gen/ours/src/gen/* build/gen/all/
+mv build/gen/gobgp/src/gen build/gen/all/gobgp
+rm -rf src/gen.old
+[[ -d src/gen ]] && mv src/gen src/gen.old
+mv build/gen/all src/gen
+rm -rf src/gen.old build/gen
 
 tsc -p tsconfig.build.json
 # Generated code is JavaScript with declarations (protobuf-es emits TS enums otherwise, which Node's
