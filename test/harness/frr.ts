@@ -308,12 +308,13 @@ export class Frr {
     return n;
   }
 
-  /** Number of VPNv6 paths in bgpd (all RDs). */
+  /** Number of VPNv6 prefixes received from all neighbours (`pfxRcd` summed). */
   async vpnPathCount(): Promise<number> {
     const out = await this.vtysh('show bgp ipv6 vpn summary json');
-    const j = JSON.parse(out || '{}') as { ipv6Vpn?: { peers?: Record<string, { pfxRcd?: number }> } };
+    type Peers = { peers?: Record<string, { pfxRcd?: number }> };
+    const j = JSON.parse(out || '{}') as Peers & { ipv6Vpn?: Peers };
     let n = 0;
-    for (const p of Object.values(j.ipv6Vpn?.peers ?? {})) n += p.pfxRcd ?? 0;
+    for (const p of Object.values(j.peers ?? j.ipv6Vpn?.peers ?? {})) n += p.pfxRcd ?? 0;
     return n;
   }
 

@@ -58,7 +58,7 @@ export async function programHost(h: HostSpec, edgeAddress: string, edgeLocator:
   await h.ns.ip(
     '-6',
     'route',
-    'add',
+    'replace',
     `${h.sid}/128`,
     'encap',
     'seg6local',
