@@ -153,6 +153,7 @@ export function fabricInputFromSpec(spec: FabricSpec | TopologySpec): FabricInpu
       prefixes: t.prefixes.map(parsePrefix),
       ...(t.routeTarget ? { routeTarget: t.routeTarget } : {}),
       edgeMode: t.edgeMode,
+      ipv4: t.ipv4,
     })),
     workloads: spec.workloads.map((w) => ({
       id: w.name,

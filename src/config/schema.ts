@@ -91,6 +91,7 @@ const tenant = z
       .min(1, { message: 'give the tenant at least one prefix for its workloads' }),
     routeTarget: routeTarget.optional(),
     edgeMode: z.enum(['per-workload', 'aggregate']).default('per-workload'),
+    ipv4: z.boolean().default(false),
   })
   .strict();
 

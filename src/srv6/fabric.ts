@@ -17,7 +17,7 @@ import {
   prefixesOverlap,
 } from './address.ts';
 import { allocateHostSids, type HostSids } from './allocator.ts';
-import { type HostCapabilities, LINUX_WITHOUT_VRF } from './behavior.ts';
+import { type HostCapabilities, LINUX_WITHOUT_VRF, unsupportedReason } from './behavior.ts';
 import { hashHex8 } from './hash.ts';
 import { allocateAddress } from './ipam.ts';
 import { checkLocatorsDisjoint, deriveLocators } from './locator.ts';
@@ -61,6 +61,8 @@ export interface TenantInput {
   readonly routeTarget?: string;
   /** How the edge reaches this tenant: a route per workload, or one aggregate per host. */
   readonly edgeMode?: 'per-workload' | 'aggregate';
+  /** The tenant also carries IPv4: its hosts need End.DT46, hence Linux VRF devices. */
+  readonly ipv4?: boolean;
 }
 
 export interface WorkloadInput {
@@ -139,6 +141,7 @@ export interface TenantView {
   readonly prefixes: readonly Ipv6Prefix[];
   readonly routeTarget?: string;
   readonly edgeMode: 'per-workload' | 'aggregate';
+  readonly ipv4: boolean;
   readonly tables: TenantTables;
 }
 
@@ -267,6 +270,7 @@ export function buildFabricView(input: FabricInput): FabricView {
       prefixes: t.prefixes,
       ...(t.routeTarget !== undefined ? { routeTarget: t.routeTarget } : {}),
       edgeMode: t.edgeMode ?? 'per-workload',
+      ipv4: t.ipv4 ?? false,
       tables: tenantTables(t.id),
     });
   }
@@ -394,6 +398,12 @@ export function buildFabricView(input: FabricInput): FabricView {
     const tenant = tenants.get(w.tenant);
     if (!tenant)
       throw new FabricError(`workload ${w.id} is in unknown tenant ${w.tenant}; define the tenant first`);
+    const why = tenant.ipv4 ? unsupportedReason('End.DT46', hosts.get(w.host)!.capabilities) : undefined;
+    if (why) {
+      throw new FabricError(
+        `workload ${w.id} of IPv4 tenant ${tenant.name} cannot run on host ${w.host}: ${why}`,
+      );
+    }
     if (w.address !== undefined) {
       if (!tenant.prefixes.some((p) => prefixContains(p, w.address!))) {
         throw new FabricError(

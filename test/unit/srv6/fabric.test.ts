@@ -98,6 +98,10 @@ describe('fabric validation', () => {
     expect(unsupportedReason('End.DT46', { vrf: true, hmac: true })).toBeUndefined();
     const view = buildFabricView(base);
     expect(view.hosts.get('h1')!.sids.tenantDt46.size).toBe(0);
+    const ipv4 = { ...base, tenants: base.tenants.map((t) => ({ ...t, ipv4: true })) };
+    expect(() => buildFabricView(ipv4)).toThrow(
+      /IPv4 tenant blue cannot run on host h1: End.DT46 needs Linux VRF devices \(CONFIG_NET_VRF\)/,
+    );
     const vrf = buildFabricView({
       ...base,
       hosts: base.hosts.map((h) => ({ ...h, capabilities: { vrf: true, hmac: true } })),

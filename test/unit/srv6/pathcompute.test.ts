@@ -110,7 +110,7 @@ describe('path computation properties', () => {
                 dst.address,
                 src.address,
               );
-              if (!route || route.kind !== 'encap' || !route.reason.startsWith(`policy ${p.name} `)) continue;
+              if (route?.kind !== 'encap' || !route.reason.startsWith(`policy ${p.name} `)) continue;
               let encap: EncapRoute = route;
               const seen: string[] = [];
               for (let hops = 0; hops < 10; hops++) {
