@@ -332,6 +332,18 @@ export class LinuxDataplane implements Dataplane {
     });
   }
 
+  private async resolveNexthops(list: readonly Nexthop[]): Promise<Nexthop[]> {
+    if (!list.some((n) => n.dev !== undefined)) return list as Nexthop[];
+    const idx = await this.linkIndexes();
+    return list.map((n) => {
+      if (n.dev === undefined) return n;
+      const oif = idx.get(n.dev);
+      if (oif === undefined)
+        throw new DataplaneInputError(`nexthop id ${n.id}`, `no device ${n.dev} in this namespace`);
+      return { ...n, oif };
+    });
+  }
+
   private routeItems(op: WriteOp, routes: readonly Route[]): BatchItem[] {
     return routes.map((r0) => {
       const r = r0.protocol === undefined ? { ...r0, protocol: this.protocol } : r0;
@@ -474,12 +486,17 @@ export class LinuxDataplane implements Dataplane {
     for (const r of desired.rules ?? []) validateRule(r);
     for (const n of desired.nexthops ?? []) validateNexthop(n, this.ctx);
     const routes = desired.routes ? await this.resolveRoutes(desired.routes) : undefined;
+    const nexthops = desired.nexthops ? await this.resolveNexthops(desired.nexthops) : undefined;
     const kernel = {
       routes: desired.routes ? await this.listRoutes() : [],
       rules: desired.rules ? await this.listRules() : [],
       nexthops: desired.nexthops ? await this.listNexthops() : [],
     };
-    const plan = planReconcile({ ...desired, ...(routes ? { routes } : {}) }, kernel, this.protocol);
+    const plan = planReconcile(
+      { ...desired, ...(routes ? { routes } : {}), ...(nexthops ? { nexthops } : {}) },
+      kernel,
+      this.protocol,
+    );
     let retries = 0;
     const add = (s: WriteSummary) => {
       retries += s.retries;

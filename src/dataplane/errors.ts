@@ -17,6 +17,7 @@ const ERRNO_NAMES: Record<number, string> = {
   61: 'ENODATA',
   95: 'EOPNOTSUPP',
   97: 'EAFNOSUPPORT',
+  100: 'ENETDOWN',
   101: 'ENETUNREACH',
   105: 'ENOBUFS',
   113: 'EHOSTUNREACH',
@@ -103,6 +104,8 @@ export function remedyFor(errno: number): string | undefined {
       return 'run as root or with CAP_NET_ADMIN';
     case 95:
       return 'this kernel does not support it';
+    case 100:
+      return 'the device is down or has no carrier (bring both ends of a veth up)';
     case 101:
     case 113:
       return 'the next hop is not reachable in that table';

@@ -75,6 +75,7 @@ export class NetnsDataplane implements Dataplane {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly ready: Promise<void>;
+  private exited: Error | undefined;
   readonly netns: string;
 
   constructor(opts: OpenDataplaneOptions & { netns: string }) {
@@ -106,6 +107,12 @@ export class NetnsDataplane implements Dataplane {
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
     });
+    this.worker.on('exit', (code) => {
+      this.exited = new TransportError(`data-plane worker for ${opts.netns} exited (code ${code})`);
+      readyReject(this.exited);
+      for (const p of this.pending.values()) p.reject(this.exited);
+      this.pending.clear();
+    });
     this.ready.catch(() => undefined);
   }
 
@@ -116,6 +123,7 @@ export class NetnsDataplane implements Dataplane {
 
   private async call<T>(method: Method | 'close', args: unknown[]): Promise<T> {
     await this.ready;
+    if (this.exited) throw this.exited;
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -174,6 +182,7 @@ export class NetnsDataplane implements Dataplane {
   applyNft = (ruleset: string) => this.call<void>('applyNft' as Method, [ruleset]);
 
   async close(): Promise<void> {
+    if (this.exited) return;
     try {
       await this.call<void>('close', []);
     } finally {
