@@ -227,6 +227,22 @@ export function peerToApi(p: BgpPeerConfig, init: Pick<BgpInit, 'deadIntervalMs'
   };
 }
 
+/** True when a running gobgpd peer already has the parameters we would configure. */
+function peerMatches(have: Peer, want: ReturnType<typeof peerToApi>): boolean {
+  const fams = (afiSafis: readonly { config?: { family?: { afi: number; safi: number } } }[]) =>
+    afiSafis
+      .map((a) => `${a.config?.family?.afi}/${a.config?.family?.safi}`)
+      .sort()
+      .join();
+  return (
+    have.conf?.peerAsn === want.conf.peerAsn &&
+    (have.conf?.authPassword ?? '') === want.conf.authPassword &&
+    have.timers?.config?.holdTime === want.timers.config.holdTime &&
+    (have.gracefulRestart?.enabled ?? false) === want.gracefulRestart.enabled &&
+    fams(have.afiSafis) === fams(want.afiSafis as { config?: { family?: { afi: number; safi: number } } }[])
+  );
+}
+
 /** A signature of what a path carries, to tell an unchanged own path from one to replace. */
 function signature(p: ReceivedPath): string {
   if (p.family === 'ipv6') return `u|${p.nextHops.map(formatIpv6).join(',')}`;
@@ -377,7 +393,14 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     }
     for (const p of this.#init.peers) {
       const peer = peerToApi(p, this.#init);
-      if (existing.has(p.address)) {
+      const have = existing.get(p.address);
+      if (have && peerMatches(have, peer)) continue;
+      if (have) {
+        // Changing a running session's parameters makes GoBGP reset it: only when they differ.
+        this.#log.info(
+          { peer: p.address },
+          'peer configuration changed; updating gobgpd (session may reset)',
+        );
         const res = await client.unary('updatePeer', { peer, doSoftResetIn: false });
         if (res.needsSoftResetIn)
           await client.unary('resetPeer', { address: p.address, soft: true, direction: 0 });

@@ -164,7 +164,7 @@ export class GobgpSidecar extends EventEmitter<SidecarEvents> {
     }
     const cmd = Number.isInteger(pid) && pid > 0 && procRunning(pid) ? procCmdline(pid) : undefined;
     if (!cmd?.some((a) => a.endsWith('gobgpd')) || !cmd.some((a) => a.includes(p.socket))) {
-      this.#log.info({ pid, pidFile: p.pid }, 'stale gobgpd pid file; starting a new gobgpd');
+      this.#log.info({ gobgpdPid: pid, pidFile: p.pid }, 'stale gobgpd pid file; starting a new gobgpd');
       return false;
     }
     const client = new GobgpClient({ target: this.target });
@@ -182,14 +182,14 @@ export class GobgpSidecar extends EventEmitter<SidecarEvents> {
     } catch (e) {
       client.close();
       if (e instanceof GobgpApiMismatchError) throw e;
-      this.#log.warn({ pid, err: e }, 'running gobgpd does not answer; restarting it');
+      this.#log.warn({ gobgpdPid: pid, err: e }, 'running gobgpd does not answer; restarting it');
       await this.#terminate(pid);
       return false;
     }
     this.#client = client;
     this.#pid = pid;
     this.#startedAt = Date.now();
-    this.#log.info({ pid, target: this.target }, 'adopted running gobgpd');
+    this.#log.info({ gobgpdPid: pid, target: this.target }, 'adopted running gobgpd');
     return true;
   }
 
@@ -298,7 +298,7 @@ export class GobgpSidecar extends EventEmitter<SidecarEvents> {
     this.#client?.close();
     this.#client = client;
     this.#startedAt = Date.now();
-    this.#log.info({ pid, target: this.target }, 'started gobgpd');
+    this.#log.info({ gobgpdPid: pid, target: this.target }, 'started gobgpd');
   }
 
   #watch(): void {
@@ -316,7 +316,7 @@ export class GobgpSidecar extends EventEmitter<SidecarEvents> {
   #onDeath(pid: number, code: number | null): void {
     if (this.#stopping || this.#restarting) return;
     this.#restarting = true;
-    this.#log.error({ pid, code }, 'gobgpd died; restarting it');
+    this.#log.error({ gobgpdPid: pid, code }, 'gobgpd died; restarting it');
     this.emit('died', { pid, code });
     void this.#restartLoop();
   }
@@ -377,7 +377,7 @@ export class GobgpSidecar extends EventEmitter<SidecarEvents> {
     const pid = this.#pid;
     if (pid !== undefined) {
       await this.#terminate(pid);
-      this.#log.info({ pid }, 'stopped gobgpd');
+      this.#log.info({ gobgpdPid: pid }, 'stopped gobgpd');
     }
     const p = this.#paths();
     rmSync(p.pid, { force: true });
