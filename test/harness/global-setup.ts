@@ -12,7 +12,8 @@ export default async function setup(): Promise<() => Promise<void>> {
         `${before.namespaces.length} namespaces, ${before.processes.length} processes`,
     );
   }
-  const prefix = newRunPrefix();
+  // vitest.config.ts chose the prefix (and passes it to the workers); a setup run without it makes one.
+  const prefix = process.env.SEGMESH_TEST_PREFIX ?? newRunPrefix();
   process.env.SEGMESH_TEST_PREFIX = prefix;
   claimRun(prefix, process.pid);
   return async () => {
