@@ -312,7 +312,8 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       ...(init.listenPort !== undefined ? { listenPort: init.listenPort } : {}),
       ...(init.localAddresses ? { localAddresses: init.localAddresses } : {}),
     };
-    this.sidecar = new GobgpSidecar({ ...sc, global } as SidecarOptions, this.#log);
+    const gr = sc.mode === 'managed' && init.gracefulRestart ? { gracefulRestart: true } : {};
+    this.sidecar = new GobgpSidecar({ ...sc, ...gr, global } as SidecarOptions, this.#log);
     if (init.locator) {
       const loc = parsePrefix(init.locator);
       const path = unicastPathToApi(loc, this.#nextHop);
