@@ -349,7 +349,7 @@ export class LinuxDataplane implements Dataplane {
       const r = r0.protocol === undefined ? { ...r0, protocol: this.protocol } : r0;
       this.w.reset();
       buildRouteRequest(this.w, op, r);
-      return { msg: this.w.take(), op: `${op} route`, object: formatRoute(r) };
+      return { msg: this.w.take(), op: `${op} route`, object: () => formatRoute(r) };
     });
   }
 
@@ -385,7 +385,11 @@ export class LinuxDataplane implements Dataplane {
   private ruleItems(op: 'add' | 'delete', rules: readonly Rule[]): BatchItem[] {
     return rules.map((r0) => {
       const r = r0.protocol === undefined ? { ...r0, protocol: this.protocol } : r0;
-      return { msg: this.one((w) => buildRuleRequest(w, op, r)), op: `${op} rule`, object: formatRule(r) };
+      return {
+        msg: this.one((w) => buildRuleRequest(w, op, r)),
+        op: `${op} rule`,
+        object: () => formatRule(r),
+      };
     });
   }
 

@@ -31,21 +31,26 @@ export function errnoName(errno: number): string {
 export class DataplaneInputError extends Error {
   override readonly name: string = 'DataplaneInputError';
   readonly object: string;
+  /** The message without the object name. */
+  readonly detail: string;
   constructor(object: string, message: string) {
     super(`${object}: ${message}`);
     this.object = object;
+    this.detail = message;
   }
 }
 
 /** End.DT4 / End.DT46 / vrftable need VRF devices, which this kernel lacks. */
 export class VrfUnsupportedError extends DataplaneInputError {
   override readonly name: string = 'VrfUnsupportedError';
+  readonly what: string;
   constructor(object: string, what: string) {
     super(
       object,
       `${what} needs VRF devices, and this kernel was built without CONFIG_NET_VRF; ` +
         'use End.DT6 with `table` for IPv6 tenants, or run on a kernel with CONFIG_NET_VRF=y',
     );
+    this.what = what;
   }
 }
 

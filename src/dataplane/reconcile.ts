@@ -54,9 +54,9 @@ export function planReconcile(
   let unchanged = 0;
 
   if (desired.routes) {
-    const have = new Map<string, KernelRoute>();
+    const have = new Map<bigint, KernelRoute>();
     for (const r of kernel.routes) have.set(routeKey(r), r);
-    const want = new Set<string>();
+    const want = new Set<bigint>();
     for (const r of desired.routes) {
       const k = routeKey(r);
       if (want.has(k))

@@ -79,9 +79,14 @@ export const OP_FLAGS = {
   delete: NLM_F_REQUEST,
 } as const satisfies Record<WriteOp, number>;
 
-/** Identity of a route in the kernel (IPv6: table, destination, metric). */
-export function routeKey(r: Route): string {
-  return `${r.table}|${r.dst.address.toString(16)}/${r.dst.length}|${r.metric ?? DEFAULT_IPV6_METRIC}`;
+/**
+ * Identity of a route in the kernel (IPv6: table, destination, metric), packed into one bigint
+ * (table:32 | metric:32 | address:128 | length:8); bigints compare by value as Map keys, and this is
+ * several times cheaper than building a string for 100,000 routes.
+ */
+export function routeKey(r: Route): bigint {
+  const hi = (BigInt(r.table >>> 0) << 32n) | BigInt((r.metric ?? DEFAULT_IPV6_METRIC) >>> 0);
+  return (hi << 136n) | (r.dst.address << 8n) | BigInt(r.dst.length);
 }
 
 /**

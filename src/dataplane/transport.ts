@@ -32,8 +32,8 @@ import {
 /** One message of a batch: its bytes (seq is filled in at send time) and the object it is about. */
 export interface BatchItem {
   readonly msg: Buffer;
-  /** e.g. "route 2001:db8::/64 table 10001" (used in errors). */
-  readonly object: string;
+  /** e.g. "route 2001:db8::/64 table 10001" (used in errors; a function so it is formatted only on failure). */
+  readonly object: string | (() => string);
   /** e.g. "add route" (used in errors). */
   readonly op: string;
 }
@@ -195,7 +195,12 @@ export class NetlinkTransport {
               }
               failed.push({
                 index: i,
-                error: new NetlinkError(item.op, item.object, errno, remedyFor(errno)),
+                error: new NetlinkError(
+                  item.op,
+                  typeof item.object === 'function' ? item.object() : item.object,
+                  errno,
+                  remedyFor(errno),
+                ),
               });
             }
             if (transient) {

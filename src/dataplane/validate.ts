@@ -126,13 +126,35 @@ export function validateEncap(
   }
 }
 
-export function validateRoute(r: Route, ctx: ValidationContext): void {
-  let object: string;
+/** A lazily formatted object name: formatting 100,000 routes costs more than checking them. */
+function routeName(r: Route): string {
   try {
-    object = `route ${formatRoute(r)}`;
+    return `route ${formatRoute(r)}`;
   } catch {
-    object = 'route (unprintable)';
+    return 'route (unprintable)';
   }
+}
+
+export function validateRoute(r: Route, ctx: ValidationContext): void {
+  try {
+    checkRoute(r, ctx);
+  } catch (e) {
+    if (e instanceof DataplaneInputError && e.object === PENDING) {
+      const object = routeName(r);
+      const err =
+        e instanceof VrfUnsupportedError
+          ? new VrfUnsupportedError(object, e.what)
+          : new DataplaneInputError(object, e.detail);
+      throw err;
+    }
+    throw e;
+  }
+}
+
+const PENDING = '\u0000route';
+
+function checkRoute(r: Route, ctx: ValidationContext): void {
+  const object = PENDING;
   if (
     !r ||
     typeof r.dst !== 'object' ||
