@@ -308,11 +308,14 @@ export interface VpnPathSpec {
   readonly nextHop: Ipv6Address;
   /** Pre-packed extended communities (see extCommunitiesToApi), or the route targets. */
   readonly extCommunities: Any | readonly RouteTarget[];
-  readonly prefixSid: PrefixSidAttribute | PrefixSID;
+  /** The Prefix-SID: our model, GoBGP's message, or already packed in an Any (shared by many paths). */
+  readonly prefixSid: PrefixSidAttribute | PrefixSID | Any;
 }
 
-function isPrefixSidMessage(x: PrefixSidAttribute | PrefixSID): x is PrefixSID {
-  return (x as PrefixSID).$typeName === 'apipb.PrefixSID';
+function packedPrefixSid(x: PrefixSidAttribute | PrefixSID | Any): Any {
+  if ((x as Any).$typeName === 'google.protobuf.Any') return x as Any;
+  if ((x as PrefixSID).$typeName === 'apipb.PrefixSID') return anyPack(PrefixSIDSchema, x as PrefixSID);
+  return anyPack(PrefixSIDSchema, prefixSidToApi(x as PrefixSidAttribute));
 }
 
 /** A VPNv6 path in the shape that FRR 8.4 accepted (research 4.1). */
@@ -337,11 +340,10 @@ export function vpnPathToApi(spec: VpnPathSpec): Path {
   const ext = Array.isArray(spec.extCommunities)
     ? extCommunitiesToApi(spec.extCommunities as readonly RouteTarget[])
     : (spec.extCommunities as Any);
-  const psid = isPrefixSidMessage(spec.prefixSid) ? spec.prefixSid : prefixSidToApi(spec.prefixSid);
   return create(PathSchema, {
     family: FAMILY_VPNV6,
     nlri,
-    pattrs: [ORIGIN_IGP, mpReach, ext, anyPack(PrefixSIDSchema, psid)],
+    pattrs: [ORIGIN_IGP, mpReach, ext, packedPrefixSid(spec.prefixSid)],
   });
 }
 

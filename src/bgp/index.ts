@@ -17,7 +17,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { create } from '@bufbuild/protobuf';
-import type { Any } from '@bufbuild/protobuf/wkt';
 import type { Logger } from 'pino';
 import {
   DefinedType,
@@ -42,7 +41,6 @@ import {
 } from '../srv6/address.ts';
 import {
   type ApiShapeError,
-  extCommunitiesToApi,
   FAMILY_IPV6_UNICAST,
   FAMILY_VPNV6,
   family,
@@ -55,14 +53,14 @@ import {
 } from './api.ts';
 import type { GobgpClient } from './client.ts';
 import { BgpConfigError } from './errors.ts';
-import { encodePrefixSid } from './prefix-sid.ts';
 import {
-  advertToPath,
+  AdvertEncoder,
   EdgeLocatorTable,
   type ExternalRoute,
   InvalidReason,
   type LearnPolicy,
   learnVpnPath,
+  pathSignature,
   receivedKey,
   type VpnAdvert,
   vpnKey,
@@ -74,7 +72,6 @@ import {
   type SidecarOptions,
 } from './sidecar.ts';
 import { formatRd, parseRd } from './update.ts';
-import { hex } from './wire.ts';
 
 export type { ExternalRoute, InvalidReason, VpnAdvert } from './routes.ts';
 export { vpnKey } from './routes.ts';
@@ -243,14 +240,6 @@ function peerMatches(have: Peer, want: ReturnType<typeof peerToApi>): boolean {
   );
 }
 
-/** A signature of what a path carries, to tell an unchanged own path from one to replace. */
-function signature(p: ReceivedPath): string {
-  if (p.family === 'ipv6') return `u|${p.nextHops.map(formatIpv6).join(',')}`;
-  const rts = p.routeTargets.map(formatRd).sort().join(',');
-  const psid = p.prefixSid ? hex(encodePrefixSid(p.prefixSid)) : '';
-  return `v|${p.labels.join(',')}|${p.nextHops.map(formatIpv6).join(',')}|${rts}|${psid}`;
-}
-
 function pathKey(p: ReceivedPath): string {
   return p.family === 'ipv6' ? `ipv6|${formatPrefix(p.prefix)}` : vpnKey(p.rd, p.prefix);
 }
@@ -269,7 +258,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   readonly #batch: number;
   /** Desired own paths by key (VPN: RD|prefix; locator: ipv6|prefix). */
   readonly #own = new Map<string, OwnPath>();
-  readonly #extComm = new Map<string, Any>();
+  readonly #encoder: AdvertEncoder;
   /** Received VPN paths (valid or not) by peer|RD|prefix: re-judged when the policy changes. */
   readonly #received = new Map<string, ReceivedVpnPath>();
   readonly #learned = new Map<string, ExternalRoute>();
@@ -294,6 +283,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     this.#transposition = init.transposition ?? true;
     this.#nextHop = parseIpv6(init.nextHop);
     this.#batch = init.streamBatch ?? 512;
+    this.#encoder = new AdvertEncoder(this.#transposition);
     this.#tenants = init.tenants;
     this.#fabricLocators = (init.fabricLocators ?? []).map(parsePrefix);
     this.#fabricRts = new Set((init.fabricRouteTargets ?? []).map((t) => formatRd(parseRd(t))));
@@ -317,7 +307,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     if (init.locator) {
       const loc = parsePrefix(init.locator);
       const path = unicastPathToApi(loc, this.#nextHop);
-      this.#own.set(`ipv6|${formatPrefix(loc)}`, { path, sig: signature(pathFromApi(path)!) });
+      this.#own.set(`ipv6|${formatPrefix(loc)}`, { path, sig: pathSignature(pathFromApi(path)!) });
     }
     this.sidecar.on('restarted', ({ pid }) => {
       this.#restarts++;
@@ -487,7 +477,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
         for (const p of r.destination?.paths ?? []) {
           if (!isLocalPath(p)) continue;
           const parsed = pathFromApi(p);
-          if (parsed) present.set(pathKey(parsed), { path: p, sig: signature(parsed) });
+          if (parsed) present.set(pathKey(parsed), { path: p, sig: pathSignature(parsed) });
         }
       }
     }
@@ -513,17 +503,6 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     await client.addPathStream(batches);
   }
 
-  #ownPath(a: VpnAdvert): OwnPath {
-    const rtKey = a.routeTargets.map(formatRd).join(',');
-    let ext = this.#extComm.get(rtKey);
-    if (!ext) {
-      ext = extCommunitiesToApi(a.routeTargets);
-      this.#extComm.set(rtKey, ext);
-    }
-    const path = advertToPath(a, this.#transposition, ext);
-    return { path, sig: '' };
-  }
-
   async advertise(adverts: readonly VpnAdvert[]): Promise<void> {
     const paths: Path[] = [];
     for (const a of adverts) {
@@ -532,11 +511,10 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
           `advert ${vpnKey(a.rd, a.prefix)} has next hop ${formatIpv6(a.nextHop)}, this host's is ${this.#init.nextHop}`,
         );
       }
-      const own = this.#ownPath(a);
       const key = vpnKey(a.rd, a.prefix);
-      const sig = signature(pathFromApi(own.path)!);
-      if (this.#own.get(key)?.sig === sig) continue;
-      this.#own.set(key, { path: own.path, sig });
+      const own = this.#encoder.encode(a);
+      if (this.#own.get(key)?.sig === own.sig) continue;
+      this.#own.set(key, own);
       paths.push(own.path);
     }
     if (!this.#client) return; // pushed at start

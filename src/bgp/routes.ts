@@ -11,6 +11,8 @@
  */
 
 import type { Any } from '@bufbuild/protobuf/wkt';
+import { anyPack } from '@bufbuild/protobuf/wkt';
+import { PrefixSIDSchema } from '../gen/gobgp/attribute_pb.js';
 import type { Path } from '../gen/gobgp/gobgp_pb.js';
 import {
   formatIpv6,
@@ -21,16 +23,30 @@ import {
 } from '../srv6/address.ts';
 import { type Behavior, decapsulates, IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
 import {
+  formatStructure,
   functionTransposition,
   NO_TRANSPOSITION,
   rebuildSid,
   type SidStructure,
   transposeSid,
 } from '../srv6/sid.ts';
-import { type ReceivedUnicastPath, type ReceivedVpnPath, vpnPathToApi } from './api.ts';
+import {
+  extCommunitiesToApi,
+  prefixSidToApi,
+  type ReceivedPath,
+  type ReceivedUnicastPath,
+  type ReceivedVpnPath,
+  vpnPathToApi,
+} from './api.ts';
 import { BgpConfigError } from './errors.ts';
-import { firstL3ServiceSid, type PrefixSidAttribute, srv6L3ServicePrefixSid } from './prefix-sid.ts';
+import {
+  encodePrefixSid,
+  firstL3ServiceSid,
+  type PrefixSidAttribute,
+  srv6L3ServicePrefixSid,
+} from './prefix-sid.ts';
 import { formatRd, type RouteDistinguisher, type RouteTarget } from './update.ts';
+import { hex } from './wire.ts';
 
 /** A VPNv6 route the agent advertises: a workload /128, or a tenant aggregate. */
 export interface VpnAdvert {
@@ -87,6 +103,71 @@ export function advertToPath(advert: VpnAdvert, transposition: boolean, extCommu
     extCommunities: extCommunities ?? advert.routeTargets,
     prefixSid,
   });
+}
+
+/**
+ * What a path carries, as a string: tells an unchanged own path from one to replace (adopting a
+ * running gobgpd compares ListPath's paths with the desired ones).
+ */
+export function pathSignature(p: ReceivedPath): string {
+  if (p.family === 'ipv6') return `u|${p.nextHops.map(formatIpv6).join(',')}`;
+  const psid = p.prefixSid ? hex(encodePrefixSid(p.prefixSid)) : '';
+  return vpnSignature(p.labels, p.nextHops, p.routeTargets, psid);
+}
+
+function vpnSignature(
+  labels: readonly number[],
+  nextHops: readonly Ipv6Address[],
+  rts: readonly RouteTarget[],
+  psidHex: string,
+): string {
+  const r = rts.map(formatRd).sort().join(',');
+  return `v|${labels.join(',')}|${nextHops.map(formatIpv6).join(',')}|${r}|${psidHex}`;
+}
+
+/**
+ * Encodes adverts into GoBGP paths, packing the attributes that many routes share once: the route
+ * targets of a tenant, and the Prefix-SID of a SID (every workload of a tenant on a host shares its
+ * End.DT6 SID).
+ */
+export class AdvertEncoder {
+  readonly transposition: boolean;
+  readonly #ext = new Map<string, Any>();
+  readonly #psid = new Map<string, { any: Any; label: number; hex: string }>();
+
+  constructor(transposition: boolean) {
+    this.transposition = transposition;
+  }
+
+  encode(a: VpnAdvert): { path: Path; sig: string } {
+    const rtKey = a.routeTargets.map(formatRd).join(',');
+    let ext = this.#ext.get(rtKey);
+    if (!ext) {
+      ext = extCommunitiesToApi(a.routeTargets);
+      this.#ext.set(rtKey, ext);
+    }
+    const t = a.transposition ?? this.transposition;
+    const sidKey = `${a.sid}|${a.behavior}|${formatStructure(a.structure)}|${t}`;
+    let psid = this.#psid.get(sidKey);
+    if (!psid) {
+      const { prefixSid, label } = encodeAdvertSid(a, t);
+      psid = {
+        any: anyPack(PrefixSIDSchema, prefixSidToApi(prefixSid)),
+        label,
+        hex: hex(encodePrefixSid(prefixSid)),
+      };
+      this.#psid.set(sidKey, psid);
+    }
+    const path = vpnPathToApi({
+      rd: a.rd,
+      prefix: a.prefix,
+      labels: [psid.label],
+      nextHop: a.nextHop,
+      extCommunities: ext,
+      prefixSid: psid.any,
+    });
+    return { path, sig: vpnSignature([psid.label], [a.nextHop], a.routeTargets, psid.hex) };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

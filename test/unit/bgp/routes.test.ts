@@ -11,11 +11,13 @@ import {
 } from '../../../src/bgp/api.ts';
 import { decodePrefixSid, encodePrefixSid } from '../../../src/bgp/prefix-sid.ts';
 import {
+  AdvertEncoder,
   advertToPath,
   EdgeLocatorTable,
   encodeAdvertSid,
   type LearnPolicy,
   learnVpnPath,
+  pathSignature,
   type VpnAdvert,
 } from '../../../src/bgp/routes.ts';
 import { parseRd } from '../../../src/bgp/update.ts';
@@ -73,6 +75,19 @@ describe('advertising: the agent sends what FRR 8.4 accepted', () => {
     expect(reach.nextHops).toEqual(['2001:db8:12::1']);
     const psid = anyUnpack(path.pattrs[3]!, PrefixSIDSchema)!;
     expect(hex(encodePrefixSid(prefixSidFromApi(psid)))).toBe(hex(GOBGP_PREFIX_SID_TRANSPOSED));
+  });
+
+  it("the encoder's signature equals the one read back from the path (adopt diff finds no change)", () => {
+    const enc = new AdvertEncoder(true);
+    for (const a of [
+      advert,
+      { ...advert, transposition: false },
+      { ...advert, prefix: parsePrefix('2001:db8:c0::2/128') },
+    ]) {
+      const { path, sig } = enc.encode(a);
+      expect(pathSignature(pathFromApi(path)!)).toBe(sig);
+    }
+    expect(enc.encode(advert).sig).not.toBe(enc.encode({ ...advert, transposition: false }).sig);
   });
 
   it.each([
