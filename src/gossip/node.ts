@@ -4,6 +4,7 @@
  * records and heartbeats on one topic, validates and applies what arrives, and repairs what gossipsub
  * loses with the anti-entropy protocol (docs/gossip.md).
  */
+import { createHash } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { gossipsub, type Message, TopicValidatorResult } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
@@ -36,6 +37,7 @@ import {
   RecordSchema,
   RecordSummarySchema,
   RecordsSchema,
+  type SignedHeartbeat,
   type SignedRecord,
   SignedRecordSchema,
   SummariesSchema,
@@ -53,7 +55,9 @@ import {
   decodeSigned,
   isMember,
   OPERATOR_ORIGIN,
+  openHeartbeat,
   type RejectReason,
+  signHeartbeat,
   signRecord,
   type TrustPolicy,
   versionOf,
@@ -148,6 +152,8 @@ export interface GossipStats {
   };
   gossip: { received: number; published: number; dropped: number };
   conflictsLost: number;
+  /** Liveness transitions seen (a host going alive -> suspect and back without dying is a flap). */
+  liveness: { suspected: number; died: number; recovered: number };
   peers: number;
 }
 
@@ -183,6 +189,7 @@ interface Payload {
 type Node = Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>>; identify: unknown; ping: unknown }>;
 
 const { Accept, Ignore, Reject } = TopicValidatorResult;
+const VIEW_BATCH_MS = 5;
 type Verdict = TopicValidatorResult;
 
 function randomPick<T>(items: readonly T[], n: number): T[] {
@@ -204,6 +211,12 @@ function fastMsgId(from: Uint8Array | undefined, seqno: Uint8Array | undefined):
   return `${f}/${q}`;
 }
 
+function contentId(data: Uint8Array | undefined): string {
+  return createHash('sha256')
+    .update(data ?? new Uint8Array())
+    .digest('base64');
+}
+
 /** Builds the libp2p node both the gossip component and the benchmark anchor use. */
 export async function createGossipLibp2p(options: {
   privateKey: PrivateKey;
@@ -212,6 +225,8 @@ export async function createGossipLibp2p(options: {
   sameIpPeers?: boolean;
   denyPeer?: (peer: PeerId) => boolean;
   maxDataLength?: number;
+  /** false: StrictNoSign (messages authenticate themselves, as ours do); default: gossipsub signs. */
+  signed?: boolean;
 }): Promise<Node> {
   const deny = options.denyPeer ?? (() => false);
   return (await createLibp2p({
@@ -233,10 +248,11 @@ export async function createGossipLibp2p(options: {
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
-        // Deduplicate before the signature check: without it every duplicate copy (one per mesh peer)
-        // is verified again, which costs most of the CPU of a cluster. Only messages that passed
-        // validation enter this cache, so a forged copy cannot shadow the real one.
-        fastMsgIdFn: (m) => fastMsgId(m.from, m.seqno),
+        ignoreDuplicatePublishError: true,
+        globalSignaturePolicy: options.signed === false ? 'StrictNoSign' : 'StrictSign',
+        // Deduplicate before any validation work: without it every duplicate copy (one per mesh peer)
+        // is decoded and verified again. Only messages that passed validation enter this cache.
+        fastMsgIdFn: (m) => (options.signed === false ? contentId(m.data) : fastMsgId(m.from, m.seqno)),
         emitSelf: false,
         asyncValidation: false,
         maxInboundDataLength: options.maxDataLength ?? 1024 * 1024,
@@ -276,6 +292,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     antiEntropy: { runs: 0, failures: 0, pushed: 0, fetched: 0, snapshots: 0, served: 0 },
     gossip: { received: 0, published: 0, dropped: 0 },
     conflictsLost: 0,
+    liveness: { suspected: 0, died: 0, recovered: 0 },
     peers: 0,
   };
   #node: Node | undefined;
@@ -363,6 +380,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       listen: this.#init.listen ?? DEFAULTS.listen,
       ...(this.#init.psk === undefined ? {} : { psk: this.#init.psk }),
       sameIpPeers: this.#init.sameIpPeers ?? false,
+      signed: false,
       maxDataLength: this.#opts.maxRecordBytes * 4,
       denyPeer: (peer) => {
         const id = peer.toString();
@@ -648,7 +666,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   }
 
   async #publishMessage(
-    kind: { case: 'record'; value: SignedRecord } | { case: 'heartbeat'; value: Heartbeat },
+    kind: { case: 'record'; value: SignedRecord } | { case: 'heartbeat'; value: SignedHeartbeat },
   ): Promise<void> {
     const node = this.#node;
     if (node === undefined) return;
@@ -672,15 +690,16 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     const own = this.#store.originDigest(this.#hostId);
     const t = this.#hlc.now(now);
     this.#seq++;
+    const heartbeat = create(HeartbeatSchema, {
+      hostId: this.#hostId,
+      clock: create(HlcTimestampSchema, { wallMs: BigInt(t.wall), counter: t.counter }),
+      sequence: this.#seq,
+      ownedDigest: own.digest,
+      ownedCount: own.count,
+    });
     await this.#publishMessage({
       case: 'heartbeat',
-      value: create(HeartbeatSchema, {
-        hostId: this.#hostId,
-        clock: create(HlcTimestampSchema, { wallMs: BigInt(t.wall), counter: t.counter }),
-        sequence: this.#seq,
-        ownedDigest: own.digest,
-        ownedCount: own.count,
-      }),
+      value: await signHeartbeat(heartbeat, this.#init.privateKey),
     });
     this.#scheduleView();
   }
@@ -780,7 +799,8 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   }
 
   async #validate(peer: PeerId, msg: Message): Promise<Verdict> {
-    const from = msg.type === 'signed' ? msg.from.toString() : '';
+    // The topic is StrictNoSign: the publisher is known only from our own signatures inside.
+    const from = peer.toString();
     this.#stats.gossip.received++;
     if (msg.data.length > this.#opts.maxRecordBytes + 1024) {
       this.#reject('oversized', `gossip message of ${msg.data.length} bytes`, peer.toString());
@@ -802,18 +822,23 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       this.#stats.gossip.dropped++;
       return Ignore;
     }
-    if (kind === 'heartbeat') return this.#onHeartbeat(m.kind.value, from);
+    if (kind === 'heartbeat') {
+      const opened = await openHeartbeat(m.kind.value);
+      if (!opened.ok) {
+        this.#reject(opened.reason, opened.detail, from);
+        return Reject;
+      }
+      return this.#onHeartbeat(opened.heartbeat);
+    }
     const r = await this.#ingest(m.kind.value, 'gossip', from);
     if (r === 'applied' || r === 'stale' || r === 'duplicate' || r === 'expired')
       return r === 'applied' ? Accept : Ignore;
     return Reject;
   }
 
-  #onHeartbeat(hb: Heartbeat, from: string): Verdict {
-    if (hb.hostId !== from) {
-      this.#reject('wrong_signer', `heartbeat for ${hb.hostId} published by ${from}`, from);
-      return Reject;
-    }
+  /** A heartbeat whose signature by `hb.hostId` has been verified. */
+  #onHeartbeat(hb: Heartbeat): Verdict {
+    const from = hb.hostId;
     if (this.#trust.allowlist !== undefined && !this.#trust.allowlist.has(from)) {
       this.#reject('not_member', `heartbeat from ${from}`, from);
       return Reject;
@@ -897,8 +922,9 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     const result = this.#applyEntry(toEntry(rec), source);
     // Records published by their owner prove it alive; relayed ones (anti-entropy) only make it known.
     if (rec.key.kind === 'host' && !rec.record.deleted) {
+      // Only the owner can sign a fresh version, and only owners publish on the topic.
       const t =
-        source === 'gossip' && from === rec.key.owner
+        source === 'gossip'
           ? this.#liveness.heard(rec.key.owner, now)
           : this.#liveness.learned(rec.key.owner, now);
       if (t !== undefined) this.#onTransition(t);
@@ -1007,14 +1033,19 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   }
 
   #onTransition(t: Transition): void {
+    if (t.to === 'suspect' && t.from === 'alive') this.#stats.liveness.suspected++;
+    else if (t.to === 'dead') this.#stats.liveness.died++;
+    else if (t.to === 'alive' && t.from !== undefined) this.#stats.liveness.recovered++;
     this.#log.info({ host: t.host, from: t.from, to: t.to, reason: t.reason }, 'host liveness');
     this.#scheduleView();
   }
 
+  /** Views are recomputed at most every VIEW_BATCH_MS (readers force a refresh with view()). */
   #scheduleView(): void {
     if (this.#viewDirty) return;
     this.#viewDirty = true;
-    queueMicrotask(() => this.#refreshView());
+    const t = setTimeout(() => this.#refreshView(), VIEW_BATCH_MS);
+    t.unref?.();
   }
 
   #refreshView(): void {

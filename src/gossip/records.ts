@@ -13,13 +13,18 @@ import type { PrivateKey, PublicKey } from '@libp2p/interface';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import {
   type Record as GossipRecord,
+  type Heartbeat,
+  HeartbeatSchema,
   RecordSchema,
+  type SignedHeartbeat,
+  SignedHeartbeatSchema,
   type SignedRecord,
   SignedRecordSchema,
 } from '../gen/segmesh/v1/gossip_pb.js';
 import type { Version } from './hlc.ts';
 
 export const RECORD_DOMAIN = new TextEncoder().encode('segmesh-record-v1\0');
+export const HEARTBEAT_DOMAIN = new TextEncoder().encode('segmesh-heartbeat-v1\0');
 export const MEMBER_DOMAIN = new TextEncoder().encode('segmesh-member-v1\0');
 export const OPERATOR_ORIGIN = 'operator';
 
@@ -230,17 +235,83 @@ export function decodeSigned(input: SignedRecord | Uint8Array, maxRecordBytes: n
   return { ok: true, value: { signed, record, key, version: versionOf(record) } };
 }
 
+interface Signer {
+  readonly key: PublicKey;
+  /** The peer id of an Ed25519/secp256k1 key, or undefined (RSA keys have none inline). */
+  readonly peerId: string | undefined;
+}
+
+const signers = new Map<string, Signer>();
+
+/** Parses a protobuf public key once; later messages from the same signer hit the cache. */
+export function signerOf(publicKey: Uint8Array): Signer {
+  const k = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
+  let s = signers.get(k);
+  if (s === undefined) {
+    const key = publicKeyFromProtobuf(publicKey);
+    let peerId: string | undefined;
+    try {
+      peerId = peerIdFromPublicKey(key).toString();
+    } catch {
+      peerId = undefined;
+    }
+    s = { key, peerId };
+    if (signers.size >= 10_000) signers.clear();
+    signers.set(k, s);
+  }
+  return s;
+}
+
+export async function signHeartbeat(heartbeat: Heartbeat, key: PrivateKey): Promise<SignedHeartbeat> {
+  const payload = toBinary(HeartbeatSchema, heartbeat);
+  return create(SignedHeartbeatSchema, {
+    payload,
+    publicKey: publicKeyToProtobuf(key.publicKey),
+    signature: await key.sign(concat(HEARTBEAT_DOMAIN, payload)),
+  });
+}
+
+/** Decodes and verifies a heartbeat: signed by the host it names. */
+export async function openHeartbeat(
+  s: SignedHeartbeat,
+): Promise<{ ok: true; heartbeat: Heartbeat } | { ok: false; reason: RejectReason; detail: string }> {
+  let heartbeat: Heartbeat;
+  let signer: Signer;
+  try {
+    heartbeat = fromBinary(HeartbeatSchema, s.payload);
+    signer = signerOf(s.publicKey);
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: `heartbeat: ${(err as Error).message}` };
+  }
+  let valid = false;
+  try {
+    valid = await signer.key.verify(concat(HEARTBEAT_DOMAIN, s.payload), s.signature);
+  } catch {
+    valid = false;
+  }
+  if (!valid) return { ok: false, reason: 'bad_signature', detail: `heartbeat of ${heartbeat.hostId}` };
+  if (signer.peerId !== heartbeat.hostId) {
+    return {
+      ok: false,
+      reason: 'wrong_signer',
+      detail: `heartbeat of ${heartbeat.hostId} signed by ${signer.peerId}`,
+    };
+  }
+  return { ok: true, heartbeat };
+}
+
 /** Signature and authorization checks of a decoded record. */
 export async function authenticate(
   d: DecodedRecord,
   trust: TrustPolicy,
 ): Promise<{ ok: true } | { ok: false; reason: RejectReason; detail: string }> {
-  let signer: PublicKey;
+  let parsed: Signer;
   try {
-    signer = publicKeyFromProtobuf(d.signed.publicKey);
+    parsed = signerOf(d.signed.publicKey);
   } catch (err) {
     return { ok: false, reason: 'malformed', detail: `signer key: ${(err as Error).message}` };
   }
+  const signer = parsed.key;
   let valid = false;
   try {
     valid = await signer.verify(concat(RECORD_DOMAIN, d.signed.payload), d.signed.signature);
@@ -255,12 +326,9 @@ export async function authenticate(
     }
     return { ok: true };
   }
-  let signerId: string;
-  try {
-    signerId = peerIdFromPublicKey(signer).toString();
-  } catch {
+  const signerId = parsed.peerId;
+  if (signerId === undefined)
     return { ok: false, reason: 'malformed', detail: 'signer key type has no peer id' };
-  }
   if (signerId !== d.key.owner) {
     return { ok: false, reason: 'wrong_signer', detail: `${signerId} may not write ${d.record.key}` };
   }

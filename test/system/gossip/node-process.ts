@@ -77,16 +77,26 @@ async function handle(op: string, input: unknown): Promise<unknown> {
       return start(input as StartArgs);
     case 'publishHost':
       return gossip!.publishHost({ name: args.name });
-    case 'publishWorkload':
-      return gossip!.publishWorkload({
+    // Publishing ops answer with the time the publication started (the benchmark's origin time).
+    case 'publishWorkload': {
+      const t = now();
+      await gossip!.publishWorkload({
         workloadId: args.id,
         tenant: args.tenant,
         opaqueAddress: hexToBytes(args.address),
       });
-    case 'removeWorkload':
-      return gossip!.removeWorkload(args.id);
-    case 'publishRaw':
-      return raw!.services.pubsub.publish(GOSSIP_TOPIC, new TextEncoder().encode(args.text));
+      return t;
+    }
+    case 'removeWorkload': {
+      const t = now();
+      await gossip!.removeWorkload(args.id);
+      return t;
+    }
+    case 'publishRaw': {
+      const t = now();
+      await raw!.services.pubsub.publish(GOSSIP_TOPIC, new TextEncoder().encode(args.text));
+      return t;
+    }
     case 'observe': {
       const s = gossip!.snapshot();
       return {

@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type Record as GossipRecord,
+  HeartbeatSchema,
   HlcTimestampSchema,
   HostRecordSchema,
   RecordSchema,
@@ -16,8 +17,10 @@ import {
   authenticate,
   decodeSigned,
   issueMembership,
+  openHeartbeat,
   parseKey,
   RecordKeyError,
+  signHeartbeat,
   signRecord,
   type TrustPolicy,
 } from '../../../src/gossip/records.ts';
@@ -164,5 +167,20 @@ describe('signing and validation', () => {
     });
     expect(await check(await bytes(r, hostA))).toBe('ok');
     expect(await check(await bytes(r, hostB))).toBe('wrong_signer');
+  });
+});
+
+describe('heartbeats', () => {
+  it('open only when signed by the host they name', async () => {
+    const hb = create(HeartbeatSchema, { hostId: a, sequence: 3n });
+    const ok = await openHeartbeat(await signHeartbeat(hb, hostA));
+    expect(ok.ok && ok.heartbeat.sequence).toBe(3n);
+    const forged = await openHeartbeat(await signHeartbeat(hb, hostB));
+    expect(forged).toMatchObject({ ok: false, reason: 'wrong_signer' });
+    const tampered = await signHeartbeat(hb, hostA);
+    tampered.payload = toBinary(HeartbeatSchema, create(HeartbeatSchema, { hostId: a, sequence: 4n }));
+    expect(await openHeartbeat(tampered)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    tampered.payload = new Uint8Array([0xff]);
+    expect(await openHeartbeat(tampered)).toMatchObject({ ok: false, reason: 'malformed' });
   });
 });
