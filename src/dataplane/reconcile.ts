@@ -69,7 +69,7 @@ export function planReconcile(
           object: `route ${formatRoute(r)}`,
           reason: `held by protocol ${cur.protocol}; not ours, left alone`,
         });
-      } else if (routeSatisfies(cur, { ...r, protocol })) unchanged++;
+      } else if (routeSatisfies(cur, r, protocol)) unchanged++;
       else plan.routes.replace.push(r);
     }
     for (const [k, r] of have) if (r.protocol === protocol && !want.has(k)) plan.routes.delete.push(r);
