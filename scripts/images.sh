@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Builds the lab images locally (there is no registry here), each tagged by a hash of its inputs, so an
+# unchanged image is reused and a stale one never runs:
+#
+#   segmesh-lab-base:<hash>  debootstrap --variant=minbase bookworm + frr gobgpd iproute2 ... (docker import)
+#                            inputs: this recipe's version, the suite, the package list, the apt sources
+#   segmesh-lab-deps:<hash>  + Node 24 (the `node` npm package's binary) + production node_modules
+#                            inputs: the base tag, package-lock.json, the node binary
+#   segmesh-lab:<hash>       + the built project (dist/, bin/, package.json)      (docker build)
+#                            inputs: the deps tag, every file of dist/ and bin/, package.json
+#
+# The debootstrap result is cached as a tarball under /var/cache/segmesh (debootstrap runs once per
+# machine). Prints the project image's tag as the last line of stdout; progress goes to stderr as
+# `images: ...` lines. Needs root, the engine of scripts/dockerd.sh (or DOCKER_HOST) and a built
+# project (`npm run build`).
+#   bash scripts/images.sh           build what is missing, print the project tag
+#   bash scripts/images.sh --check   print the project tag if it is built, exit 1 otherwise (no build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DOCKER_HOST=${DOCKER_HOST:-unix:///run/segmesh-docker.sock}
+export DOCKER_BUILDKIT=0 # the legacy builder: no buildx plugin, no registry look-ups
+CACHE=${SEGMESH_IMAGE_CACHE:-/var/cache/segmesh}
+SUITE=bookworm
+RECIPE=3 # bump when the base recipe below changes
+PACKAGES=(frr gobgpd iproute2 iputils-ping nftables tcpdump procps iperf3 ca-certificates)
+
+log() { printf 'images: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+h() { sha256sum | cut -c1-12; }
+exists() { docker image inspect "$1" >/dev/null 2>&1; }
+elapsed() { printf '%.1f s' "$(echo "$(date +%s.%N) - $1" | bc)"; }
+
+check_only=0
+[[ ${1:-} == --check ]] && check_only=1
+
+[[ -f dist/cli/main.js ]] || die "dist/ is missing: build the project first (npm run build)"
+[[ -x node_modules/node/bin/node ]] || die "node_modules/node/bin/node is missing: run npm ci (or scripts/setup.sh)"
+if [[ -n $(find src proto -newer dist/cli/main.js -type f \( -name '*.ts' -o -name '*.proto' \) -print -quit 2>/dev/null) ]]; then
+  log "warning: src/ has files newer than dist/; the image takes dist/ as it is (run npm run build)"
+fi
+
+# The apt sources of the host: debootstrap's mirror, and the sources inside the image.
+sources_files=()
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  [[ -s $f ]] && sources_files+=("$f")
+done
+mirror=$(
+  {
+    cat "${sources_files[@]}" 2>/dev/null | awk '/^URIs:/ {print $2}'
+    cat "${sources_files[@]}" 2>/dev/null | awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2}'
+  } | grep -v -e security -e '^$' | head -n1
+)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+base_tag="segmesh-lab-base:$( { echo "$RECIPE $SUITE ${PACKAGES[*]}"; cat "${sources_files[@]}" 2>/dev/null; } | h)"
+node_bin=node_modules/node/bin/node
+deps_tag="segmesh-lab-deps:$( { echo "$base_tag"; cat package-lock.json; "$node_bin" --version; } | h)"
+project_hash=$(
+  {
+    echo "$deps_tag"
+    cat package.json
+    find dist bin -type f -print0 | sort -z | xargs -0 sha256sum
+  } | h
+)
+project_tag="segmesh-lab:$project_hash"
+
+if ((check_only)); then
+  exists "$project_tag" && { echo "$project_tag"; exit 0; }
+  exit 1
+fi
+[[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and the engine need it)"
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
+  die "no Docker engine answers on $DOCKER_HOST: start it with bash scripts/dockerd.sh"
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/images.lock"
+flock 9 # two builds at once (a test and the CLI) would race on the same tags
+
+work=$(mktemp -d "$CACHE/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# --- base ------------------------------------------------------------------------------------------
+if exists "$base_tag"; then
+  log "base $base_tag: reused"
+else
+  t0=$(date +%s.%N)
+  tarball="$CACHE/debootstrap-$SUITE-minbase-$(echo "$mirror" | h).tar"
+  if [[ ! -s $tarball ]]; then
+    command -v debootstrap >/dev/null || die "debootstrap not found: apt-get install debootstrap"
+    log "debootstrap --variant=minbase $SUITE from $mirror (once per machine, ~30 s)"
+    debootstrap --variant=minbase "$SUITE" "$work/boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+      { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+    tar -C "$work/boot" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$work/boot"
+    log "debootstrap done in $(elapsed "$t0"), cached as $tarball"
+  fi
+  root="$work/root"
+  mkdir -p "$root"
+  tar -C "$root" -xf "$tarball"
+  rm -f "$root"/etc/apt/sources.list "$root"/etc/apt/sources.list.d/*
+  for f in "${sources_files[@]}"; do cp "$f" "$root$f"; done
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+  chmod +x "$root/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  log "installing ${PACKAGES[*]} into the base"
+  # A private mount namespace: /proc and /dev of the chroot vanish with it, even on failure.
+  unshare --mount --propagation private -- bash -euo pipefail -c '
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    mount --rbind /dev "$root/dev"
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+      sh -c "apt-get update -q && apt-get install -y -q --no-install-recommends $* && apt-get clean"
+  ' _ "$root" "${PACKAGES[@]}" >"$work/apt.log" 2>&1 ||
+    { tail -n 20 "$work/apt.log" >&2; die "installing packages into the base failed (log above)"; }
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/log/*.log
+  : >"$root/etc/resolv.conf"
+  log "importing the base"
+  tar -C "$root" -c . | docker import \
+    --change 'ENV PATH=/opt/segmesh/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'LABEL segmesh.image=base' \
+    - "$base_tag" >/dev/null
+  rm -rf "$root"
+  log "base $base_tag built in $(elapsed "$t0")"
+fi
+
+# --- deps: Node 24 + production node_modules --------------------------------------------------------
+if exists "$deps_tag"; then
+  log "deps $deps_tag: reused"
+else
+  t0=$(date +%s.%N)
+  ctx="$work/deps"
+  mkdir -p "$ctx/node_modules/node/bin"
+  cp "$node_bin" "$ctx/node_modules/node/bin/node"
+  # The production dependency tree, as npm resolved it (offline: read from node_modules).
+  npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | sed "s|^$PWD/||" |
+    grep '^node_modules/' | sort -u >"$work/prod.txt"
+  [[ -s $work/prod.txt ]] || die "npm ls found no production dependencies; run npm ci"
+  tar -cf - -T "$work/prod.txt" | tar -C "$ctx" -xf -
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $base_tag
+COPY node_modules /opt/segmesh/node_modules
+LABEL segmesh.image=deps
+EOF
+  log "building $deps_tag (Node $("$node_bin" --version), $(wc -l <"$work/prod.txt") packages)"
+  docker build -q -t "$deps_tag" "$ctx" >/dev/null 2>"$work/build.log" ||
+    { tail -n 20 "$work/build.log" >&2; die "docker build of the deps image failed"; }
+  rm -rf "$ctx"
+  log "deps $deps_tag built in $(elapsed "$t0")"
+fi
+
+# --- project ----------------------------------------------------------------------------------------
+if exists "$project_tag"; then
+  log "project $project_tag: reused"
+else
+  t0=$(date +%s.%N)
+  ctx="$work/project"
+  mkdir -p "$ctx"
+  cp -a dist bin package.json "$ctx/"
+  cat >"$ctx/Dockerfile" <<EOF
+FROM $deps_tag
+COPY package.json /opt/segmesh/package.json
+COPY bin /opt/segmesh/bin
+COPY dist /opt/segmesh/dist
+WORKDIR /opt/segmesh
+LABEL segmesh.image=project segmesh.image.inputs=$project_hash
+EOF
+  docker build -q -t "$project_tag" "$ctx" >/dev/null 2>"$work/build.log" ||
+    { tail -n 20 "$work/build.log" >&2; die "docker build of the project image failed"; }
+  log "project $project_tag built in $(elapsed "$t0")"
+  # Older project images are stale: remove those no container uses (an in-use one fails quietly).
+  docker image ls --format '{{.Repository}}:{{.Tag}}' segmesh-lab | grep -vx "$project_tag" |
+    xargs -r docker image rm >/dev/null 2>&1 || true
+fi
+echo "$project_tag"
