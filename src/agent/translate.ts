@@ -3,8 +3,8 @@
  * segment lists, why); the data plane speaks kernel objects (routes with encaps, rules, nft filters).
  */
 import type { DesiredState, IsolationSpec, Route, Rule, Seg6LocalAction } from '../dataplane/index.ts';
-import type { WorkloadFilter } from '../dataplane/isolation.ts';
 import { TENANT_UNREACHABLE_METRIC } from '../dataplane/index.ts';
+import type { WorkloadFilter } from '../dataplane/isolation.ts';
 import { formatIpv6, type Ipv6Address, type Ipv6Prefix } from '../srv6/address.ts';
 import type { Behavior } from '../srv6/behavior.ts';
 import type { HostPlan, PlannedLink, PlannedRoute } from '../srv6/pathcompute.ts';
@@ -103,7 +103,11 @@ export function toDesiredHost(plan: HostPlan, opts: TranslateOptions): DesiredHo
   }
   return {
     dataplane: { routes, rules },
-    isolation: { workloads: filters, sidBlocks: [...sidBlocks.values()], hostAddresses: [...hostAddresses.values()] },
+    isolation: {
+      workloads: filters,
+      sidBlocks: [...sidBlocks.values()],
+      hostAddresses: [...hostAddresses.values()],
+    },
     links,
   };
 }

@@ -1,0 +1,656 @@
+/**
+ * The per-host agent: the one place where the parts are wired together. It starts the data plane,
+ * gossip, BGP and the reconcile loop in that order and stops them in reverse; everything else is a
+ * component with explicit dependencies.
+ *
+ * Reconcile: gossip view + BGP-learned routes + local workloads -> the SRv6 model -> desired kernel
+ * state and desired BGP advertisements, applied as minimal changes, debounced under bursts and fully
+ * re-checked periodically so drift is repaired. A restart never flushes: the kernel keeps forwarding
+ * while the agent is down, and the first reconcile after it only changes what differs.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { publicKeyFromProtobuf } from '@libp2p/crypto/keys';
+import type { Logger } from 'pino';
+import type { Bgp } from '../bgp/index.ts';
+import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
+import { parseRd } from '../bgp/update.ts';
+import { detectVrf } from '../dataplane/dataplane.ts';
+import {
+  type Dataplane,
+  LinuxDataplane,
+  mssFor,
+  nftIsolationRuleset,
+  nftMssClampRuleset,
+  openDataplane,
+  runNft,
+} from '../dataplane/index.ts';
+import { nftFlushRuleset } from '../dataplane/isolation.ts';
+import { type Gossip, gossip as gossipComponent, loadOrCreateIdentity } from '../gossip/index.ts';
+import {
+  formatIpv6,
+  formatPrefix,
+  type Ipv6Address,
+  type Ipv6Prefix,
+  ipv6ToBytes,
+  parseIpv6,
+  parsePrefix,
+  prefixContains,
+} from '../srv6/address.ts';
+import { IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
+import { buildFabricView, type FabricView, workloadLinkName, workloadMtu } from '../srv6/fabric.ts';
+import { allocateAddress } from '../srv6/ipam.ts';
+import { deriveLocators } from '../srv6/locator.ts';
+import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
+import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
+import type { AgentSettings } from './config.ts';
+import { buildFabricState, type EdgePeer } from './fabric-state.ts';
+import { toDesiredHost } from './translate.ts';
+import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
+
+export const AGENT_PROTOCOL = 'segmesh/1';
+
+export class AgentError extends Error {
+  override readonly name = 'AgentError';
+  /** gRPC status the API answers with. */
+  readonly status: 'invalid' | 'not-found' | 'exists' | 'unavailable' | 'failed';
+  constructor(status: AgentError['status'], message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface AgentComponents {
+  readonly logger: Logger;
+  /** Injected in tests; the agent opens the host's own otherwise. */
+  readonly dataplane?: Dataplane;
+}
+
+export interface AddWorkloadInput {
+  readonly identity?: string;
+  readonly tenant: string;
+  readonly netns: string;
+  readonly ifname?: string;
+  readonly containerId?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly address?: string;
+}
+
+export interface AddWorkloadResult {
+  readonly workload: LocalWorkload;
+  readonly gateway: string;
+  readonly moved: boolean;
+  readonly existing: boolean;
+}
+
+export interface ReconcileReport {
+  readonly atMs: number;
+  readonly durationMs: number;
+  readonly routes: number;
+  readonly added: number;
+  readonly replaced: number;
+  readonly deleted: number;
+  readonly skipped: readonly string[];
+  readonly error?: string;
+}
+
+const DEBOUNCE_MS = 20;
+const FULL_RECHECK_MS = 30_000;
+
+export class Agent {
+  readonly settings: AgentSettings;
+  readonly #log: Logger;
+  readonly #store: LocalWorkloadStore;
+  #dp: Dataplane | undefined;
+  readonly #injectedDp: Dataplane | undefined;
+  #gossip: Gossip | undefined;
+  #bgp: Bgp | undefined;
+  #locator: Ipv6Prefix | undefined;
+  #vrf = false;
+  readonly #external = new Map<string, ExternalRoute>();
+  #view: FabricView | undefined;
+  #plan: HostPlan | undefined;
+  #lastNft = '';
+  #lastHostAdvert = '';
+  #timer: NodeJS.Timeout | undefined;
+  #fullTimer: NodeJS.Timeout | undefined;
+  #running: Promise<ReconcileReport> | undefined;
+  #again = false;
+  #waiters: Array<(r: ReconcileReport) => void> = [];
+  #lastReport: ReconcileReport | undefined;
+  #started = false;
+  #draining = false;
+
+  constructor(components: AgentComponents, settings: AgentSettings) {
+    this.settings = settings;
+    this.#log = components.logger.child({ component: 'agent', host: settings.hostName });
+    this.#injectedDp = components.dataplane;
+    this.#store = new LocalWorkloadStore(`${settings.stateDir}/workloads.json`);
+  }
+
+  get hostId(): string {
+    return this.#gossip?.hostId ?? '';
+  }
+  get locator(): Ipv6Prefix | undefined {
+    return this.#locator;
+  }
+  get view(): FabricView | undefined {
+    return this.#view;
+  }
+  get plan(): HostPlan | undefined {
+    return this.#plan;
+  }
+  get gossip(): Gossip | undefined {
+    return this.#gossip;
+  }
+  get bgp(): Bgp | undefined {
+    return this.#bgp;
+  }
+  get dataplane(): Dataplane | undefined {
+    return this.#dp;
+  }
+  get vrf(): boolean {
+    return this.#vrf;
+  }
+  get lastReconcile(): ReconcileReport | undefined {
+    return this.#lastReport;
+  }
+  get ready(): boolean {
+    return this.#started && this.#lastReport !== undefined && this.#lastReport.error === undefined;
+  }
+  localWorkloads(): LocalWorkload[] {
+    return this.#store.list();
+  }
+
+  async start(): Promise<void> {
+    const s = this.settings;
+    await mkdir(s.stateDir, { recursive: true, mode: 0o750 });
+    await this.#store.load();
+
+    // 1. Data plane: the kernel's forwarding switches, the encapsulation source.
+    this.#vrf = detectVrf();
+    this.#dp =
+      this.#injectedDp ??
+      new LinuxDataplane({
+        maxSegments: s.spec.dataplane.maxSegments,
+        sysctlStateFile: `${s.stateDir}/sysctls.json`,
+      });
+    await this.#dp.setSysctl('net.ipv6.conf.all.forwarding', '1');
+    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.seg6_enabled`, '1');
+    // Forwarding on turns router advertisements off; 2 keeps the underlay's RA-learned routes.
+    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.accept_ra`, '2');
+    await this.#dp.setTunsrc(s.underlay);
+
+    // 2. Locator: configured, or derived from the fabric block once and kept.
+    this.#locator = s.locator ?? (await this.#derivedLocator());
+
+    // 3. Gossip.
+    const privateKey = await loadOrCreateIdentity(`${s.stateDir}/identity.key`);
+    const operatorKey = s.spec.operatorKeys[0]
+      ? publicKeyFromProtobuf(Buffer.from(s.spec.operatorKeys[0], 'base64'))
+      : undefined;
+    this.#gossip = gossipComponent({
+      privateKey,
+      listen: s.spec.gossip.listen,
+      bootstrap: s.spec.gossip.bootstrap,
+      ...(operatorKey ? { operatorKey } : {}),
+      ...(s.spec.gossip.allowedPeers.length > 0 ? { allowlist: s.spec.gossip.allowedPeers } : {}),
+      suspectAfterMs: s.suspectAfterMs,
+      deadAfterMs: s.deadAfterMs,
+      tombstoneTtlMs: s.tombstoneTtlMs,
+      sameIpPeers: true,
+    })({ logger: this.#log.child({ component: 'gossip' }) });
+    for (const event of [
+      'host-up',
+      'host-suspect',
+      'host-down',
+      'workload-added',
+      'workload-moved',
+      'workload-removed',
+      'policy-changed',
+      'record',
+    ]) {
+      this.#gossip.addEventListener(event as 'record', () => this.trigger());
+    }
+    this.#gossip.addEventListener('conflict-lost', (e) => {
+      this.#log.warn({ conflict: e.detail }, 'this host lost an address conflict: the other claim is newer');
+    });
+    await this.#gossip.start();
+    for (const w of this.#store.list()) await this.#publishWorkload(w);
+
+    // 4. BGP toward the edge.
+    if (s.spec.bgp) {
+      const b = s.spec.bgp;
+      this.#bgp = bgpComponent({
+        asn: b.asn,
+        routerId: b.routerId,
+        peers: b.peers.map((p) => ({
+          address: p.address,
+          asn: p.asn,
+          ...(p.password ? { password: p.password } : {}),
+          families: p.families,
+          maxPrefixes: p.maxPrefixes,
+          locators: p.locators,
+        })),
+        nextHop: formatIpv6(s.underlay),
+        locator: formatPrefix(this.#locator),
+        transposition: b.transposition,
+        tenants: [],
+        deadIntervalMs: s.deadAfterMs,
+        sidecar:
+          b.gobgpd.mode === 'managed'
+            ? { mode: 'managed', binary: b.gobgpd.binary, runDir: `${s.stateDir}/gobgpd` }
+            : { mode: 'attach', target: b.gobgpd.api },
+      })({ logger: this.#log.child({ component: 'bgp' }) });
+      this.#bgp.on('route:add', (r) => {
+        this.#external.set(r.key, r);
+        this.trigger();
+      });
+      this.#bgp.on('route:delete', (r) => {
+        this.#external.delete(r.key);
+        this.trigger();
+      });
+      await this.#bgp.start();
+    }
+
+    this.#started = true;
+    await this.reconcileNow();
+    this.#fullTimer = setInterval(() => this.trigger(), FULL_RECHECK_MS);
+    this.#fullTimer.unref();
+    this.#log.info({ locator: formatPrefix(this.#locator), hostId: this.hostId }, 'agent started');
+  }
+
+  /**
+   * Stops the agent and leaves forwarding in place: kernel state and gobgpd stay (a restart adopts
+   * them). `segmesh drain` is the way to leave the fabric.
+   */
+  async stop(): Promise<void> {
+    this.#started = false;
+    clearTimeout(this.#timer);
+    clearInterval(this.#fullTimer);
+    await this.#running?.catch(() => undefined);
+    await this.#bgp?.stop();
+    await this.#gossip?.stop();
+    if (!this.#injectedDp) await this.#dp?.close();
+    this.#log.info('agent stopped (kernel state and gobgpd left running)');
+  }
+
+  async #derivedLocator(): Promise<Ipv6Prefix> {
+    const file = `${this.settings.stateDir}/locator`;
+    try {
+      return parsePrefix((await readFile(file, 'utf8')).trim());
+    } catch {}
+    const block = this.settings.locatorBlock;
+    if (!block) throw new AgentError('invalid', 'set locator or locatorBlock in the agent configuration');
+    const locator = deriveLocators(block, this.settings.structure, [this.settings.hostName]).get(
+      this.settings.hostName,
+    )!;
+    await writeFile(file, `${formatPrefix(locator)}\n`);
+    return locator;
+  }
+
+  // ---- reconcile ----
+
+  /** Schedules a reconcile (debounced: bursts within 20 ms make one). */
+  trigger(): void {
+    // While draining, the agent stops repairing: it is taking its state down on purpose.
+    if (!this.#started || this.#draining) return;
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.reconcileNow();
+    }, DEBOUNCE_MS);
+  }
+
+  /** Runs a reconcile now (or right after the one in progress) and resolves with its report. */
+  reconcileNow(): Promise<ReconcileReport> {
+    if (this.#running) {
+      this.#again = true;
+      return new Promise((resolve) => this.#waiters.push(resolve));
+    }
+    this.#running = this.#reconcile().finally(() => {
+      this.#running = undefined;
+      if (this.#again) {
+        this.#again = false;
+        const waiters = this.#waiters.splice(0);
+        void this.reconcileNow().then((r) => {
+          for (const w of waiters) w(r);
+        });
+      }
+    });
+    return this.#running;
+  }
+
+  #edgePeers(): EdgePeer[] {
+    return (this.settings.spec.bgp?.peers ?? []).map((p) => ({
+      address: parseIpv6(p.address),
+      locators: p.locators.map(parsePrefix),
+    }));
+  }
+
+  async #reconcile(): Promise<ReconcileReport> {
+    const started = performance.now();
+    const s = this.settings;
+    const dp = this.#dp!;
+    let report: ReconcileReport;
+    try {
+      const state = buildFabricState({
+        self: { name: s.hostName, hostId: this.hostId, underlay: s.underlay, locator: this.#locator! },
+        structure: s.structure,
+        ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
+        maxSegments: s.spec.dataplane.maxSegments,
+        underlayMtu: s.spec.dataplane.underlayMtu,
+        gossip: this.#gossip!.view(),
+        local: this.#store.list(),
+        external: [...this.#external.values()],
+        edgePeers: this.#edgePeers(),
+      });
+      const view = buildFabricView({
+        ...state.input,
+        hosts: state.input.hosts.map((h) =>
+          h.name === s.hostName ? { ...h, capabilities: { vrf: this.#vrf, hmac: true } } : h,
+        ),
+      });
+      const plan = computeHostPlan(view, s.hostName);
+      const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
+      const result = await dp.reconcile(desired.dataplane);
+      const nft = nftIsolationRuleset(desired.isolation);
+      if (nft !== this.#lastNft) {
+        await runNft(nft);
+        const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
+        await runNft(
+          nftMssClampRuleset(
+            desired.links.map((l) => l.link),
+            mssFor(mtu),
+          ),
+        );
+        this.#lastNft = nft;
+      }
+      this.#view = view;
+      this.#plan = plan;
+      await this.#advertise(view);
+      report = {
+        atMs: Date.now(),
+        durationMs: performance.now() - started,
+        routes: desired.dataplane.routes?.length ?? 0,
+        added: result.added,
+        replaced: result.replaced,
+        deleted: result.deleted,
+        skipped: state.skipped,
+      };
+      if (result.added + result.replaced + result.deleted > 0 || state.skipped.length > 0) {
+        this.#log.info({ ...report, skipped: state.skipped.slice(0, 10) }, 'reconciled');
+      }
+    } catch (e) {
+      report = {
+        atMs: Date.now(),
+        durationMs: performance.now() - started,
+        routes: 0,
+        added: 0,
+        replaced: 0,
+        deleted: 0,
+        skipped: [],
+        error: (e as Error).message,
+      };
+      // The kernel keeps what it had: a bad view never tears down working forwarding.
+      this.#log.error({ err: e }, 'reconcile failed; kernel state left as it was');
+    }
+    this.#lastReport = report;
+    return report;
+  }
+
+  /** Our own host record and the VPN routes of our workloads, when they changed. */
+  async #advertise(view: FabricView): Promise<void> {
+    const self = view.hosts.get(this.settings.hostName)!;
+    const sids = self.sids.all.map((x) => ({
+      address: ipv6ToBytes(x.sid),
+      behavior: IANA_BEHAVIOR_CODEPOINT[x.behavior],
+      tenant: x.tenant ?? '',
+    }));
+    const advert = {
+      name: this.settings.hostName,
+      underlayAddress: ipv6ToBytes(this.settings.underlay),
+      locator: { address: ipv6ToBytes(self.locator.address), length: self.locator.length },
+      sids,
+      endSid: ipv6ToBytes(self.sids.end.sid),
+    };
+    const text = JSON.stringify(advert, (_k, v) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+    );
+    if (text !== this.#lastHostAdvert) {
+      await this.#gossip!.publishHost(advert as Parameters<Gossip['publishHost']>[0]);
+      this.#lastHostAdvert = text;
+    }
+    if (!this.#bgp) return;
+    const b = this.settings.spec.bgp!;
+    const tenants = [...view.tenants.values()].filter((t) => t.routeTarget);
+    await this.#bgp.setTenants(tenants.map((t) => ({ name: t.name, routeTarget: t.routeTarget! })));
+    const adverts: VpnAdvert[] = [];
+    for (const w of view.workloads.values()) {
+      if (w.host !== this.settings.hostName) continue;
+      const t = view.tenants.get(w.tenant)!;
+      if (!t.routeTarget) continue;
+      const sid = self.sids.tenantDelivery.get(w.tenant)!;
+      adverts.push({
+        tenant: w.tenant,
+        // RD per host and tenant: the host's underlay-derived router id keeps hosts apart.
+        rd: parseRd(`${b.routerId}:${t.id}`),
+        prefix: { address: w.address, length: 128 },
+        sid: sid.sid,
+        behavior: 'End.DT6',
+        structure: view.structure,
+        routeTargets: [parseRd(t.routeTarget)],
+        nextHop: this.settings.underlay,
+      });
+    }
+    await this.#bgp.setAdverts(adverts);
+  }
+
+  // ---- workloads ----
+
+  async #publishWorkload(w: LocalWorkload): Promise<void> {
+    const delivery = this.#view?.hosts.get(this.settings.hostName)?.sids.tenantDelivery.get(w.tenant)?.sid;
+    await this.#gossip!.publishWorkload({
+      workloadId: w.id,
+      tenant: w.tenant,
+      opaqueAddress: ipv6ToBytes(parseIpv6(w.address)),
+      ...(delivery !== undefined ? { deliverySid: ipv6ToBytes(delivery) } : {}),
+    });
+  }
+
+  async addWorkload(req: AddWorkloadInput): Promise<AddWorkloadResult> {
+    const view = this.#gossip!.view();
+    const tenantRecord = [...view.tenants.values()].find((t) => t.record.name === req.tenant)?.record;
+    if (!tenantRecord) {
+      throw new AgentError(
+        'invalid',
+        `unknown tenant ${req.tenant}; tenants come signed by the operator (segmesh policy apply FILE)`,
+      );
+    }
+    const sticky = Boolean(req.identity);
+    const containerId = req.containerId ?? '';
+    const id = req.identity || `anon/${containerId || req.netns}`;
+    const ifname = req.ifname || 'eth0';
+    const existing = this.#store.get(id);
+    if (existing) {
+      if (existing.containerId === containerId && existing.netns === req.netns) {
+        return { workload: existing, gateway: GATEWAY, moved: false, existing: true };
+      }
+      throw new AgentError(
+        'exists',
+        `identity ${id} already runs on this host (container ${existing.containerId || existing.netns}); ` +
+          'an identity runs once: delete the old instance first, or start it on another host to move it',
+      );
+    }
+    const prefixes = tenantRecord.prefixes.map((p) => ({
+      address: BigInt(`0x${Buffer.from(p.address).toString('hex')}`),
+      length: p.length,
+    }));
+    const claimed = new Map<bigint, string>();
+    for (const w of view.workloads.values()) {
+      if (w.tenant === req.tenant) claimed.set(BigInt(`0x${w.address}`), w.id);
+    }
+    for (const w of this.#store.list()) if (w.tenant === req.tenant) claimed.set(parseIpv6(w.address), w.id);
+    const remote = [...view.workloads.values()].find((w) => w.id === id && w.hostId !== this.hostId);
+    let address: Ipv6Address;
+    if (req.address) {
+      address = parseIpv6(req.address);
+      if (!prefixes.some((p) => prefixContains(p, address))) {
+        throw new AgentError(
+          'invalid',
+          `address ${req.address} is outside tenant ${req.tenant}'s prefixes ${prefixes.map(formatPrefix).join(', ')}`,
+        );
+      }
+      const holder = claimed.get(address);
+      if (holder !== undefined && holder !== id) {
+        throw new AgentError('exists', `address ${req.address} is held by workload ${holder}`);
+      }
+    } else if (remote) {
+      // Mobility: the identity keeps its address wherever it runs.
+      address = BigInt(`0x${remote.address}`);
+    } else {
+      address = allocateAddress(prefixes[0]!, id, (a) => claimed.has(a) && claimed.get(a) !== id);
+    }
+    const mtu = workloadMtu(
+      this.settings.spec.dataplane.underlayMtu,
+      this.settings.spec.dataplane.maxSegments,
+      false,
+    );
+    const hostLink = workloadLinkName(id);
+    await attachWorkload(this.#dp!, (netns) => openDataplane({ netns }), {
+      netns: req.netns,
+      ifname,
+      hostLink,
+      address,
+      mtu,
+    });
+    const workload: LocalWorkload = {
+      id,
+      sticky,
+      tenant: req.tenant,
+      address: formatIpv6(address),
+      netns: req.netns,
+      ifname,
+      hostLink,
+      containerId,
+      labels: req.labels ?? {},
+      mtu,
+      attachedAtMs: Date.now(),
+    };
+    await this.#store.put(workload);
+    // Routes first, then the claim: by the time others steer traffic here, delivery is in place.
+    await this.reconcileNow();
+    await this.#publishWorkload(workload);
+    this.#log.info({ workload: id, address: workload.address, moved: Boolean(remote) }, 'workload attached');
+    return { workload, gateway: GATEWAY, moved: Boolean(remote), existing: false };
+  }
+
+  async deleteWorkload(req: { identity?: string; containerId?: string; ifname?: string }): Promise<boolean> {
+    const w =
+      (req.identity ? this.#store.get(req.identity) : undefined) ??
+      (req.containerId ? this.#store.byContainer(req.containerId, req.ifname) : undefined);
+    if (!w) return false;
+    await this.#gossip!.removeWorkload(w.id);
+    await this.#store.delete(w.id);
+    await this.reconcileNow();
+    await detachWorkload(this.#dp!, w.hostLink);
+    this.#log.info({ workload: w.id }, 'workload detached');
+    return true;
+  }
+
+  /** CHECK: the workload's link, address and route are as attached. */
+  async checkWorkload(req: {
+    identity?: string;
+    containerId?: string;
+    ifname?: string;
+    address?: string;
+  }): Promise<string[]> {
+    const w = this.findWorkload(req);
+    if (!w) throw new AgentError('not-found', `no workload ${req.identity ?? req.containerId} on this host`);
+    const problems: string[] = [];
+    if (req.address && parseIpv6(req.address) !== parseIpv6(w.address)) {
+      problems.push(`the runtime expects ${req.address}, the agent gave ${w.address}`);
+    }
+    const link = (await this.#dp!.listLinks()).find((l) => l.name === w.hostLink);
+    if (!link) problems.push(`host link ${w.hostLink} is missing`);
+    else if (!link.up) problems.push(`host link ${w.hostLink} is down`);
+    const inside = await openDataplane({ netns: w.netns }).catch((e: Error) => {
+      problems.push(`cannot enter ${w.netns}: ${e.message}`);
+      return undefined;
+    });
+    if (inside) {
+      try {
+        const links = await inside.listLinks();
+        const eth = links.find((l) => l.name === w.ifname);
+        if (!eth) problems.push(`${w.ifname} is missing in ${w.netns}`);
+        const addrs = await inside.listAddresses();
+        if (!addrs.some((a) => a.address.address === parseIpv6(w.address)))
+          problems.push(`${w.address} is missing on ${w.ifname}`);
+      } finally {
+        await inside.close();
+      }
+    }
+    const delivery = this.#plan?.objects.get(
+      `r|${this.#view?.tenants.get(w.tenant)?.tables.delivery}|${parseIpv6(w.address).toString(16)}/128`,
+    );
+    if (!delivery) problems.push(`no delivery route for ${w.address} in the agent's plan`);
+    return problems;
+  }
+
+  /** BGP sessions as gobgpd reports them. */
+  async bgpPeers(): Promise<
+    Array<{
+      address: string;
+      asn: number;
+      state: string;
+      received: bigint;
+      accepted: bigint;
+      advertised: bigint;
+    }>
+  > {
+    if (!this.#bgp) return [];
+    const peers = await this.#bgp.sidecar.client.list('listPeer', {});
+    return peers.map((r) => {
+      const p = r.peer;
+      let received = 0n;
+      let accepted = 0n;
+      let advertised = 0n;
+      for (const af of p?.afiSafis ?? []) {
+        received += af.state?.received ?? 0n;
+        accepted += af.state?.accepted ?? 0n;
+        advertised += af.state?.advertised ?? 0n;
+      }
+      return {
+        address: p?.conf?.neighborAddress ?? '',
+        asn: p?.conf?.peerAsn ?? 0,
+        state: String(p?.state?.sessionState ?? 'unknown'),
+        received,
+        accepted,
+        advertised,
+      };
+    });
+  }
+
+  /**
+   * Leaves the fabric: withdraws this host's routes from the edge and its workloads from gossip,
+   * waits for traffic to move, then removes what it installed.
+   */
+  async drain(waitMs: number): Promise<{ withdrawn: number; removed: number }> {
+    this.#draining = true;
+    const local = this.#store.list();
+    await this.#bgp?.setAdverts([]);
+    for (const w of local) await this.#gossip!.removeWorkload(w.id);
+    await this.#gossip!.withdrawHost();
+    await new Promise((r) => setTimeout(r, waitMs || 2_000));
+    this.#started = false;
+    const flushed = await this.#dp!.flushOwned();
+    await runNft(nftFlushRuleset());
+    return { withdrawn: local.length, removed: flushed.routes + flushed.rules };
+  }
+
+  findWorkload(req: { identity?: string; containerId?: string; ifname?: string }): LocalWorkload | undefined {
+    return (
+      (req.identity ? this.#store.get(req.identity) : undefined) ??
+      (req.containerId ? this.#store.byContainer(req.containerId, req.ifname) : undefined)
+    );
+  }
+}

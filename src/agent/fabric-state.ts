@@ -1,0 +1,195 @@
+/**
+ * What the agent knows, turned into the model's input (pure): the gossip view (hosts, their
+ * workloads, operator-signed tenants), this host's own workloads (authoritative for this host), and
+ * the routes learned from edge routers over BGP.
+ */
+import type { ExternalRoute } from '../bgp/index.ts';
+import type { FabricView as GossipView } from '../gossip/index.ts';
+import {
+  formatIpv6,
+  type Ipv6Address,
+  type Ipv6Prefix,
+  ipv6FromBytes,
+  makePrefix,
+  parseIpv6,
+  prefixContains,
+} from '../srv6/address.ts';
+import type {
+  EdgeInput,
+  ExternalRouteInput,
+  FabricInput,
+  HostInput,
+  TenantInput,
+  WorkloadInput,
+} from '../srv6/fabric.ts';
+import { locatorLength, type SidStructure } from '../srv6/sid.ts';
+import { MAX_TENANT_ID } from '../srv6/tables.ts';
+import type { LocalWorkload } from './workloads.ts';
+
+export interface SelfHost {
+  readonly name: string;
+  readonly hostId: string;
+  readonly underlay: Ipv6Address;
+  readonly locator?: Ipv6Prefix;
+}
+
+export interface EdgePeer {
+  readonly address: Ipv6Address;
+  readonly locators: readonly Ipv6Prefix[];
+}
+
+export interface FabricStateInput {
+  readonly self: SelfHost;
+  readonly structure: SidStructure;
+  readonly locatorBlock?: Ipv6Prefix;
+  readonly maxSegments: number;
+  readonly underlayMtu: number;
+  readonly gossip: GossipView;
+  readonly local: readonly LocalWorkload[];
+  readonly external: readonly ExternalRoute[];
+  readonly edgePeers: readonly EdgePeer[];
+}
+
+export interface FabricStateResult {
+  readonly input: FabricInput;
+  /** Things left out, with the reason (logged and counted by the caller). */
+  readonly skipped: readonly string[];
+}
+
+function prefixFromRecord(p: { address: Uint8Array; length: number } | undefined): Ipv6Prefix | undefined {
+  if (p?.address.length !== 16) return undefined;
+  return makePrefix(ipv6FromBytes(p.address), p.length);
+}
+
+export function buildFabricState(s: FabricStateInput): FabricStateResult {
+  const skipped: string[] = [];
+  const hosts = new Map<string, HostInput>();
+  const nameOf = new Map<string, string>(); // gossip host id -> model host name
+  hosts.set(s.self.name, {
+    name: s.self.name,
+    underlay: s.self.underlay,
+    ...(s.self.locator ? { locator: s.self.locator } : {}),
+  });
+  nameOf.set(s.self.hostId, s.self.name);
+  for (const h of s.gossip.hosts.values()) {
+    if (h.id === s.self.hostId) continue;
+    // Suspect hosts keep their routes (stale) until the dead interval: forwarding that still works
+    // must survive a gossip-only partition.
+    if (h.state === 'dead') continue;
+    const name = h.record.name || h.id;
+    if (hosts.has(name)) {
+      skipped.push(`host ${h.id} claims name ${name}, which another host has`);
+      continue;
+    }
+    if (h.record.underlayAddress.length !== 16) {
+      skipped.push(`host ${name} has no underlay address`);
+      continue;
+    }
+    const locator = prefixFromRecord(h.record.locator);
+    if (!locator && !s.locatorBlock) {
+      skipped.push(`host ${name} advertises no locator`);
+      continue;
+    }
+    hosts.set(name, {
+      name,
+      underlay: ipv6FromBytes(h.record.underlayAddress),
+      ...(locator ? { locator } : {}),
+    });
+    nameOf.set(h.id, name);
+  }
+
+  const tenants: TenantInput[] = [];
+  for (const { record } of s.gossip.tenants.values()) {
+    const id = record.table;
+    if (!Number.isInteger(id) || id < 1 || id > MAX_TENANT_ID) {
+      skipped.push(`tenant ${record.name} has id ${id}, not in 1..${MAX_TENANT_ID}`);
+      continue;
+    }
+    const prefixes = record.prefixes.map(prefixFromRecord).filter((p): p is Ipv6Prefix => p !== undefined);
+    if (prefixes.length === 0) {
+      skipped.push(`tenant ${record.name} has no prefix`);
+      continue;
+    }
+    tenants.push({
+      name: record.name,
+      id,
+      prefixes,
+      ...(record.routeTargets[0] ? { routeTarget: record.routeTargets[0] } : {}),
+    });
+  }
+  const tenantNames = new Set(tenants.map((t) => t.name));
+
+  const workloads = new Map<string, WorkloadInput>();
+  for (const w of s.gossip.workloads.values()) {
+    const host = nameOf.get(w.hostId);
+    if (!host || host === s.self.name) continue; // our own come from the local store
+    if (!tenantNames.has(w.tenant)) {
+      skipped.push(`workload ${w.id} is in unknown tenant ${w.tenant}`);
+      continue;
+    }
+    if (w.record.opaqueAddress.length !== 16) continue;
+    workloads.set(w.id, { id: w.id, tenant: w.tenant, host, address: ipv6FromBytes(w.record.opaqueAddress) });
+  }
+  for (const w of s.local) {
+    if (!tenantNames.has(w.tenant)) {
+      skipped.push(`local workload ${w.id} is in tenant ${w.tenant}, which the fabric does not (yet) define`);
+      continue;
+    }
+    // This host is authoritative for what runs on it: a remote claim of the same identity is the old
+    // place of a workload that moved here.
+    workloads.set(w.id, {
+      id: w.id,
+      tenant: w.tenant,
+      host: s.self.name,
+      address: parseIpv6(w.address),
+      labels: w.labels,
+      link: w.hostLink,
+    });
+  }
+
+  // Edge routers: one per BGP peer with routes; their locators from configuration, else from the
+  // structure of the routes they send.
+  const edges = new Map<string, { underlay: Ipv6Address; locators: Ipv6Prefix[] }>();
+  const externalRoutes: ExternalRouteInput[] = [];
+  for (const r of s.external) {
+    const peer = s.edgePeers.find((p) => formatIpv6(p.address) === r.peer);
+    const name = `edge-${r.peer.replace(/:/g, '-')}`;
+    let edge = edges.get(name);
+    if (!edge) {
+      edge = { underlay: r.nextHop, locators: [...(peer?.locators ?? [])] };
+      edges.set(name, edge);
+    }
+    if (!edge.locators.some((l) => prefixContains(l, r.sid))) {
+      if (!r.structure) {
+        skipped.push(
+          `route ${formatIpv6(r.prefix.address)}/${r.prefix.length} from ${r.peer}: SID outside known locators`,
+        );
+        continue;
+      }
+      edge.locators.push(makePrefix(r.sid, locatorLength(r.structure)));
+    }
+    for (const tenant of r.tenants) {
+      if (tenantNames.has(tenant)) externalRoutes.push({ tenant, prefix: r.prefix, sid: r.sid, edge: name });
+    }
+  }
+  const edgeInputs: EdgeInput[] = [...edges].map(([name, e]) => ({
+    name,
+    underlay: e.underlay,
+    locators: e.locators,
+  }));
+
+  return {
+    input: {
+      structure: s.structure,
+      ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
+      maxSegments: s.maxSegments,
+      underlayMtu: s.underlayMtu,
+      hosts: [...hosts.values()],
+      tenants,
+      workloads: [...workloads.values()],
+      edges: edgeInputs,
+      externalRoutes,
+    },
+    skipped,
+  };
+}
