@@ -131,7 +131,12 @@ export function nftFlushRuleset(): string {
   ].join('\n');
 }
 
-/** MSS clamp on TCP handshakes forwarded from the workloads (second line behind the MTU). */
+/**
+ * MSS clamp on TCP handshakes forwarded *to* the workloads (second line behind the MTU). It matches on
+ * the output side because encapsulation happens on lwtunnel input: on the sending host the forward
+ * hook only sees the outer packet, while on the receiving host, after End.DT6 decapsulated it, the
+ * handshake is plain TCP again. Clamping SYN and SYN/ACK there covers both directions.
+ */
 export function nftMssClampRuleset(workloadIfnames: readonly string[], mss: number): string {
   const lines = [
     `table inet ${NFT_MSS_TABLE}`,
@@ -143,7 +148,7 @@ export function nftMssClampRuleset(workloadIfnames: readonly string[], mss: numb
   if (workloadIfnames.length > 0) {
     const names = workloadIfnames.map((n) => `"${n}"`);
     lines.push(
-      `    iifname ${set(names)} tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
+      `    oifname ${set(names)} tcp flags & (syn | rst) == syn tcp option maxseg size > ${mss} tcp option maxseg size set ${mss}`,
     );
   }
   lines.push('  }', '}');

@@ -52,7 +52,7 @@ const r128 = (a: Ipv6Address) => ({ address: a, length: 128 });
 
 export async function buildFabric(
   lab: Lab,
-  opts: { workloadHosts?: number[]; hostCount?: number } = {},
+  opts: { workloadHosts?: number[]; hostCount?: number; workloadMtu?: number } = {},
 ): Promise<Fabric> {
   const hostCount = opts.hostCount ?? 3;
   const workloadHosts = opts.workloadHosts ?? [1, 2];
@@ -75,7 +75,12 @@ export async function buildFabric(
       for (const t of ['a', 'b'] as const) {
         const w = await lab.netns(`w${t}${n}`);
         workloads.set(`${t}${n}`, w);
-        await dp.addVeth({ name: `w${t}${n}`, peerName: 'eth0', peerNetns: w.name, mtu: WORKLOAD_MTU });
+        await dp.addVeth({
+          name: `w${t}${n}`,
+          peerName: 'eth0',
+          peerNetns: w.name,
+          mtu: opts.workloadMtu ?? WORKLOAD_MTU,
+        });
         await dp.setSysctl(`net.ipv6.conf.w${t}${n}.seg6_enabled`, '0');
         await dp.addAddress(`w${t}${n}`, { address: ip('fe80::1'), length: 64 });
         await w.ip('link', 'set', 'eth0', 'up');
