@@ -119,6 +119,8 @@ export class Agent {
   #lastReport: ReconcileReport | undefined;
   #started = false;
   #draining = false;
+  /** Observer of every reconcile (metrics). */
+  onReconcile: ((report: ReconcileReport) => void) | undefined;
 
   constructor(components: AgentComponents, settings: AgentSettings) {
     this.settings = settings;
@@ -395,6 +397,7 @@ export class Agent {
       this.#log.error({ err: e }, 'reconcile failed; kernel state left as it was');
     }
     this.#lastReport = report;
+    this.onReconcile?.(report);
     return report;
   }
 

@@ -3,14 +3,25 @@
  * how to fix) and exit 1; SEGMESH_DEBUG=1 adds the stack.
  */
 import { Command } from 'commander';
+import { agentCommand } from './commands/agent.ts';
+import { dataplaneCommand } from './commands/dataplane.ts';
+import { inspectCommands } from './commands/inspect.ts';
 import { planCommand } from './commands/plan.ts';
+import { keygenCommand, policyCommand } from './commands/policy.ts';
 import { versionCommand } from './commands/version.ts';
+import { workloadCommand } from './commands/workload.ts';
 
 export function buildProgram(): Command {
   const program = new Command('segmesh')
     .description('Segmesh: a gossip-based SRv6 control plane for container networks')
     .showHelpAfterError();
   program.addCommand(planCommand());
+  program.addCommand(agentCommand());
+  program.addCommand(workloadCommand());
+  for (const c of inspectCommands()) program.addCommand(c);
+  program.addCommand(policyCommand());
+  program.addCommand(keygenCommand());
+  program.addCommand(dataplaneCommand());
   program.addCommand(versionCommand());
   return program;
 }

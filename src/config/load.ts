@@ -54,7 +54,8 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 export type ParsedConfig =
   | { readonly kind: 'Fabric'; readonly spec: FabricSpec }
   | { readonly kind: 'Topology'; readonly spec: TopologySpec }
-  | { readonly kind: 'AgentConfig'; readonly spec: z.infer<(typeof SCHEMAS)['AgentConfig']> };
+  | { readonly kind: 'AgentConfig'; readonly spec: z.infer<(typeof SCHEMAS)['AgentConfig']> }
+  | { readonly kind: 'FabricPolicy'; readonly spec: z.infer<(typeof SCHEMAS)['FabricPolicy']> };
 
 /** Parses YAML text of any of the three kinds (or only `expect`), validating it fully. */
 export function parseConfig(text: string, file: string, expect?: readonly ConfigKind[]): ParsedConfig {

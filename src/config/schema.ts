@@ -298,9 +298,20 @@ export const topologySchema = z
   .strict();
 export type TopologySpec = z.infer<typeof topologySchema>;
 
+/** Fabric-wide settings an operator signs and publishes (`segmesh policy apply`). */
+export const fabricPolicySchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION, { message: `set apiVersion: ${API_VERSION}` }),
+    kind: z.literal('FabricPolicy'),
+    tenants: z.array(tenant).default([]),
+  })
+  .strict();
+export type FabricPolicySpec = z.infer<typeof fabricPolicySchema>;
+
 export const SCHEMAS = {
   Fabric: fabricSchema,
   AgentConfig: agentConfigSchema,
   Topology: topologySchema,
+  FabricPolicy: fabricPolicySchema,
 } as const;
 export type ConfigKind = keyof typeof SCHEMAS;

@@ -14,7 +14,7 @@ export function planCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string, opts: { host?: string; json?: boolean }) => {
       const parsed = parseConfig(await readFile(file, 'utf8'), file, ['Fabric', 'Topology']);
-      if (parsed.kind === 'AgentConfig') throw new Error('unreachable');
+      if (parsed.kind !== 'Fabric' && parsed.kind !== 'Topology') throw new Error('unreachable');
       const view = buildFabricView(fabricInputFromSpec(parsed.spec));
       const hosts = opts.host ? [opts.host] : [...view.hosts.keys()];
       for (const h of hosts) {

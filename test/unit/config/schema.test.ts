@@ -53,7 +53,7 @@ describe('configuration schemas', () => {
       /set apiVersion: segmesh.io\/v1alpha1/,
     );
     expect(problems(example.replace('kind: Fabric', 'kind: Fabrik')).message).toMatch(
-      /set kind to Fabric or AgentConfig or Topology/,
+      /set kind to Fabric or AgentConfig or Topology or FabricPolicy/,
     );
     expect(problems('a: [').message).toMatch(/YAML syntax/);
   });

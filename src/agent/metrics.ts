@@ -1,0 +1,139 @@
+/**
+ * Prometheus metrics, /healthz and /readyz on a local HTTP listener (127.0.0.1 by default).
+ * Values are read from the components at scrape time: nothing on the forwarding path counts for us.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Agent } from './agent.ts';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly reconcileDuration: Histogram;
+  readonly reconcileErrors: Counter;
+  readonly #agent: Agent;
+  #server: Server | undefined;
+
+  constructor(agent: Agent) {
+    this.#agent = agent;
+    const r = this.registry;
+    const a = agent;
+    new Gauge({
+      name: 'segmesh_workloads',
+      help: 'Workloads in the fabric view, by locality',
+      labelNames: ['locality'],
+      registers: [r],
+      collect() {
+        const local = a.localWorkloads().length;
+        this.set({ locality: 'local' }, local);
+        this.set({ locality: 'remote' }, (a.view?.workloads.size ?? local) - local);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_hosts',
+      help: 'Hosts in the fabric view',
+      registers: [r],
+      collect() {
+        this.set(a.view?.hosts.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_routes',
+      help: 'Routes the agent wants installed',
+      registers: [r],
+      collect() {
+        this.set(a.lastReconcile?.routes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_gossip_rejected',
+      help: 'Gossip records rejected, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        const stats = a.gossip?.stats();
+        for (const [reason, n] of Object.entries(stats?.rejected ?? {})) this.set({ reason }, n);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_gossip_peers',
+      help: 'Connected gossip peers',
+      registers: [r],
+      collect() {
+        this.set(a.gossip?.stats().peers ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_bgp_routes',
+      help: 'BGP routes advertised and learned',
+      labelNames: ['direction'],
+      registers: [r],
+      collect() {
+        const s = a.bgp?.stats();
+        this.set({ direction: 'advertised' }, s?.advertised ?? 0);
+        this.set({ direction: 'learned' }, s?.learned ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'segmesh_bgp_invalid_routes',
+      help: 'Received BGP routes ignored, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        for (const [reason, n] of Object.entries(a.bgp?.stats().invalid ?? {})) this.set({ reason }, n);
+      },
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'segmesh_reconcile_seconds',
+      help: 'Duration of reconcile runs',
+      buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    this.reconcileErrors = new Counter({
+      name: 'segmesh_reconcile_errors_total',
+      help: 'Reconcile runs that failed (kernel state left as it was)',
+      registers: [r],
+    });
+    agent.onReconcile = (report) => {
+      this.reconcileDuration.observe(report.durationMs / 1000);
+      if (report.error) this.reconcileErrors.inc();
+    };
+  }
+
+  async listen(address: string): Promise<void> {
+    const colon = address.lastIndexOf(':');
+    const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+    const port = Number(address.slice(colon + 1));
+    this.#server = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': this.registry.contentType });
+            res.end(text);
+          },
+          (e: Error) => {
+            res.writeHead(500);
+            res.end(e.message);
+          },
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(200);
+        res.end('ok\n');
+      } else if (req.url === '/readyz') {
+        const ready = this.#agent.ready;
+        res.writeHead(ready ? 200 : 503);
+        res.end(ready ? 'ready\n' : `not ready: ${this.#agent.lastReconcile?.error ?? 'starting'}\n`);
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.#server!.once('error', reject);
+      this.#server!.listen(port, host, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+}

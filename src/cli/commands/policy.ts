@@ -1,0 +1,83 @@
+/**
+ * `segmesh keygen` and `segmesh policy apply`: fabric-wide settings (tenants) are records signed by an
+ * operator key that every agent trusts (agent config `operatorKeys`); any agent gossips them on.
+ */
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { create, toBinary } from '@bufbuild/protobuf';
+import {
+  generateKeyPair,
+  privateKeyFromProtobuf,
+  privateKeyToProtobuf,
+  publicKeyToProtobuf,
+} from '@libp2p/crypto/keys';
+import { Command } from 'commander';
+import { parseConfig } from '../../config/load.ts';
+import {
+  type Record as GossipRecord,
+  RecordSchema,
+  SignedRecordSchema,
+  TenantRecordSchema,
+} from '../../gen/segmesh/v1/gossip_pb.js';
+import { signRecord } from '../../gossip/index.ts';
+import { ipv6ToBytes, parsePrefix } from '../../srv6/address.ts';
+import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
+
+export function keygenCommand(): Command {
+  return new Command('keygen')
+    .description('create an operator (or host) Ed25519 key; prints the public key for operatorKeys')
+    .requiredOption('--out <file>', 'where to write the private key (mode 0600)')
+    .action(async (o: { out: string }) => {
+      const key = await generateKeyPair('Ed25519');
+      await writeFile(o.out, privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' });
+      await chmod(o.out, 0o600);
+      process.stdout.write(`${Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64')}\n`);
+    });
+}
+
+export function policyCommand(): Command {
+  const cmd = new Command('policy').description('fabric-wide settings signed by the operator');
+  cmd.addCommand(
+    new Command('apply')
+      .description('sign the tenants of FILE (kind: FabricPolicy) and publish them through the local agent')
+      .argument('<file>', 'fabric policy')
+      .requiredOption('--operator-key <file>', 'the operator private key (segmesh keygen)')
+      .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)
+      .action(async (file: string, o: { operatorKey: string; socket: string }) => {
+        const parsed = parseConfig(await readFile(file, 'utf8'), file, ['FabricPolicy']);
+        if (parsed.kind !== 'FabricPolicy') throw new Error('unreachable');
+        const key = privateKeyFromProtobuf(await readFile(o.operatorKey));
+        const now = BigInt(Date.now());
+        const records: GossipRecord[] = parsed.spec.tenants.map((t, i) =>
+          create(RecordSchema, {
+            key: `tenant/${t.name}`,
+            version: { wallMs: now, counter: i },
+            origin: 'operator',
+            body: {
+              case: 'tenant',
+              value: create(TenantRecordSchema, {
+                name: t.name,
+                prefixes: t.prefixes.map((p) => {
+                  const prefix = parsePrefix(p);
+                  return { address: ipv6ToBytes(prefix.address), length: prefix.length };
+                }),
+                routeTargets: t.routeTarget ? [t.routeTarget] : [],
+                table: t.id,
+              }),
+            },
+          }),
+        );
+        const signed = await Promise.all(records.map((r) => signRecord(r, key)));
+        const client = new AgentClient(o.socket);
+        try {
+          const r = await client.call('publishRecords', {
+            signedRecords: signed.map((s) => toBinary(SignedRecordSchema, s)),
+          });
+          records.forEach((rec, i) => process.stdout.write(`${rec.key}: ${r.results[i]}\n`));
+          if (r.results.some((x) => x !== 'applied')) process.exitCode = 1;
+        } finally {
+          client.close();
+        }
+      }),
+  );
+  return cmd;
+}
