@@ -2,6 +2,7 @@
 
 export const GOSSIP_TOPIC = '/segmesh/gossip/1.0.0';
 export const ANTI_ENTROPY_PROTOCOL = '/segmesh/anti-entropy/1.0.0';
+export const HEARTBEAT_PROTOCOL = '/segmesh/heartbeat/1.0.0';
 
 export const DEFAULTS = {
   listen: ['/ip6/::/tcp/7946'],

@@ -29,6 +29,7 @@ import {
   GossipMessageSchema,
   type Record as GossipRecord,
   type Heartbeat,
+  HeartbeatBatchSchema,
   HeartbeatSchema,
   HlcTimestampSchema,
   type HmacKeyRecord,
@@ -45,7 +46,7 @@ import {
   WorkloadRecordSchema,
 } from '../gen/segmesh/v1/gossip_pb.js';
 import { differingBuckets, needsSnapshot, planExchange, type Summary, summarize } from './antientropy.ts';
-import { ANTI_ENTROPY_PROTOCOL, DEFAULTS, GOSSIP_TOPIC } from './constants.ts';
+import { ANTI_ENTROPY_PROTOCOL, DEFAULTS, GOSSIP_TOPIC, HEARTBEAT_PROTOCOL } from './constants.ts';
 import { AntiEntropyError, GossipConfigError, GossipNotStartedError } from './errors.ts';
 import { ClockSkewError, HybridLogicalClock, type Timestamp, type Version } from './hlc.ts';
 import { Liveness, type Transition } from './liveness.ts';
@@ -299,7 +300,11 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   #hostId = '';
   #view: FabricView = EMPTY_VIEW;
   #viewDirty = false;
-  #seq = 0n;
+  /** Heartbeat sequence: starts at the start time in µs, so a restarted host's heartbeats are newer. */
+  #seq = BigInt(Date.now()) * 1000n;
+  readonly #hbKnown = new Map<string, bigint>();
+  #hbFresh = new Map<string, SignedHeartbeat>();
+  readonly #hbOut = new Map<string, { stream: Stream; lp: ReturnType<typeof lpStream> } | 'busy'>();
   #startedAt = 0;
   #lastSyncMs: number | undefined;
   #shutdown: AbortController | undefined;
@@ -417,7 +422,15 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     node.addEventListener('peer:disconnect', () => {
       this.#stats.peers = node.getPeers().length;
     });
+    await node.handle(HEARTBEAT_PROTOCOL, (stream, connection) => this.#serveHeartbeats(stream, connection), {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 4,
+    });
+    node.addEventListener('peer:disconnect', (evt) => {
+      this.#hbOut.delete(evt.detail.toString());
+    });
     this.#every(this.#opts.heartbeatIntervalMs, () => this.#heartbeat());
+    this.#every(Math.max(20, Math.floor(this.#opts.heartbeatIntervalMs / 4)), () => this.#flushHeartbeats());
     this.#every(this.#opts.antiEntropyIntervalMs, () => this.#antiEntropyTick(), true);
     this.#every(Math.max(this.#opts.heartbeatIntervalMs, 500), () => this.#maintainConnections());
     await this.#dialBootstrap();
@@ -697,11 +710,85 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       ownedDigest: own.digest,
       ownedCount: own.count,
     });
-    await this.#publishMessage({
-      case: 'heartbeat',
-      value: await signHeartbeat(heartbeat, this.#init.privateKey),
-    });
+    this.#hbKnown.set(this.#hostId, this.#seq);
+    this.#hbFresh.set(this.#hostId, await signHeartbeat(heartbeat, this.#init.privateKey));
     this.#scheduleView();
+  }
+
+  /** Sends the heartbeats learnt since the last flush to every neighbour, in one frame each. */
+  async #flushHeartbeats(): Promise<void> {
+    const node = this.#node;
+    if (node === undefined || this.#hbFresh.size === 0) return;
+    const frame = toBinary(
+      HeartbeatBatchSchema,
+      create(HeartbeatBatchSchema, { heartbeats: [...this.#hbFresh.values()] }),
+    );
+    this.#hbFresh = new Map();
+    await Promise.allSettled(node.getPeers().map((p) => this.#sendHeartbeats(p.toString(), frame)));
+  }
+
+  async #sendHeartbeats(peer: string, frame: Uint8Array): Promise<void> {
+    const node = this.#node;
+    if (node === undefined) return;
+    let out = this.#hbOut.get(peer);
+    // A write still in flight (or a stream being opened): this batch is skipped for this peer; the
+    // next one carries newer heartbeats, and other neighbours relay these.
+    if (out === 'busy') return;
+    this.#hbOut.set(peer, 'busy');
+    try {
+      if (out === undefined) {
+        const stream = await node.dialProtocol(peerIdFromString(peer), HEARTBEAT_PROTOCOL, {
+          signal: AbortSignal.timeout(2_000),
+        });
+        out = { stream, lp: lpStream(stream, { maxDataLength: DEFAULTS.maxFrameBytes }) };
+      }
+      await out.lp.write(frame, { signal: AbortSignal.timeout(2_000) });
+      this.#hbOut.set(peer, out);
+    } catch (err) {
+      this.#hbOut.delete(peer);
+      if (out !== undefined) out.stream.abort(err as Error);
+    }
+  }
+
+  async #serveHeartbeats(stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString();
+    const lp = lpStream(stream, { maxDataLength: DEFAULTS.maxFrameBytes });
+    try {
+      for (;;) {
+        const batch = fromBinary(HeartbeatBatchSchema, (await lp.read()).subarray());
+        for (const hb of batch.heartbeats) await this.#receiveHeartbeat(hb, peer);
+      }
+    } catch (err) {
+      // End of stream (the neighbour went away) or a malformed frame.
+      if (!(err instanceof Error && err.name === 'UnexpectedEOFError')) {
+        this.#log.debug({ peer, err: (err as Error).message }, 'heartbeat stream ended');
+      }
+      stream.abort(err as Error);
+    }
+  }
+
+  /** One relayed heartbeat: the first copy of each (host, sequence) is verified, applied and relayed. */
+  async #receiveHeartbeat(signed: SignedHeartbeat, from: string): Promise<void> {
+    let hostId: string;
+    let seq: bigint;
+    try {
+      const hb = fromBinary(HeartbeatSchema, signed.payload);
+      hostId = hb.hostId;
+      seq = hb.sequence;
+    } catch (err) {
+      this.#reject('malformed', `heartbeat: ${(err as Error).message}`, from);
+      return;
+    }
+    const known = this.#hbKnown.get(hostId);
+    if (hostId === this.#hostId || (known !== undefined && seq <= known)) return;
+    const opened = await openHeartbeat(signed);
+    if (!opened.ok) {
+      this.#reject(opened.reason, opened.detail, from);
+      return;
+    }
+    if (this.#onHeartbeat(opened.heartbeat) !== Accept) return;
+    this.#hbKnown.set(hostId, seq);
+    this.#hbFresh.set(hostId, signed);
   }
 
   /**
