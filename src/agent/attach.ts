@@ -5,7 +5,7 @@
  * host. Kernel work only; the caller records the workload and reconciles routes.
  */
 import type { Dataplane } from '../dataplane/index.ts';
-import { type Ipv6Address, parsePrefix } from '../srv6/address.ts';
+import { type Ipv6Address, parseIpv6 } from '../srv6/address.ts';
 
 /** The workload's next hop: the host end of every workload link carries it. */
 export const GATEWAY = 'fe80::1';
@@ -49,7 +49,8 @@ export async function attachWorkload(
     await host.setSysctl(`net.ipv6.conf.${req.hostLink}.seg6_enabled`, '0');
     await host.setSysctl(`net.ipv6.conf.${req.hostLink}.accept_dad`, '0');
     await host.setLink(req.hostLink, { up: true });
-    await host.addAddress(req.hostLink, parsePrefix(`${GATEWAY}/64`));
+    // An interface address (host bits set), not a network prefix: built as such.
+    await host.addAddress(req.hostLink, { address: parseIpv6(GATEWAY), length: 64 });
 
     workload = await openNetns(req.netns);
     await workload.setSysctl(`net.ipv6.conf.${req.ifname}.accept_dad`, '0');
@@ -57,7 +58,7 @@ export async function attachWorkload(
     await workload.setLink(req.ifname, { up: true, mtu: req.mtu });
     await workload.addAddress(req.ifname, { address: req.address, length: 128 });
     await workload.addRoutes([
-      { dst: { address: 0n, length: 0 }, table: 254, gateway: parsePrefix(GATEWAY).address, dev: req.ifname },
+      { dst: { address: 0n, length: 0 }, table: 254, gateway: parseIpv6(GATEWAY), dev: req.ifname },
     ]);
   } catch (e) {
     await host.deleteLink(req.hostLink).catch(() => undefined);
