@@ -62,10 +62,20 @@ export interface BatchOptions {
 
 type Handler = (m: NlMessage) => void;
 
+/** The part of netlink's RawNetlinkSocket the transport uses (a fake kernel implements it in unit tests). */
+export interface RawSocketLike {
+  on(event: 'message', fn: (data: Buffer) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  send(bufs: Buffer[], opts: object, cb: (err?: NodeJS.ErrnoException) => void): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class NetlinkTransport {
-  private readonly sock: RawNetlinkSocket;
+  private readonly sock: RawSocketLike;
   private seq: number;
   private handler: Handler | undefined;
   private failPending: ((e: Error) => void) | undefined;
@@ -73,9 +83,10 @@ export class NetlinkTransport {
   private closed = false;
   readonly protocol: number;
 
-  constructor(protocol = NETLINK_ROUTE) {
+  constructor(protocol = NETLINK_ROUTE, socket?: RawSocketLike) {
     this.protocol = protocol;
-    this.sock = new RawNetlinkSocket(protocol, { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.sock =
+      socket ?? new RawNetlinkSocket(protocol, { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     this.sock.unref();
     this.seq = (Math.random() * 0x7fffffff) >>> 0;
     this.sock.on('message', (data: Buffer) => this.onDatagram(data));
