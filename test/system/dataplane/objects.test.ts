@@ -1,9 +1,10 @@
 import { afterAll, expect, it } from 'vitest';
 import { ROUTE_PROTOCOL } from '../../../src/dataplane/constants.ts';
+import type { Encap } from '../../../src/dataplane/encap.ts';
 import { flushOwned, nftIsolationRuleset, openDataplane } from '../../../src/dataplane/index.ts';
 import type { NetnsDataplane } from '../../../src/dataplane/netns.ts';
 import type { Nexthop } from '../../../src/dataplane/nexthop.ts';
-import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { createLab, runLogDir, systemSuite } from '../../harness/index.ts';
 
 const ip = parseIpv6;
@@ -78,6 +79,46 @@ systemSuite('dataplane: nexthops, groups, rules, counters and flush', { tools: [
       rules: [{ priority: 10_001, iif: 'n0', table: 10_001 }],
     });
     expect(again).toMatchObject({ added: 0, replaced: 0, deleted: 0, unchanged: 7 });
+  });
+
+  it('a dump reads back exactly what was written, for every encapsulation the kernel here supports', async () => {
+    const ns = await lab.netns('rb');
+    const dp = (await openDataplane({ netns: ns.name })) as NetnsDataplane;
+    open.push(dp);
+    await dp.addVeth({ name: 'b0', peerName: 'b1' });
+    await dp.setLink('b1', { up: true });
+    await dp.addAddress('b0', { address: ip('2001:db8:52::1'), length: 64 });
+    await ns.ip('-4', 'addr', 'add', '198.18.0.1/24', 'dev', 'b0');
+    const idx = (await dp.listLinks()).find((l) => l.name === 'b0')!.index;
+    const segs = [ip('fc00:0:1::e'), ip('fc00:0:2::e'), ip('fc00:0:3::a6')];
+    const encaps: Encap[] = [
+      { type: 'seg6', mode: 'encap', segments: segs },
+      { type: 'seg6', mode: 'encap.red', segments: segs },
+      { type: 'seg6', mode: 'inline', segments: segs.slice(0, 2) },
+      { type: 'seg6', mode: 'encap', segments: segs, hmacKeyId: 9 },
+      { type: 'seg6local', action: 'End' },
+      { type: 'seg6local', action: 'End', counters: true },
+      { type: 'seg6local', action: 'End.X', nh6: ip('2001:db8:52::2') },
+      { type: 'seg6local', action: 'End.T', table: 10_003 },
+      { type: 'seg6local', action: 'End.DT6', table: 10_001, counters: true },
+      { type: 'seg6local', action: 'End.DX6', nh6: ip('2001:db8:52::2') },
+      { type: 'seg6local', action: 'End.DX4', nh4: '198.18.0.2' },
+      { type: 'seg6local', action: 'End.B6.Encaps', srh: { segments: segs.slice(0, 2) } },
+    ];
+    const routes = encaps.map((encap, i) => ({
+      dst: { address: ip(`fc00:0:8::${(i + 1).toString(16)}`), length: 128 },
+      table: 254,
+      oif: idx,
+      encap,
+    }));
+    await dp.addRoutes(routes);
+    const dumped = await dp.listRoutes({ protocol: ROUTE_PROTOCOL });
+    for (const r of routes) {
+      const k = dumped.find((d) => d.dst.address === r.dst.address);
+      expect(k, formatIpv6(r.dst.address)).toBeDefined();
+      expect(k!.encap).toEqual(r.encap);
+      expect(k!.oif).toBe(idx);
+    }
   });
 
   it('reads per-SID counters back for metrics', async () => {
