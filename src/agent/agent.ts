@@ -218,6 +218,9 @@ export class Agent {
     });
     await this.#gossip.start();
     for (const w of this.#store.list()) await this.#publishWorkload(w);
+    // A restarted agent must not reconcile against an empty view: that would delete the routes to
+    // every other host until gossip refilled it. Wait for the first anti-entropy exchange to settle.
+    await this.#awaitGossipSync(Math.max(5_000, s.suspectAfterMs * 2));
 
     // 4. BGP toward the edge.
     if (s.spec.bgp) {
@@ -274,6 +277,28 @@ export class Agent {
     await this.#gossip?.stop();
     if (!this.#injectedDp) await this.#dp?.close();
     this.#log.info('agent stopped (kernel state and gobgpd left running)');
+  }
+
+  async #awaitGossipSync(timeoutMs: number): Promise<void> {
+    const g = this.#gossip!;
+    if (this.settings.spec.gossip.bootstrap.length === 0) return;
+    const started = Date.now();
+    let last = started;
+    let heard = false;
+    const onRecord = (e: CustomEvent<{ source: string }>) => {
+      last = Date.now();
+      if (e.detail.source !== 'local') heard = true;
+    };
+    g.addEventListener('record', onRecord);
+    try {
+      while (Date.now() - started < timeoutMs) {
+        if (heard && g.stats().antiEntropy.runs > 0 && Date.now() - last > 300) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      g.removeEventListener('record', onRecord);
+    }
+    this.#log.info({ ms: Date.now() - started, synced: heard }, 'gossip view ready for the first reconcile');
   }
 
   async #derivedLocator(): Promise<Ipv6Prefix> {

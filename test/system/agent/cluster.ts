@@ -1,0 +1,192 @@
+/**
+ * A fabric of agents for system tests: host namespaces on the harness switch, each running
+ * `segmesh agent` (from source, on this Node 24) with its own state directory and API socket; an
+ * operator key whose tenants are applied through the first agent.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { AgentClient } from '../../../src/cli/client.ts';
+import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
+import { runLogDir, sh, waitFor } from '../../harness/index.ts';
+
+export const CLI = ['src/cli/main.ts'];
+
+export interface AgentHost {
+  readonly name: string;
+  readonly ns: Netns;
+  readonly index: number;
+  readonly underlay: string;
+  readonly stateDir: string;
+  readonly socket: string;
+  readonly config: string;
+  agent: Daemon | undefined;
+}
+
+/** Runs the CLI (from source) and returns stdout; throws with stderr on failure unless allowFail. */
+export function segmesh(
+  args: readonly string[],
+  opts: { allowFail?: boolean } = {},
+): { out: string; err: string; code: number } {
+  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0 && !opts.allowFail)
+    throw new Error(`segmesh ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return { out: r.stdout, err: r.stderr, code: r.status ?? -1 };
+}
+
+export function segmeshJson<T>(args: readonly string[]): T {
+  return JSON.parse(segmesh([...args, '--json']).out) as T;
+}
+
+export const TENANTS = `apiVersion: segmesh.io/v1alpha1
+kind: FabricPolicy
+tenants:
+  - { name: blue, id: 100, prefixes: ["2001:db8:b100::/64"], routeTarget: "65000:100" }
+  - { name: red, id: 200, prefixes: ["2001:db8:b200::/64"], routeTarget: "65000:200" }
+`;
+
+export class AgentCluster {
+  readonly hosts: AgentHost[] = [];
+  readonly lab: Lab;
+  readonly dir: string;
+  operatorKey = '';
+  operatorPublic = '';
+  sw: UnderlaySwitch | undefined;
+
+  constructor(lab: Lab) {
+    this.lab = lab;
+    this.dir = `${runLogDir()}/cluster`;
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  async create(count: number): Promise<void> {
+    this.operatorKey = `${this.dir}/operator.key`;
+    this.operatorPublic = segmesh(['keygen', '--out', this.operatorKey]).out.trim();
+    this.sw = await this.lab.underlaySwitch('sw');
+    for (let i = 1; i <= count; i++) {
+      const ns = await this.lab.netns(`h${i}`);
+      const underlay = `2001:db8:100::${i}`;
+      await this.sw.attach(ns, 'eth0', [`${underlay}/64`]);
+      const stateDir = `${this.dir}/h${i}`;
+      mkdirSync(stateDir, { recursive: true });
+      const config = `${stateDir}/agent.yaml`;
+      const peers = Array.from({ length: count }, (_, j) => j + 1)
+        .filter((j) => j !== i)
+        .map((j) => `"/ip6/2001:db8:100::${j}/tcp/7946"`);
+      writeFileSync(
+        config,
+        `apiVersion: segmesh.io/v1alpha1
+kind: AgentConfig
+host: { name: host${i}, underlay: { interface: eth0, address: "${underlay}" } }
+locator: "fc00:0:${i}::/48"
+stateDir: ${stateDir}
+operatorKeys: ["${this.operatorPublic}"]
+gossip:
+  listen: ["/ip6/${underlay}/tcp/7946"]
+  bootstrap: [${peers.join(', ')}]
+  suspectAfter: 2s
+  deadAfter: 6s
+api: { socket: ${stateDir}/agent.sock, group: segmesh }
+`,
+      );
+      this.hosts.push({
+        name: `host${i}`,
+        ns,
+        index: i,
+        underlay,
+        stateDir,
+        socket: `${stateDir}/agent.sock`,
+        config,
+        agent: undefined,
+      });
+    }
+    for (const h of this.hosts) await this.startAgent(h);
+    await waitFor(
+      async () => {
+        for (const h of this.hosts)
+          if ((await this.api(h).call('listHosts', {})).hosts.length !== count) return false;
+        return true;
+      },
+      { timeoutMs: 30_000, what: `all ${count} agents to see each other` },
+    );
+  }
+
+  async startAgent(h: AgentHost): Promise<void> {
+    h.agent = await this.lab.daemon({
+      name: `agent-${h.name}-${Date.now()}`,
+      command: process.execPath,
+      args: [...CLI, 'agent', '--config', h.config],
+      netns: h.ns,
+      cwd: process.cwd(),
+      ready: async () => (await this.api(h).call('getStatus', {}, 2_000)).ready,
+      readyTimeoutMs: 30_000,
+    });
+  }
+
+  applyTenants(via: AgentHost = this.hosts[0]!): void {
+    const file = `${this.dir}/tenants.yaml`;
+    writeFileSync(file, TENANTS);
+    segmesh(['policy', 'apply', file, '--operator-key', this.operatorKey, '--socket', via.socket]);
+  }
+
+  /** A workload namespace attached through the API of `host`; returns its address. */
+  async workload(
+    host: AgentHost,
+    suffix: string,
+    tenant: string,
+    identity?: string,
+  ): Promise<{ ns: Netns; address: string }> {
+    const ns = await this.lab.netns(suffix);
+    const r = await this.api(host).call('addWorkload', {
+      identity: identity ?? '',
+      tenant,
+      netns: `/run/netns/${ns.name}`,
+      ifname: 'eth0',
+    });
+    return { ns, address: r.address };
+  }
+
+  /** Waits until every agent lists `count` workloads. */
+  async converged(count: number): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const h of this.hosts) {
+          if (h.agent?.alive() && (await this.api(h).call('listWorkloads', {})).workloads.length !== count)
+            return false;
+        }
+        return true;
+      },
+      { timeoutMs: 20_000, what: `every agent to see ${count} workloads` },
+    );
+  }
+
+  readonly #clients = new Map<string, AgentClient>();
+  /** The agent's API, in process (the CLI is exercised separately). */
+  api(h: AgentHost): AgentClient {
+    let c = this.#clients.get(h.socket);
+    if (!c) {
+      c = new AgentClient(h.socket);
+      this.#clients.set(h.socket, c);
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+  }
+}
+
+/** Pings from a namespace; returns the number of replies. */
+export async function ping(from: Netns, to: string, count = 3): Promise<number> {
+  const r = await from.exec('ping', ['-6', '-c', String(count), '-i', '0.2', '-W', '1', to], {
+    allowFail: true,
+  });
+  const m = /(\d+) received/.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
+
+/** A kernel counter of a namespace, from /proc/net/snmp6. */
+export async function snmp6(ns: Netns, counter: string): Promise<number> {
+  const r = await sh('cat', ['/proc/net/snmp6'], { netns: ns.name });
+  const line = r.stdout.split('\n').find((l) => l.startsWith(`${counter} `));
+  return line ? Number(line.trim().split(/\s+/)[1]) : 0;
+}

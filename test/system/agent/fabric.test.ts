@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createLab, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { AgentCluster, ping, segmesh, segmeshJson, snmp6 } from './cluster.ts';
+
+systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping'] }, () => {
+  const lab = createLab();
+  const cluster = new AgentCluster(lab);
+  let blue1: { ns: import('../../harness/index.ts').Netns; address: string };
+  let blue2: typeof blue1;
+  let blue3: typeof blue1;
+  let red1: typeof blue1;
+  let red2: typeof blue1;
+
+  beforeAll(async () => {
+    await cluster.create(3);
+    cluster.applyTenants();
+    const [h1, h2, h3] = cluster.hosts;
+    blue1 = await cluster.workload(h1!, 'b1', 'blue', 'shop.web-1');
+    blue2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.web-2');
+    blue3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-1');
+    red1 = await cluster.workload(h1!, 'r1', 'red', 'bank.api-1');
+    red2 = await cluster.workload(h2!, 'r2', 'red', 'bank.api-2');
+    await cluster.converged(5);
+  }, 120_000);
+  afterAll(async () => {
+    cluster.close();
+    await lab.teardown();
+  });
+
+  it('same-tenant workloads reach each other across hosts over SRv6', async () => {
+    expect(await ping(blue1.ns, blue2.address)).toBe(3);
+    expect(await ping(blue2.ns, blue3.address)).toBe(3);
+    expect(await ping(red1.ns, red2.address)).toBe(3);
+    // The path is SRv6: host1 encapsulates toward host2's End.DT6 SID of tenant blue.
+    const routes = await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
+    expect(routes.stdout).toMatch(
+      new RegExp(`${blue2.address} +encap seg6 mode encap.red segs 1 \\[ fc00:0:2:2064:: \\]`),
+    );
+  });
+
+  it('different tenants cannot reach each other, on the same host or across hosts (kernel counts the drops)', async () => {
+    const h1 = cluster.hosts[0]!.ns;
+    const before = await snmp6(h1, 'Ip6InNoRoutes');
+    expect(await ping(blue1.ns, red1.address, 2)).toBe(0); // same host
+    expect(await ping(blue1.ns, red2.address, 2)).toBe(0); // remote host
+    expect(await ping(red1.ns, blue2.address, 2)).toBe(0); // the other direction
+    const after = await snmp6(h1, 'Ip6InNoRoutes');
+    expect(after - before).toBeGreaterThanOrEqual(6);
+    // Positive control in the same run.
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+  });
+
+  it('a workload that encapsulates its own packets toward the other tenant SID gets nothing delivered', async () => {
+    // blue1 builds H.Encaps itself toward host2's red End.DT6 SID: its link's ingress filter drops it.
+    await blue1.ns.sysctl('net.ipv6.conf.all.seg6_enabled', '1');
+    await blue1.ns.ip(
+      '-6',
+      'route',
+      'add',
+      red2.address,
+      'encap',
+      'seg6',
+      'mode',
+      'encap',
+      'segs',
+      'fc00:0:2:20c8::',
+      'dev',
+      'eth0',
+    );
+    const link = segmeshJson<Array<{ identity: string; hostLink: string }>>([
+      'workloads',
+      '--socket',
+      cluster.hosts[0]!.socket,
+    ]).find((w) => w.identity === 'shop.web-1')!.hostLink;
+    const counter = async () => {
+      const r = await sh('nft', ['-j', 'list', 'counter', 'netdev', 'segmesh', `${link}_sid_block`], {
+        netns: cluster.hosts[0]!.ns.name,
+      });
+      return (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> }).nftables.find(
+        (x) => x.counter,
+      )!.counter!.packets;
+    };
+    const before = await counter();
+    expect(await ping(blue1.ns, red2.address, 3)).toBe(0);
+    expect((await counter()) - before).toBe(3);
+    await blue1.ns.ip('-6', 'route', 'del', red2.address);
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+  });
+
+  it('the CLI agrees with the kernel and the gossip view', async () => {
+    const h1 = cluster.hosts[0]!;
+    const status = segmeshJson<{
+      host: string;
+      ready: boolean;
+      hosts: number;
+      workloads: number;
+      localWorkloads: number;
+      routes: number;
+    }>(['status', '--socket', h1.socket]);
+    expect(status).toMatchObject({ host: 'host1', ready: true, hosts: 3, workloads: 5, localWorkloads: 2 });
+    const kernel = await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
+    const kernelRoutes = kernel.stdout.split('\n').filter((l) => l.trim().length > 0).length;
+    expect(status.routes).toBe(kernelRoutes);
+    const routes = segmeshJson<unknown[]>(['routes', '--socket', h1.socket]);
+    expect(routes.length).toBe(kernelRoutes);
+    const path = segmeshJson<{ segments: string[]; steps: string[] }>([
+      'path',
+      'shop.web-1',
+      blue3.address,
+      '--socket',
+      h1.socket,
+    ]);
+    expect(path.segments).toEqual(['fc00:0:3:2064::']);
+    expect(path.steps.at(-1)).toMatch(/delivered on link smw/);
+  });
+
+  it('kill -9 of an agent leaves forwarding intact, and its restart deletes no wanted route', async () => {
+    const h1 = cluster.hosts[0]!;
+    const monitor = await lab.daemon({
+      name: 'ipmon-h1',
+      command: 'ip',
+      args: ['-6', 'monitor', 'route'],
+      netns: h1.ns,
+    });
+    h1.agent!.kill('SIGKILL');
+    await h1.agent!.exited;
+    expect(await ping(blue1.ns, blue2.address, 3)).toBe(3);
+    await cluster.startAgent(h1);
+    await waitFor(async () => (await cluster.api(h1).call('getStatus', {})).ready, {
+      timeoutMs: 20_000,
+      what: 'restarted agent ready',
+    });
+    expect(await ping(blue1.ns, blue2.address, 3)).toBe(3);
+    await monitor.stop();
+    const { readFileSync } = await import('node:fs');
+    const events = readFileSync(monitor.logFile, 'utf8');
+    expect(events.split('\n').filter((l) => l.startsWith('Deleted'))).toEqual([]);
+  });
+
+  it('rejects bad input with a clear error and disturbs nothing else', async () => {
+    const h1 = cluster.hosts[0]!;
+    const ns = await lab.netns('bad');
+    const unknownTenant = segmesh(
+      ['workload', 'add', '--netns', ns.name, '--tenant', 'green', '--socket', h1.socket],
+      {
+        allowFail: true,
+      },
+    );
+    expect(unknownTenant.code).toBe(1);
+    expect(unknownTenant.err).toMatch(/unknown tenant green/);
+    const outside = segmesh(
+      [
+        'workload',
+        'add',
+        '--netns',
+        ns.name,
+        '--tenant',
+        'blue',
+        '--address',
+        '2001:db8:b200::9',
+        '--socket',
+        h1.socket,
+      ],
+      { allowFail: true },
+    );
+    expect(outside.err).toMatch(/outside tenant blue's prefixes/);
+    const duplicate = segmesh(
+      [
+        'workload',
+        'add',
+        '--netns',
+        ns.name,
+        '--tenant',
+        'blue',
+        '--identity',
+        'shop.web-1',
+        '--socket',
+        h1.socket,
+      ],
+      { allowFail: true },
+    );
+    expect(duplicate.err).toMatch(/identity shop.web-1 already runs on this host/);
+    const anonymous = segmesh([
+      'workload',
+      'add',
+      '--netns',
+      ns.name,
+      '--tenant',
+      'blue',
+      '--socket',
+      h1.socket,
+    ]);
+    expect(anonymous.out).toMatch(/the address is not sticky/);
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+  });
+});
