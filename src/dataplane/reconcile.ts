@@ -54,16 +54,22 @@ export function planReconcile(
   let unchanged = 0;
 
   if (desired.routes) {
-    const have = new RouteMap<KernelRoute>();
-    for (const r of kernel.routes) have.set(r, r);
-    const want = new RouteMap<Route>();
+    // One map lookup per desired route: kernel entries are marked when wanted, new ones inserted marked
+    // (bigint-keyed maps are the cost centre of a 100,000-route diff).
+    const index = new RouteMap<{ kernel: KernelRoute | undefined; wanted: boolean }>();
+    for (const r of kernel.routes) index.set(r, { kernel: r, wanted: false });
     for (const r of desired.routes) {
-      if (want.get(r))
+      const slot = index.get(r);
+      if (slot?.wanted)
         throw new DataplaneInputError(`route ${formatRoute(r)}`, 'listed twice in the desired state');
-      want.set(r, r);
-      const cur = have.get(r);
-      if (!cur) plan.routes.add.push(r);
-      else if (cur.protocol !== protocol) {
+      if (!slot) {
+        index.set(r, { kernel: undefined, wanted: true });
+        plan.routes.add.push(r);
+        continue;
+      }
+      slot.wanted = true;
+      const cur = slot.kernel!;
+      if (cur.protocol !== protocol) {
         plan.conflicts.push({
           object: `route ${formatRoute(r)}`,
           reason: `held by protocol ${cur.protocol}; not ours, left alone`,
@@ -71,7 +77,10 @@ export function planReconcile(
       } else if (routeSatisfies(cur, r, protocol)) unchanged++;
       else plan.routes.replace.push(r);
     }
-    for (const r of have.values()) if (r.protocol === protocol && !want.get(r)) plan.routes.delete.push(r);
+    for (const slot of index.values()) {
+      if (!slot.wanted && slot.kernel && slot.kernel.protocol === protocol)
+        plan.routes.delete.push(slot.kernel);
+    }
   }
 
   if (desired.rules) {
@@ -124,14 +133,27 @@ export function planReconcile(
  * (2-3x cheaper than a composite key for 100,000 routes).
  */
 export class RouteMap<T> {
-  private readonly groups = new Map<string, Map<bigint, T>>();
+  // table -> metric -> prefix length -> destination: small-integer keys hash fast, no strings built.
+  private readonly tables = new Map<number, Map<number, Map<number, Map<bigint, T>>>>();
 
   private group(r: Route, create: boolean): Map<bigint, T> | undefined {
-    const k = `${r.table}|${r.metric ?? DEFAULT_IPV6_METRIC}|${r.dst.length}`;
-    let g = this.groups.get(k);
+    const metric = r.metric ?? DEFAULT_IPV6_METRIC;
+    let byMetric = this.tables.get(r.table);
+    if (!byMetric) {
+      if (!create) return undefined;
+      byMetric = new Map();
+      this.tables.set(r.table, byMetric);
+    }
+    let byLen = byMetric.get(metric);
+    if (!byLen) {
+      if (!create) return undefined;
+      byLen = new Map();
+      byMetric.set(metric, byLen);
+    }
+    let g = byLen.get(r.dst.length);
     if (!g && create) {
       g = new Map();
-      this.groups.set(k, g);
+      byLen.set(r.dst.length, g);
     }
     return g;
   }
@@ -145,7 +167,9 @@ export class RouteMap<T> {
   }
 
   *values(): IterableIterator<T> {
-    for (const g of this.groups.values()) yield* g.values();
+    for (const byMetric of this.tables.values()) {
+      for (const byLen of byMetric.values()) for (const g of byLen.values()) yield* g.values();
+    }
   }
 }
 
