@@ -430,7 +430,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       this.#hbOut.delete(evt.detail.toString());
     });
     this.#every(this.#opts.heartbeatIntervalMs, () => this.#heartbeat());
-    this.#every(Math.max(20, Math.floor(this.#opts.heartbeatIntervalMs / 4)), () => this.#flushHeartbeats());
+    this.#every(Math.max(20, Math.floor(this.#opts.heartbeatIntervalMs / 2)), () => this.#flushHeartbeats());
     this.#every(this.#opts.antiEntropyIntervalMs, () => this.#antiEntropyTick(), true);
     this.#every(Math.max(this.#opts.heartbeatIntervalMs, 500), () => this.#maintainConnections());
     await this.#dialBootstrap();

@@ -54,7 +54,7 @@ export class RecordKeyError extends Error {
   readonly key: string;
   constructor(key: string, why: string) {
     super(
-      `invalid record key ${JSON.stringify(key)}: ${why}; keys are host/<host>, workload/<host>/<id>, tenant/<name>, policy/<name>, hmac/<id>`,
+      `invalid record key ${JSON.stringify(key)}: ${why}; keys are host/<host>, workload/<host>/<id>[/<id part>...], tenant/<name>, policy/<name>, hmac/<id>`,
     );
     this.name = 'RecordKeyError';
     this.key = key;
@@ -71,8 +71,9 @@ export function parseKey(key: string): ParsedKey {
       if (parts.length === 2 && ok(parts[1])) return { kind: 'host', owner: parts[1], name: parts[1] };
       break;
     case 'workload':
-      if (parts.length === 3 && ok(parts[1]) && ok(parts[2]))
-        return { kind: 'workload', owner: parts[1], name: parts[2] };
+      // Workload identities may have path segments (Kubernetes `namespace/name`).
+      if (parts.length >= 3 && parts.length <= 6 && ok(parts[1]) && parts.slice(2).every(ok))
+        return { kind: 'workload', owner: parts[1], name: parts.slice(2).join('/') };
       break;
     case 'tenant':
     case 'policy':

@@ -21,7 +21,7 @@ export interface StartArgs {
 
 export type Request = { id: number; op: string; args?: unknown };
 export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
-export type Report = { report: string; t: number };
+export type Report = { report: string; t: number; source?: string };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const send = (m: Reply | Report): void => {
@@ -50,7 +50,7 @@ async function start(a: StartArgs): Promise<{ peerId: string; addrs: string[] }>
   );
   if (a.report) {
     gossip.addEventListener('record', (ev) => {
-      if (ev.detail.source !== 'local') send({ report: ev.detail.key, t: now() });
+      if (ev.detail.source !== 'local') send({ report: ev.detail.key, t: now(), source: ev.detail.source });
     });
   }
   await gossip.start();
