@@ -544,7 +544,7 @@ export class Agent {
       false,
     );
     const hostLink = workloadLinkName(id);
-    await attachWorkload(this.#dp!, (netns) => openDataplane({ netns }), {
+    const { mac } = await attachWorkload(this.#dp!, (netns) => openDataplane({ netns }), {
       netns: req.netns,
       ifname,
       hostLink,
@@ -562,6 +562,7 @@ export class Agent {
       containerId,
       labels: req.labels ?? {},
       mtu,
+      mac,
       attachedAtMs: Date.now(),
     };
     await this.#store.put(workload);

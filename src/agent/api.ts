@@ -100,6 +100,7 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         hostLink: r.workload.hostLink,
         ifname: r.workload.ifname,
         mtu: r.workload.mtu,
+        mac: r.workload.mac ?? '',
         gateway: r.gateway,
         sticky: r.workload.sticky,
         moved: r.moved,

@@ -24,12 +24,12 @@ export class AttachError extends Error {
 
 export type OpenNetns = (netns: string) => Promise<Dataplane>;
 
-/** Creates the link pair and configures both ends. Undone on failure. */
+/** Creates the link pair and configures both ends; returns the link-layer addresses. Undone on failure. */
 export async function attachWorkload(
   host: Dataplane,
   openNetns: OpenNetns,
   req: AttachRequest,
-): Promise<void> {
+): Promise<{ mac: string; hostMac: string }> {
   const existing = (await host.listLinks()).find((l) => l.name === req.hostLink);
   if (existing) {
     throw new AttachError(
@@ -60,6 +60,9 @@ export async function attachWorkload(
     await workload.addRoutes([
       { dst: { address: 0n, length: 0 }, table: 254, gateway: parseIpv6(GATEWAY), dev: req.ifname },
     ]);
+    const mac = (await workload.listLinks()).find((l) => l.name === req.ifname)?.mac ?? '';
+    const hostMac = (await host.listLinks()).find((l) => l.name === req.hostLink)?.mac ?? '';
+    return { mac, hostMac };
   } catch (e) {
     await host.deleteLink(req.hostLink).catch(() => undefined);
     throw new AttachError(

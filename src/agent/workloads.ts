@@ -17,6 +17,8 @@ export interface LocalWorkload {
   readonly containerId: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly mtu: number;
+  /** Link-layer address of the workload's interface (CNI results carry it). */
+  readonly mac?: string;
   readonly attachedAtMs: number;
 }
 

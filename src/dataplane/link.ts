@@ -24,6 +24,8 @@ export interface Link {
   /** IFLA_LINK: the peer's index (in its namespace) for a veth. */
   readonly peerIndex?: number;
   readonly operstate?: number;
+  /** IFLA_ADDRESS: the link-layer address, `aa:bb:cc:dd:ee:ff`. */
+  readonly mac?: string;
 }
 
 export interface VethSpec {
@@ -115,6 +117,9 @@ export function decodeLink(msg: NlMessage): Link {
         break;
       case R.IFLA_LINK:
         out.peerIndex = readU32(data, 'IFLA_LINK');
+        break;
+      case R.IFLA_ADDRESS:
+        out.mac = [...data].map((x) => x.toString(16).padStart(2, '0')).join(':');
         break;
       case R.IFLA_OPERSTATE:
         out.operstate = readU8(data, 'IFLA_OPERSTATE');

@@ -42,6 +42,7 @@ export interface WorkloadApi {
     hostLink: string;
     ifname: string;
     mtu: number;
+    mac: string;
     gateway: string;
   }>;
   del(req: { identity: string; containerId: string; ifname: string }): Promise<void>;
@@ -82,7 +83,10 @@ async function add(env: CniEnvironment, conf: NetConf, api: WorkloadApi): Promis
     labels: { ...conf.labels },
   });
   return {
-    interfaces: [{ name: r.hostLink }, { name: env.ifname, sandbox: env.netns, mtu: r.mtu }],
+    interfaces: [
+      { name: r.hostLink },
+      { name: env.ifname, sandbox: env.netns, mtu: r.mtu, ...(r.mac ? { mac: r.mac } : {}) },
+    ],
     ips: [{ address: `${r.address}/${r.prefixLength}`, gateway: r.gateway, interface: 1 }],
     routes: [{ dst: '::/0', gw: r.gateway }],
     dns: {},
