@@ -16,7 +16,7 @@
  * asked otherwise; a restarted agent adopts it and diffs its own paths against ListPath.
  */
 import { EventEmitter } from 'node:events';
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import {
   DefinedType,
@@ -53,6 +53,7 @@ import {
 } from './api.ts';
 import type { GobgpClient } from './client.ts';
 import { BgpConfigError } from './errors.ts';
+import { addPathStreamRequestBytes, withdrawPathBytes } from './path-bytes.ts';
 import {
   AdvertEncoder,
   EdgeLocatorTable,
@@ -245,7 +246,8 @@ function pathKey(p: ReceivedPath): string {
 }
 
 interface OwnPath {
-  readonly path: Path;
+  /** The encoded apipb.Path (see path-bytes.ts). */
+  readonly bytes: Uint8Array;
   readonly sig: string;
 }
 
@@ -307,7 +309,10 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     if (init.locator) {
       const loc = parsePrefix(init.locator);
       const path = unicastPathToApi(loc, this.#nextHop);
-      this.#own.set(`ipv6|${formatPrefix(loc)}`, { path, sig: pathSignature(pathFromApi(path)!) });
+      this.#own.set(`ipv6|${formatPrefix(loc)}`, {
+        bytes: toBinary(PathSchema, path),
+        sig: pathSignature(pathFromApi(path)!),
+      });
     }
     this.sidecar.on('restarted', ({ pid }) => {
       this.#restarts++;
@@ -369,7 +374,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     } else {
       await this.#push(
         client,
-        [...this.#own.values()].map((o) => o.path),
+        [...this.#own.values()].map((o) => o.bytes),
       );
     }
     this.#startWatch(client);
@@ -481,13 +486,14 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
         }
       }
     }
-    const add: Path[] = [];
-    const del: Path[] = [];
+    const add: Uint8Array[] = [];
+    const del: Uint8Array[] = [];
     for (const [key, own] of this.#own) {
-      if (present.get(key)?.sig !== own.sig) add.push(own.path);
+      if (present.get(key)?.sig !== own.sig) add.push(own.bytes);
     }
     for (const [key, p] of present) {
-      if (!this.#own.has(key)) del.push(create(PathSchema, { ...p.path, isWithdraw: true }));
+      if (!this.#own.has(key))
+        del.push(toBinary(PathSchema, create(PathSchema, { ...p.path, isWithdraw: true })));
     }
     this.#log.info(
       { present: present.size, add: add.length, withdraw: del.length },
@@ -496,15 +502,18 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     await this.#push(client, [...del, ...add]);
   }
 
-  async #push(client: GobgpClient, paths: readonly Path[]): Promise<void> {
+  async #push(client: GobgpClient, paths: readonly Uint8Array[]): Promise<void> {
     if (paths.length === 0) return;
-    const batches: Path[][] = [];
-    for (let i = 0; i < paths.length; i += this.#batch) batches.push(paths.slice(i, i + this.#batch));
-    await client.addPathStream(batches);
+    const batch = this.#batch;
+    function* requests() {
+      for (let i = 0; i < paths.length; i += batch)
+        yield addPathStreamRequestBytes(paths.slice(i, i + batch));
+    }
+    await client.addPathStream(requests());
   }
 
   async advertise(adverts: readonly VpnAdvert[]): Promise<void> {
-    const paths: Path[] = [];
+    const paths: Uint8Array[] = [];
     for (const a of adverts) {
       if (a.nextHop !== this.#nextHop) {
         throw new BgpConfigError(
@@ -515,20 +524,23 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       const own = this.#encoder.encode(a);
       if (this.#own.get(key)?.sig === own.sig) continue;
       this.#own.set(key, own);
-      paths.push(own.path);
+      paths.push(own.bytes);
     }
     if (!this.#client) return; // pushed at start
     await this.#serial(() => this.#push(this.sidecar.client, paths));
   }
 
-  async withdraw(routes: readonly Pick<VpnAdvert, 'rd' | 'prefix'>[]): Promise<void> {
-    const paths: Path[] = [];
-    for (const r of routes) {
-      const key = vpnKey(r.rd, r.prefix);
+  withdraw(routes: readonly Pick<VpnAdvert, 'rd' | 'prefix'>[]): Promise<void> {
+    return this.#withdrawKeys(routes.map((r) => vpnKey(r.rd, r.prefix)));
+  }
+
+  async #withdrawKeys(keys: readonly string[]): Promise<void> {
+    const paths: Uint8Array[] = [];
+    for (const key of keys) {
       const own = this.#own.get(key);
       if (!own) continue;
       this.#own.delete(key);
-      paths.push(create(PathSchema, { ...own.path, isWithdraw: true }));
+      paths.push(withdrawPathBytes(own.bytes));
     }
     if (!this.#client) return;
     await this.#serial(() => this.#push(this.sidecar.client, paths));
@@ -536,10 +548,8 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
 
   async setAdverts(adverts: readonly VpnAdvert[]): Promise<void> {
     const keep = new Set(adverts.map((a) => vpnKey(a.rd, a.prefix)));
-    const gone = [...this.#own.entries()]
-      .filter(([k]) => !k.startsWith('ipv6|') && !keep.has(k))
-      .map(([, o]) => pathFromApi(o.path) as ReceivedVpnPath);
-    await this.withdraw(gone);
+    const gone = [...this.#own.keys()].filter((k) => !k.startsWith('ipv6|') && !keep.has(k));
+    await this.#withdrawKeys(gone);
     await this.advertise(adverts);
   }
 

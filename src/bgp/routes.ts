@@ -23,7 +23,6 @@ import {
 } from '../srv6/address.ts';
 import { type Behavior, decapsulates, IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
 import {
-  formatStructure,
   functionTransposition,
   NO_TRANSPOSITION,
   rebuildSid,
@@ -39,6 +38,7 @@ import {
   vpnPathToApi,
 } from './api.ts';
 import { BgpConfigError } from './errors.ts';
+import { VpnPathWriter } from './path-bytes.ts';
 import {
   encodePrefixSid,
   firstL3ServiceSid,
@@ -133,32 +133,62 @@ function vpnSignature(
 export class AdvertEncoder {
   readonly transposition: boolean;
   readonly #ext = new Map<string, Any>();
-  readonly #psid = new Map<string, { any: Any; label: number; hex: string }>();
+  readonly #rtKeys = new WeakMap<readonly RouteTarget[], { key: string; ext: Any }>();
+  readonly #psid = new Map<
+    Ipv6Address,
+    Map<string, { any: Any; label: number; hex: string; sigs: Map<string, string> }>
+  >();
+  readonly #writer = new VpnPathWriter();
 
   constructor(transposition: boolean) {
     this.transposition = transposition;
   }
 
-  encode(a: VpnAdvert): { path: Path; sig: string } {
-    const rtKey = a.routeTargets.map(formatRd).join(',');
-    let ext = this.#ext.get(rtKey);
-    if (!ext) {
-      ext = extCommunitiesToApi(a.routeTargets);
-      this.#ext.set(rtKey, ext);
+  #parts(a: VpnAdvert): { ext: Any; psid: { any: Any; label: number; hex: string }; sig: string } {
+    let rt = this.#rtKeys.get(a.routeTargets);
+    if (!rt) {
+      const key = a.routeTargets.map(formatRd).join(',');
+      let ext = this.#ext.get(key);
+      if (!ext) {
+        ext = extCommunitiesToApi(a.routeTargets);
+        this.#ext.set(key, ext);
+      }
+      rt = { key, ext };
+      this.#rtKeys.set(a.routeTargets, rt);
     }
     const t = a.transposition ?? this.transposition;
-    const sidKey = `${a.sid}|${a.behavior}|${formatStructure(a.structure)}|${t}`;
-    let psid = this.#psid.get(sidKey);
+    const s = a.structure;
+    const sidKey = `${a.behavior}|${s.locatorBlockLength}/${s.locatorNodeLength}/${s.functionLength}/${s.argumentLength}|${t}`;
+    let bySid = this.#psid.get(a.sid);
+    if (!bySid) {
+      bySid = new Map();
+      this.#psid.set(a.sid, bySid);
+    }
+    let psid = bySid.get(sidKey);
     if (!psid) {
       const { prefixSid, label } = encodeAdvertSid(a, t);
       psid = {
         any: anyPack(PrefixSIDSchema, prefixSidToApi(prefixSid)),
         label,
         hex: hex(encodePrefixSid(prefixSid)),
+        sigs: new Map(),
       };
-      this.#psid.set(sidKey, psid);
+      bySid.set(sidKey, psid);
     }
-    const path = vpnPathToApi({
+    // The signature does not depend on the prefix: cached per next hop and route targets.
+    const sigKey = `${a.nextHop}|${rt.key}`;
+    let sig = psid.sigs.get(sigKey);
+    if (sig === undefined) {
+      sig = vpnSignature([psid.label], [a.nextHop], a.routeTargets, psid.hex);
+      psid.sigs.set(sigKey, sig);
+    }
+    return { ext: rt.ext, psid, sig };
+  }
+
+  /** The encoded `apipb.Path` of an advert and its signature. */
+  encode(a: VpnAdvert): { bytes: Uint8Array; sig: string } {
+    const { ext, psid, sig } = this.#parts(a);
+    const bytes = this.#writer.path({
       rd: a.rd,
       prefix: a.prefix,
       labels: [psid.label],
@@ -166,7 +196,20 @@ export class AdvertEncoder {
       extCommunities: ext,
       prefixSid: psid.any,
     });
-    return { path, sig: vpnSignature([psid.label], [a.nextHop], a.routeTargets, psid.hex) };
+    return { bytes, sig };
+  }
+
+  /** The same path as a protobuf-es message (slow path: tests, one-off calls). */
+  path(a: VpnAdvert): Path {
+    const { ext, psid } = this.#parts(a);
+    return vpnPathToApi({
+      rd: a.rd,
+      prefix: a.prefix,
+      labels: [psid.label],
+      nextHop: a.nextHop,
+      extCommunities: ext,
+      prefixSid: psid.any,
+    });
   }
 }
 

@@ -46,6 +46,8 @@ export interface FrrTenant {
   readonly rt: string;
   /** Connected prefixes exported into the VPN (F4: through `redistribute connected`). */
   readonly exportPrefixes?: readonly string[];
+  /** Kernel routes inside this prefix (any length) are exported too (`redistribute kernel`), for bulk tests. */
+  readonly exportKernel?: string;
 }
 
 export interface FrrOptions {
@@ -145,6 +147,7 @@ export class Frr {
     lines.push(' address-family ipv6 unicast');
     if ((o.tenant.exportPrefixes ?? []).length > 0)
       lines.push('  redistribute connected route-map SEGMESH-EXPORT');
+    if (o.tenant.exportKernel) lines.push('  redistribute kernel route-map SEGMESH-EXPORT-KERNEL');
     if (o.announceLocator) lines.push(`  network ${o.locator}`);
     lines.push(
       '  sid vpn export auto',
@@ -166,8 +169,16 @@ export class Frr {
       'route-map SEGMESH-EXPORT permit 10',
       ' match ipv6 address prefix-list SEGMESH-EXPORT',
       'exit',
-      '',
     );
+    if (o.tenant.exportKernel) {
+      lines.push(
+        `ipv6 prefix-list SEGMESH-EXPORT-KERNEL seq 5 permit ${o.tenant.exportKernel} le 128`,
+        'route-map SEGMESH-EXPORT-KERNEL permit 10',
+        ' match ipv6 address prefix-list SEGMESH-EXPORT-KERNEL',
+        'exit',
+      );
+    }
+    lines.push('');
     return lines.join('\n');
   }
 
@@ -298,14 +309,24 @@ export class Frr {
     return this.options.netns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main');
   }
 
-  /** Number of kernel routes zebra installed with a seg6 encapsulation. */
-  async seg6RouteCount(): Promise<number> {
-    const out = await sh('ip', ['-n', this.options.netns.name, '-6', 'route', 'show', 'proto', 'bgp'], {
-      timeoutMs: 60_000,
-    });
+  /** Number of kernel routes zebra installed with a seg6 encapsulation (inside `within`, if given). */
+  async seg6RouteCount(within?: string): Promise<number> {
+    const args = ['-n', this.options.netns.name, '-6', 'route', 'show', 'proto', 'bgp'];
+    if (within) args.push('root', within);
+    const out = await sh('ip', args, { timeoutMs: 60_000 });
     let n = 0;
     for (const line of out.stdout.split('\n')) if (line.includes('encap seg6 ')) n++;
     return n;
+  }
+
+  /** VPNv6 prefixes received per neighbour (`pfxRcd`). */
+  async vpnReceived(): Promise<Record<string, number>> {
+    const out = await this.vtysh('show bgp ipv6 vpn summary json');
+    type Peers = { peers?: Record<string, { pfxRcd?: number }> };
+    const j = JSON.parse(out || '{}') as Peers & { ipv6Vpn?: Peers };
+    return Object.fromEntries(
+      Object.entries(j.peers ?? j.ipv6Vpn?.peers ?? {}).map(([k, v]) => [k, v.pfxRcd ?? 0]),
+    );
   }
 
   /** Number of VPNv6 prefixes received from all neighbours (`pfxRcd` summed). */

@@ -1,4 +1,4 @@
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +9,7 @@ import {
   type ReceivedVpnPath,
   vpnPathToApi,
 } from '../../../src/bgp/api.ts';
+import { addPathStreamRequestBytes, withdrawPathBytes } from '../../../src/bgp/path-bytes.ts';
 import { decodePrefixSid, encodePrefixSid } from '../../../src/bgp/prefix-sid.ts';
 import {
   AdvertEncoder,
@@ -27,7 +28,7 @@ import {
   MpReachNLRIAttributeSchema,
   PrefixSIDSchema,
 } from '../../../src/gen/gobgp/attribute_pb.js';
-import { PathSchema } from '../../../src/gen/gobgp/gobgp_pb.js';
+import { AddPathStreamRequestSchema, PathSchema } from '../../../src/gen/gobgp/gobgp_pb.js';
 import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { F3216 } from '../../../src/srv6/sid.ts';
 import { FRR_PREFIX_SID, GOBGP_PREFIX_SID_FULL, GOBGP_PREFIX_SID_TRANSPOSED } from './vectors.ts';
@@ -84,8 +85,16 @@ describe('advertising: the agent sends what FRR 8.4 accepted', () => {
       { ...advert, transposition: false },
       { ...advert, prefix: parsePrefix('2001:db8:c0::2/128') },
     ]) {
-      const { path, sig } = enc.encode(a);
-      expect(pathSignature(pathFromApi(path)!)).toBe(sig);
+      const { bytes, sig } = enc.encode(a);
+      const path = enc.path(a);
+      // The byte-level encoder writes exactly what protobuf-es writes for the same message.
+      expect(hex(bytes)).toBe(hex(toBinary(PathSchema, path)));
+      expect(pathSignature(pathFromApi(fromBinary(PathSchema, bytes))!)).toBe(sig);
+      const w = fromBinary(PathSchema, withdrawPathBytes(bytes));
+      expect(w.isWithdraw).toBe(true);
+      const req = fromBinary(AddPathStreamRequestSchema, addPathStreamRequestBytes([bytes, bytes]));
+      expect(req.paths).toHaveLength(2);
+      expect(req.tableType).toBe(0);
     }
     expect(enc.encode(advert).sig).not.toBe(enc.encode({ ...advert, transposition: false }).sig);
   });
