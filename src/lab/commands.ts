@@ -1,0 +1,151 @@
+/**
+ * `segmesh lab up|status|exec|down`: the command handlers, taking parsed options. Each returns the
+ * process exit code; progress goes to stderr, results to stdout.
+ */
+import { spawn } from 'node:child_process';
+import { renderTable } from '../cli/table.ts';
+import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
+import { findNodeContainer, labDown, labStatus, labUp, loadTopology, planFromFile } from './lab.ts';
+import { checkPrefix } from './plan.ts';
+
+export interface LabIo {
+  readonly out: (text: string) => void;
+  readonly progress: Progress;
+}
+
+const defaultIo: LabIo = {
+  out: (t) => process.stdout.write(t),
+  progress: (m) => process.stderr.write(`lab: ${m}\n`),
+};
+
+export interface LabUpOptions {
+  /** Lab name (container and network name prefix); default: the topology's `name`. */
+  readonly name?: string;
+  /** Keep what was created when bringing the lab up fails. */
+  readonly keepOnFailure?: boolean;
+  readonly json?: boolean;
+}
+
+export interface LabSelectOptions {
+  readonly name?: string;
+  readonly json?: boolean;
+}
+
+async function labName(file: string | undefined, name: string | undefined): Promise<string> {
+  if (name) {
+    checkPrefix(name, file ?? '--name');
+    return name;
+  }
+  if (!file) throw new Error('give the topology file (or --name LAB)');
+  const spec = await loadTopology(file);
+  if (!spec.name) throw new Error(`${file}: the topology has no name; set name: or pass --name`);
+  return spec.name;
+}
+
+/** `segmesh lab up FILE [--name LAB] [--keep-on-failure] [--json]` */
+export async function labUpCommand(
+  file: string,
+  opts: LabUpOptions = {},
+  io: LabIo = defaultIo,
+): Promise<number> {
+  const plan = await planFromFile(file, opts.name ? { prefix: opts.name } : {});
+  io.progress(`topology ${file}: ${plan.nodes.length} nodes, ${plan.networks.length} networks`);
+  await ensureEngine(io.progress);
+  const image = await ensureImages(io.progress);
+  const lab = await labUp(plan, {
+    image,
+    progress: io.progress,
+    ...(opts.keepOnFailure ? { keepOnFailure: true } : {}),
+  });
+  if (opts.json) {
+    io.out(
+      `${JSON.stringify({ lab: plan.prefix, image, nodes: plan.nodes.map((n) => ({ node: n.node, role: n.role, container: n.containerName, addresses: n.endpoints.map((e) => e.ipv6) })), edgeSids: Object.fromEntries(lab.edgeSids) })}\n`,
+    );
+  } else {
+    io.out(
+      `${renderTable(
+        ['NODE', 'ROLE', 'CONTAINER', 'ADDRESSES'],
+        plan.nodes.map((n) => [n.node, n.role, n.containerName, n.endpoints.map((e) => e.ipv6).join(' ')]),
+      )}\n\nexec into a node: segmesh lab exec NODE -- CMD; remove it all: segmesh lab down ${file}\n`,
+    );
+  }
+  return 0;
+}
+
+/** `segmesh lab status FILE [--name LAB] [--json]`: exit 1 when no container of the lab exists. */
+export async function labStatusCommand(
+  file: string | undefined,
+  opts: LabSelectOptions = {},
+  io: LabIo = defaultIo,
+): Promise<number> {
+  const name = await labName(file, opts.name);
+  configureDockerEnv();
+  const status = await labStatus(name);
+  if (opts.json) {
+    io.out(`${JSON.stringify(status)}\n`);
+    return status.nodes.length > 0 ? 0 : 1;
+  }
+  if (status.nodes.length === 0) {
+    io.out(`lab ${name}: not up\n`);
+    return 1;
+  }
+  const rows = status.nodes.map((n) => [
+    n.node,
+    n.role,
+    n.state,
+    n.addresses.join(' '),
+    Object.entries(n.daemons)
+      .map(([d, up]) => `${d}:${up ? 'up' : 'down'}`)
+      .join(' ') || '-',
+    Object.entries(n.bgp)
+      .map(([peer, s]) => `${peer}=${s}`)
+      .join(' ') || '-',
+  ]);
+  io.out(`lab ${name}\n${renderTable(['NODE', 'ROLE', 'STATE', 'ADDRESSES', 'DAEMONS', 'BGP'], rows)}\n`);
+  io.out(`networks: ${status.networks.map((n) => `${n.name} (${n.subnets.join(', ')})`).join('; ')}\n`);
+  return 0;
+}
+
+export interface LabExecOptions {
+  /** Lab name when several labs have a node of this name. */
+  readonly lab?: string;
+  /** Allocate a terminal (default: when stdin is one). */
+  readonly tty?: boolean;
+}
+
+/** `segmesh lab exec NODE [--lab LAB] -- CMD...`: runs CMD in the node's container; its exit code. */
+export async function labExecCommand(
+  node: string,
+  command: readonly string[],
+  opts: LabExecOptions = {},
+): Promise<number> {
+  configureDockerEnv();
+  const container = await findNodeContainer(node, opts.lab);
+  const cmd = command.length > 0 ? command : ['bash'];
+  const tty = opts.tty ?? (process.stdin.isTTY === true && process.stdout.isTTY === true);
+  return new Promise((resolve, reject) => {
+    const child = spawn('docker', ['exec', '-i', ...(tty ? ['-t'] : []), container, ...cmd], {
+      stdio: 'inherit',
+      env: process.env,
+    });
+    child.on('error', (e) => reject(new Error(`cannot run the docker client: ${e.message}; is it on PATH?`)));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** `segmesh lab down FILE [--name LAB]`: removes the lab's containers and networks. */
+export async function labDownCommand(
+  file: string | undefined,
+  opts: LabSelectOptions = {},
+  io: LabIo = defaultIo,
+): Promise<number> {
+  const name = await labName(file, opts.name);
+  configureDockerEnv();
+  const report = await labDown(name, io.progress);
+  if (opts.json) io.out(`${JSON.stringify({ lab: name, ...report })}\n`);
+  else
+    io.out(
+      `lab ${name}: removed ${report.containers.length} containers, ${report.networks.length} networks\n`,
+    );
+  return 0;
+}
