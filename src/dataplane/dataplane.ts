@@ -6,12 +6,14 @@
  */
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import type { Logger } from 'pino';
 import type { Ipv6Address, Ipv6Prefix } from '../srv6/address.ts';
 import { buildAddressDump, buildAddressRequest, decodeAddress, type KernelAddress } from './address.ts';
-import { DEFAULT_MAX_SEGMENTS, ROUTE_PROTOCOL } from './constants.ts';
+import { DEFAULT_MAX_SEGMENTS, NFT_TABLE, ROUTE_PROTOCOL } from './constants.ts';
 import type { Seg6LocalCounters } from './encap.ts';
 import { DataplaneInputError, type NetlinkError } from './errors.ts';
 import { type HmacKey, Seg6Genl } from './genl-seg6.ts';
+import { nft, parseNftCounters, runNft } from './isolation.ts';
 import { buildLinkDelete, buildLinkDump, buildLinkSet, buildVethAdd, decodeLink, type Link } from './link.ts';
 import {
   buildNexthopDump,
@@ -145,6 +147,11 @@ export interface Dataplane {
   setSysctl(key: string, value: string): Promise<boolean>;
   restoreSysctls(): Promise<string[]>;
 
+  /** Runs `nft -f -` with `ruleset` in this namespace (not on the per-route path). */
+  applyNft(ruleset: string): Promise<void>;
+  /** The named counters of the agent's `netdev segmesh` table (name -> packets/bytes); empty without it. */
+  nftCounters(): Promise<Map<string, { packets: number; bytes: number }>>;
+
   /** Dumps, diffs and applies the minimal change set; touches only objects carrying our protocol. */
   reconcile(desired: DesiredState): Promise<ReconcileResult>;
   /** Removes every route, rule and nexthop carrying our protocol and restores the recorded sysctls. */
@@ -160,6 +167,8 @@ export interface LinuxDataplaneOptions {
   /** Where recorded sysctl originals survive restarts (default: memory only). */
   readonly sysctlStateFile?: string;
   readonly batchSize?: number;
+  /** Structured logs (reconcile summaries at info, conflicts at warn, batch retries at debug). */
+  readonly logger?: Logger;
 }
 
 /** Whether this kernel has VRF devices (CONFIG_NET_VRF), from /proc/config.gz when readable. */
@@ -185,8 +194,10 @@ export class LinuxDataplane implements Dataplane {
   readonly protocol: number;
   private readonly batchSize: number | undefined;
   private readonly sysctls: SysctlRecorder;
+  private readonly log: Logger | undefined;
 
   constructor(opts: LinuxDataplaneOptions = {}) {
+    this.log = opts.logger?.child({ component: 'dataplane' });
     this.rt = new NetlinkTransport(NETLINK_ROUTE);
     this.protocol = opts.protocol ?? ROUTE_PROTOCOL;
     this.ctx = { maxSegments: opts.maxSegments ?? DEFAULT_MAX_SEGMENTS, vrf: opts.vrf ?? detectVrf() };
@@ -221,6 +232,8 @@ export class LinuxDataplane implements Dataplane {
       ...(tolerate ? { tolerate } : {}),
     };
     const r: BatchResult = await this.rt.writeBatch(items, opts);
+    if (r.retries > 0)
+      this.log?.debug({ op, objects: items.length, retries: r.retries }, 'transient ENOMEM/ENOBUFS retried');
     if (r.failed.length > 0)
       throw new BatchWriteError(
         op,
@@ -515,7 +528,9 @@ export class LinuxDataplane implements Dataplane {
     if (plan.routes.delete.length) add(await this.deleteRoutes(plan.routes.delete));
     if (plan.rules.delete.length) add(await this.deleteRules(plan.rules.delete));
     if (plan.nexthops.delete.length) add(await this.deleteNexthops(plan.nexthops.delete));
-    return {
+    for (const c of plan.conflicts)
+      this.log?.warn({ object: c.object, reason: c.reason }, 'desired object held by another owner');
+    const result = {
       added: plan.routes.add.length + plan.rules.add.length + plan.nexthops.add.length,
       replaced: plan.routes.replace.length + plan.nexthops.replace.length,
       deleted: plan.routes.delete.length + plan.rules.delete.length + plan.nexthops.delete.length,
@@ -523,6 +538,29 @@ export class LinuxDataplane implements Dataplane {
       conflicts: plan.conflicts,
       retries,
     };
+    this.log?.info(
+      {
+        added: result.added,
+        replaced: result.replaced,
+        deleted: result.deleted,
+        unchanged: result.unchanged,
+        retries,
+      },
+      'reconciled',
+    );
+    return result;
+  }
+
+  async applyNft(ruleset: string): Promise<void> {
+    await runNft(ruleset);
+  }
+
+  async nftCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
+    try {
+      return parseNftCounters(await nft(['-j', 'list', 'counters', 'table', 'netdev', NFT_TABLE]));
+    } catch {
+      return new Map();
+    }
   }
 
   async flushOwned(): Promise<FlushResult> {

@@ -4,7 +4,7 @@
  */
 import { NFT_MSS_TABLE, NFT_TABLE } from './constants.ts';
 import { type Dataplane, type FlushResult, LinuxDataplane } from './dataplane.ts';
-import { nftFlushRuleset, runNft } from './isolation.ts';
+import { nftFlushRuleset } from './isolation.ts';
 import { NetnsDataplane, type OpenDataplaneOptions } from './netns.ts';
 
 export * from './constants.ts';
@@ -70,8 +70,7 @@ export async function flushOwned(
     const result = await dp.flushOwned();
     let nftTablesRemoved: string[] = [];
     if (opts.nft !== false) {
-      if (dp instanceof NetnsDataplane) await dp.applyNft(nftFlushRuleset());
-      else await runNft(nftFlushRuleset());
+      await dp.applyNft(nftFlushRuleset());
       nftTablesRemoved = [`netdev ${NFT_TABLE}`, `inet ${NFT_MSS_TABLE}`];
     }
     return { ...result, nftTablesRemoved };

@@ -167,9 +167,14 @@ export class NftError extends Error {
 }
 
 /** Runs `nft -f -` (in the calling thread's network namespace: a child inherits it). */
-export function runNft(ruleset: string, args: readonly string[] = []): Promise<string> {
+export function runNft(ruleset: string): Promise<string> {
+  return nft(['-f', '-'], ruleset);
+}
+
+/** Runs `nft ARGS` (e.g. `-j list counters ...`), feeding `stdin`. */
+export function nft(args: readonly string[], stdin = ''): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn('nft', [...args, '-f', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('nft', [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => {
@@ -180,7 +185,7 @@ export function runNft(ruleset: string, args: readonly string[] = []): Promise<s
     });
     p.on('error', (e) => reject(new NftError(e.message, null)));
     p.on('close', (code) => (code === 0 ? resolve(out) : reject(new NftError(err, code))));
-    p.stdin.end(ruleset);
+    p.stdin.end(stdin);
   });
 }
 

@@ -6,7 +6,6 @@ import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { LinuxDataplane, type LinuxDataplaneOptions } from './dataplane.ts';
-import { runNft } from './isolation.ts';
 import { CLONE_NEWNET, toWireError } from './netns.ts';
 
 const port = parentPort!;
@@ -40,8 +39,7 @@ try {
 port.on('message', async (m: { id: number; method: string; args: unknown[] }) => {
   try {
     let value: unknown;
-    if (m.method === 'applyNft') value = await runNft(m.args[0] as string);
-    else if (m.method === 'close') value = await dp.close();
+    if (m.method === 'close') value = await dp.close();
     else {
       const fn = (dp as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
       if (typeof fn !== 'function') throw new Error(`no Dataplane method ${m.method}`);

@@ -178,8 +178,9 @@ export class NetnsDataplane implements Dataplane {
   flushOwned = (...a: Parameters<Dataplane['flushOwned']>) =>
     this.call<Awaited<ReturnType<Dataplane['flushOwned']>>>('flushOwned', a);
 
-  /** Runs `nft -f -` with `ruleset` on stdin, from inside the namespace. */
-  applyNft = (ruleset: string) => this.call<void>('applyNft' as Method, [ruleset]);
+  applyNft = (...a: Parameters<Dataplane['applyNft']>) => this.call<void>('applyNft', a);
+  nftCounters = (...a: Parameters<Dataplane['nftCounters']>) =>
+    this.call<Awaited<ReturnType<Dataplane['nftCounters']>>>('nftCounters', a);
 
   async close(): Promise<void> {
     if (this.exited) return;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Seg6Encap } from '../../../src/dataplane/encap.ts';
-import { counterName, nftIsolationRuleset, parseNftCounters } from '../../../src/dataplane/isolation.ts';
+import { counterName, nftIsolationRuleset } from '../../../src/dataplane/isolation.ts';
 import { formatIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { type Capture, createLab, type Netns, sh, systemSuite } from '../../harness/index.ts';
 import {
@@ -327,9 +327,7 @@ systemSuite(
         await attack();
         expect(await counter(2, dt6Sid(2, 'a'))).toBe(remote); // 0 delivered remotely
         expect(await counter(1, dt6Sid(1, 'a'))).toBe(local); // 0 delivered locally
-        const counters = parseNftCounters(
-          (await h(1).ns.exec('nft', ['-j', 'list', 'counters', 'table', 'netdev', 'segmesh'])).stdout,
-        );
+        const counters = await h(1).dp.nftCounters();
         expect(counters.get(counterName('wb1', 'sid_block'))?.packets).toBeGreaterThanOrEqual(6);
 
         // Positive control in the same run: the legitimate encapsulated path still works and counts.
@@ -339,9 +337,7 @@ systemSuite(
 
         // A workload cannot reach the host's own addresses, nor spoof its source.
         expect(await pingOk(w('a1'), formatIpv6(hostAddr(1)))).toBe(0);
-        const c2 = parseNftCounters(
-          (await h(1).ns.exec('nft', ['-j', 'list', 'counters', 'table', 'netdev', 'segmesh'])).stdout,
-        );
+        const c2 = await h(1).dp.nftCounters();
         expect(c2.get(counterName('wa1', 'host_address'))?.packets).toBeGreaterThanOrEqual(3);
         await w('a1').ip('-6', 'addr', 'add', '2001:db8:a:1::99/64', 'dev', 'eth0', 'nodad');
         const spoof = await w('a1').exec(
@@ -350,9 +346,7 @@ systemSuite(
           { allowFail: true },
         );
         expect(spoof.stdout).toContain(' 0 received');
-        const c3 = parseNftCounters(
-          (await h(1).ns.exec('nft', ['-j', 'list', 'counters', 'table', 'netdev', 'segmesh'])).stdout,
-        );
+        const c3 = await h(1).dp.nftCounters();
         expect(c3.get(counterName('wa1', 'spoofed_source'))?.packets).toBeGreaterThanOrEqual(2);
       });
     });
