@@ -44,7 +44,7 @@ export type { KernelNexthop, Nexthop } from './nexthop.ts';
 export type { DesiredState } from './reconcile.ts';
 export type { KernelRoute, Route } from './route.ts';
 export type { KernelRule, Rule } from './rule.ts';
-export { AGENT_SYSCTLS } from './sysctl.ts';
+export { AGENT_SYSCTLS, type HostSysctlOptions, hostSysctls, workloadSysctls } from './sysctl.ts';
 
 /** Opens the data plane in the current namespace, or in `opts.netns` through a setns worker thread. */
 export async function openDataplane(opts: OpenDataplaneOptions = {}): Promise<Dataplane> {

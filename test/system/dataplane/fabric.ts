@@ -14,6 +14,7 @@ import { tenantUnreachable, workloadMtu } from '../../../src/dataplane/isolation
 import { NetnsDataplane } from '../../../src/dataplane/netns.ts';
 import type { Route } from '../../../src/dataplane/route.ts';
 import type { Rule } from '../../../src/dataplane/rule.ts';
+import { hostSysctls, workloadSysctls } from '../../../src/dataplane/sysctl.ts';
 import { type Ipv6Address, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import type { Lab, Netns } from '../../harness/index.ts';
 
@@ -65,10 +66,7 @@ export async function buildFabric(
     const dp = new NetnsDataplane({ netns: ns.name, maxSegments: MAX_SEGMENTS });
     await dp.whenReady();
     hosts.push({ n, ns, dp });
-    await dp.setSysctl('net.ipv6.conf.all.forwarding', '1');
-    await dp.setSysctl('net.ipv6.conf.all.seg6_enabled', '1');
-    await dp.setSysctl('net.ipv6.conf.eth0.seg6_enabled', '1');
-    await dp.setSysctl('net.ipv6.conf.eth0.accept_ra', '2');
+    for (const [k, v] of hostSysctls({ underlay: ['eth0'] })) await dp.setSysctl(k, v);
     await dp.addAddress('lo', r128(hostAddr(n)));
     await dp.setTunsrc(underlay(n));
     if (workloadHosts.includes(n)) {
@@ -81,7 +79,7 @@ export async function buildFabric(
           peerNetns: w.name,
           mtu: opts.workloadMtu ?? WORKLOAD_MTU,
         });
-        await dp.setSysctl(`net.ipv6.conf.w${t}${n}.seg6_enabled`, '0');
+        for (const [k, v] of workloadSysctls(`w${t}${n}`)) await dp.setSysctl(k, v);
         await dp.addAddress(`w${t}${n}`, { address: ip('fe80::1'), length: 64 });
         await w.ip('link', 'set', 'eth0', 'up');
         await w.ip('-6', 'addr', 'add', `${workloadText(n, t)}/64`, 'dev', 'eth0', 'nodad');

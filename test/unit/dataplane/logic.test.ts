@@ -13,7 +13,7 @@ import {
 import { fromWireError, toWireError } from '../../../src/dataplane/netns.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
 import type { KernelRoute, Route } from '../../../src/dataplane/route.ts';
-import { sysctlPath } from '../../../src/dataplane/sysctl.ts';
+import { hostSysctls, sysctlPath, workloadSysctls } from '../../../src/dataplane/sysctl.ts';
 import { validateRoute } from '../../../src/dataplane/validate.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { GOLDEN_GENL } from './iproute2-golden.ts';
@@ -204,6 +204,15 @@ describe('isolation primitives', () => {
       packets: 3,
       bytes: 312,
     });
+  });
+  it('host sysctls: accept_ra=2 before forwarding, seg6 on the underlay, HMAC only when asked', () => {
+    const plan = hostSysctls({ underlay: ['eth0'], hmac: true });
+    expect(plan.map(([k]) => k).indexOf('net.ipv6.conf.eth0.accept_ra')).toBeLessThan(
+      plan.map(([k]) => k).indexOf('net.ipv6.conf.all.forwarding'),
+    );
+    expect(plan).toContainEqual(['net.ipv6.conf.eth0.seg6_require_hmac', '1']);
+    expect(hostSysctls({ underlay: ['eth0'] }).some(([k]) => k.endsWith('seg6_require_hmac'))).toBe(false);
+    expect(workloadSysctls('wa1')).toEqual([['net.ipv6.conf.wa1.seg6_enabled', '0']]);
   });
   it('sysctl paths keep dots in interface names', () => {
     expect(sysctlPath('net.ipv6.conf.eth0.100.seg6_enabled')).toBe(
