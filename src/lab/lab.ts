@@ -156,7 +156,8 @@ function sink(own: Buffer[], all: Buffer[]): NodeJS.WritableStream {
   return { write } as unknown as NodeJS.WritableStream;
 }
 
-async function dockerode(): Promise<Dockerode> {
+/** The dockerode client of the lab engine (testcontainers' own). */
+export async function labDocker(): Promise<Dockerode> {
   return (await runtimeClient()).container.dockerode;
 }
 
@@ -304,7 +305,7 @@ export interface DownReport {
 
 /** Removes every container and network labelled `segmesh.lab=<prefix>` (and nothing else). */
 export async function labDown(prefix: string, progress: Progress): Promise<DownReport> {
-  const docker = await dockerode();
+  const docker = await labDocker();
   return removeByLabel(docker, `${LABEL_LAB}=${prefix}`, progress);
 }
 
@@ -361,7 +362,7 @@ const ROLE_DAEMONS: Record<string, readonly string[]> = {
 
 /** What runs of lab `prefix`: containers, addresses, daemons, BGP sessions. */
 export async function labStatus(prefix: string): Promise<LabStatus> {
-  const docker = await dockerode();
+  const docker = await labDocker();
   const containers = await listLabContainers(docker, prefix);
   const nodes: NodeStatus[] = [];
   for (const c of containers) {
@@ -427,7 +428,7 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
 
 /** The container of `node`: in lab `prefix` if given, else the only lab that has such a node. */
 export async function findNodeContainer(node: string, prefix?: string): Promise<string> {
-  const docker = await dockerode();
+  const docker = await labDocker();
   const labels = [`${LABEL_NODE}=${node}`];
   if (prefix) labels.push(`${LABEL_LAB}=${prefix}`);
   const found = await docker.listContainers({ filters: { label: labels } });

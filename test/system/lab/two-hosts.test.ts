@@ -1,0 +1,139 @@
+/**
+ * `topologies/two-hosts.yaml` on the Docker engine: the containers (named and labelled by the run),
+ * the lab network (every address inside fc00::/7 and 198.18.0.0/15), gobgpd and the project's CLI in
+ * the hosts, SRv6 usable without privileged mode, and `down` removing everything.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
+import { ALLOWED_IPV4, ipv4ToNumber, LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
+import { parseIpv6, parsePrefix, prefixContains } from '../../../src/srv6/address.ts';
+import { runPrefix, sweep, systemSuite } from '../../harness/index.ts';
+import { labImage, progress, runLabels } from './docker.ts';
+
+const FILE = new URL('../../../topologies/two-hosts.yaml', import.meta.url).pathname;
+const fc00 = parsePrefix('fc00::/7');
+
+function allowedIpv4(a: string): boolean {
+  const n = ipv4ToNumber(a);
+  return n >= ALLOWED_IPV4.base && n < ALLOWED_IPV4.base + 2 ** (32 - ALLOWED_IPV4.length);
+}
+
+systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootstrap'] }, () => {
+  let lab: RunningLab | undefined;
+  const prefix = `${runPrefix()}-two`;
+
+  beforeAll(async () => {
+    await sweep(); // containers and networks of dead runs (the hook of ./docker.ts)
+    const image = await labImage();
+    const plan = await planFromFile(FILE, { prefix, labels: runLabels() });
+    lab = await labUp(plan, { image, progress });
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    await labDown(prefix, progress);
+  });
+
+  it('runs one container per host, named and labelled by the run', async () => {
+    const docker = await labDocker();
+    const found = await docker.listContainers({ filters: { label: [`${LABEL_TEST_RUN}=${runPrefix()}`] } });
+    const names = found.map((c) => c.Names[0]?.slice(1)).sort();
+    expect(names).toEqual([`${prefix}-host1`, `${prefix}-host2`]);
+    for (const c of found) {
+      expect(c.State).toBe('running');
+      const info = await docker.getContainer(c.Id).inspect();
+      expect(info.HostConfig.Privileged).toBe(false);
+      expect(info.HostConfig.CapAdd).toEqual(expect.arrayContaining(['NET_ADMIN', 'SYS_ADMIN', 'NET_RAW']));
+    }
+  });
+
+  it('uses only fc00::/7 and 198.18.0.0/15 on its network and in its containers', async () => {
+    const docker = await labDocker();
+    const nets = await docker.listNetworks({ filters: { label: [`${LABEL_TEST_RUN}=${runPrefix()}`] } });
+    expect(nets.map((n) => n.Name)).toEqual([`${prefix}-underlay`]);
+    const net = await docker.getNetwork(nets[0]!.Id).inspect();
+    expect(net.EnableIPv6).toBe(true);
+    for (const cfg of (net.IPAM?.Config ?? []) as { Subnet: string; Gateway?: string }[]) {
+      const [addr] = cfg.Subnet.split('/');
+      if (cfg.Subnet.includes(':')) expect(prefixContains(fc00, parseIpv6(addr!))).toBe(true);
+      else expect(allowedIpv4(addr!)).toBe(true);
+    }
+    for (const host of ['host1', 'host2']) {
+      const addrs = JSON.parse(await lab!.run(host, ['ip', '-j', 'addr', 'show'])) as {
+        ifname: string;
+        addr_info: { family: string; local: string; scope: string }[];
+      }[];
+      const global = addrs.flatMap((l) => l.addr_info.filter((a) => a.scope === 'global'));
+      expect(global.length).toBeGreaterThanOrEqual(2);
+      for (const a of global) {
+        if (a.family === 'inet6') expect(prefixContains(fc00, parseIpv6(a.local)), a.local).toBe(true);
+        else expect(allowedIpv4(a.local), a.local).toBe(true);
+      }
+    }
+  });
+
+  it('runs gobgpd and the project CLI in each host, with the planned files', async () => {
+    for (const host of ['host1', 'host2']) {
+      expect((await lab!.exec(host, ['pidof', 'gobgpd'])).exitCode).toBe(0);
+      expect(await lab!.run(host, ['segmesh', 'version'])).toMatch(/^segmesh \S+ \(node 24\./);
+      expect(await lab!.run(host, ['cat', '/etc/segmesh/agent.yaml'])).toContain(`name: ${host}`);
+    }
+    const status = await labStatus(prefix);
+    expect(status.nodes.map((n) => [n.node, n.state, n.daemons.gobgpd])).toEqual([
+      ['host1', 'running', true],
+      ['host2', 'running', true],
+    ]);
+  });
+
+  it('reaches the other host over the underlay and can program SRv6 without privileged mode', async () => {
+    const r = await lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '2', 'fc00:99:10::12']);
+    expect(r.exitCode, r.output).toBe(0);
+    expect((await lab!.run('host1', ['sysctl', '-n', 'net.ipv6.conf.eth0.seg6_enabled'])).trim()).toBe('1');
+    await lab!.run('host1', [
+      'ip',
+      '-6',
+      'route',
+      'add',
+      'fc00:0:ffff::1/128',
+      'encap',
+      'seg6',
+      'mode',
+      'encap',
+      'segs',
+      'fc00:99:10::12',
+      'dev',
+      'eth0',
+    ]);
+    await lab!.run('host2', [
+      'ip',
+      '-6',
+      'route',
+      'add',
+      'fc00:0:ffff::2/128',
+      'encap',
+      'seg6local',
+      'action',
+      'End.DT6',
+      'table',
+      '254',
+      'dev',
+      'eth0',
+    ]);
+    // Workloads are namespaces inside their host's container.
+    expect(await lab!.run('host1', ['ip', 'netns', 'list'])).toContain('w-blue-web-1');
+  });
+
+  it('down removes every container and network of the lab', async () => {
+    const report = await labDown(prefix, progress);
+    expect(report.containers.sort()).toEqual([`${prefix}-host1`, `${prefix}-host2`]);
+    expect(report.networks).toEqual([`${prefix}-underlay`]);
+    const docker = await labDocker();
+    expect(
+      await docker.listContainers({ all: true, filters: { label: [`${LABEL_TEST_RUN}=${runPrefix()}`] } }),
+    ).toEqual([]);
+    expect(await docker.listNetworks({ filters: { label: [`${LABEL_TEST_RUN}=${runPrefix()}`] } })).toEqual(
+      [],
+    );
+    expect((await labStatus(prefix)).nodes).toEqual([]);
+  });
+});
