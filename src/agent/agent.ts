@@ -217,10 +217,13 @@ export class Agent {
       this.#log.warn({ conflict: e.detail }, 'this host lost an address conflict: the other claim is newer');
     });
     await this.#gossip.start();
-    for (const w of this.#store.list()) await this.#publishWorkload(w);
     // A restarted agent must not reconcile against an empty view: that would delete the routes to
     // every other host until gossip refilled it. Wait for the first anti-entropy exchange to settle.
     await this.#awaitGossipSync(Math.max(5_000, s.suspectAfterMs * 2));
+    // Peers kept our records while we were away; claim again only what the fabric lost (all hosts
+    // restarted), never over a newer claim elsewhere (the workload moved meanwhile).
+    const known = this.#gossip.view().workloads;
+    for (const w of this.#store.list()) if (!known.has(w.id)) await this.#publishWorkload(w);
 
     // 4. BGP toward the edge.
     if (s.spec.bgp) {

@@ -131,6 +131,21 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
     workloads.set(w.id, { id: w.id, tenant: w.tenant, host, address: ipv6FromBytes(w.record.opaqueAddress) });
   }
   for (const w of s.local) {
+    // Make before break: a newer claim of this identity on another host means the workload moved
+    // there; until the old instance here is removed, this host redirects to the new one.
+    const winner = s.gossip.workloads.get(w.id);
+    const newHost = winner && winner.hostId !== s.self.hostId ? nameOf.get(winner.hostId) : undefined;
+    if (newHost && tenantNames.has(w.tenant)) {
+      workloads.set(w.id, {
+        id: w.id,
+        tenant: w.tenant,
+        host: newHost,
+        address: parseIpv6(w.address),
+        labels: w.labels,
+        formerHosts: [s.self.name],
+      });
+      continue;
+    }
     if (!tenantNames.has(w.tenant)) {
       skipped.push(`local workload ${w.id} is in tenant ${w.tenant}, which the fabric does not (yet) define`);
       continue;

@@ -74,6 +74,11 @@ export interface WorkloadInput {
   readonly labels?: Labels;
   /** Host-side link name; derived from the identity when absent. */
   readonly link?: string;
+  /**
+   * Hosts the workload just left (make before break): they redirect what still arrives for it to
+   * its current host instead of dropping it, until the old instance is removed.
+   */
+  readonly formerHosts?: readonly string[];
 }
 
 export interface NetworkFunctionInput {
@@ -154,6 +159,7 @@ export interface WorkloadView {
   readonly link: string;
   /** The address was derived from the identity (sticky), not given. */
   readonly derivedAddress: boolean;
+  readonly formerHosts?: readonly string[];
 }
 
 export interface NetworkFunctionView {
@@ -429,6 +435,7 @@ export function buildFabricView(input: FabricInput): FabricView {
       labels: w.labels ?? {},
       link: w.link ?? workloadLinkName(w.id),
       derivedAddress: w.address === undefined,
+      ...(w.formerHosts && w.formerHosts.length > 0 ? { formerHosts: w.formerHosts } : {}),
     });
   }
 

@@ -202,7 +202,9 @@ class HostContext {
 
 export function activeTenants(view: FabricView, hostName: string): Set<string> {
   const active = new Set<string>();
-  for (const w of view.workloads.values()) if (w.host === hostName) active.add(w.tenant);
+  for (const w of view.workloads.values()) {
+    if (w.host === hostName || w.formerHosts?.includes(hostName)) active.add(w.tenant);
+  }
   for (const n of view.networkFunctions.values()) if (n.host === hostName) active.add(n.tenant);
   return active;
 }
@@ -411,6 +413,20 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     const segs = ctx.deliverySegments(w.host, w.tenant);
     const reason = `workload ${w.id} lives on ${w.host}`;
     emit(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
+    // The only case where the delivery table forwards: this host just lost the workload to another.
+    if (w.formerHosts?.includes(host.name)) {
+      emit(
+        encapRoute(
+          ctx,
+          t.tables.delivery,
+          prefix,
+          undefined,
+          w.tenant,
+          segs,
+          `redirect: ${w.id} moved to ${w.host}`,
+        ),
+      );
+    }
     if (t.edgeMode === 'aggregate')
       emit(encapRoute(ctx, t.tables.forward, prefix, undefined, w.tenant, segs, reason));
   }
@@ -593,7 +609,7 @@ export class HostPathComputer {
     this.#view = view;
     this.#ctx = new HostContext(view, host);
     this.#objects = new Map(computeHostPlan(view, host).objects);
-    for (const w of view.workloads.values()) if (w.host === host) this.#count(w.tenant, 1);
+    for (const w of view.workloads.values()) if (presentOn(w, host)) this.#count(w.tenant, 1);
     for (const n of view.networkFunctions.values()) if (n.host === host) this.#count(n.tenant, 1);
   }
 
@@ -631,8 +647,8 @@ export class HostPathComputer {
     if (next) this.#view.workloads.set(id, next);
     else this.#view.workloads.delete(id);
 
-    if (old?.host === this.host) this.#count(old.tenant, -1);
-    if (next?.host === this.host) this.#count(next.tenant, 1);
+    if (old && presentOn(old, this.host)) this.#count(old.tenant, -1);
+    if (next && presentOn(next, this.host)) this.#count(next.tenant, 1);
     const flips = (t: string | undefined) =>
       t !== undefined && (this.#localCount.get(t) ?? 0) > 0 !== this.#ctx.activeTenants.has(t);
     if (flips(old?.tenant) || flips(next?.tenant)) {
@@ -650,6 +666,11 @@ export class HostPathComputer {
     for (const o of delta.changed) this.#objects.set(o.key, o);
     return delta;
   }
+}
+
+/** The workload lives on `host`, or just left it and is redirected from there. */
+function presentOn(w: WorkloadView, host: string): boolean {
+  return w.host === host || (w.formerHosts?.includes(host) ?? false);
 }
 
 export function isRoute(o: PlannedObject): o is PlannedRoute {

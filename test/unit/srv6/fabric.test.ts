@@ -191,4 +191,30 @@ describe('host plan', () => {
     expect(encap.length).toBeGreaterThan(0);
     for (const r of encap) expect(r).toMatchObject({ mode: 'encap', hmacKeyId: 5 });
   });
+
+  it('redirects from the delivery table of the host a workload just left, and only there', () => {
+    const moved = {
+      ...base,
+      workloads: [
+        { id: 'web', tenant: 'blue', host: 'h2', formerHosts: ['h1'] },
+        { id: 'db', tenant: 'blue', host: 'h2' },
+      ],
+    };
+    const view = buildFabricView(moved);
+    const web = view.workloads.get('web')!;
+    const delivery = view.tenants.get('blue')!.tables.delivery;
+    const onH1 = [...computeHostPlan(view, 'h1').objects.values()].find(
+      (o): o is EncapRoute => o.kind === 'encap' && o.table === delivery && o.prefix.address === web.address,
+    );
+    expect(onH1?.segments).toEqual([view.hosts.get('h2')!.sids.tenantDelivery.get('blue')!.sid]);
+    expect(onH1?.reason).toMatch(/redirect: web moved to h2/);
+    const settled = buildFabricView({
+      ...moved,
+      workloads: moved.workloads.map((w) => ({ ...w, formerHosts: [] })),
+    });
+    const after = [...computeHostPlan(settled, 'h1').objects.values()].filter(
+      (o) => 'table' in o && o.table === delivery,
+    );
+    expect(after).toEqual([]);
+  });
 });
