@@ -11,6 +11,12 @@ import { runLogDir, sh, waitFor } from '../../harness/index.ts';
 
 export const CLI = ['src/cli/main.ts'];
 
+export interface EdgePeer {
+  readonly address: string;
+  readonly asn: number;
+  readonly locator: string;
+}
+
 export interface AgentHost {
   readonly name: string;
   readonly ns: Netns;
@@ -58,7 +64,7 @@ export class AgentCluster {
     mkdirSync(this.dir, { recursive: true });
   }
 
-  async create(count: number): Promise<void> {
+  async create(count: number, opts: { edge?: EdgePeer } = {}): Promise<void> {
     this.operatorKey = `${this.dir}/operator.key`;
     this.operatorPublic = segmesh(['keygen', '--out', this.operatorKey]).out.trim();
     this.sw = await this.lab.underlaySwitch('sw');
@@ -86,7 +92,16 @@ gossip:
   suspectAfter: 2s
   deadAfter: 6s
 api: { socket: ${stateDir}/agent.sock, group: segmesh }
-`,
+${
+  opts.edge
+    ? `bgp:
+  asn: 65101
+  routerId: 198.18.0.${i}
+  peers:
+    - { address: "${opts.edge.address}", asn: ${opts.edge.asn}, locators: ["${opts.edge.locator}"] }
+`
+    : ''
+}`,
       );
       this.hosts.push({
         name: `host${i}`,
