@@ -15,7 +15,7 @@ import {
 } from './fabric.ts';
 
 async function pingOk(from: Netns, dst: string, count = 3): Promise<number> {
-  const r = await from.exec('ping', ['-6', '-c', String(count), '-i', '0.2', '-W', '1', dst], {
+  const r = await from.exec('ping', ['-6', '-c', String(count), '-i', '0.2', '-W', '3', dst], {
     allowFail: true,
   });
   const m = /(\d+) received/.exec(r.stdout);
