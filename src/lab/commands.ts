@@ -3,6 +3,7 @@
  * process exit code; progress goes to stderr, results to stdout.
  */
 import { spawn } from 'node:child_process';
+import { Command } from 'commander';
 import { renderTable } from '../cli/table.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { findNodeContainer, labDown, labStatus, labUp, loadTopology, planFromFile } from './lab.ts';
@@ -148,4 +149,53 @@ export async function labDownCommand(
       `lab ${name}: removed ${report.containers.length} containers, ${report.networks.length} networks\n`,
     );
   return 0;
+}
+
+/**
+ * The `lab` command group for the CLI: `program.addCommand(labCommand())` in src/cli/main.ts.
+ * Each action sets `process.exitCode` from its handler.
+ */
+export function labCommand(): Command {
+  const lab = new Command('lab').description(
+    'multi-node topologies in Docker containers (hosts, FRR edge routers, external clients): docs/lab.md',
+  );
+  lab
+    .command('up')
+    .description('build the images if needed, create the networks and start every node of a topology')
+    .argument('<file>', 'topology (kind: Topology), e.g. topologies/edge.yaml')
+    .option('--name <lab>', "lab name (prefix of container and network names); default: the topology's name")
+    .option('--keep-on-failure', 'leave what was created when bringing the lab up fails')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, o: { name?: string; keepOnFailure?: boolean; json?: boolean }) => {
+      process.exitCode = await labUpCommand(file, o);
+    });
+  lab
+    .command('status')
+    .description("show the lab's nodes, addresses, daemons and BGP sessions (exit 1 when it is not up)")
+    .argument('[file]', 'topology file (or --name)')
+    .option('--name <lab>', 'lab name')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string | undefined, o: { name?: string; json?: boolean }) => {
+      process.exitCode = await labStatusCommand(file, o);
+    });
+  lab
+    .command('exec')
+    .description('run a command in a node of a running lab (default: a shell)')
+    .argument('<node>', 'node name, e.g. host1 or edge1')
+    .argument('[command...]', 'the command, after --')
+    .option('--lab <name>', 'lab name, when several running labs have this node')
+    .option('-t, --tty', 'allocate a terminal (default: when stdin is one)')
+    .action(async (node: string, command: string[], o: { lab?: string; tty?: boolean }) => {
+      process.exitCode = await labExecCommand(node, command, o);
+    });
+  lab
+    .command('down')
+    .description('remove every container and network of a lab (by its label; nothing else)')
+    .argument('[file]', 'topology file (or --name)')
+    .option('--name <lab>', 'lab name')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string | undefined, o: { name?: string; json?: boolean }) => {
+      process.exitCode = await labDownCommand(file, o);
+    });
+  return lab;
 }
