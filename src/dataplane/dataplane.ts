@@ -11,7 +11,7 @@ import type { Ipv6Address, Ipv6Prefix } from '../srv6/address.ts';
 import { buildAddressDump, buildAddressRequest, decodeAddress, type KernelAddress } from './address.ts';
 import { DEFAULT_MAX_SEGMENTS, NFT_TABLE, ROUTE_PROTOCOL } from './constants.ts';
 import type { Seg6LocalCounters } from './encap.ts';
-import { DataplaneInputError, type NetlinkError } from './errors.ts';
+import { DataplaneInputError, DumpInterruptedError, type NetlinkError } from './errors.ts';
 import { type HmacKey, Seg6Genl } from './genl-seg6.ts';
 import { nft, parseNftCounters, runNft } from './isolation.ts';
 import { buildLinkDelete, buildLinkDump, buildLinkSet, buildVethAdd, decodeLink, type Link } from './link.ts';
@@ -178,6 +178,17 @@ export function detectVrf(): boolean {
     return /^CONFIG_NET_VRF=[ym]$/m.test(cfg);
   } catch {
     return existsSync('/sys/module/vrf');
+  }
+}
+
+/** Repeats a dump the kernel flagged as interrupted (a concurrent change), a few times. */
+async function dumpAgain<T>(dump: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await dump();
+    } catch (e) {
+      if (!(e instanceof DumpInterruptedError) || i >= attempts) throw e;
+    }
   }
 }
 
@@ -505,9 +516,9 @@ export class LinuxDataplane implements Dataplane {
     const routes = desired.routes ? await this.resolveRoutes(desired.routes) : undefined;
     const nexthops = desired.nexthops ? await this.resolveNexthops(desired.nexthops) : undefined;
     const kernel = {
-      routes: desired.routes ? await this.listRoutes() : [],
-      rules: desired.rules ? await this.listRules() : [],
-      nexthops: desired.nexthops ? await this.listNexthops() : [],
+      routes: desired.routes ? await dumpAgain(() => this.listRoutes()) : [],
+      rules: desired.rules ? await dumpAgain(() => this.listRules()) : [],
+      nexthops: desired.nexthops ? await dumpAgain(() => this.listNexthops()) : [],
     };
     const plan = planReconcile(
       { ...desired, ...(routes ? { routes } : {}), ...(nexthops ? { nexthops } : {}) },
@@ -564,11 +575,11 @@ export class LinuxDataplane implements Dataplane {
   }
 
   async flushOwned(): Promise<FlushResult> {
-    const routes = await this.listRoutes({ protocol: this.protocol });
+    const routes = await dumpAgain(() => this.listRoutes({ protocol: this.protocol }));
     await this.deleteRoutes(routes);
-    const rules = (await this.listRules()).filter((r) => r.protocol === this.protocol);
+    const rules = (await dumpAgain(() => this.listRules())).filter((r) => r.protocol === this.protocol);
     await this.deleteRules(rules);
-    const nexthops = (await this.listNexthops()).filter((n) => n.protocol === this.protocol);
+    const nexthops = (await dumpAgain(() => this.listNexthops())).filter((n) => n.protocol === this.protocol);
     await this.deleteNexthops(nexthops);
     const sysctlsRestored = this.sysctls.restore();
     return { routes: routes.length, rules: rules.length, nexthops: nexthops.length, sysctlsRestored };
