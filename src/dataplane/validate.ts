@@ -151,6 +151,7 @@ export function validateRoute(r: Route, ctx: ValidationContext): void {
   }
 }
 
+/** Placeholder object name inside checkRoute; validateRoute swaps in the formatted route on failure. */
 const PENDING = '\u0000route';
 
 function checkRoute(r: Route, ctx: ValidationContext): void {

@@ -251,3 +251,34 @@ describe('errors across the worker boundary', () => {
     expect(e).toMatchObject({ code: 'EEXIST', object: '2001:db8::/64 table 254', errno: 17 });
   });
 });
+
+describe('formatting (no I/O, iproute2-like)', () => {
+  it('routes and encapsulations', async () => {
+    const { formatRoute } = await import('../../../src/dataplane/route.ts');
+    expect(
+      formatRoute({
+        dst: parsePrefix('2001:db8:a:2::/64'),
+        table: 10001,
+        oif: 2,
+        encap: {
+          type: 'seg6',
+          mode: 'encap.red',
+          segments: [ip('fc00:0:3::e'), ip('fc00:0:2::a6')],
+          hmacKeyId: 7,
+        },
+      }),
+    ).toBe(
+      '2001:db8:a:2::/64 encap seg6 mode encap.red segs 2 [ fc00:0:3::e fc00:0:2::a6 ] hmac 7 dev #2 table 10001 proto 203',
+    );
+    expect(
+      formatRoute({
+        dst: parsePrefix('fc00:0:2::a6/128'),
+        table: 254,
+        encap: { type: 'seg6local', action: 'End.DT6', table: 10001, counters: true },
+      }),
+    ).toBe('fc00:0:2::a6/128 encap seg6local action End.DT6 table 10001 count table 254 proto 203');
+    expect(formatRoute(tenantUnreachable(10001))).toBe(
+      'unreachable default table 10001 metric 4294967295 proto 203',
+    );
+  });
+});
