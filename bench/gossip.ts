@@ -388,16 +388,38 @@ function simulate(
 }
 
 /** The per-hop median delay for which the simulated all-N p50 equals the measured p50 (bisection). */
-function calibrate(n: number, measuredP50: number): number {
+function calibrate(n: number, measuredP50: number, sigma: number): number {
   let lo = 0.01;
-  let hi = Math.max(1, measuredP50);
-  for (let i = 0; i < 30; i++) {
+  let hi = Math.max(1, measuredP50 * 20);
+  for (let i = 0; i < 25; i++) {
     const mid = (lo + hi) / 2;
-    const p50 = quantile(simulate(n, mid, { fraction: 1, seed: 7, messages: 300 }), 0.5);
+    const p50 = quantile(simulate(n, mid, { sigma, fraction: 1, seed: 7, messages: 300 }), 0.5);
     if (p50 < measuredP50) lo = mid;
     else hi = mid;
   }
   return (lo + hi) / 2;
+}
+
+/**
+ * Fits the per-hop delay distribution (median and lognormal shape) to a layout's measured p50 and p99;
+ * the measured p90 is then the check the model did not see. The shape is bounded to sigma <= 1: a
+ * heavier per-hop tail would only stand for stalls that hit every node at once (GC, CPU contention on
+ * one machine), which independent per-hop delays cannot represent; the p99 mismatch shows them.
+ */
+function fitHopDelay(
+  n: number,
+  p50: number,
+  p99: number,
+): { hop: number; sigma: number; p90: number; p99: number } {
+  let best = { hop: 0, sigma: 0, p90: 0, p99: 0, err: Number.POSITIVE_INFINITY };
+  for (let sigma = 0.2; sigma <= 1.01; sigma += 0.1) {
+    const hop = calibrate(n, p50, sigma);
+    const sim = simulate(n, hop, { sigma, fraction: 1, seed: 11, messages: 400 });
+    const m99 = quantile(sim, 0.99);
+    const err = Math.abs(Math.log(m99 / p99));
+    if (err < best.err) best = { hop, sigma, p90: quantile(sim, 0.9), p99: m99, err };
+  }
+  return best;
 }
 
 // ---- main ----
@@ -420,6 +442,20 @@ const layouts = [
   },
   { name: '10 processes', n: 10, run: (k: 'anchor' | 'ours', s: number) => procsRun(k, 10, s, OURS_PROCS) },
 ];
+
+/** `--model=N:P50:P99`: only fit the model to given figures and print its predictions (no measuring). */
+const modelArg = process.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length);
+if (modelArg !== undefined) {
+  const [n, p50, p99] = modelArg.split(':').map(Number) as [number, number, number];
+  const f = fitHopDelay(n, p50, p99);
+  const k1 = simulate(1_000, f.hop, { sigma: f.sigma, fraction: 0.99, seed: 3, messages: 100 });
+  const k10 = simulate(10_000, f.hop, { sigma: f.sigma, fraction: 0.99, seed: 5, messages: 30 });
+  console.log(
+    `N=${n}: hop ${round(f.hop, 2)} ms sigma ${round(f.sigma, 1)}, model p90 ${round(f.p90, 1)} p99 ${round(f.p99, 1)}; ` +
+      `99% of 1k ${round(quantile(k1, 0.5), 0)} ms, of 10k ${round(quantile(k10, 0.5), 0)} ms`,
+  );
+  process.exit(0);
+}
 
 const results = new Map<
   string,
@@ -502,46 +538,48 @@ console.log(
     `${fastDeath.lost} lost, verified ${fastDeath.verified ? 'yes' : 'NO'}.`,
 );
 
-// Model: calibrate the per-hop delay on each layout's measured p50, check its p99, predict 1k and 10k.
+// Model: fit the per-hop delay on each layout's measured p50 and p99, check p90, predict 1k and 10k.
 console.log(
-  '\nDissemination model (random mesh D=6, lognormal per-hop delay sigma 0.6, calibrated on p50)\n',
+  '\nDissemination model (random mesh D=6, lognormal per-hop delay fitted on p50 and p99, checked on p90)\n',
 );
 const modelRows: (string | number)[][] = [
   [
-    'calibrated on',
+    'fitted on',
     'hop ms',
-    'measured p99',
-    'model p99',
-    'model 99% of 1k p50/p99',
-    'model 99% of 10k p50/p99',
+    'sigma',
+    'p90 measured',
+    'p90 model',
+    'p99 measured',
+    'p99 model',
+    '99% of 1k p50/p99',
+    '99% of 10k p50/p99',
   ],
 ];
-let hop10procs = 0;
-let pred1k = 0;
-let pred10k = 0;
+const predictions = new Map<string, { hop: number; k1: number; k10: number }>();
 for (const layout of layouts) {
   const key = `${layout.name}/ours`;
-  const hop = calibrate(layout.n, stat(key, 0.5));
-  const modelP99 = quantile(simulate(layout.n, hop, { fraction: 1, seed: 11, messages: 400 }), 0.99);
-  const k1 = simulate(1_000, hop, { fraction: 0.99, seed: 3, messages: 100 });
-  const k10 = simulate(10_000, hop, { fraction: 0.99, seed: 5, messages: 30 });
-  if (layout.name === '10 processes') {
-    hop10procs = hop;
-    pred1k = quantile(k1, 0.5);
-    pred10k = quantile(k10, 0.5);
-  }
+  const f = fitHopDelay(layout.n, stat(key, 0.5), stat(key, 0.99));
+  const k1 = simulate(1_000, f.hop, { sigma: f.sigma, fraction: 0.99, seed: 3, messages: 100 });
+  const k10 = simulate(10_000, f.hop, { sigma: f.sigma, fraction: 0.99, seed: 5, messages: 30 });
+  predictions.set(layout.name, { hop: f.hop, k1: quantile(k1, 0.5), k10: quantile(k10, 0.5) });
   modelRows.push([
     key,
-    round(hop, 2),
+    round(f.hop, 2),
+    round(f.sigma, 1),
+    round(stat(key, 0.9), 1),
+    round(f.p90, 1),
     round(stat(key, 0.99), 1),
-    round(modelP99, 1),
+    round(f.p99, 1),
     `${round(quantile(k1, 0.5), 0)} / ${round(quantile(k1, 0.99), 0)}`,
     `${round(quantile(k10, 0.5), 0)} / ${round(quantile(k10, 0.99), 0)}`,
   ]);
 }
 console.log(table(modelRows));
+const basis = predictions.get('10 processes')!;
+const pred1k = basis.k1;
+const pred10k = basis.k10;
 console.log(
-  `\nPrediction (hop delay from the 10-process run, ${round(hop10procs, 2)} ms): 99% of 1,000 hosts in ${round(pred1k, 0)} ms, ` +
+  `\nPrediction (fit on the 10-process run, median hop ${round(basis.hop, 2)} ms): 99% of 1,000 hosts in ${round(pred1k, 0)} ms, ` +
     `of 10,000 hosts in ${round(pred10k, 0)} ms (median over simulated messages).`,
 );
 const allVerified = [...results.values()].every((r) => r.verified) && fastDeath.verified;

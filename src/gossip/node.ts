@@ -416,7 +416,13 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       const peer = evt.detail.toString();
       this.#stats.peers = node.getPeers().length;
       // Both ends run anti-entropy on connect; the small random delay lets the connection settle.
-      const t = setTimeout(() => void this.syncWith(peer).catch(() => {}), 50 + Math.random() * 100);
+      const t = setTimeout(
+        () => {
+          this.#timers = this.#timers.filter((x) => x !== t);
+          void this.syncWith(peer).catch(() => {});
+        },
+        50 + Math.random() * 100,
+      );
       this.#timers.push(t);
     });
     node.addEventListener('peer:disconnect', () => {
@@ -1007,13 +1013,12 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     if (rec.key.owner !== OPERATOR_ORIGIN && rec.record.body.case === 'host')
       this.#certs.set(rec.key.owner, rec.signed.membershipCertificate);
     const result = this.#applyEntry(toEntry(rec), source);
-    // Records published by their owner prove it alive; relayed ones (anti-entropy) only make it known.
-    if (rec.key.kind === 'host' && !rec.record.deleted) {
-      // Only the owner can sign a fresh version, and only owners publish on the topic.
-      const t =
-        source === 'gossip'
-          ? this.#liveness.heard(rec.key.owner, now)
-          : this.#liveness.learned(rec.key.owner, now);
+    // A fresh version of a host's record (host or workload) on the topic proves the host alive: only
+    // it can sign one, and only owners publish on the topic. Relayed host records only make it known.
+    if (rec.key.owner !== OPERATOR_ORIGIN && !(rec.key.kind === 'host' && rec.record.deleted)) {
+      let t: Transition | undefined;
+      if (source === 'gossip') t = this.#liveness.heard(rec.key.owner, now);
+      else if (rec.key.kind === 'host') t = this.#liveness.learned(rec.key.owner, now);
       if (t !== undefined) this.#onTransition(t);
     }
     return result;
