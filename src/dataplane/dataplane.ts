@@ -32,6 +32,7 @@ import {
   formatRoute,
   type KernelRoute,
   type Route,
+  routeKey,
   type WriteOp,
 } from './route.ts';
 import {
@@ -344,16 +345,25 @@ export class LinuxDataplane implements Dataplane {
     return out;
   }
 
-  private async resolveRoutes(routes: readonly Route[]): Promise<Route[]> {
+  /**
+   * Resolves `dev` names to `oif`. A missing device throws, unless `unresolved` is given: then the
+   * route is left out and collected there (reconcile goes on with the others).
+   */
+  private async resolveRoutes(routes: readonly Route[], unresolved?: Route[]): Promise<Route[]> {
     if (!routes.some((r) => r.dev !== undefined)) return routes as Route[];
     const idx = await this.linkIndexes();
-    return routes.map((r) => {
-      if (r.dev === undefined) return r;
+    const out: Route[] = [];
+    for (const r of routes) {
+      if (r.dev === undefined) {
+        out.push(r);
+        continue;
+      }
       const oif = idx.get(r.dev);
-      if (oif === undefined)
-        throw new DataplaneInputError(`route ${formatRoute(r)}`, `no device ${r.dev} in this namespace`);
-      return { ...r, oif };
-    });
+      if (oif !== undefined) out.push({ ...r, oif });
+      else if (unresolved) unresolved.push(r);
+      else throw new DataplaneInputError(`route ${formatRoute(r)}`, `no device ${r.dev} in this namespace`);
+    }
+    return out;
   }
 
   private async resolveNexthops(list: readonly Nexthop[]): Promise<Nexthop[]> {
@@ -513,7 +523,9 @@ export class LinuxDataplane implements Dataplane {
     for (const r of desired.routes ?? []) validateRoute(r, this.ctx);
     for (const r of desired.rules ?? []) validateRule(r);
     for (const n of desired.nexthops ?? []) validateNexthop(n, this.ctx);
-    const routes = desired.routes ? await this.resolveRoutes(desired.routes) : undefined;
+    // A route whose device is gone (a workload went away mid-way) must not block the others.
+    const unresolved: Route[] = [];
+    const routes = desired.routes ? await this.resolveRoutes(desired.routes, unresolved) : undefined;
     const nexthops = desired.nexthops ? await this.resolveNexthops(desired.nexthops) : undefined;
     const kernel = {
       routes: desired.routes ? await dumpAgain(() => this.listRoutes()) : [],
@@ -525,6 +537,19 @@ export class LinuxDataplane implements Dataplane {
       kernel,
       this.protocol,
     );
+    if (unresolved.length > 0) {
+      // Still wanted: never delete what the kernel holds under their keys; report them.
+      const keep = new Set(unresolved.map(routeKey));
+      const del = plan.routes.delete.filter((r) => !keep.has(routeKey(r)));
+      plan.routes.delete.length = 0;
+      plan.routes.delete.push(...del);
+      for (const r of unresolved) {
+        plan.conflicts.push({
+          object: `route ${formatRoute(r)}`,
+          reason: `no device ${r.dev} in this namespace; not applied`,
+        });
+      }
+    }
     let retries = 0;
     const add = (s: WriteSummary) => {
       retries += s.retries;

@@ -146,6 +146,30 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
     expect(ours).toHaveLength(995);
   });
 
+  it('a route whose device is gone does not block the others, and what the kernel holds for it stays', async () => {
+    const current = await dp.listRoutes({ protocol: ROUTE_PROTOCOL });
+    const keep = current.map((r) => ({
+      dst: r.dst,
+      table: r.table,
+      dev: 'r0',
+      ...(r.encap ? { encap: r.encap } : {}),
+    }));
+    const first = keep[0]!;
+    const desired: Route[] = [{ ...first, dev: 'gone0' }, ...keep.slice(1), route(9000)];
+    const r = await dp.reconcile({ routes: desired });
+    expect(r).toMatchObject({ added: 1, deleted: 0 });
+    expect(r.conflicts).toEqual([
+      {
+        object: expect.stringContaining('2001:db8:'),
+        reason: 'no device gone0 in this namespace; not applied',
+      },
+    ]);
+    const after = await dp.listRoutes({ protocol: ROUTE_PROTOCOL });
+    expect(after).toHaveLength(current.length + 1);
+    expect(after.some((k) => k.dst.address === first.dst.address)).toBe(true);
+    await dp.deleteRoutes([route(9000)]);
+  });
+
   it('bad input: a clear typed error and nothing half-applied for that object', async () => {
     const before = (await dp.listRoutes({ protocol: ROUTE_PROTOCOL })).length;
     const good: Route = { dst: parsePrefix('2001:db8:300::/64'), table: 254, dev: 'r0' };
