@@ -20,6 +20,7 @@ import {
   type LabPlan,
   type NodePlan,
   type NodeRole,
+  type PlanOptions,
   planLab,
   READY_FILE,
 } from './plan.ts';
@@ -162,10 +163,7 @@ export async function labDocker(): Promise<Dockerode> {
 }
 
 /** Plans the lab of a topology file (the name prefix defaults to the topology's name). */
-export async function planFromFile(
-  file: string,
-  opts: { prefix?: string; labels?: Record<string, string> } = {},
-): Promise<LabPlan> {
+export async function planFromFile(file: string, opts: Omit<PlanOptions, 'file'> = {}): Promise<LabPlan> {
   const spec = await loadTopology(file);
   return planLab(spec, { file: resolve(file), ...opts });
 }

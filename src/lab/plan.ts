@@ -110,6 +110,11 @@ export interface PlanOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Path of the topology file, for messages and the `segmesh.lab.topology` label. */
   readonly file: string;
+  /**
+   * Move the lab's subnets to a slot of their own (see `relocateTopology`), so that it can run beside
+   * another copy of the same topology (a test run beside a demo). Default: the file's subnets.
+   */
+  readonly relocate?: number;
 }
 
 export function ipv4ToNumber(text: string): number {
@@ -140,8 +145,9 @@ export function checkPrefix(prefix: string, file: string): void {
 }
 
 /** Lays out `spec` (already validated by the schema) as networks and containers. */
-export function planLab(spec: TopologySpec, opts: PlanOptions): LabPlan {
+export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
   const file = opts.file;
+  const spec = opts.relocate === undefined ? input : relocateTopology(input, opts.relocate, file);
   const prefix = opts.prefix ?? spec.name;
   if (!prefix) throw new LabTopologyError(file, 'name', 'give the topology a name (it names the containers)');
   checkPrefix(prefix, file);
@@ -478,4 +484,49 @@ export function edgeScript(o: { routes: readonly (readonly [string, string])[] }
 /** An external client: reaches the fabric only through its edge router. */
 export function clientScript(o: { gateway: string }): string {
   return [...COMMON_PREAMBLE, `ip -6 route replace default via ${o.gateway}`, ...KEEP_RUNNING].join('\n');
+}
+
+/** Slots for relocated labs: 24 IPv4 slots of four /24s in 198.18.32.0-198.18.127.255. */
+export const RELOCATION_SLOTS = 24;
+
+/**
+ * The same topology on other subnets: the underlay /64 becomes `fc00:98:<slot>::/64` (IPv4
+ * `198.18.<32 + 4 * (slot % 24)>.0/24`), each external client's /64 `fc00:97:<slot>:<k>::/64`; every
+ * address keeps its host part. Shipped topologies use 198.18.0-31.x, so a relocated lab never
+ * collides with them; two relocated labs collide only when their slots agree modulo 24.
+ */
+export function relocateTopology(spec: TopologySpec, slot: number, file = 'topology'): TopologySpec {
+  const n = Math.abs(Math.trunc(slot)) % 0x10000;
+  const under = parsePrefix(spec.underlay.subnet);
+  if (under.length !== 64)
+    throw new LabTopologyError(
+      file,
+      'underlay.subnet',
+      'only a /64 underlay can be relocated (for a test run)',
+    );
+  const newUnder = parseIpv6(`fc00:98:${n.toString(16)}::`);
+  const hostPart = (a: bigint) => a & ((1n << 64n) - 1n);
+  const moveUnderlay = (text: string): string => {
+    const a = parseIpv6(text);
+    return prefixContains(under, a) ? formatIpv6(newUnder | hostPart(a)) : text;
+  };
+  const clients = spec.nodes.filter((x) => x.kind === 'external-client');
+  const moveClient = (text: string): string => {
+    const k = clients.findIndex((c) => c.address === text);
+    return formatIpv6(parseIpv6(`fc00:97:${n.toString(16)}:${k.toString(16)}::`) | hostPart(parseIpv6(text)));
+  };
+  return {
+    ...spec,
+    underlay: {
+      subnet: formatPrefix({ address: newUnder, length: 64 }),
+      ipv4Subnet: `198.18.${32 + 4 * (n % RELOCATION_SLOTS)}.0/24`,
+    },
+    hosts: spec.hosts.map((h) => ({ ...h, underlay: moveUnderlay(h.underlay) })),
+    edges: spec.edges.map((e) => ({ ...e, underlay: moveUnderlay(e.underlay) })),
+    nodes: spec.nodes.map((x) =>
+      x.kind === 'edge-router'
+        ? { ...x, underlay: moveUnderlay(x.underlay) }
+        : { ...x, address: moveClient(x.address) },
+    ),
+  };
 }

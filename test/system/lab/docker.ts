@@ -27,6 +27,14 @@ export function runLabels(): Record<string, string> {
   return { [LABEL_TEST_RUN]: runPrefix() };
 }
 
+/**
+ * The subnet slot of this run (`relocate` of the plan): a test lab never collides with a lab of the
+ * shipped topologies that is up meanwhile (a demo), nor, mostly, with another run's.
+ */
+export function runSlot(): number {
+  return Number.parseInt(runPrefix().slice(2), 16);
+}
+
 /** Removes the containers and networks of every run for which `dead(prefix)` holds. */
 export async function sweepDockerRuns(dead: (prefix: string) => boolean): Promise<string[]> {
   const host = configureDockerEnv();

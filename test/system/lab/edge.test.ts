@@ -6,20 +6,25 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { labDown, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
 import { runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
-import { labImage, progress, runLabels } from './docker.ts';
+import { labImage, progress, runLabels, runSlot } from './docker.ts';
 
 const FILE = new URL('../../../topologies/edge.yaml', import.meta.url).pathname;
 const HOSTS = ['host1', 'host2', 'host3'];
-const UNDERLAY = { host1: 'fc00:99:20::11', host2: 'fc00:99:20::12', host3: 'fc00:99:20::13' } as const;
 
 systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docker', 'debootstrap'] }, () => {
   let lab: RunningLab | undefined;
   const prefix = `${runPrefix()}-edge`;
 
+  // Addresses as laid out for this run (relocated to the run's own subnets).
+  const underlay = (node: string) => lab!.node(node).endpoints[0]!.ipv6;
+  const client = () => lab!.node('ext1').endpoints[0]!;
+  const extNet = () => lab!.plan.networks.find((n) => n.key === 'ext-ext1')!.ipv6Subnet;
+  const edgeExt = () => lab!.node('edge1').endpoints[1]!.ipv6;
+
   beforeAll(async () => {
     await sweep();
     const image = await labImage();
-    const plan = await planFromFile(FILE, { prefix, labels: runLabels() });
+    const plan = await planFromFile(FILE, { prefix, labels: runLabels(), relocate: runSlot() });
     lab = await labUp(plan, { image, progress });
   }, 30 * 60_000);
 
@@ -34,7 +39,7 @@ systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docke
           string,
           { bgpState?: string }
         >;
-        return Object.values(UNDERLAY).every((a) => j[a]?.bgpState === 'Established');
+        return HOSTS.every((h) => j[underlay(h)]?.bgpState === 'Established');
       },
       { timeoutMs: 30_000, what: 'FRR sessions with host1..3 Established' },
     );
@@ -48,19 +53,19 @@ systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docke
       await waitFor(
         async () => {
           rib = await lab!.run(host, ['gobgp', '-p', '50051', 'global', 'rib', '-a', 'vpnv6']);
-          return rib.includes('fc00:e0::/64');
+          return rib.includes(extNet());
         },
-        { timeoutMs: 20_000, what: `${host}: VPNv6 route fc00:e0::/64 from FRR` },
+        { timeoutMs: 20_000, what: `${host}: VPNv6 route ${extNet()} from FRR` },
       );
       // FRR transposes (F2): SID with the function zeroed, function in the label (0x0100 << 4).
-      expect(rib).toMatch(/65000:100:fc00:e0::\/64\s+\[4096\]/);
+      expect(rib).toMatch(new RegExp(`65000:100:${extNet()}\\s+\\[4096\\]`));
       expect(rib).toContain('SID: fc00:0:fe00::');
     }
     expect(await lab!.run('edge1', ['ip', '-6', 'route', 'show', `${sid}/128`])).toContain('End.DT6');
   });
 
   it("a host reaches the external client only through FRR's End.DT6 SID", async () => {
-    const ping = () => lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '1', 'fc00:e0::2']);
+    const ping = () => lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '1', client().ipv6]);
     // Control: without the SRv6 route the host has no path (its default leads to Docker's gateway,
     // the root namespace, which does not forward).
     expect((await ping()).exitCode).not.toBe(0);
@@ -70,7 +75,7 @@ systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docke
       '-6',
       'route',
       'replace',
-      'fc00:e0::/64',
+      extNet(),
       'encap',
       'seg6',
       'mode',
@@ -83,6 +88,6 @@ systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docke
     const r = await ping();
     expect(r.exitCode, r.output).toBe(0);
     // The external client's own view: its only way out is the edge router.
-    expect(await lab!.run('ext1', ['ip', '-6', 'route', 'show', 'default'])).toContain('via fc00:e0::fe');
+    expect(await lab!.run('ext1', ['ip', '-6', 'route', 'show', 'default'])).toContain(`via ${edgeExt()}`);
   });
 });

@@ -9,7 +9,7 @@ import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } f
 import { ALLOWED_IPV4, ipv4ToNumber, LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
 import { parseIpv6, parsePrefix, prefixContains } from '../../../src/srv6/address.ts';
 import { runPrefix, sweep, systemSuite } from '../../harness/index.ts';
-import { labImage, progress, runLabels } from './docker.ts';
+import { labImage, progress, runLabels, runSlot } from './docker.ts';
 
 const FILE = new URL('../../../topologies/two-hosts.yaml', import.meta.url).pathname;
 const fc00 = parsePrefix('fc00::/7');
@@ -26,7 +26,7 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
   beforeAll(async () => {
     await sweep(); // containers and networks of dead runs (the hook of ./docker.ts)
     const image = await labImage();
-    const plan = await planFromFile(FILE, { prefix, labels: runLabels() });
+    const plan = await planFromFile(FILE, { prefix, labels: runLabels(), relocate: runSlot() });
     lab = await labUp(plan, { image, progress });
   }, 30 * 60_000);
 
@@ -86,7 +86,8 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
   });
 
   it('reaches the other host over the underlay and can program SRv6 without privileged mode', async () => {
-    const r = await lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '2', 'fc00:99:10::12']);
+    const host2 = lab!.node('host2').endpoints[0]!.ipv6;
+    const r = await lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '2', host2]);
     expect(r.exitCode, r.output).toBe(0);
     expect((await lab!.run('host1', ['sysctl', '-n', 'net.ipv6.conf.eth0.seg6_enabled'])).trim()).toBe('1');
     await lab!.run('host1', [
@@ -100,7 +101,7 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
       'mode',
       'encap',
       'segs',
-      'fc00:99:10::12',
+      host2,
       'dev',
       'eth0',
     ]);

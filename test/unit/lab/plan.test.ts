@@ -11,6 +11,7 @@ import {
   LABEL_LAB,
   LABEL_TEST_RUN,
   planLab,
+  relocateTopology,
   workloadNetns,
 } from '../../../src/lab/plan.ts';
 import { parseIpv6, parsePrefix, prefixContains } from '../../../src/srv6/address.ts';
@@ -110,6 +111,37 @@ describe('lab plan', () => {
     expect(plan.hosts.get('host2')!.workloads).toEqual([
       { name: 'blue/web-2', netns: 'w-blue-web-2', tenant: 'blue' },
     ]);
+  });
+
+  it('relocates a topology to its own subnets, keeping host parts', () => {
+    const spec = relocateTopology(topology('edge.yaml').spec, 0xd33e);
+    expect(spec.underlay).toEqual({
+      subnet: 'fc00:98:d33e::/64',
+      ipv4Subnet: `198.18.${32 + 4 * (0xd33e % 24)}.0/24`,
+    });
+    expect(spec.hosts.map((h) => h.underlay)).toEqual([
+      'fc00:98:d33e::11',
+      'fc00:98:d33e::12',
+      'fc00:98:d33e::13',
+    ]);
+    const plan = planLab(topology('edge.yaml').spec, {
+      file: 'edge.yaml',
+      prefix: 'sm1234-edge',
+      relocate: 0xd33e,
+    });
+    expect(plan.networks.map((n) => [n.ipv6Subnet, n.ipv4Subnet])).toEqual([
+      ['fc00:98:d33e::/64', spec.underlay.ipv4Subnet],
+      ['fc00:97:d33e::/64', `198.18.${33 + 4 * (0xd33e % 24)}.0/24`],
+    ]);
+    expect(plan.nodes.find((n) => n.node === 'edge1')!.files['/etc/frr/frr.conf']).toContain(
+      'neighbor fc00:98:d33e::12 remote-as 65102',
+    );
+    // Never the subnets of the shipped topologies.
+    for (const slot of [0, 1, 23, 24, 0xffff]) {
+      const v4 = Number(relocateTopology(topology('edge.yaml').spec, slot).underlay.ipv4Subnet.split('.')[2]);
+      expect(v4).toBeGreaterThanOrEqual(32);
+      expect(v4 + 3).toBeLessThan(128);
+    }
   });
 
   it('makes workload namespace names from identities', () => {
