@@ -8,6 +8,7 @@
  * re-checked periodically so drift is repaired. A restart never flushes: the kernel keeps forwarding
  * while the agent is down, and the first reconcile after it only changes what differs.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { publicKeyFromProtobuf } from '@libp2p/crypto/keys';
 import type { Logger } from 'pino';
@@ -31,6 +32,7 @@ import {
   formatPrefix,
   type Ipv6Address,
   type Ipv6Prefix,
+  ipv6FromBytes,
   ipv6ToBytes,
   parseIpv6,
   parsePrefix,
@@ -200,7 +202,10 @@ export class Agent {
       deadAfterMs: s.deadAfterMs,
       tombstoneTtlMs: s.tombstoneTtlMs,
       sameIpPeers: true,
-    })({ logger: this.#log.child({ component: 'gossip' }) });
+    })({
+      logger: this.#log.child({ component: 'gossip' }),
+      probe: (host) => this.#probeHost(host.record.underlayAddress),
+    });
     for (const event of [
       'host-up',
       'host-suspect',
@@ -220,10 +225,13 @@ export class Agent {
     // A restarted agent must not reconcile against an empty view: that would delete the routes to
     // every other host until gossip refilled it. Wait for the first anti-entropy exchange to settle.
     await this.#awaitGossipSync(Math.max(5_000, s.suspectAfterMs * 2));
-    // Peers kept our records while we were away; claim again only what the fabric lost (all hosts
-    // restarted), never over a newer claim elsewhere (the workload moved meanwhile).
+    // Claim our workloads again (gossip withdraws records of ours that a restarted host does not
+    // re-own), but never over a newer claim elsewhere: that workload moved while we were away.
     const known = this.#gossip.view().workloads;
-    for (const w of this.#store.list()) if (!known.has(w.id)) await this.#publishWorkload(w);
+    for (const w of this.#store.list()) {
+      const winner = known.get(w.id);
+      if (!winner || winner.hostId === this.hostId) await this.#publishWorkload(w);
+    }
 
     // 4. BGP toward the edge.
     if (s.spec.bgp) {
@@ -280,6 +288,21 @@ export class Agent {
     await this.#gossip?.stop();
     if (!this.#injectedDp) await this.#dp?.close();
     this.#log.info('agent stopped (kernel state and gobgpd left running)');
+  }
+
+  /**
+   * The data-plane probe behind liveness: a host gossip cannot hear is kept (its routes stale but in
+   * place) as long as its underlay answers; a gossip-only partition must not take down forwarding.
+   * One ICMPv6 echo with the system's ping: a probe per suspect host, not a per-packet path.
+   */
+  #probeHost(underlay: Uint8Array): Promise<boolean> {
+    if (underlay.length !== 16) return Promise.resolve(false);
+    const address = formatIpv6(ipv6FromBytes(underlay));
+    return new Promise((resolve) => {
+      execFile('ping', ['-6', '-n', '-q', '-c', '1', '-W', '1', address], { timeout: 3_000 }, (err) =>
+        resolve(!err),
+      );
+    });
   }
 
   async #awaitGossipSync(timeoutMs: number): Promise<void> {

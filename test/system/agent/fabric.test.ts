@@ -193,4 +193,60 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping'] },
     expect(anonymous.out).toMatch(/the address is not sticky/);
     expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
   });
+
+  it("a workload cannot reach its host's own services (BGP, gossip, metrics); another host can", async () => {
+    const h1 = cluster.hosts[0]!;
+    const tcp = (ns: import('../../harness/index.ts').Netns, address: string, port: number) =>
+      ns.exec('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], { allowFail: true });
+    // Positive control: the gossip port of host1 answers host2.
+    expect((await tcp(cluster.hosts[1]!.ns, h1.underlay, 7946)).code).toBe(0);
+    const link = (await cluster.api(h1).call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.web-1',
+    )!.hostLink;
+    const dropped = async () => {
+      const r = await sh('nft', ['-j', 'list', 'counter', 'netdev', 'segmesh', `${link}_host_address`], {
+        netns: h1.ns.name,
+      });
+      return (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> }).nftables.find(
+        (x) => x.counter,
+      )!.counter!.packets;
+    };
+    const before = await dropped();
+    expect((await tcp(blue1.ns, h1.underlay, 7946)).code).not.toBe(0); // libp2p
+    expect((await tcp(blue1.ns, h1.underlay, 179)).code).not.toBe(0); // BGP
+    expect((await tcp(blue1.ns, '::1', 9469)).code).not.toBe(0); // metrics listen on the host's loopback only
+    expect((await dropped()) - before).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a gossip-only partition of one host loses no packet', async () => {
+    const [h1, h2] = cluster.hosts;
+    // Cut host2's gossip (TCP 7946) in both directions; the data plane stays as it is.
+    const cut = [
+      'table inet smtest {',
+      '  chain in {',
+      '    type filter hook input priority 0; policy accept;',
+      '    tcp dport 7946 drop',
+      '    tcp sport 7946 drop',
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    await h2!.ns.exec('nft', ['-f', '-'], { input: cut });
+    const pinging = blue1.ns.exec('ping', ['-6', '-i', '0.01', '-c', '600', '-W', '1', blue2.address], {
+      allowFail: true,
+      timeoutMs: 60_000,
+    });
+    // The partition is real: host1 stops hearing host2 and suspects it; forwarding goes on.
+    await waitFor(
+      async () =>
+        (await cluster.api(h1!).call('listHosts', {})).hosts.find((h) => h.name === 'host2')?.state ===
+        'suspect',
+      { timeoutMs: 5_000, what: 'host1 to suspect host2' },
+    );
+    const r = await pinging;
+    await h2!.ns.exec('nft', ['delete', 'table', 'inet', 'smtest']);
+    expect(r.stdout).toMatch(/600 packets transmitted, 600 received/);
+    const hosts = (await cluster.api(h1!).call('listHosts', {})).hosts;
+    expect(hosts.length).toBe(3);
+  });
 });
