@@ -100,7 +100,7 @@ else
     </dev/null >>"$LOG" 2>&1 &
 fi
 
-start=$(date +%s.%N)
+start=$(($(date +%s%N) / 1000000))
 deadline=$((SECONDS + TIMEOUT))
 until answers; do
   if ((SECONDS >= deadline)); then
@@ -115,5 +115,6 @@ until answers; do
   fi
   sleep 0.2
 done
-log "engine answers on $SOCKET after $(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo 0)") s"
+ms=$(($(date +%s%N) / 1000000 - start))
+log "engine answers on $SOCKET after $((ms / 1000)).$((ms % 1000 / 100)) s"
 echo "$HOST"

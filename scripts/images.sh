@@ -29,7 +29,8 @@ log() { printf 'images: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 h() { sha256sum | cut -c1-12; }
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
-elapsed() { printf '%.1f s' "$(echo "$(date +%s.%N) - $1" | bc)"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+elapsed() { local ms=$(($(now_ms) - $1)); printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100)); }
 
 check_only=0
 [[ ${1:-} == --check ]] && check_only=1
@@ -84,7 +85,7 @@ trap 'rm -rf "$work"' EXIT
 if exists "$base_tag"; then
   log "base $base_tag: reused"
 else
-  t0=$(date +%s.%N)
+  t0=$(now_ms)
   tarball="$CACHE/debootstrap-$SUITE-minbase-$(echo "$mirror" | h).tar"
   if [[ ! -s $tarball ]]; then
     command -v debootstrap >/dev/null || die "debootstrap not found: apt-get install debootstrap"
@@ -128,7 +129,7 @@ fi
 if exists "$deps_tag"; then
   log "deps $deps_tag: reused"
 else
-  t0=$(date +%s.%N)
+  t0=$(now_ms)
   ctx="$work/deps"
   mkdir -p "$ctx/node_modules/node/bin"
   cp "$node_bin" "$ctx/node_modules/node/bin/node"
@@ -153,7 +154,7 @@ fi
 if exists "$project_tag"; then
   log "project $project_tag: reused"
 else
-  t0=$(date +%s.%N)
+  t0=$(now_ms)
   ctx="$work/project"
   mkdir -p "$ctx"
   cp -a dist bin package.json "$ctx/"
@@ -168,8 +169,10 @@ EOF
   docker build -q -t "$project_tag" "$ctx" >/dev/null 2>"$work/build.log" ||
     { tail -n 20 "$work/build.log" >&2; die "docker build of the project image failed"; }
   log "project $project_tag built in $(elapsed "$t0")"
-  # Older project images are stale: remove those no container uses (an in-use one fails quietly).
-  docker image ls --format '{{.Repository}}:{{.Tag}}' segmesh-lab | grep -vx "$project_tag" |
-    xargs -r docker image rm >/dev/null 2>&1 || true
+  # Older images are stale: remove those no container uses (an image in use fails quietly and stays).
+  for keep in "$project_tag" "$deps_tag" "$base_tag"; do
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "${keep%%:*}" | grep -vx "$keep" |
+      xargs -r docker image rm >/dev/null 2>&1 || true
+  done
 fi
 echo "$project_tag"
