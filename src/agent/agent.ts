@@ -227,6 +227,7 @@ export class Agent {
     await this.#awaitGossipSync(Math.max(5_000, s.suspectAfterMs * 2));
     // Claim our workloads again (gossip withdraws records of ours that a restarted host does not
     // re-own), but never over a newer claim elsewhere: that workload moved while we were away.
+    await this.#republishOperatorRecords();
     const known = this.#gossip.view().workloads;
     for (const w of this.#store.list()) {
       const winner = known.get(w.id);
@@ -610,6 +611,46 @@ export class Agent {
     await detachWorkload(this.#dp!, w.hostLink);
     this.#log.info({ workload: w.id }, 'workload detached');
     return true;
+  }
+
+  /**
+   * Operator-signed records handed to this agent (`segmesh policy apply`): gossiped, and kept in the
+   * state directory so that a fabric whose hosts all restarted still has its tenants.
+   */
+  async publishOperatorRecords(records: readonly Uint8Array[]): Promise<string[]> {
+    const results: string[] = [];
+    const kept = await this.#loadOperatorRecords();
+    for (const bytes of records) {
+      const r = await this.#gossip!.publishSigned(bytes);
+      results.push(r.ok ? 'applied' : (r.reason ?? 'rejected'));
+      if (r.ok) kept.push(Buffer.from(bytes).toString('base64'));
+    }
+    await writeFile(
+      `${this.settings.stateDir}/operator-records.json`,
+      `${JSON.stringify(kept.slice(-10_000))}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    this.trigger();
+    return results;
+  }
+
+  async #loadOperatorRecords(): Promise<string[]> {
+    try {
+      return JSON.parse(
+        await readFile(`${this.settings.stateDir}/operator-records.json`, 'utf8'),
+      ) as string[];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Offers the kept operator records again; gossip ignores those it already has in a newer version. */
+  async #republishOperatorRecords(): Promise<void> {
+    for (const b64 of await this.#loadOperatorRecords()) {
+      await this.#gossip!.publishSigned(Buffer.from(b64, 'base64')).catch(() => undefined);
+    }
   }
 
   /** CHECK: the workload's link, address and route are as attached. */

@@ -210,12 +210,7 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       return create(DrainResponseSchema, r);
     },
     async publishRecords(req) {
-      const results: string[] = [];
-      for (const bytes of req.signedRecords) {
-        const r = await agent.gossip!.publishSigned(bytes);
-        results.push(r.ok ? 'applied' : (r.reason ?? 'rejected'));
-      }
-      agent.trigger();
+      const results = await agent.publishOperatorRecords(req.signedRecords);
       return create(PublishRecordsResponseSchema, { results });
     },
   };

@@ -117,4 +117,17 @@ systemSuite('agent: the CNI plugin driven as a runtime drives it', { tools: ['ip
     });
     expect(noAgent.out).toMatchObject({ code: 11 });
   });
+
+  it('keeps the operator records across a restart of every agent', async () => {
+    for (const h of cluster.hosts) await h.agent!.stop();
+    for (const h of cluster.hosts) await cluster.startAgent(h);
+    const ns = await lab.netns('after');
+    const r = await cluster.api(cluster.hosts[1]!).call('addWorkload', {
+      identity: 'shop.after-restart',
+      tenant: 'blue',
+      netns: `/run/netns/${ns.name}`,
+      ifname: 'eth0',
+    });
+    expect(r.address).toMatch(/^2001:db8:b100:/);
+  });
 });
