@@ -350,8 +350,15 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    const { adopted } = await this.sidecar.start();
-    await this.#serial(() => this.#resync(adopted));
+    try {
+      const { adopted } = await this.sidecar.start();
+      await this.#serial(() => this.#resync(adopted));
+    } catch (e) {
+      this.#running = false;
+      this.#watchAbort?.abort();
+      await this.sidecar.stop({ keepRunning: this.#init.keepSidecarOnStop ?? true }).catch(() => undefined);
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
