@@ -112,6 +112,19 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping'] },
     ]);
     expect(path.segments).toEqual(['fc00:0:3:2064::']);
     expect(path.steps.at(-1)).toMatch(/delivered on link smw/);
+    // Metrics and health on the host's loopback.
+    const fetchIn = async (url: string) =>
+      (
+        await h1.ns.exec(process.execPath, [
+          '-e',
+          `fetch(${JSON.stringify(url)}).then(async (r) => console.log(r.status + '\\n' + (await r.text())))`,
+        ])
+      ).stdout;
+    expect(await fetchIn('http://127.0.0.1:9469/readyz')).toMatch(/^200\nready/);
+    const metrics = await fetchIn('http://127.0.0.1:9469/metrics');
+    expect(metrics).toMatch(/segmesh_workloads\{locality="local"\} 2/);
+    expect(metrics).toMatch(/segmesh_hosts 3/);
+    expect(metrics).toMatch(/segmesh_reconcile_seconds_count \d+/);
   });
 
   it('kill -9 of an agent leaves forwarding intact, and its restart deletes no wanted route', async () => {
