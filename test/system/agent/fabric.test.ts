@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLab, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import { AgentCluster, ping, segmesh, segmeshJson, snmp6 } from './cluster.ts';
@@ -193,6 +194,25 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping'] },
       { allowFail: true },
     );
     expect(duplicate.err).toMatch(/identity shop.web-1 already runs on this host/);
+    // A user outside the segmesh group cannot use the API (the socket is 0660 root:segmesh).
+    const outsider = spawnSync(
+      'setpriv',
+      [
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        process.execPath,
+        'src/cli/main.ts',
+        'status',
+        '--socket',
+        h1.socket,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(outsider.status).toBe(1);
+    expect(outsider.stderr).toMatch(
+      /permission denied on .*agent.sock: the API is for root and the group 'segmesh'/,
+    );
     const anonymous = segmesh([
       'workload',
       'add',
