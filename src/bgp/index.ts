@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import {
+  Conditions_RouteType,
   DefinedType,
   MatchSet_Type,
   type Path,
@@ -174,6 +175,7 @@ export interface Bgp extends Startable, EventEmitter<BgpEvents> {
 }
 
 const IMPORT_POLICY = 'segmesh-import';
+const EXPORT_POLICY = 'segmesh-no-transit';
 const TENANT_RT_SET = 'segmesh-tenant-rts';
 
 /** Hold and keepalive from the fabric's dead interval (BGP: hold >= 3 s, keepalive = hold / 3). */
@@ -374,6 +376,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   async #resync(adopted: boolean): Promise<void> {
     const client = this.sidecar.client;
     this.#client = client;
+    await this.#configureExportPolicy(client);
     await this.#configurePolicy(client);
     await this.#configurePeers(client, adopted);
     if (adopted) {
@@ -412,6 +415,44 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       }
     }
     this.#log.info({ peers: this.#init.peers.map((p) => p.address), adopted }, 'peers configured');
+  }
+
+  /**
+   * No transit: gobgpd advertises only what the agent originated. Without it, a host peering with two
+   * edges would pass one edge's routes to the other.
+   */
+  async #configureExportPolicy(client: GobgpClient): Promise<void> {
+    const existing = await client.list('listPolicyAssignment', {
+      name: 'global',
+      direction: PolicyDirection.EXPORT,
+    });
+    if (existing.some((a) => a.assignment?.policies.some((p) => p.name === EXPORT_POLICY))) return;
+    await client.unary('addPolicy', {
+      policy: {
+        name: EXPORT_POLICY,
+        statements: [
+          {
+            name: `${EXPORT_POLICY}-external`,
+            conditions: { routeType: Conditions_RouteType.EXTERNAL },
+            actions: { routeAction: RouteAction.REJECT },
+          },
+          {
+            name: `${EXPORT_POLICY}-internal`,
+            conditions: { routeType: Conditions_RouteType.INTERNAL },
+            actions: { routeAction: RouteAction.REJECT },
+          },
+        ],
+      },
+      referExistingStatements: false,
+    });
+    await client.unary('addPolicyAssignment', {
+      assignment: {
+        name: 'global',
+        direction: PolicyDirection.EXPORT,
+        policies: [{ name: EXPORT_POLICY }],
+        defaultAction: RouteAction.ACCEPT,
+      },
+    });
   }
 
   async #configurePolicy(client: GobgpClient): Promise<void> {

@@ -302,6 +302,9 @@ systemSuite(
       expect(prefixes).not.toContain('2001:db8:f1::');
       expect(prefixes).not.toContain('2001:db8:f2::');
       expect(prefixes).not.toContain('2001:db8:f3::');
+      // No transit: the misbehaving peer's good route is not passed on to FRR.
+      const frrVpn = await e.frr.vtysh('show bgp ipv6 vpn');
+      expect(frrVpn).not.toContain('2001:db8:f4::');
       // Still working: a new advertisement reaches FRR.
       await agent.bgp.advertise([advert('fc00:0:1:e003::', '2001:db8:c1::3/128')]);
       await e.frr.waitRoute('2001:db8:c1::3/128', { sid: 'fc00:0:1:e003::' });
