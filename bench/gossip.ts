@@ -235,7 +235,7 @@ async function procsRun(
     const before =
       kind === 'ours'
         ? await Promise.all(
-            procs.map((p) => p.call<{ stats: { liveness: { suspected: number } } }>('observe')),
+            procs.map((p) => p.call<{ stats: { liveness: { suspected: number; died: number } } }>('observe')),
           )
         : [];
     const live = new Map<string, number>();
@@ -256,7 +256,7 @@ async function procsRun(
     );
     let verified = r.lost === 0;
     let flaps = 0;
-    const suspicions = 0;
+    let suspicions = 0;
     if (kind === 'ours') {
       await sleep(300);
       const want = JSON.stringify([...live].map(([id, i]) => [id, procs[i]!.peerId]).sort());
@@ -268,7 +268,9 @@ async function procsRun(
         ),
       );
       verified &&= obs.every((o) => JSON.stringify(o.workloads.map((w) => [w[0], w[1]]).sort()) === want);
-      flaps = obs.reduce(
+      // A flap: a live host declared dead (its workloads withdrawn); suspicion alone keeps its routes.
+      flaps = obs.reduce((s, o, i) => s + o.stats.liveness.died - before[i]!.stats.liveness.died, 0);
+      suspicions = obs.reduce(
         (s, o, i) => s + o.stats.liveness.suspected - before[i]!.stats.liveness.suspected,
         0,
       );
