@@ -32,6 +32,26 @@ exists() { docker image inspect "$1" >/dev/null 2>&1; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 elapsed() { local ms=$(($(now_ms) - $1)); printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100)); }
 
+# Runs "$@" with its output in LOG, printing what it is at every 10 s (a cold build takes minutes).
+with_progress() {
+  local what=$1 logfile=$2 pid t=0 rc=0
+  shift 2
+  "$@" >"$logfile" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    t=$((t + 1))
+    if ((t % 10 == 0)); then
+      log "$what: ${t} s ($(grep -v '^\s*$' "$logfile" | tail -n 1 | cut -c1-80))"
+    fi
+  done
+  wait "$pid" || rc=$?
+  if ((rc != 0)); then
+    tail -n 20 "$logfile" >&2
+    die "$what failed (exit $rc; log above)"
+  fi
+}
+
 check_only=0
 [[ ${1:-} == --check ]] && check_only=1
 
@@ -54,7 +74,10 @@ mirror=$(
 )
 mirror=${mirror:-http://deb.debian.org/debian}
 
-base_tag="segmesh-lab-base:$( { echo "$RECIPE $SUITE ${PACKAGES[*]}"; cat "${sources_files[@]}" 2>/dev/null; } | h)"
+# mmdebstrap (apt downloads, one pass) when installed, else debootstrap; SEGMESH_BOOTSTRAP=debootstrap forces it.
+bootstrap=debootstrap
+[[ ${SEGMESH_BOOTSTRAP:-} != debootstrap ]] && command -v mmdebstrap >/dev/null && bootstrap=mmdebstrap
+base_tag="segmesh-lab-base:$( { echo "$RECIPE $SUITE ${PACKAGES[*]} $bootstrap"; cat "${sources_files[@]}" 2>/dev/null; } | h)"
 node_bin=node_modules/node/bin/node
 deps_tag="segmesh-lab-deps:$( { echo "$base_tag"; cat package-lock.json; "$node_bin" --version; } | h)"
 project_hash=$(
@@ -87,11 +110,44 @@ if exists "$base_tag"; then
 else
   t0=$(now_ms)
   tarball="$CACHE/debootstrap-$SUITE-minbase-$(echo "$mirror" | h).tar"
+  # Inside the image: the host's apt sources, a policy-rc.d that keeps services from starting, no
+  # apt lists or caches, an empty resolv.conf (Docker provides one).
+  finish_root() {
+    local r=$1 f
+    rm -f "$r"/etc/apt/sources.list "$r"/etc/apt/sources.list.d/*
+    for f in "${sources_files[@]}"; do cp "$f" "$r$f"; done
+    printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+    chmod +x "$r/usr/sbin/policy-rc.d"
+    rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/var/log/*.log
+    : >"$r/etc/resolv.conf"
+  }
+  base_import() {
+    docker import \
+      --change 'ENV PATH=/opt/segmesh/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'LABEL segmesh.image=base' \
+      "$1" "$base_tag" >/dev/null
+  }
+fi
+if ! exists "$base_tag" && [[ $bootstrap == mmdebstrap ]]; then
+  # mmdebstrap (when installed) downloads with apt and installs in one pass: about twice as fast as
+  # debootstrap + apt-get in the chroot (measured 204 s against 448 s on a loaded 2-core machine).
+  log "mmdebstrap --variant=minbase $SUITE from $mirror with ${PACKAGES[*]}"
+  { echo 'set -eu'; declare -p sources_files; declare -f finish_root; echo 'finish_root "$1"'; } >"$work/finish.sh"
+  with_progress mmdebstrap "$work/mmdebstrap.log" \
+    mmdebstrap --variant=minbase --mode=root --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+    --aptopt='APT::Install-Recommends "false"' \
+    --customize-hook="bash $work/finish.sh \"\$1\"" \
+    "$SUITE" "$work/base.tar" "$mirror"
+  log "importing the base"
+  base_import - <"$work/base.tar"
+  rm -f "$work/base.tar"
+  log "base $base_tag built in $(elapsed "$t0")"
+elif ! exists "$base_tag"; then
   if [[ ! -s $tarball ]]; then
     command -v debootstrap >/dev/null || die "debootstrap not found: apt-get install debootstrap"
-    log "debootstrap --variant=minbase $SUITE from $mirror (once per machine, ~30 s)"
-    debootstrap --variant=minbase "$SUITE" "$work/boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-      { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
+    log "debootstrap --variant=minbase $SUITE from $mirror (once per machine: 30 s to a few minutes)"
+    with_progress debootstrap "$work/debootstrap.log" \
+      debootstrap --variant=minbase "$SUITE" "$work/boot" "$mirror"
     tar -C "$work/boot" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$work/boot"
     log "debootstrap done in $(elapsed "$t0"), cached as $tarball"
@@ -99,28 +155,21 @@ else
   root="$work/root"
   mkdir -p "$root"
   tar -C "$root" -xf "$tarball"
-  rm -f "$root"/etc/apt/sources.list "$root"/etc/apt/sources.list.d/*
-  for f in "${sources_files[@]}"; do cp "$f" "$root$f"; done
-  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
-  chmod +x "$root/usr/sbin/policy-rc.d"
+  finish_root "$root"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   log "installing ${PACKAGES[*]} into the base"
   # A private mount namespace: /proc and /dev of the chroot vanish with it, even on failure.
-  unshare --mount --propagation private -- bash -euo pipefail -c '
+  with_progress "package installation" "$work/apt.log" \
+    unshare --mount --propagation private -- bash -euo pipefail -c '
     root=$1; shift
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
       sh -c "apt-get update -q && apt-get install -y -q --no-install-recommends $* && apt-get clean"
-  ' _ "$root" "${PACKAGES[@]}" >"$work/apt.log" 2>&1 ||
-    { tail -n 20 "$work/apt.log" >&2; die "installing packages into the base failed (log above)"; }
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/log/*.log
-  : >"$root/etc/resolv.conf"
+  ' _ "$root" "${PACKAGES[@]}"
+  finish_root "$root"
   log "importing the base"
-  tar -C "$root" -c . | docker import \
-    --change 'ENV PATH=/opt/segmesh/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'LABEL segmesh.image=base' \
-    - "$base_tag" >/dev/null
+  tar -C "$root" -c . | base_import -
   rm -rf "$root"
   log "base $base_tag built in $(elapsed "$t0")"
 fi
