@@ -74,7 +74,7 @@ async function measure(gr: boolean): Promise<Outcome> {
           missing++;
           lastMissingAt = Date.now();
         }
-        if (!staleSeen && samples % 4 === 0) {
+        if (!staleSeen && samples % 8 === 0) {
           const out = await e.frr.vtysh('show bgp ipv6 vpn json');
           if (/"stale":\s*true/.test(out)) staleSeen = true;
         }
@@ -83,7 +83,7 @@ async function measure(gr: boolean): Promise<Outcome> {
     })();
     process.kill(agent.pid()!, 'SIGKILL');
     await waitFor(() => agent.bgp.stats().sidecarRestarts >= 1, {
-      timeoutMs: 10_000,
+      timeoutMs: 20_000,
       what: 'gobgpd restarted',
     });
     await e.frr.waitSession(h.address);
