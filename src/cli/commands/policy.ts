@@ -72,7 +72,7 @@ export function policyCommand(): Command {
           const r = await client.call('publishRecords', {
             signedRecords: signed.map((s) => toBinary(SignedRecordSchema, s)),
           });
-          records.forEach((rec, i) => process.stdout.write(`${rec.key}: ${r.results[i]}\n`));
+          for (const [i, rec] of records.entries()) process.stdout.write(`${rec.key}: ${r.results[i]}\n`);
           if (r.results.some((x) => x !== 'applied')) process.exitCode = 1;
         } finally {
           client.close();
