@@ -75,6 +75,7 @@ import {
 } from './sidecar.ts';
 import { formatRd, parseRd } from './update.ts';
 
+export { advertsForHost, externalRouteInputs, hostTenantRd } from './adverts.ts';
 export type { ExternalRoute, InvalidReason, VpnAdvert } from './routes.ts';
 export { vpnKey } from './routes.ts';
 

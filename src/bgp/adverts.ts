@@ -1,0 +1,70 @@
+/**
+ * From the fabric view to what this host advertises to the edge, and from what the edge advertises
+ * to the fabric's external-route input. Pure.
+ *
+ * Per tenant with a route target (tenants without one are not exported to the edge):
+ *  - `per-workload`: one /128 per workload on this host, toward the tenant's delivery SID (End.DT6
+ *    into the tenant table): the edge gets a best path per workload;
+ *  - `aggregate`: the tenant's prefixes from every host, toward the tenant's forward SID (End.DT6 into
+ *    the forward table, which sends each packet on to the workload's current host): small edge tables.
+ * RD = <router id>:<tenant id> (type 1), unique per host and tenant; RT = the tenant's.
+ */
+
+import { makePrefix } from '../srv6/address.ts';
+import type { ExternalRouteInput, FabricView } from '../srv6/fabric.ts';
+import type { ExternalRoute, VpnAdvert } from './routes.ts';
+import { parseRd, type RouteDistinguisher } from './update.ts';
+
+export function hostTenantRd(routerId: string, tenantId: number): RouteDistinguisher {
+  return { type: 1, admin: routerId, assigned: tenantId };
+}
+
+/** The VPN routes `hostName` advertises for the fabric `view`. */
+export function advertsForHost(view: FabricView, hostName: string, routerId: string): VpnAdvert[] {
+  const host = view.hosts.get(hostName);
+  if (!host) return [];
+  const out: VpnAdvert[] = [];
+  for (const t of view.tenants.values()) {
+    if (t.routeTarget === undefined) continue;
+    const rts = [parseRd(t.routeTarget)];
+    const rd = hostTenantRd(routerId, t.id);
+    if (t.edgeMode === 'aggregate') {
+      const sid = host.sids.tenantForward.get(t.name);
+      if (!sid) continue;
+      for (const prefix of t.prefixes) {
+        out.push({
+          tenant: t.name,
+          rd,
+          prefix,
+          sid: sid.sid,
+          behavior: sid.behavior,
+          structure: view.structure,
+          routeTargets: rts,
+          nextHop: host.underlay,
+        });
+      }
+      continue;
+    }
+    const sid = host.sids.tenantDelivery.get(t.name);
+    if (!sid) continue;
+    for (const w of view.workloads.values()) {
+      if (w.host !== hostName || w.tenant !== t.name) continue;
+      out.push({
+        tenant: t.name,
+        rd,
+        prefix: makePrefix(w.address, 128),
+        sid: sid.sid,
+        behavior: sid.behavior,
+        structure: view.structure,
+        routeTargets: rts,
+        nextHop: host.underlay,
+      });
+    }
+  }
+  return out;
+}
+
+/** A learned route as the fabric's external-route input (one per tenant), naming the edge by peer. */
+export function externalRouteInputs(r: ExternalRoute, edgeName: string): ExternalRouteInput[] {
+  return r.tenants.map((tenant) => ({ tenant, prefix: r.prefix, sid: r.sid, edge: edgeName }));
+}
