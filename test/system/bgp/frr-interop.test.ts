@@ -225,6 +225,13 @@ systemSuite(
       await e.frr.waitRoute(`${h.workloadAddress}/128`, { sid: h.sid });
     });
 
+    it('aggregate mode: FRR installs the tenant prefix toward the tenant forward SID', async () => {
+      await agent.bgp.advertise([advert('fc00:0:1:e100::', '2001:db8:c0::/48')]);
+      await e.frr.waitRoute('2001:db8:c0::/48', { sid: 'fc00:0:1:e100::' });
+      await agent.bgp.withdraw([advert('fc00:0:1:e100::', '2001:db8:c0::/48')]);
+      await e.frr.waitRoute('2001:db8:c0::/48', { absent: true });
+    });
+
     it('bad input (SID outside every locator, broken structure, unknown RT) is logged, counted, ignored', async () => {
       await waitGobgpSession(bad.client, '2001:db8:13::1');
       const base = {
