@@ -477,6 +477,8 @@ export class Agent {
     }
     if (!this.#bgp) return;
     const b = this.settings.spec.bgp!;
+    // Gossip is the authority for the fabric: a BGP route whose SID lies in a fabric locator is dropped.
+    this.#bgp.setFabricLocators([...view.hosts.values()].map((h) => formatPrefix(h.locator)));
     const tenants = [...view.tenants.values()].filter((t) => t.routeTarget);
     await this.#bgp.setTenants(tenants.map((t) => ({ name: t.name, routeTarget: t.routeTarget! })));
     const adverts: VpnAdvert[] = [];
