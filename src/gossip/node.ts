@@ -996,20 +996,19 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       }
       return rec.record.deleted && this.#store.isExpiredTombstone(rec.version, now) ? 'expired' : 'stale';
     }
-    try {
-      this.#hlc.receive(rec.version, now);
-    } catch (err) {
-      if (err instanceof ClockSkewError) {
-        this.#reject('clock_skew', err.message, from);
-        return 'clock_skew';
-      }
-      throw err;
+    // Skew is checked before the signature (cheap), but the clock only moves for authentic records:
+    // a forged record must not drag this host's HLC forward.
+    if (rec.version.wall - now > this.#hlc.maxDriftMs) {
+      const err = new ClockSkewError(rec.version, now, this.#hlc.maxDriftMs);
+      this.#reject('clock_skew', err.message, from);
+      return 'clock_skew';
     }
     const auth = await authenticate(rec, this.#trust);
     if (!auth.ok) {
       this.#reject(auth.reason, auth.detail, from);
       return auth.reason;
     }
+    this.#hlc.receive(rec.version, this.#clock());
     if (rec.key.owner !== OPERATOR_ORIGIN && rec.record.body.case === 'host')
       this.#certs.set(rec.key.owner, rec.signed.membershipCertificate);
     const result = this.#applyEntry(toEntry(rec), source);

@@ -149,6 +149,45 @@ systemSuite('gossip: rejected input', { tools: [] }, () => {
     await waitFor(() => rejected('oversized') >= 1, { timeoutMs: 5_000, what: 'oversized counted' });
   });
 
+  it('refuses a record from too far in the future, and forged records do not move any clock', async () => {
+    const mallory = cluster.nodes[3]!.hostId;
+    const future = (key: string, origin: string, id: string) =>
+      create(RecordSchema, {
+        key,
+        origin,
+        version: create(HlcTimestampSchema, { wallMs: BigInt(Date.now() + 600_000), counter: 0 }),
+        body: {
+          case: 'workload',
+          value: create(WorkloadRecordSchema, {
+            workloadId: id,
+            hostId: origin,
+            tenant: 't',
+            opaqueAddress: address(9),
+          }),
+        },
+      });
+    await raw(await asMessage(future(`workload/${mallory}/late`, mallory, 'late'), cluster.keys[3]!));
+    await waitFor(() => rejected('clock_skew') >= 1, { timeoutMs: 5_000, what: 'clock_skew counted' });
+    // Within the drift limit but forged (signed by mallory for another host): refused, clock untouched.
+    const victim = cluster.nodes[0]!.hostId;
+    const near = future(`workload/${victim}/near`, victim, 'near');
+    near.version = create(HlcTimestampSchema, { wallMs: BigInt(Date.now() + 30_000), counter: 0 });
+    const before = rejected('wrong_signer');
+    await raw(await asMessage(near, cluster.keys[3]!));
+    await waitFor(() => rejected('wrong_signer') > before, {
+      timeoutMs: 5_000,
+      what: 'forged near-future refused',
+    });
+    await cluster.nodes[1]!.publishWorkload({
+      workloadId: 'clock-check',
+      tenant: 't',
+      opaqueAddress: address(10),
+    });
+    const mine = cluster.nodes[1]!.entries().find((e) => e.key.endsWith('/clock-check'))!;
+    expect(mine.version.wall).toBeLessThan(Date.now() + 5_000);
+    await cluster.nodes[1]!.removeWorkload('clock-check');
+  });
+
   it('refuses a node that is not in the allowlist: it can neither join nor inject', async () => {
     outsider = new Gossip(
       {},
