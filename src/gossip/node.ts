@@ -286,6 +286,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   readonly #certs = new Map<string, Uint8Array>();
   readonly #probing = new Set<string>();
   readonly #mismatch = new Map<string, number>();
+  readonly #rejectLog = new Map<RejectReason, { at: number; suppressed: number }>();
   readonly #stats: GossipStats = {
     records: 0,
     tombstones: 0,
@@ -885,9 +886,17 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     );
   }
 
+  /** Counts every rejection; logs at most one line per reason per second (with how many it skipped). */
   #reject(reason: RejectReason, detail: string, from: string): void {
     this.#stats.rejected[reason] = (this.#stats.rejected[reason] ?? 0) + 1;
-    this.#log.warn({ reason, from, detail }, 'rejected');
+    const now = Date.now();
+    const last = this.#rejectLog.get(reason);
+    if (last === undefined || now - last.at >= 1_000) {
+      this.#log.warn({ reason, from, detail, suppressed: last?.suppressed ?? 0 }, 'rejected');
+      this.#rejectLog.set(reason, { at: now, suppressed: 0 });
+    } else {
+      last.suppressed++;
+    }
     this.safeDispatchEvent('rejected', { detail: { reason, detail, from } });
   }
 
