@@ -60,7 +60,8 @@ export class AgentCluster {
 
   constructor(lab: Lab) {
     this.lab = lab;
-    this.dir = `${runLogDir()}/cluster`;
+    // One directory per cluster: test files of one run share the run prefix (and its log folder).
+    this.dir = `${runLogDir()}/cluster-${process.pid}-${Date.now()}`;
     mkdirSync(this.dir, { recursive: true });
   }
 
