@@ -218,9 +218,11 @@ EOF
   docker build -q -t "$project_tag" "$ctx" >/dev/null 2>"$work/build.log" ||
     { tail -n 20 "$work/build.log" >&2; die "docker build of the project image failed"; }
   log "project $project_tag built in $(elapsed "$t0")"
-  # Older images are stale: remove those no container uses (an image in use fails quietly and stays).
+  # Older images are stale; keep the three newest of each kind besides the current one (another
+  # checkout on this machine, e.g. a CI clone, may be using them) and remove the rest that no
+  # container uses (an image in use fails quietly and stays).
   for keep in "$project_tag" "$deps_tag" "$base_tag"; do
-    docker image ls --format '{{.Repository}}:{{.Tag}}' "${keep%%:*}" | grep -vx "$keep" |
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "${keep%%:*}" | grep -vx "$keep" | tail -n +4 |
       xargs -r docker image rm >/dev/null 2>&1 || true
   done
 fi

@@ -24,6 +24,8 @@ export interface LabUpOptions {
   readonly name?: string;
   /** Keep what was created when bringing the lab up fails. */
   readonly keepOnFailure?: boolean;
+  /** Hosts run `segmesh agent` instead of gobgpd alone. */
+  readonly agent?: boolean;
   readonly json?: boolean;
 }
 
@@ -49,7 +51,10 @@ export async function labUpCommand(
   opts: LabUpOptions = {},
   io: LabIo = defaultIo,
 ): Promise<number> {
-  const plan = await planFromFile(file, opts.name ? { prefix: opts.name } : {});
+  const plan = await planFromFile(file, {
+    ...(opts.name ? { prefix: opts.name } : {}),
+    ...(opts.agent ? { hostRuntime: 'agent' as const } : {}),
+  });
   io.progress(`topology ${file}: ${plan.nodes.length} nodes, ${plan.networks.length} networks`);
   await ensureEngine(io.progress);
   const image = await ensureImages(io.progress);
@@ -165,10 +170,16 @@ export function labCommand(): Command {
     .argument('<file>', 'topology (kind: Topology), e.g. topologies/edge.yaml')
     .option('--name <lab>', "lab name (prefix of container and network names); default: the topology's name")
     .option('--keep-on-failure', 'leave what was created when bringing the lab up fails')
+    .option('--agent', 'hosts run segmesh agent (which starts gobgpd) instead of gobgpd alone')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, o: { name?: string; keepOnFailure?: boolean; json?: boolean }) => {
-      process.exitCode = await labUpCommand(file, o);
-    });
+    .action(
+      async (
+        file: string,
+        o: { name?: string; keepOnFailure?: boolean; agent?: boolean; json?: boolean },
+      ) => {
+        process.exitCode = await labUpCommand(file, o);
+      },
+    );
   lab
     .command('status')
     .description("show the lab's nodes, addresses, daemons and BGP sessions (exit 1 when it is not up)")

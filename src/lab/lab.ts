@@ -220,7 +220,7 @@ export async function labUp(plan: LabPlan, opts: UpOptions): Promise<RunningLab>
           `${node.role} ${node.node}: starting ${node.containerName} (${node.endpoints.map((e) => e.ipv6).join(', ')})`,
         );
         await startNode(docker, node, opts.image);
-        await waitReady(docker, node, opts.readyTimeoutMs ?? 30_000);
+        await waitReady(docker, node, opts.readyTimeoutMs ?? 150_000);
         progress(`${node.role} ${node.node}: up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       }),
     );

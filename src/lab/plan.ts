@@ -115,7 +115,12 @@ export interface PlanOptions {
    * another copy of the same topology (a test run beside a demo). Default: the file's subnets.
    */
   readonly relocate?: number;
+  /** What hosts run: gobgpd alone (default), or `segmesh agent` (which starts gobgpd itself). */
+  readonly hostRuntime?: HostRuntime;
 }
+
+export type HostRuntime = 'gobgpd' | 'agent';
+export const AGENT_SOCKET = '/run/segmesh/agent.sock';
 
 export function ipv4ToNumber(text: string): number {
   const parts = text.split('.');
@@ -283,7 +288,11 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
         [AGENT_CONFIG_PATH]: stringify(agentConfig),
         [GOBGPD_CONFIG_PATH]: gobgpdConfig({ asn, routerId: ep.ipv4, listen: ep.ipv6, peers: edgePeers }),
       },
-      script: hostScript({ routes, workloads: workloads.map((w) => w.netns) }),
+      script: hostScript({
+        routes,
+        workloads: workloads.map((w) => w.netns),
+        runtime: opts.hostRuntime ?? 'gobgpd',
+      }),
     });
   }
 
@@ -452,19 +461,32 @@ function routeLines(routes: readonly (readonly [string, string])[]): string[] {
 }
 
 /**
- * The host container's start: the one place that decides what a host runs. Today gobgpd with a static
- * configuration peering with the edge routers, static routes to the other locators, and the workload
- * namespaces; when `segmesh agent` exists: `segmesh agent --config /etc/segmesh/agent.yaml` (it starts
- * gobgpd itself as its managed sidecar and installs the routes).
+ * The host container's start: the one place that decides what a host runs.
+ * - `gobgpd`: gobgpd with a static configuration peering with the edge routers, and static routes to
+ *   the other hosts' and the edge routers' locators;
+ * - `agent`: `segmesh agent --config /etc/segmesh/agent.yaml` (it starts gobgpd as its managed sidecar
+ *   and installs the routes); the node is ready once the agent's API socket exists.
+ * Either way the workloads' namespaces are created.
  */
 export function hostScript(o: {
   routes: readonly (readonly [string, string])[];
   workloads: readonly string[];
+  runtime?: HostRuntime;
 }): string {
+  const netns = o.workloads.flatMap((ns) => [`ip netns add ${ns}`, `ip -n ${ns} link set lo up`]);
+  if (o.runtime === 'agent') {
+    return [
+      ...COMMON_PREAMBLE,
+      ...netns,
+      `segmesh agent --config ${AGENT_CONFIG_PATH} >/var/log/segmesh/agent.log 2>&1 &`,
+      `i=0; until [ -S ${AGENT_SOCKET} ]; do i=$((i + 1)); [ $i -lt 1200 ] || { tail -n 20 /var/log/segmesh/agent.log; exit 1; }; sleep 0.1; done`,
+      ...KEEP_RUNNING,
+    ].join('\n');
+  }
   return [
     ...COMMON_PREAMBLE,
     ...routeLines(o.routes),
-    ...o.workloads.flatMap((ns) => [`ip netns add ${ns}`, `ip -n ${ns} link set lo up`]),
+    ...netns,
     `gobgpd -f ${GOBGPD_CONFIG_PATH} -t toml --api-hosts ${GOBGPD_API} --pprof-disable --log-plain >/var/log/segmesh/gobgpd.log 2>&1 &`,
     ...KEEP_RUNNING,
   ].join('\n');
