@@ -144,6 +144,16 @@ describe('lab plan', () => {
     }
   });
 
+  it('starts the agent instead of gobgpd alone when asked', () => {
+    const plan = planLab(topology('edge.yaml').spec, { file: 'edge.yaml', hostRuntime: 'agent' });
+    const host1 = plan.nodes.find((n) => n.node === 'host1')!;
+    expect(host1.script).toContain('segmesh agent --config /etc/segmesh/agent.yaml');
+    expect(host1.script).toContain('until [ -S /run/segmesh/agent.sock ]');
+    expect(host1.script).not.toContain('gobgpd -f');
+    const plain = planLab(topology('edge.yaml').spec, { file: 'edge.yaml' });
+    expect(plain.nodes.find((n) => n.node === 'host1')!.script).not.toContain('segmesh agent');
+  });
+
   it('makes workload namespace names from identities', () => {
     expect(workloadNetns('blue/web-1')).toBe('w-blue-web-1');
     expect(workloadNetns('ns/pod name')).toBe('w-ns-pod-name');
