@@ -23,7 +23,6 @@ import {
   nftIsolationRuleset,
   nftMssClampRuleset,
   openDataplane,
-  runNft,
 } from '../dataplane/index.ts';
 import { nftFlushRuleset } from '../dataplane/isolation.ts';
 import { type Gossip, gossip as gossipComponent, loadOrCreateIdentity } from '../gossip/index.ts';
@@ -409,9 +408,9 @@ export class Agent {
       const result = await dp.reconcile(desired.dataplane);
       const nft = nftIsolationRuleset(desired.isolation);
       if (nft !== this.#lastNft) {
-        await runNft(nft);
+        await dp.applyNft(nft);
         const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
-        await runNft(
+        await dp.applyNft(
           nftMssClampRuleset(
             desired.links.map((l) => l.link),
             mssFor(mtu),
@@ -741,7 +740,7 @@ export class Agent {
     await new Promise((r) => setTimeout(r, waitMs || 2_000));
     this.#started = false;
     const flushed = await this.#dp!.flushOwned();
-    await runNft(nftFlushRuleset());
+    await this.#dp!.applyNft(nftFlushRuleset());
     return { withdrawn: local.length, removed: flushed.routes + flushed.rules };
   }
 

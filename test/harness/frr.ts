@@ -232,7 +232,7 @@ export class Frr {
       args: common('zebra'),
       netns: this.options.netns,
       ready: vtyReady('zebra'),
-      readyTimeoutMs: this.options.readyTimeoutMs ?? 15_000,
+      readyTimeoutMs: this.options.readyTimeoutMs ?? 45_000,
     });
     this.#bgpd = await this.lab.daemon({
       name: `frr-${this.options.name}-bgpd`,
@@ -240,7 +240,7 @@ export class Frr {
       args: common('bgpd'),
       netns: this.options.netns,
       ready: vtyReady('bgpd'),
-      readyTimeoutMs: this.options.readyTimeoutMs ?? 15_000,
+      readyTimeoutMs: this.options.readyTimeoutMs ?? 45_000,
     });
   }
 
@@ -249,7 +249,7 @@ export class Frr {
     const o = this.options;
     const prefix = o.locator.toLowerCase();
     await waitFor(async () => (await this.vtysh('show bgp segment-routing srv6')).includes(prefix), {
-      timeoutMs: 15_000,
+      timeoutMs: 45_000,
       what: `FRR ${o.name}: locator chunk ${prefix} in bgpd`,
     });
     let sid: string | undefined;
@@ -268,7 +268,7 @@ export class Frr {
             sid = m?.[1];
             return sid !== undefined;
           },
-          { timeoutMs: 5_000, what: `FRR ${o.name}: tovpn_sid allocated (F3)` },
+          { timeoutMs: 20_000, what: `FRR ${o.name}: tovpn_sid allocated (F3)` },
         );
       } catch (e) {
         if (attempt === 2) throw e;
