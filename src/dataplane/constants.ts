@@ -1,3 +1,5 @@
+import { RULE_PRIORITY, TABLE_BASE, TABLE_LIMIT } from '../srv6/tables.ts';
+
 /**
  * What the agent owns in the kernel, in one place (documented in docs/dataplane.md).
  *
@@ -13,15 +15,15 @@
 export const ROUTE_PROTOCOL = 203;
 export const ROUTE_PROTOCOL_NAME = 'segmesh';
 
-/** Tenant routing tables: table = TENANT_TABLE_BASE + tenant index. */
-export const TENANT_TABLE_BASE = 10_000;
-export const TENANT_TABLE_MAX = 19_999;
-/** Policy-ingress tables (End.DT6 into a table whose routes re-encapsulate with a chain). */
-export const POLICY_TABLE_BASE = 20_000;
-export const POLICY_TABLE_MAX = 29_999;
+/**
+ * Tables and rule priorities are the model's (src/srv6/tables.ts): one definition for the planner, the
+ * data plane, the docs and `segmesh dataplane flush`.
+ */
+export const TENANT_TABLE_BASE = TABLE_BASE;
+export const TENANT_TABLE_MAX = TABLE_LIMIT - 1;
 
 /** Preferences of the agent's `ip rule`s (after `local` at 0, before `main` at 32766). */
-export const RULE_PREF_BASE = 10_000;
+export const RULE_PREF_BASE = RULE_PRIORITY.nfReturn;
 export const RULE_PREF_MAX = 19_999;
 
 /** Nexthop object ids. */

@@ -52,9 +52,9 @@ export function isAgentTable(table: number): boolean {
 /** `ip rule` priorities: after the `local` rule (0), before `main` (32766). */
 export const RULE_PRIORITY = {
   /** iif <network function link> -> its return table. */
-  nfReturn: 900,
+  nfReturn: 10_000,
   /** iif <workload link> -> tenant egress table. */
-  workloadEgress: 1000,
+  workloadEgress: 11_000,
 } as const;
 
 /** Host-side link of a workload: `smw` + 8 hex digits of the identity hash (11 bytes of 15). */
