@@ -19,6 +19,7 @@ packages=(
   tcpdump tshark python3-scapy iperf3                       # captures, packet crafting, throughput
   clang libbpf-dev bpftool                                  # the eBPF datapath
   docker.io podman containernetworking-plugins debootstrap  # topologies and container runtimes
+  mmdebstrap                                                # faster lab base images (scripts/images.sh)
   busybox-static                                            # a tiny root file system for runtime tests
 )
 missing=()

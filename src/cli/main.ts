@@ -3,6 +3,7 @@
  * how to fix) and exit 1; SEGMESH_DEBUG=1 adds the stack.
  */
 import { Command } from 'commander';
+import { labCommand } from '../lab/commands.ts';
 import { agentCommand } from './commands/agent.ts';
 import { dataplaneCommand } from './commands/dataplane.ts';
 import { inspectCommands } from './commands/inspect.ts';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   program.addCommand(policyCommand());
   program.addCommand(keygenCommand());
   program.addCommand(dataplaneCommand());
+  program.addCommand(labCommand());
   program.addCommand(versionCommand());
   return program;
 }

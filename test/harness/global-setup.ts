@@ -2,6 +2,8 @@
  * Vitest global setup of the system project: sweeps what killed runs left behind, claims a run prefix
  * for this run, and at the end removes everything of this run that a test failed to clean up.
  */
+// Registers the sweep of dead runs' Docker containers and networks (by their run label only).
+import '../system/lab/docker.ts';
 import { claimRun, newRunPrefix, sweep } from './run.ts';
 
 export default async function setup(): Promise<() => Promise<void>> {
