@@ -4,9 +4,10 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { type Daemon, spawnDaemon } from './daemon.ts';
 import { sh } from './exec.ts';
-import { runLogDir } from './run.ts';
+import { freshLogPath, runLogDir } from './run.ts';
 
 /** One packet as `tshark -T json` prints it. */
 export interface TsharkPacket {
@@ -32,7 +33,8 @@ export class Capture {
   }
 
   static async start(opts: CaptureOptions): Promise<Capture> {
-    const name = opts.name ?? `capture-${++captures}-${opts.ifname}`;
+    // A name no earlier capture of this run used (its log tells when tcpdump listens).
+    const name = basename(freshLogPath(opts.name ?? `capture-${++captures}-${opts.ifname}`, '.log'), '.log');
     const file = `${runLogDir()}/${name}.pcap`;
     const args = [
       '-i',

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { commandLine, waitFor } from './exec.ts';
-import { processStartTime, recordProcess, runLogDir } from './run.ts';
+import { freshLogPath, processStartTime, recordProcess } from './run.ts';
 
 export interface DaemonOptions {
   /** Log file and error messages use it. */
@@ -76,8 +76,8 @@ export async function spawnDaemon(opts: DaemonOptions): Promise<Daemon> {
     const inner = ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--init-groups', opts.command];
     argv = commandLine(inner[0]!, [...inner.slice(1), ...(opts.args ?? [])], opts.netns);
   }
-  const logFile = `${runLogDir()}/${opts.name}.log`;
-  const fd = openSync(logFile, 'a');
+  const logFile = freshLogPath(opts.name, '.log');
+  const fd = openSync(logFile, 'w');
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', fd, fd],
     env: opts.env ?? process.env,

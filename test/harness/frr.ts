@@ -27,7 +27,7 @@ import type { Daemon } from './daemon.ts';
 import { sh, waitFor } from './exec.ts';
 import type { Lab } from './lab.ts';
 import type { Netns } from './netns.ts';
-import { runLogDir } from './run.ts';
+import { freshLogPath } from './run.ts';
 
 export const FRR_DIR = '/usr/lib/frr';
 
@@ -95,7 +95,7 @@ export class Frr {
   constructor(lab: Lab, options: FrrOptions) {
     this.lab = lab;
     this.options = options;
-    this.dir = `${runLogDir()}/frr-${options.name}`;
+    this.dir = freshLogPath(`frr-${options.name}`);
   }
 
   get netns(): Netns {

@@ -9,7 +9,15 @@
  * other's objects, and nothing without the project's prefix is ever touched.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { sh } from './exec.ts';
 
 export const STATE_DIR = process.env.SEGMESH_TEST_STATE_DIR ?? '/run/segmesh-test';
@@ -36,6 +44,18 @@ export function runLogDir(): string {
   const dir = `${LOG_ROOT}/${runPrefix()}`;
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * A path in the run's log folder that no earlier test file of the same run used: files of one run
+ * share the folder, and a log or socket left by an earlier file must never be mistaken for a new one.
+ */
+export function freshLogPath(name: string, ext = ''): string {
+  const dir = runLogDir();
+  for (let i = 1; ; i++) {
+    const path = `${dir}/${name}${i === 1 ? '' : `.${i}`}${ext}`;
+    if (!existsSync(path)) return path;
+  }
 }
 
 /** `${prefix}-${suffix}`; throws when it would not fit an interface name (15 bytes). */

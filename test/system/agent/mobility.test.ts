@@ -64,8 +64,12 @@ systemSuite('agent: mobility and liveness', { tools: ['ip', 'nft', 'ping'] }, ()
     const visibleOnH3 = async () =>
       (await cluster.api(h3!).call('listWorkloads', {})).workloads.some((w) => w.host === 'host2');
     expect(await visibleOnH3()).toBe(true);
+    // The host stops: its agent dies and its underlay goes dark (an agent crash alone keeps the host:
+    // its kernel still forwards, and the data-plane probe says so).
     h2!.agent!.kill('SIGKILL');
     await h2!.agent!.exited;
+    await h2!.ns.sysctl('net.ipv6.conf.eth0.keep_addr_on_down', '1'); // the address survives the outage
+    await h2!.ns.ip('link', 'set', 'eth0', 'down');
     const stopped = Date.now();
     await waitFor(async () => !(await visibleOnH3()), {
       timeoutMs: 15_000,
@@ -73,6 +77,7 @@ systemSuite('agent: mobility and liveness', { tools: ['ip', 'nft', 'ping'] }, ()
     });
     const gone = Date.now() - stopped;
     expect(gone).toBeLessThan(6_000 + 3_000); // dead interval 6 s, plus a heartbeat and a reconcile
+    await h2!.ns.ip('link', 'set', 'eth0', 'up');
     await cluster.startAgent(h2!);
     await waitFor(visibleOnH3, { timeoutMs: 20_000, what: "host2's workloads to return on host3" });
   });

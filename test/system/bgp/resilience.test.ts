@@ -4,10 +4,12 @@
  * restarted (routes come back both ways). Also measures graceful restart (docs/bgp.md).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BgpInit } from '../../../src/bgp/index.ts';
 import type { Daemon } from '../../harness/daemon.ts';
 import { createLab, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
+import { freshLogPath } from '../../harness/run.ts';
 import type { AgentProcessConfig } from './agent-process.ts';
 import {
   EDGE_ASN,
@@ -77,13 +79,15 @@ systemSuite(
       };
       writeFileSync(configFile, JSON.stringify({ init, adverts } satisfies AgentProcessConfig));
       const n = ++agents;
+      // A log name no earlier file of this run used: readiness is read from it.
+      const name = basename(freshLogPath(`agent-h1-${n}`, '.log'), '.log');
       const d = await lab.daemon({
-        name: `agent-h1-${n}`,
+        name,
         command: NODE,
         args: [SCRIPT, configFile],
         ready: () => {
           try {
-            return readFileSync(`${runLogDir()}/agent-h1-${n}.log`, 'utf8').includes('READY');
+            return readFileSync(`${runLogDir()}/${name}.log`, 'utf8').includes('READY');
           } catch {
             return false;
           }
