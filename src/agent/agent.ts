@@ -538,7 +538,7 @@ export class Agent {
       );
     }
     const prefixes = tenantRecord.prefixes.map((p) => ({
-      address: BigInt(`0x${Buffer.from(p.address).toString('hex')}`),
+      address: ipv6FromBytes(p.address),
       length: p.length,
     }));
     const claimed = new Map<bigint, string>();

@@ -9,10 +9,11 @@
  * nftables is driven by `nft -f -` with a generated ruleset: it changes when workloads come and go,
  * not per route, so it is not on the route-programming hot path.
  */
+
 import { spawn } from 'node:child_process';
 import { formatIpv6, formatPrefix, type Ipv6Address, type Ipv6Prefix } from '../srv6/address.ts';
+import { workloadMtu as modelWorkloadMtu } from '../srv6/fabric.ts';
 import { NFT_MSS_TABLE, NFT_TABLE, TENANT_UNREACHABLE_METRIC } from './constants.ts';
-import { srhLength } from './encap.ts';
 import type { Route } from './route.ts';
 
 /** Outer IPv6 header added by H.Encaps. */
@@ -34,7 +35,8 @@ export interface MtuInput {
  */
 export function workloadMtu(input: MtuInput): number {
   const underlay = input.underlayMtu ?? 1500;
-  const mtu = underlay - IPV6_HEADER - srhLength(input.maxSegments, input.hmac ?? false);
+  // One formula for the planner and the data plane: the model's (src/srv6/fabric.ts).
+  const mtu = modelWorkloadMtu(underlay, input.maxSegments, input.hmac ?? false);
   if (mtu < 1280) {
     throw new RangeError(
       `workload MTU ${mtu} (underlay ${underlay}, ${input.maxSegments} segments${input.hmac ? ', HMAC' : ''}) is below IPv6's 1280: ` +
