@@ -96,6 +96,19 @@ export interface ReconcileReport {
 
 const DEBOUNCE_MS = 20;
 const FULL_RECHECK_MS = 30_000;
+/** Drain: the longest wait for traffic to move away (`segmesh drain --wait`), and how still is still. */
+const DRAIN_WAIT_MS = 10_000;
+const DRAIN_MIN_MS = 1_000;
+const DRAIN_QUIET_MS = 1_000;
+const DRAIN_SETTLE_MS = 1_000;
+
+export interface DrainReport {
+  readonly withdrawn: number;
+  readonly removed: number;
+  readonly gracefulShutdownPaths: number;
+  readonly waitedMs: number;
+  readonly trafficStopped: boolean;
+}
 
 export class Agent {
   readonly settings: AgentSettings;
@@ -466,6 +479,7 @@ export class Agent {
       locator: { address: ipv6ToBytes(self.locator.address), length: self.locator.length },
       sids,
       endSid: ipv6ToBytes(self.sids.end.sid),
+      ...(this.#draining ? { leaving: true } : {}),
     };
     const text = JSON.stringify(advert, (_k, v) =>
       v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
@@ -514,6 +528,12 @@ export class Agent {
   }
 
   async addWorkload(req: AddWorkloadInput): Promise<AddWorkloadResult> {
+    if (this.#draining) {
+      throw new AgentError(
+        'unavailable',
+        'this host is draining (segmesh drain): start the workload on another host',
+      );
+    }
     const view = this.#gossip!.view();
     const tenantRecord = [...view.tenants.values()].find((t) => t.record.name === req.tenant)?.record;
     if (!tenantRecord) {
@@ -727,21 +747,83 @@ export class Agent {
     });
   }
 
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   /**
-   * Leaves the fabric: withdraws this host's routes from the edge and its workloads from gossip,
-   * waits for traffic to move, then removes what it installed.
+   * Leaves the fabric (`segmesh drain`), make before break like a move:
+   * 1. takes no new workloads and stops repairing (it takes its own state down on purpose);
+   * 2. re-advertises its BGP paths with GRACEFUL_SHUTDOWN (RFC 8326, 65535:0): the edge prefers any
+   *    other path to the same prefixes (FRR lowers the local preference to 0) while this host still
+   *    delivers;
+   * 3. publishes its host record with `leaving`;
+   * 4. waits until traffic to its SIDs has stopped (their counters stand still for a second) or
+   *    `waitMs` (default 10 s) ran out;
+   * 5. withdraws its workloads and host record from gossip and every path from BGP (gobgpd stops);
+   * 6. after a short settle, removes its routes and rules, its nftables tables, restores the sysctls,
+   *    and stops gossip. The process stays up, drained, until it is stopped; starting it again rejoins.
    */
-  async drain(waitMs: number): Promise<{ withdrawn: number; removed: number }> {
+  async drain(waitMs: number): Promise<DrainReport> {
+    if (this.#draining) throw new AgentError('unavailable', 'this host is already draining or drained');
+    if (!this.#started) throw new AgentError('unavailable', 'the agent is not running');
     this.#draining = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    clearInterval(this.#fullTimer);
+    await this.#running?.catch(() => undefined);
+    const wait = waitMs > 0 ? waitMs : DRAIN_WAIT_MS;
+    const gracefulShutdownPaths = (await this.#bgp?.gracefulShutdown()) ?? 0;
+    if (this.#view) await this.#advertise(this.#view); // the host record now says leaving
+    this.#log.info({ gracefulShutdownPaths, waitMs: wait }, 'draining: waiting for traffic to move away');
+    const { waitedMs, trafficStopped } = await this.#awaitTrafficGone(wait);
     const local = this.#store.list();
-    await this.#bgp?.setAdverts([]);
     for (const w of local) await this.#gossip!.removeWorkload(w.id);
     await this.#gossip!.withdrawHost();
-    await new Promise((r) => setTimeout(r, waitMs || 2_000));
+    await this.#bgp?.leave();
+    // Others remove their routes to us; what is in flight still finds our SIDs.
+    await new Promise((r) => setTimeout(r, DRAIN_SETTLE_MS));
     this.#started = false;
     const flushed = await this.#dp!.flushOwned();
     await this.#dp!.applyNft(nftFlushRuleset());
-    return { withdrawn: local.length, removed: flushed.routes + flushed.rules };
+    this.#lastNft = '';
+    await this.#gossip!.stop();
+    const report = {
+      withdrawn: local.length,
+      removed: flushed.routes + flushed.rules,
+      gracefulShutdownPaths,
+      waitedMs,
+      trafficStopped,
+    };
+    this.#log.info(report, 'drained: this host left the fabric');
+    return report;
+  }
+
+  /** Polls the counters of this host's decapsulating SIDs until they stand still, or `maxMs`. */
+  async #awaitTrafficGone(maxMs: number): Promise<{ waitedMs: number; trafficStopped: boolean }> {
+    const started = Date.now();
+    const self = this.#view?.hosts.get(this.settings.hostName);
+    const sids = (self?.sids.all ?? []).filter((x) => x.behavior !== 'End').map((x) => x.sid);
+    const total = async () => {
+      let n = 0;
+      for (const sid of sids)
+        n += Number((await this.#dp!.sidCounters(sid).catch(() => undefined))?.packets ?? 0);
+      return n;
+    };
+    let last = await total();
+    let stillSince = Date.now();
+    for (;;) {
+      const elapsed = Date.now() - started;
+      if (elapsed >= maxMs) return { waitedMs: elapsed, trafficStopped: false };
+      await new Promise((r) => setTimeout(r, Math.min(200, maxMs - elapsed)));
+      const now = await total();
+      if (now !== last) {
+        last = now;
+        stillSince = Date.now();
+      } else if (Date.now() - stillSince >= DRAIN_QUIET_MS && Date.now() - started >= DRAIN_MIN_MS) {
+        return { waitedMs: Date.now() - started, trafficStopped: true };
+      }
+    }
   }
 
   findWorkload(req: { identity?: string; containerId?: string; ifname?: string }): LocalWorkload | undefined {

@@ -162,13 +162,23 @@ export function agentHandlers(agent: Agent, version: string): Impl {
     },
     async listHosts() {
       const view = agent.view;
-      const states = new Map((agent.gossip?.snapshot().hosts ?? []).map((h) => [h.name || h.id, h.state]));
+      const states = new Map(
+        [...(agent.gossip?.view().hosts.values() ?? [])].map((h) => [
+          h.record.name || h.id,
+          h.record.leaving ? 'leaving' : h.state,
+        ]),
+      );
       const hosts = [...(view?.hosts.values() ?? [])].map((h) =>
         create(HostInfoSchema, {
           name: h.name,
           underlay: formatIpv6(h.underlay),
           locator: formatPrefix(h.locator),
-          state: h.name === agent.settings.hostName ? 'up' : (states.get(h.name) ?? 'unknown'),
+          state:
+            h.name === agent.settings.hostName
+              ? agent.draining
+                ? 'leaving'
+                : 'up'
+              : (states.get(h.name) ?? 'unknown'),
           sids: h.sids.all.map((s) => `${formatIpv6(s.sid)} ${s.behavior}`),
         }),
       );

@@ -12,6 +12,7 @@ import { create } from '@bufbuild/protobuf';
 import { type Any, anyIs, anyPack, anyUnpack } from '@bufbuild/protobuf/wkt';
 import {
   AsPathAttributeSchema,
+  CommunitiesAttributeSchema,
   type ExtendedCommunitiesAttribute,
   ExtendedCommunitiesAttributeSchema,
   FourOctetAsSpecificExtendedSchema,
@@ -300,6 +301,17 @@ export function extCommunitiesToApi(rts: readonly RouteTarget[]): Any {
   );
 }
 
+/** RFC 8326 GRACEFUL_SHUTDOWN (65535:0): receivers lower the path's preference (FRR: local-pref 0). */
+export const GRACEFUL_SHUTDOWN_COMMUNITY = 0xffff0000;
+
+/** A COMMUNITIES attribute (RFC 1997) of 32-bit values. */
+export function communitiesToApi(values: readonly number[]): Any {
+  return anyPack(
+    CommunitiesAttributeSchema,
+    create(CommunitiesAttributeSchema, { communities: [...values] }),
+  );
+}
+
 export interface VpnPathSpec {
   readonly rd: RouteDistinguisher;
   readonly prefix: Ipv6Prefix;
@@ -383,6 +395,8 @@ export interface ReceivedVpnPath {
   readonly routeTargets: readonly RouteTarget[];
   readonly prefixSid: PrefixSidAttribute | undefined;
   readonly asPath: readonly number[];
+  /** RFC 1997 communities as 32-bit values (`65535:0` = 0xffff0000); absent when none. */
+  readonly communities?: readonly number[];
 }
 
 export interface ReceivedUnicastPath {
@@ -391,6 +405,7 @@ export interface ReceivedUnicastPath {
   readonly withdraw: boolean;
   readonly prefix: Ipv6Prefix;
   readonly nextHops: readonly Ipv6Address[];
+  readonly communities?: readonly number[];
 }
 
 export type ReceivedPath = ReceivedVpnPath | ReceivedUnicastPath;
@@ -415,6 +430,7 @@ export function pathFromApi(path: Path): ReceivedPath | undefined {
   let routeTargets: RouteTarget[] = [];
   let prefixSid: PrefixSidAttribute | undefined;
   const asPath: number[] = [];
+  let communities: number[] | undefined;
   for (const a of path.pattrs) {
     const reach = anyUnpack(a, MpReachNLRIAttributeSchema);
     if (reach) {
@@ -430,6 +446,11 @@ export function pathFromApi(path: Path): ReceivedPath | undefined {
     const psid = anyUnpack(a, PrefixSIDSchema);
     if (psid) {
       prefixSid = prefixSidFromApi(psid);
+      continue;
+    }
+    const comm = anyUnpack(a, CommunitiesAttributeSchema);
+    if (comm) {
+      communities = [...(communities ?? []), ...comm.communities];
       continue;
     }
     const ap = anyUnpack(a, AsPathAttributeSchema);
@@ -450,6 +471,7 @@ export function pathFromApi(path: Path): ReceivedPath | undefined {
       routeTargets,
       prefixSid,
       asPath,
+      ...(communities ? { communities } : {}),
     };
   }
   const uni = anyUnpack(nlri, IPAddressPrefixSchema);
@@ -462,6 +484,7 @@ export function pathFromApi(path: Path): ReceivedPath | undefined {
       withdraw: path.isWithdraw,
       prefix: makePrefix(parseAddr(uni.prefix, 'IPv6 prefix'), uni.prefixLen),
       nextHops,
+      ...(communities ? { communities } : {}),
     };
   }
   return undefined;

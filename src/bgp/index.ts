@@ -42,9 +42,11 @@ import {
 } from '../srv6/address.ts';
 import {
   type ApiShapeError,
+  communitiesToApi,
   FAMILY_IPV6_UNICAST,
   FAMILY_VPNV6,
   family,
+  GRACEFUL_SHUTDOWN_COMMUNITY,
   isLocalPath,
   pathFromApi,
   type ReceivedPath,
@@ -54,9 +56,10 @@ import {
 } from './api.ts';
 import type { GobgpClient } from './client.ts';
 import { BgpConfigError } from './errors.ts';
-import { addPathStreamRequestBytes, withdrawPathBytes } from './path-bytes.ts';
+import { addPathStreamRequestBytes, withAttributeBytes, withdrawPathBytes } from './path-bytes.ts';
 import {
   AdvertEncoder,
+  communitySignature,
   EdgeLocatorTable,
   type ExternalRoute,
   InvalidReason,
@@ -172,8 +175,19 @@ export interface Bgp extends Startable, EventEmitter<BgpEvents> {
   setTenants(tenants: readonly BgpTenant[]): Promise<void>;
   externalRoutes(): ExternalRoute[];
   stats(): BgpStats;
+  /**
+   * RFC 8326: re-advertises every own path (VPN and locator) with the GRACEFUL_SHUTDOWN community, so
+   * that the edge prefers any other path to the same prefixes while this host still forwards; paths
+   * advertised later carry it too. Returns the number of paths re-advertised.
+   */
+  gracefulShutdown(): Promise<number>;
+  /** Leaving the fabric: withdraws every own path, then stops gobgpd (even a kept one). */
+  leave(): Promise<number>;
   readonly sidecar: GobgpSidecar;
 }
+
+const GSHUT_ATTRIBUTE = communitiesToApi([GRACEFUL_SHUTDOWN_COMMUNITY]);
+const GSHUT_SIGNATURE = communitySignature([GRACEFUL_SHUTDOWN_COMMUNITY]);
 
 const IMPORT_POLICY = 'segmesh-import';
 const EXPORT_POLICY = 'segmesh-no-transit';
@@ -280,6 +294,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   #watchAbort: AbortController | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #running = false;
+  #gshut = false;
 
   constructor(init: BgpInit, components: BgpComponents) {
     super();
@@ -570,7 +585,8 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
         );
       }
       const key = vpnKey(a.rd, a.prefix);
-      const own = this.#encoder.encode(a);
+      let own = this.#encoder.encode(a);
+      if (this.#gshut) own = this.#withGshut(own);
       if (this.#own.get(key)?.sig === own.sig) continue;
       this.#own.set(key, own);
       paths.push(own.bytes);
@@ -600,6 +616,36 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     const gone = [...this.#own.keys()].filter((k) => !k.startsWith('ipv6|') && !keep.has(k));
     await this.#withdrawKeys(gone);
     await this.advertise(adverts);
+  }
+
+  #withGshut(own: OwnPath): OwnPath {
+    return { bytes: withAttributeBytes(own.bytes, GSHUT_ATTRIBUTE), sig: own.sig + GSHUT_SIGNATURE };
+  }
+
+  async gracefulShutdown(): Promise<number> {
+    if (this.#gshut) return 0;
+    this.#gshut = true;
+    const paths: Uint8Array[] = [];
+    for (const [key, own] of this.#own) {
+      const next = this.#withGshut(own);
+      this.#own.set(key, next);
+      paths.push(next.bytes);
+    }
+    this.#log.info({ paths: paths.length }, 'graceful shutdown: own paths re-advertised with 65535:0');
+    if (this.#client) await this.#serial(() => this.#push(this.sidecar.client, paths));
+    return paths.length;
+  }
+
+  async leave(): Promise<number> {
+    const keys = [...this.#own.keys()];
+    await this.#withdrawKeys(keys);
+    this.#running = false;
+    this.#watchAbort?.abort();
+    await this.#chain;
+    await this.sidecar.stop({ keepRunning: false });
+    this.#client = undefined;
+    this.#log.info({ withdrawn: keys.length }, 'left: own paths withdrawn, gobgpd stopped');
+    return keys.length;
   }
 
   setFabricLocators(locators: readonly string[]): void {

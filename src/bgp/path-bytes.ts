@@ -192,6 +192,17 @@ export function withdrawPathBytes(path: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * One more entry of `Path.pattrs` (field 2) appended to an encoded Path: protobuf merges repeated
+ * fields wherever they appear, so this is the path with the attribute `any` added.
+ */
+export function withAttributeBytes(path: Uint8Array, any: Any): Uint8Array {
+  const a = anyBytes(any);
+  const w = new Writer(path.length + a.length + 6);
+  w.bytes(path).field(TAG(2, 2), a);
+  return w.finish();
+}
+
 /** An `AddPathStreamRequest { table_type: GLOBAL, paths }` from encoded paths. */
 export function addPathStreamRequestBytes(paths: readonly Uint8Array[]): Uint8Array {
   const w = new Writer(paths.reduce((n, p) => n + p.length + 4, 8));

@@ -110,9 +110,17 @@ export function advertToPath(advert: VpnAdvert, transposition: boolean, extCommu
  * running gobgpd compares ListPath's paths with the desired ones).
  */
 export function pathSignature(p: ReceivedPath): string {
-  if (p.family === 'ipv6') return `u|${p.nextHops.map(formatIpv6).join(',')}`;
+  const c = communitySignature(p.communities);
+  if (p.family === 'ipv6') return `u|${p.nextHops.map(formatIpv6).join(',')}${c}`;
   const psid = p.prefixSid ? hex(encodePrefixSid(p.prefixSid)) : '';
-  return vpnSignature(p.labels, p.nextHops, p.routeTargets, psid);
+  return vpnSignature(p.labels, p.nextHops, p.routeTargets, psid) + c;
+}
+
+/** The part of a signature that communities add (none: nothing, so older signatures stay equal). */
+export function communitySignature(communities: readonly number[] | undefined): string {
+  return communities && communities.length > 0
+    ? `|c:${[...communities].sort((a, b) => a - b).join(',')}`
+    : '';
 }
 
 function vpnSignature(

@@ -122,12 +122,24 @@ export function inspectCommands(): Command[] {
     }),
   );
   const drain = new Command('drain')
-    .description('leave the fabric: withdraw routes and workloads, wait for traffic to move, clean up')
-    .option('--wait <ms>', 'how long to wait for traffic to move away', '3000')
+    .description(
+      'leave the fabric: BGP paths re-advertised with GRACEFUL_SHUTDOWN and a leaving record, wait until ' +
+        'traffic to this host stops (or --wait runs out), then withdraw everything and clean up',
+    )
+    .option('--wait <ms>', 'the longest wait for traffic to move away', '10000')
+    .option('--json', 'machine-readable output')
     .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)
-    .action(async (o: { wait: string; socket: string }) => {
-      const r = await call(o.socket, (c) => c.call('drain', { waitMs: Number(o.wait) }, 120_000));
-      process.stdout.write(`withdrew ${r.withdrawn} workloads, removed ${r.removed} kernel objects\n`);
+    .action(async (o: { wait: string; socket: string; json?: boolean }) => {
+      const wait = Number(o.wait);
+      if (!Number.isInteger(wait) || wait < 0)
+        throw new Error(`--wait ${o.wait}: give milliseconds, e.g. 10000`);
+      const r = await call(o.socket, (c) => c.call('drain', { waitMs: wait }, wait + 120_000));
+      if (o.json) return printJson(plain(r));
+      process.stdout.write(
+        `re-advertised ${r.gracefulShutdownPaths} BGP paths with graceful-shutdown; waited ${r.waitedMs} ms ` +
+          `(${r.trafficStopped ? 'traffic stopped' : 'traffic still arriving: the wait ran out'}); ` +
+          `withdrew ${r.withdrawn} workloads, removed ${r.removed} kernel objects\n`,
+      );
     });
   return [status, hosts, workloads, routes, path, bgp, drain];
 }

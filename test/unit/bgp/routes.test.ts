@@ -2,6 +2,8 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from 'vitest';
 import {
+  communitiesToApi,
+  GRACEFUL_SHUTDOWN_COMMUNITY,
   isLocalPath,
   pathFromApi,
   prefixSidFromApi,
@@ -9,11 +11,16 @@ import {
   type ReceivedVpnPath,
   vpnPathToApi,
 } from '../../../src/bgp/api.ts';
-import { addPathStreamRequestBytes, withdrawPathBytes } from '../../../src/bgp/path-bytes.ts';
+import {
+  addPathStreamRequestBytes,
+  withAttributeBytes,
+  withdrawPathBytes,
+} from '../../../src/bgp/path-bytes.ts';
 import { decodePrefixSid, encodePrefixSid } from '../../../src/bgp/prefix-sid.ts';
 import {
   AdvertEncoder,
   advertToPath,
+  communitySignature,
   EdgeLocatorTable,
   encodeAdvertSid,
   type LearnPolicy,
@@ -97,6 +104,27 @@ describe('advertising: the agent sends what FRR 8.4 accepted', () => {
       expect(req.tableType).toBe(0);
     }
     expect(enc.encode(advert).sig).not.toBe(enc.encode({ ...advert, transposition: false }).sig);
+  });
+
+  it('graceful shutdown (RFC 8326): 65535:0 appended to an encoded path is read back, and changes the signature', () => {
+    const enc = new AdvertEncoder(true);
+    const { bytes, sig } = enc.encode(advert);
+    const gshut = withAttributeBytes(bytes, communitiesToApi([GRACEFUL_SHUTDOWN_COMMUNITY]));
+    const path = fromBinary(PathSchema, gshut);
+    expect(path.pattrs.map((a) => a.typeUrl.split('.').at(-1))).toEqual([
+      'OriginAttribute',
+      'MpReachNLRIAttribute',
+      'ExtendedCommunitiesAttribute',
+      'PrefixSID',
+      'CommunitiesAttribute',
+    ]);
+    const read = pathFromApi(path)!;
+    expect(read.communities).toEqual([0xffff0000]);
+    expect(pathSignature(read)).toBe(sig + communitySignature([GRACEFUL_SHUTDOWN_COMMUNITY]));
+    expect(pathSignature(read)).not.toBe(sig);
+    // Withdrawing the graceful-shutdown path is the same suffix trick.
+    expect(fromBinary(PathSchema, withdrawPathBytes(gshut)).isWithdraw).toBe(true);
+    expect(communitySignature([])).toBe('');
   });
 
   it.each([

@@ -1,0 +1,199 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Frr, startFrr } from '../../harness/frr.ts';
+import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { AgentCluster, CLI, ping, segmeshJson } from './cluster.ts';
+
+const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
+
+/** FRR's paths of one prefix in its (default VRF) IPv6 unicast table, where the VPN routes are imported. */
+interface FrrPath {
+  readonly community?: { readonly string?: string };
+  readonly locPrf?: number;
+  readonly bestpath?: { readonly overall?: boolean };
+  readonly peer?: { readonly peerId?: string };
+  readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
+}
+async function frrPaths(frr: Frr, prefix: string): Promise<FrrPath[]> {
+  const j = await frr.vtyshJson<{ paths?: FrrPath[] }>(`show bgp ipv6 unicast ${prefix} json`);
+  return j.paths ?? [];
+}
+const fromHost = (p: FrrPath, underlay: string) =>
+  p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
+
+/** `segmesh drain` as an operator runs it, in the background; resolves with its JSON answer. */
+function drainInBackground(socket: string, waitMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [
+      ...CLI,
+      'drain',
+      '--wait',
+      String(waitMs),
+      '--json',
+      '--socket',
+      socket,
+    ]);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    p.on('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as Record<string, unknown>)
+        : reject(new Error(`segmesh drain failed (${code}): ${err}`)),
+    );
+  });
+}
+
+systemSuite(
+  'agent: segmesh drain leaves the fabric without loss',
+  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'] },
+  () => {
+    const lab = createLab();
+    const cluster = new AgentCluster(lab);
+    let frr: Frr;
+    let ext: Netns;
+    let web: { ns: Netns; address: string };
+    let b2: { ns: Netns; address: string };
+    let b3: { ns: Netns; address: string };
+
+    beforeAll(async () => {
+      await cluster.create(3, { edge: EDGE });
+      cluster.applyTenants();
+      const edge = await lab.netns('edge');
+      await cluster.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
+      ext = await lab.netns('ext');
+      await lab.veth(edge, 'ext', ext, 'eth0', {
+        addresses: ['2001:db8:e1::1/64'],
+        peerAddresses: ['2001:db8:e1::2/64'],
+      });
+      await ext.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:e1::1');
+      for (const h of cluster.hosts)
+        await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
+      frr = await startFrr(lab, {
+        name: 'edge',
+        netns: edge,
+        asn: EDGE.asn,
+        routerId: '198.18.1.1',
+        neighbors: cluster.hosts.map((h) => ({ address: h.underlay, asn: 65101 })),
+        locator: EDGE.locator,
+        tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
+        sidDevice: 'eth0',
+      });
+      const [h1, h2, h3] = cluster.hosts;
+      web = await cluster.workload(h1!, 'web', 'blue', 'shop.web');
+      b2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.db-2');
+      b3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-3');
+      await cluster.converged(3);
+      await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: 30_000 });
+      await waitFor(
+        async () =>
+          (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
+            '2001:db8:e1::/64',
+          ),
+        { timeoutMs: 30_000, what: "host1 to learn FRR's 2001:db8:e1::/64" },
+      );
+      expect(await ping(ext, web.address)).toBe(3);
+    }, 240_000);
+    afterAll(async () => {
+      cluster.close();
+      await lab.teardown();
+    });
+
+    it('graceful shutdown at the edge, a leaving record, traffic moves, then everything of the host is gone', async () => {
+      const [h1, h2, h3] = cluster.hosts;
+      // 100 pings per second from the external client to the workload on the host that leaves; they
+      // run across the drain, the move of the workload and the withdrawal.
+      const pinging = ext.exec('ping', ['-6', '-i', '0.01', '-c', '2000', '-W', '1', web.address], {
+        allowFail: true,
+        timeoutMs: 90_000,
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const drained = drainInBackground(h1!.socket, 30_000);
+
+      // 1. The edge sees host1's path with the GRACEFUL_SHUTDOWN community (and FRR lowers its
+      //    local preference to 0); nothing else changed yet: it is the only path, so still the best.
+      await waitFor(
+        async () =>
+          (await frrPaths(frr, `${web.address}/128`)).some(
+            (p) => fromHost(p, h1!.underlay) && p.community?.string?.includes('graceful-shutdown'),
+          ),
+        { timeoutMs: 15_000, what: "FRR to see host1's path with community graceful-shutdown" },
+      );
+      const gshut = (await frrPaths(frr, `${web.address}/128`)).find((p) => fromHost(p, h1!.underlay))!;
+      expect(gshut.locPrf).toBe(0);
+      const vpn = await frr.vtysh('show bgp ipv6 vpn community graceful-shutdown');
+      expect(vpn).toContain(web.address);
+
+      // 2. The other hosts see host1 leaving; host1 takes no new workload.
+      await waitFor(
+        async () =>
+          segmeshJson<Array<{ name: string; state: string }>>(['hosts', '--socket', h2!.socket]).find(
+            (h) => h.name === 'host1',
+          )?.state === 'leaving',
+        { timeoutMs: 10_000, what: 'host2 to list host1 as leaving' },
+      );
+      const ns = await lab.netns('late');
+      await expect(
+        cluster
+          .api(h1!)
+          .call('addWorkload', { identity: 'late', tenant: 'blue', netns: `/run/netns/${ns.name}` }),
+      ).rejects.toThrow(/draining/);
+
+      // 3. The workload moves to host2 (make before break). The edge prefers host2's path at once:
+      //    host1's is depreferenced, so the edge need not wait for its withdrawal.
+      const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
+      expect(moved.address).toBe(web.address);
+      await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 15_000 });
+      const both = await frrPaths(frr, `${web.address}/128`);
+      expect(both.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall).toBe(true);
+
+      // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
+      const r = await drained;
+      expect(r).toMatchObject({ withdrawn: 1, trafficStopped: true });
+      expect(r.gracefulShutdownPaths).toBeGreaterThanOrEqual(2); // the workload's VPN route and the locator
+      expect(r.waitedMs as number).toBeLessThan(30_000);
+
+      // 5. Nothing of host1 is left at the edge, in the other hosts' kernels or on host1 itself.
+      await waitFor(
+        async () => !(await frrPaths(frr, `${web.address}/128`)).some((p) => fromHost(p, h1!.underlay)),
+        { timeoutMs: 15_000, what: "FRR to drop host1's path" },
+      );
+      expect(await frr.vtysh('show bgp ipv6 vpn')).not.toContain('198.18.0.1:100');
+      for (const h of [h2!, h3!]) {
+        await waitFor(
+          async () =>
+            !(await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.includes(
+              'fc00:0:1:',
+            ),
+          { timeoutMs: 15_000, what: `${h.name} to remove every route toward host1's locator` },
+        );
+        await waitFor(
+          async () =>
+            !segmeshJson<Array<{ name: string }>>(['hosts', '--socket', h.socket]).some(
+              (x) => x.name === 'host1',
+            ),
+          { timeoutMs: 15_000, what: `${h.name} to forget host1` },
+        );
+      }
+      const routes = await h1!.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
+      expect(routes.stdout.trim()).toBe('');
+      const rules = await h1!.ns.ip('-6', '-d', 'rule', 'show');
+      expect(rules.stdout).not.toMatch(/proto 203|lookup 38[5-9]\d{3}/);
+      const nft = await sh('nft', ['list', 'tables'], { netns: h1!.ns.name });
+      expect(nft.stdout).not.toMatch(/segmesh/);
+
+      // 6. No echo was lost across graceful shutdown, move and withdrawal; the others still reach
+      //    each other and the moved workload (positive control).
+      const result = await pinging;
+      expect(result.stdout).toMatch(/2000 packets transmitted, 2000 received/);
+      expect(await ping(b2.ns, b3.address)).toBe(3);
+      expect(await ping(b3.ns, web.address)).toBe(3);
+      expect(await ping(ext, web.address)).toBe(3);
+    }, 120_000);
+  },
+);
