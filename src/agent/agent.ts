@@ -263,7 +263,24 @@ export class Agent {
         nextHop: formatIpv6(s.underlay),
         locator: formatPrefix(this.#locator),
         transposition: b.transposition,
-        tenants: [],
+        // The tenants gossip already knows: an adopted gobgpd's routes are judged against them before
+        // the first reconcile (without them that reconcile would delete every route from the edge).
+        tenants: [...this.#gossip.view().tenants.values()]
+          .filter((t) => t.record.routeTargets[0])
+          .map((t) => ({ name: t.record.name, routeTarget: t.record.routeTargets[0]! })),
+        fabricLocators: [
+          formatPrefix(this.#locator),
+          ...[...this.#gossip.view().hosts.values()].flatMap((h) =>
+            h.record.locator
+              ? [
+                  formatPrefix({
+                    address: ipv6FromBytes(h.record.locator.address),
+                    length: h.record.locator.length,
+                  }),
+                ]
+              : [],
+          ),
+        ],
         deadIntervalMs: s.deadAfterMs,
         sidecar:
           b.gobgpd.mode === 'managed'

@@ -397,6 +397,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     await this.#configurePeers(client, adopted);
     if (adopted) {
       await this.#diffOwnPaths(client);
+      await this.#loadReceived(client);
     } else {
       await this.#push(
         client,
@@ -536,6 +537,29 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
         defaultAction: RouteAction.ACCEPT,
       },
     });
+  }
+
+  /**
+   * Adopted gobgpd: the routes its peers sent while no agent watched, learned before start() returns,
+   * so that the agent's first reconcile has them (the watch's initial dump arrives later; applying a
+   * path twice is harmless).
+   */
+  async #loadReceived(client: GobgpClient): Promise<void> {
+    for (const peer of this.#init.peers) {
+      for (const family of [FAMILY_IPV6_UNICAST, FAMILY_VPNV6]) {
+        try {
+          for (const r of await client.list('listPath', {
+            tableType: TableType.ADJ_IN,
+            name: peer.address,
+            family,
+          }))
+            for (const p of r.destination?.paths ?? []) this.#onPath(p);
+        } catch (e) {
+          // A peer that is down, or a family it does not speak: nothing received to load.
+          this.#log.debug({ err: e, peer: peer.address }, 'no adj-in routes to load');
+        }
+      }
+    }
   }
 
   /** Adopted gobgpd: withdraw own paths that are no longer wanted, (re)add changed and missing ones. */

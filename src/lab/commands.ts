@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { renderTable } from '../cli/table.ts';
+import { labOperatorKey, readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
+import { startFabric } from './fabric.ts';
 import { findNodeContainer, labDown, labStatus, labUp, loadTopology, planFromFile } from './lab.ts';
 import { checkPrefix } from './plan.ts';
 
@@ -26,6 +28,8 @@ export interface LabUpOptions {
   readonly keepOnFailure?: boolean;
   /** Hosts run `segmesh agent` instead of gobgpd alone. */
   readonly agent?: boolean;
+  /** Agent mode: a FabricPolicy file to publish instead of the topology's tenants. */
+  readonly policy?: string;
   readonly json?: boolean;
 }
 
@@ -51,9 +55,17 @@ export async function labUpCommand(
   opts: LabUpOptions = {},
   io: LabIo = defaultIo,
 ): Promise<number> {
+  if (opts.policy && !opts.agent)
+    throw new Error('--policy needs --agent (only agents read a fabric policy)');
   const plan = await planFromFile(file, {
     ...(opts.name ? { prefix: opts.name } : {}),
-    ...(opts.agent ? { hostRuntime: 'agent' as const } : {}),
+    ...(opts.agent
+      ? {
+          hostRuntime: 'agent' as const,
+          operator: await labOperatorKey(),
+          ...(opts.policy ? { policy: await readPolicy(opts.policy) } : {}),
+        }
+      : {}),
   });
   io.progress(`topology ${file}: ${plan.nodes.length} nodes, ${plan.networks.length} networks`);
   await ensureEngine(io.progress);
@@ -63,16 +75,30 @@ export async function labUpCommand(
     progress: io.progress,
     ...(opts.keepOnFailure ? { keepOnFailure: true } : {}),
   });
+  // Agents: publish the policy and attach the workloads through CNI, as an operator would.
+  const workloads = opts.agent
+    ? await startFabric(lab, io.progress).catch(async (e: unknown) => {
+        if (!opts.keepOnFailure) await labDown(plan.prefix, io.progress);
+        throw e;
+      })
+    : [];
   if (opts.json) {
     io.out(
-      `${JSON.stringify({ lab: plan.prefix, image, nodes: plan.nodes.map((n) => ({ node: n.node, role: n.role, container: n.containerName, addresses: n.endpoints.map((e) => e.ipv6) })), edgeSids: Object.fromEntries(lab.edgeSids) })}\n`,
+      `${JSON.stringify({ lab: plan.prefix, image, nodes: plan.nodes.map((n) => ({ node: n.node, role: n.role, container: n.containerName, addresses: n.endpoints.map((e) => e.ipv6) })), edgeSids: Object.fromEntries(lab.edgeSids), workloads: workloads.map((w) => ({ name: w.name, tenant: w.tenant, host: w.host, address: w.address })) })}\n`,
     );
   } else {
     io.out(
       `${renderTable(
         ['NODE', 'ROLE', 'CONTAINER', 'ADDRESSES'],
         plan.nodes.map((n) => [n.node, n.role, n.containerName, n.endpoints.map((e) => e.ipv6).join(' ')]),
-      )}\n\nexec into a node: segmesh lab exec NODE -- CMD; remove it all: segmesh lab down ${file}\n`,
+      )}\n${
+        workloads.length > 0
+          ? `\n${renderTable(
+              ['WORKLOAD', 'TENANT', 'HOST', 'ADDRESS'],
+              workloads.map((w) => [w.name, w.tenant, w.host, w.address]),
+            )}\n`
+          : ''
+      }\nexec into a node: segmesh lab exec NODE -- CMD; remove it all: segmesh lab down ${file}\n`,
     );
   }
   return 0;
@@ -170,14 +196,66 @@ export function labCommand(): Command {
     .argument('<file>', 'topology (kind: Topology), e.g. topologies/edge.yaml')
     .option('--name <lab>', "lab name (prefix of container and network names); default: the topology's name")
     .option('--keep-on-failure', 'leave what was created when bringing the lab up fails')
-    .option('--agent', 'hosts run segmesh agent (which starts gobgpd) instead of gobgpd alone')
+    .option(
+      '--agent',
+      'hosts run segmesh agent (which starts gobgpd); the policy is published and the workloads attached through CNI',
+    )
+    .option('--policy <file>', "with --agent: a FabricPolicy to publish instead of the topology's tenants")
     .option('--json', 'machine-readable output')
     .action(
       async (
         file: string,
-        o: { name?: string; keepOnFailure?: boolean; agent?: boolean; json?: boolean },
+        o: { name?: string; keepOnFailure?: boolean; agent?: boolean; policy?: string; json?: boolean },
       ) => {
         process.exitCode = await labUpCommand(file, o);
+      },
+    );
+  lab
+    .command('demo')
+    .description(
+      'bring a topology up with agents, show the fabric, prove reachability and isolation with a ping matrix, stay up until Ctrl-C, tear down (exit 1 when the matrix differs from the expected)',
+    )
+    .argument('[file]', 'topology', 'topologies/edge.yaml')
+    .option('--once', 'tear down right after the matrix (for scripts)')
+    .option('--policy <file>', "a FabricPolicy to publish instead of the topology's tenants")
+    .option('--name <lab>', "lab name; default: the topology's name")
+    .option('--keep', 'leave the lab up when the demo ends')
+    .option(
+      '--relocate <slot>',
+      "move the lab's subnets to slot 0-65535 (fc00:98:<slot>::/64 ...) to run beside another copy",
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new Error(`--relocate ${v}: give 0-65535`);
+        return n;
+      },
+    )
+    .option('--json', 'print the matrix as JSON (and nothing else on stdout)')
+    .action(
+      async (
+        file: string,
+        o: {
+          once?: boolean;
+          policy?: string;
+          name?: string;
+          keep?: boolean;
+          json?: boolean;
+          relocate?: number;
+        },
+      ) => {
+        const { relocate, ...rest } = o;
+        process.exitCode = await runDemo(
+          file,
+          { ...rest, ...(relocate !== undefined ? { plan: { relocate } } : {}) },
+          {
+            out: defaultIo.out,
+            progress: defaultIo.progress,
+            untilInterrupted: () =>
+              new Promise((resolve) => {
+                process.once('SIGINT', () => resolve());
+                process.once('SIGTERM', () => resolve());
+              }),
+          },
+        );
       },
     );
   lab

@@ -44,6 +44,10 @@ export const AGENT_CONFIG_PATH = '/etc/segmesh/agent.yaml';
 export const GOBGPD_CONFIG_PATH = '/etc/segmesh/gobgpd.toml';
 export const GOBGPD_API = '127.0.0.1:50051';
 export const READY_FILE = '/run/segmesh-lab/ready';
+/** Agent-mode files: the fabric policy and the operator key (first host only), CNI configurations. */
+export const POLICY_PATH = '/etc/segmesh/policy.yaml';
+export const OPERATOR_KEY_PATH = '/etc/segmesh/operator.key';
+export const CNI_CONF_DIR = '/etc/segmesh/cni';
 
 export type NodeRole = 'host' | 'edge-router' | 'external-client';
 
@@ -81,7 +85,17 @@ export interface HostExtra {
   readonly asn: number;
   readonly routerId: string;
   readonly locator: string;
-  readonly workloads: readonly { name: string; netns: string; tenant: string }[];
+  readonly workloads: readonly LabWorkload[];
+}
+
+/** A workload of the topology as the lab starts it: a namespace in its host, attached through CNI. */
+export interface LabWorkload {
+  readonly name: string;
+  readonly netns: string;
+  readonly tenant: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The address the fabric model derives from the identity (the agent's IPAM must agree). */
+  readonly address: string;
 }
 
 export interface EdgeExtra {
@@ -100,6 +114,8 @@ export interface LabPlan {
   readonly nodes: readonly NodePlan[];
   readonly hosts: ReadonlyMap<string, HostExtra>;
   readonly edges: ReadonlyMap<string, EdgeExtra>;
+  /** External client node -> the edge router it sits behind. */
+  readonly clients: ReadonlyMap<string, string>;
   readonly view: FabricView;
 }
 
@@ -117,6 +133,13 @@ export interface PlanOptions {
   readonly relocate?: number;
   /** What hosts run: gobgpd alone (default), or `segmesh agent` (which starts gobgpd itself). */
   readonly hostRuntime?: HostRuntime;
+  /**
+   * Agent mode: the operator key the agents trust (public key as `segmesh keygen` prints it); its
+   * private key goes to the first host only, which publishes the fabric policy with it.
+   */
+  readonly operator?: { readonly publicKey: string; readonly privateKey: Uint8Array };
+  /** Agent mode: the FabricPolicy YAML to publish; default: the topology's tenants. */
+  readonly policy?: string;
 }
 
 export type HostRuntime = 'gobgpd' | 'agent';
@@ -248,7 +271,13 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
     const asn = HOST_ASN_BASE + i;
     const workloads = [...view.workloads.values()]
       .filter((w) => w.host === h.name)
-      .map((w) => ({ name: w.id, netns: workloadNetns(w.id), tenant: w.tenant }));
+      .map((w) => ({
+        name: w.id,
+        netns: workloadNetns(w.id),
+        tenant: w.tenant,
+        labels: { ...w.labels },
+        address: formatIpv6(w.address),
+      }));
     const extra: HostExtra = { asn, routerId: ep.ipv4, locator: formatPrefix(hv.locator), workloads };
     hosts.set(h.name, extra);
     const otherHosts = spec.hosts.filter((o) => o.name !== h.name);
@@ -259,6 +288,7 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
       locator: extra.locator,
       sidStructure: spec.sidStructure,
       gossip: { bootstrap: otherHosts.map((o) => `/ip6/${o.underlay}/tcp/7946`) },
+      operatorKeys: opts.operator ? [opts.operator.publicKey] : [],
       bgp: {
         asn,
         routerId: ep.ipv4,
@@ -286,6 +316,7 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
       endpoints: [ep],
       files: {
         [AGENT_CONFIG_PATH]: stringify(agentConfig),
+        ...(opts.hostRuntime === 'agent' ? agentFiles(spec, opts, i === 0) : {}),
         [GOBGPD_CONFIG_PATH]: gobgpdConfig({ asn, routerId: ep.ipv4, listen: ep.ipv6, peers: edgePeers }),
       },
       script: hostScript({
@@ -404,11 +435,40 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
     });
   }
 
-  return { prefix, topologyFile: file, networks, nodes, hosts, edges, view };
+  const clients = new Map(clientNodes.map((c) => [c.name, c.attach]));
+  return { prefix, topologyFile: file, networks, nodes, hosts, edges, clients, view };
 }
 
 function prefixInside(outer: Ipv6Prefix, inner: Ipv6Prefix): boolean {
   return inner.length >= outer.length && prefixContains(outer, inner.address);
+}
+
+/**
+ * What an agent-mode host needs besides its agent configuration: a CNI network configuration per
+ * tenant (the plugin is `segmesh-cni` on PATH) and, on the first host, the fabric policy with the
+ * operator key that signs it (base64: container files are text; the start script decodes it).
+ */
+function agentFiles(spec: TopologySpec, opts: PlanOptions, first: boolean): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const t of spec.tenants) {
+    files[`${CNI_CONF_DIR}/${t.name}.json`] = `${JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: `segmesh-${t.name}`,
+        type: 'segmesh-cni',
+        tenant: t.name,
+        agentSocket: AGENT_SOCKET,
+      },
+      null,
+      2,
+    )}\n`;
+  }
+  if (first && opts.operator) {
+    files[POLICY_PATH] =
+      opts.policy ?? stringify({ apiVersion: spec.apiVersion, kind: 'FabricPolicy', tenants: spec.tenants });
+    files[`${OPERATOR_KEY_PATH}.b64`] = `${Buffer.from(opts.operator.privateKey).toString('base64')}\n`;
+  }
+  return files;
 }
 
 /** A workload's namespace name inside its host container (`/` and other characters become `-`). */
@@ -450,6 +510,10 @@ const COMMON_PREAMBLE = [
   'set -eu',
   'mkdir -p /run/segmesh-lab /run/segmesh /var/log/segmesh',
   'mount -o remount,rw /proc/sys',
+  // Docker's default routes lead to the machine's root namespace: a lab packet with no route of its
+  // own must be dropped in the lab (and counted there), never handed to the machine.
+  'ip -6 route del default 2>/dev/null || true',
+  'ip -4 route del default 2>/dev/null || true',
   'sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.all.seg6_enabled=1 net.ipv6.conf.default.seg6_enabled=1',
   'for f in /proc/sys/net/ipv6/conf/*/seg6_enabled; do echo 1 >"$f"; done',
 ];
@@ -478,6 +542,7 @@ export function hostScript(o: {
     return [
       ...COMMON_PREAMBLE,
       ...netns,
+      `if [ -f ${OPERATOR_KEY_PATH}.b64 ]; then (umask 077; base64 -d <${OPERATOR_KEY_PATH}.b64 >${OPERATOR_KEY_PATH}); rm -f ${OPERATOR_KEY_PATH}.b64; fi`,
       `segmesh agent --config ${AGENT_CONFIG_PATH} >/var/log/segmesh/agent.log 2>&1 &`,
       `i=0; until [ -S ${AGENT_SOCKET} ]; do i=$((i + 1)); [ $i -lt 1200 ] || { tail -n 20 /var/log/segmesh/agent.log; exit 1; }; sleep 0.1; done`,
       ...KEEP_RUNNING,

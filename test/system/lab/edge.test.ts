@@ -66,8 +66,7 @@ systemSuite('lab: edge topology with FRR on Docker', { tools: ['dockerd', 'docke
 
   it("a host reaches the external client only through FRR's End.DT6 SID", async () => {
     const ping = () => lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '1', client().ipv6]);
-    // Control: without the SRv6 route the host has no path (its default leads to Docker's gateway,
-    // the root namespace, which does not forward).
+    // Control: without the SRv6 route the host has no path (lab nodes have no default route).
     expect((await ping()).exitCode).not.toBe(0);
     const sid = lab!.edgeSids.get('edge1')!;
     await lab!.run('host1', [
