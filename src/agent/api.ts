@@ -24,6 +24,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { routeAction, tableNames } from '../cli/plan-format.ts';
+import { detectKernelFeatures, gobgpdVersion, type KernelFeatures } from '../dataplane/features.ts';
 import {
   AddWorkloadResponseSchema,
   AgentService,
@@ -42,6 +43,7 @@ import {
   RouteInfoSchema,
   WorkloadInfoSchema,
 } from '../gen/segmesh/v1/agent_pb.js';
+import { GOSSIP_TOPIC } from '../gossip/constants.ts';
 import { formatIpv6, formatPrefix } from '../srv6/address.ts';
 import { isRoute } from '../srv6/pathcompute.ts';
 import { AGENT_PROTOCOL, type Agent, AgentError } from './agent.ts';
@@ -82,7 +84,19 @@ function unary<I extends DescMessage, O extends DescMessage>(
   };
 }
 
+/** GoBGP's API as the agent uses it: the apipb gRPC API of the configured gobgpd (or the one attached to). */
+async function gobgpApi(agent: Agent): Promise<string> {
+  const g = agent.settings.spec.bgp?.gobgpd;
+  if (!g) return '';
+  if (g.mode !== 'managed') return `apipb (GoBGP 3.x API, attached to ${g.api})`;
+  const v = await gobgpdVersion(g.binary);
+  return v ? `apipb (GoBGP ${v}, ${g.binary})` : `apipb (${g.binary} --version failed)`;
+}
+
 export function agentHandlers(agent: Agent, version: string): Impl {
+  // Probed once per process: the kernel and the sidecar binary do not change under a running agent.
+  let features: Promise<KernelFeatures> | undefined;
+  let gobgp: Promise<string> | undefined;
   return {
     async addWorkload(req) {
       const r = await agent.addWorkload({
@@ -124,6 +138,9 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       return create(CheckWorkloadResponseSchema, { problems });
     },
     async getStatus() {
+      features ??= detectKernelFeatures();
+      gobgp ??= gobgpApi(agent);
+      const k = await features;
       const view = agent.view;
       const last = agent.lastReconcile;
       return create(GetStatusResponseSchema, {
@@ -137,8 +154,10 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         workloads: view?.workloads.size ?? 0,
         localWorkloads: agent.localWorkloads().length,
         routes: last?.routes ?? 0,
-        gobgpApi: agent.bgp ? 'apipb.GobgpApi (GoBGP 3.x)' : '',
-        kernel: { vrf: agent.vrf, hmac: true, nftSrh: false, release: (await import('node:os')).release() },
+        gobgpApi: await gobgp,
+        kernel: { vrf: k.vrf, hmac: k.hmac, nftSrh: k.nftSrh, seg6: k.seg6, release: k.release },
+        gossipProtocol: GOSSIP_TOPIC,
+        api: AgentService.typeName,
         lastReconcileUnixMs: BigInt(last?.atMs ?? 0),
         lastReconcileMs: last?.durationMs ?? 0,
       });

@@ -43,7 +43,10 @@ export function inspectCommands(): Command[] {
             `${new Date(Number(s.lastReconcileUnixMs)).toISOString()} (${s.lastReconcileMs.toFixed(1)} ms)`,
           ],
           ['gobgp api', s.gobgpApi || 'not configured'],
-          ['kernel', `${s.kernel?.release} vrf=${s.kernel?.vrf} hmac=${s.kernel?.hmac}`],
+          [
+            'kernel',
+            `${s.kernel?.release} vrf=${s.kernel?.vrf} seg6=${s.kernel?.seg6} hmac=${s.kernel?.hmac} nft-srh=${s.kernel?.nftSrh}`,
+          ],
         ],
       );
     },
