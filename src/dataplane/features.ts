@@ -86,6 +86,9 @@ export function runProbe(
       const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
       resolve({ code, stdout, stderr: stderr || (err && code === 127 ? err.message : '') });
     });
+    // A probe that exits before reading its input (e.g. `ip` without the feature) closes the pipe:
+    // EPIPE on our side is part of the answer, not a crash.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }

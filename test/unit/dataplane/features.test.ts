@@ -5,6 +5,7 @@ import {
   parseKernelConfig,
   parseNftProbe,
   parseVrfProbe,
+  runProbe,
 } from '../../../src/dataplane/features.ts';
 
 describe('kernel feature probes: reading their outcome', () => {
@@ -56,5 +57,12 @@ describe('kernel feature probes: reading their outcome', () => {
     expect(parseGobgpVersion('gobgpd version 3.10.0\n')).toBe('3.10.0');
     expect(parseGobgpVersion('gobgpd version v3.26.0-dev\n')).toBe('3.26.0-dev');
     expect(parseGobgpVersion('flag provided but not defined: -version')).toBeUndefined();
+  });
+
+  it('a probe that exits without reading its input is an answer, not a crash (EPIPE)', async () => {
+    const big = 'x'.repeat(1 << 20);
+    for (let i = 0; i < 5; i++) expect((await runProbe('true', [], big)).code).toBe(0);
+    expect((await runProbe('sh', ['-c', 'exit 3'], big)).code).toBe(3);
+    expect((await runProbe('/nonexistent/probe', [])).code).toBe(127);
   });
 });
