@@ -25,6 +25,7 @@ import {
 import type { Logger } from 'pino';
 import { routeAction, tableNames } from '../cli/plan-format.ts';
 import { detectKernelFeatures, gobgpdVersion, type KernelFeatures } from '../dataplane/features.ts';
+import { type Peer, PeerState_SessionState } from '../gen/gobgp/gobgp_pb.js';
 import {
   AddWorkloadResponseSchema,
   AgentService,
@@ -91,6 +92,39 @@ async function gobgpApi(agent: Agent): Promise<string> {
   if (g.mode !== 'managed') return `apipb (GoBGP 3.x API, attached to ${g.api})`;
   const v = await gobgpdVersion(g.binary);
   return v ? `apipb (GoBGP ${v}, ${g.binary})` : `apipb (${g.binary} --version failed)`;
+}
+
+/** Gossip liveness in the API's words (HostInfo.state: up, suspect, down, leaving). */
+const HOST_STATE = { alive: 'up', suspect: 'suspect', dead: 'down' } as const;
+
+/**
+ * A session as gobgpd's ListPeer reports it: state by name (`established`, as `gobgp neighbor` says),
+ * route counters summed over the families, uptime of an established session.
+ */
+export function bgpPeerInfo(p: Peer | undefined, nowMs = Date.now()) {
+  let received = 0n;
+  let accepted = 0n;
+  let advertised = 0n;
+  for (const af of p?.afiSafis ?? []) {
+    received += af.state?.received ?? 0n;
+    accepted += af.state?.accepted ?? 0n;
+    advertised += af.state?.advertised ?? 0n;
+  }
+  const session = p?.state?.sessionState ?? PeerState_SessionState.UNKNOWN;
+  const established = session === PeerState_SessionState.ESTABLISHED;
+  const up = p?.timers?.state?.uptime;
+  return {
+    address: p?.conf?.neighborAddress || p?.state?.neighborAddress || '',
+    asn: p?.conf?.peerAsn || p?.state?.peerAsn || 0,
+    state: (PeerState_SessionState[session] ?? 'unknown').toLowerCase(),
+    received,
+    accepted,
+    advertised,
+    uptimeS:
+      established && up && up.seconds > 0n
+        ? BigInt(Math.max(0, Math.floor(nowMs / 1000) - Number(up.seconds)))
+        : 0n,
+  };
 }
 
 export function agentHandlers(agent: Agent, version: string): Impl {
@@ -184,7 +218,7 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       const states = new Map(
         [...(agent.gossip?.view().hosts.values() ?? [])].map((h) => [
           h.record.name || h.id,
-          h.record.leaving ? 'leaving' : h.state,
+          h.record.leaving ? 'leaving' : HOST_STATE[h.state],
         ]),
       );
       const hosts = [...(view?.hosts.values() ?? [])].map((h) =>
@@ -229,9 +263,12 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       return create(ExplainPathResponseSchema, e);
     },
     async listBgpPeers() {
-      const peers = await agent.bgpPeers();
+      // enableAdvertised: gobgpd counts the paths sent to a peer only when asked.
+      const peers = agent.bgp
+        ? await agent.bgp.sidecar.client.list('listPeer', { enableAdvertised: true })
+        : [];
       return create(ListBgpPeersResponseSchema, {
-        peers: peers.map((p) => create(BgpPeerInfoSchema, p)),
+        peers: peers.map((r) => create(BgpPeerInfoSchema, bgpPeerInfo(r.peer))),
       });
     },
     async drain(req) {

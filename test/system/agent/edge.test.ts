@@ -1,7 +1,89 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
-import { createLab, type Netns, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, ping } from './cluster.ts';
+import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { AgentCluster, ping, segmeshJson } from './cluster.ts';
+
+interface KernelRoute {
+  dst: string;
+  type?: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  encap?: string;
+  mode?: string;
+  segs?: string[];
+  action?: string;
+}
+interface CliRoute {
+  table: number;
+  destination: string;
+  action: string;
+}
+interface CliHost {
+  name: string;
+  underlay: string;
+  locator: string;
+  state: string;
+  sids: string[];
+}
+interface CliWorkload {
+  identity: string;
+  tenant: string;
+  address: string;
+  host: string;
+  deliverySid: string;
+  local: boolean;
+  hostLink: string;
+}
+interface CliStatus {
+  host: string;
+  underlay: string;
+  locator: string;
+}
+interface CliPeer {
+  address: string;
+  asn: number;
+  state: string;
+  received: string;
+  accepted: string;
+  advertised: string;
+}
+interface GobgpNeighbor {
+  conf: { neighbor_address: string; peer_asn: number };
+  state: { session_state: number };
+  afi_safis: Array<{
+    state?: { family?: { safi: number }; received?: number; accepted?: number; advertised?: number };
+  }>;
+}
+interface GobgpPath {
+  nlri: { prefix: string; labels: number[]; rd: { admin: string | number; assigned: number } };
+  attrs: Array<{
+    type: number;
+    nexthop?: string;
+    TLVs?: Array<{
+      SubTLVs?: Array<{
+        sid?: string;
+        sub_sub_tlvs?: Array<{ transposition_length?: number; transposition_offset?: number }>;
+      }>;
+    }>;
+  }>;
+  'neighbor-ip'?: string;
+}
+
+/** A kernel route's destination and action as the CLI writes them. */
+function kernelDst(r: KernelRoute): string {
+  if (r.dst === 'default') return '::/0';
+  return r.dst.includes('/') ? r.dst : `${r.dst}/128`;
+}
+function kernelAction(r: KernelRoute): string {
+  if (r.type === 'unreachable') return 'unreachable';
+  if (r.encap === 'seg6') return `encap seg6 mode ${r.mode} segs [ ${(r.segs ?? []).join(' ')} ]`;
+  if (r.encap === 'seg6local')
+    return `encap seg6local action ${r.action}${r.table ? ` table ${r.table}` : ''}`;
+  if (r.gateway) return `via ${r.gateway}`;
+  return `dev ${r.dev}`;
+}
 
 const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
 
@@ -69,6 +151,156 @@ systemSuite(
       expect(await ping(blue.ns, '2001:db8:e1::2')).toBe(3);
       expect(await ping(ext, red.address, 2)).toBe(0);
       expect(await ping(red.ns, '2001:db8:e1::2', 2)).toBe(0);
+    });
+
+    it('the CLI agrees field by field with the kernel, the other agents and GoBGP', async () => {
+      const hosts = cluster.hosts;
+      const routeKey = (table: number, dst: string, action: string) => `${table} ${dst} ${action}`;
+      const reference = (await cluster.api(hosts[0]!).call('listWorkloads', {})).workloads;
+      for (const h of hosts) {
+        // routes --json: one kernel route (protocol 203) per entry, same table, prefix and action.
+        const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
+        const tables = [...new Set(cli.map((r) => r.table))];
+        const kernel: string[] = [];
+        for (const t of tables) {
+          for (const r of await h.ns.ipJson<KernelRoute[]>(
+            '-6',
+            'route',
+            'show',
+            'table',
+            String(t),
+            'proto',
+            '203',
+          ))
+            kernel.push(routeKey(t, kernelDst(r), kernelAction(r)));
+        }
+        const all = (await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
+        expect(kernel.length).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
+        expect(
+          cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, ''))).sort(),
+        ).toEqual(kernel.sort());
+
+        // hosts --json: every agent lists the same hosts; each entry is what that host says of itself
+        // (status) and the SIDs its kernel has.
+        const list = segmeshJson<CliHost[]>(['hosts', '--socket', h.socket]);
+        expect(list.map((x) => x.name).sort()).toEqual(hosts.map((x) => x.name).sort());
+        for (const x of list) {
+          const owner = hosts.find((o) => o.name === x.name)!;
+          const own = await cluster.api(owner).call('getStatus', {});
+          expect({ underlay: x.underlay, locator: x.locator, state: x.state }).toEqual({
+            underlay: own.underlay,
+            locator: own.locator,
+            state: 'up',
+          });
+          const sids = (
+            await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
+          )
+            .filter((r) => r.encap === 'seg6local')
+            .map((r) => `${r.dst} ${r.action}`);
+          expect([...x.sids].sort()).toEqual(sids.sort());
+        }
+
+        // workloads --json: the same everywhere; local ones have their link, delivery route and
+        // address; the delivery SID is an End.DT6 into the tenant's delivery table on the owner.
+        const wl = segmeshJson<CliWorkload[]>(['workloads', '--socket', h.socket]);
+        const shared = (w: CliWorkload) =>
+          `${w.identity} ${w.tenant} ${w.address} ${w.host} ${w.deliverySid}`;
+        expect(wl.map(shared).sort()).toEqual(reference.map(shared).sort());
+        for (const w of wl) {
+          expect(w.local).toBe(w.host === h.name);
+          const owner = hosts.find((o) => o.name === w.host)!;
+          const sid = (
+            await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
+          ).find((r) => r.dst === w.deliverySid);
+          expect(sid).toMatchObject({ encap: 'seg6local', action: 'End.DT6' });
+          if (!w.local) continue;
+          const delivery = await h.ns.ipJson<KernelRoute[]>(
+            '-6',
+            'route',
+            'show',
+            'table',
+            sid!.table!,
+            'proto',
+            '203',
+          );
+          expect(delivery.find((r) => r.dst === w.address)?.dev).toBe(w.hostLink);
+          expect((await h.ns.ipJson<unknown[]>('link', 'show', 'dev', w.hostLink)).length).toBe(1);
+        }
+
+        // status --json: the counts of the lists above and of the kernel.
+        const st = segmeshJson<CliStatus>(['status', '--socket', h.socket]);
+        expect(st).toMatchObject({
+          host: h.name,
+          underlay: h.underlay,
+          locator: `fc00:0:${h.index}::/48`,
+          ready: true,
+          hosts: list.length,
+          workloads: wl.length,
+          localWorkloads: wl.filter((w) => w.local).length,
+          routes: kernel.length,
+        });
+
+        // bgp peers --json: what gobgpd itself says (its own CLI, not our client), and what FRR received.
+        const gobgp = async <T>(...args: string[]) =>
+          JSON.parse(
+            (await sh('gobgp', ['--target', `unix://${h.stateDir}/gobgpd/gobgpd.sock`, ...args, '-j']))
+              .stdout,
+          ) as T;
+        const peers = segmeshJson<CliPeer[]>(['bgp', 'peers', '--socket', h.socket]);
+        const neighbors = await gobgp<GobgpNeighbor[]>('neighbor');
+        expect(peers.map((p) => p.address)).toEqual(neighbors.map((n) => n.conf.neighbor_address));
+        for (const p of peers) {
+          const n = await gobgp<GobgpNeighbor>('neighbor', p.address);
+          const sum = (k: 'received' | 'accepted' | 'advertised') =>
+            String(n.afi_safis.reduce((a, f) => a + (f.state?.[k] ?? 0), 0));
+          expect(p).toMatchObject({
+            asn: n.conf.peer_asn,
+            state: n.state.session_state === 6 ? 'established' : expect.not.stringMatching(/^established$/),
+            received: sum('received'),
+            accepted: sum('accepted'),
+            advertised: sum('advertised'),
+          });
+          expect(p.state).toBe('established');
+          expect(Number(p.advertised)).toBeGreaterThan(0);
+          // FRR received exactly what gobgpd says it advertised in VPNv6.
+          const vpn = n.afi_safis.find((f) => f.state?.family?.safi === 128)?.state?.advertised ?? 0;
+          expect((await frr.vpnReceived())[h.underlay]).toBe(vpn);
+        }
+
+        // The advertised routes (GoBGP's own RIB, local paths): one per local workload, RD
+        // routerId:tenant, next hop the underlay, SID (label transposed into the SID) = delivery SID.
+        const rib = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'vpnv6');
+        const own = Object.values(rib)
+          .flat()
+          .filter((p) => !p['neighbor-ip'])
+          .map((p) => {
+            const reach = p.attrs.find((a) => a.type === 14)!;
+            const psid = p.attrs.find((a) => a.type === 40)!.TLVs![0]!.SubTLVs![0]!;
+            const s = psid.sub_sub_tlvs![0]!;
+            const sid = Buffer.from(psid.sid!, 'base64');
+            // Transposition: the function (16 bits at offset 48 here) travels in the label's top bits.
+            const fn = p.nlri.labels[0]! >> (20 - s.transposition_length!);
+            sid.writeUInt16BE(fn, s.transposition_offset! / 8);
+            return `${p.nlri.prefix} ${p.nlri.rd.admin}:${p.nlri.rd.assigned} ${reach.nexthop} ${formatIpv6(ipv6FromBytes(sid))}`;
+          });
+        const tenantId = { blue: 100, red: 200 } as Record<string, number>;
+        expect(own.sort()).toEqual(
+          wl
+            .filter((w) => w.local)
+            .map(
+              (w) =>
+                `${w.address}/128 198.18.0.${h.index}:${tenantId[w.tenant]} ${h.underlay} ${w.deliverySid}`,
+            )
+            .sort(),
+        );
+        const unicast = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'ipv6');
+        expect(
+          Object.values(unicast)
+            .flat()
+            .filter((p) => !p['neighbor-ip'])
+            .map((p) => p.nlri.prefix),
+        ).toEqual([`fc00:0:${h.index}::/48`]);
+      }
     });
 
     it('withdraws the route from FRR when the workload goes away', async () => {
