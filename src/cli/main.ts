@@ -31,7 +31,8 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    // Actions report failure through process.exitCode (lab status, policy apply, the demo's matrix).
+    return Number(process.exitCode ?? 0) || 0;
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`segmesh: ${message}\n`);

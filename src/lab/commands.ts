@@ -243,19 +243,32 @@ export function labCommand(): Command {
         },
       ) => {
         const { relocate, ...rest } = o;
-        process.exitCode = await runDemo(
-          file,
-          { ...rest, ...(relocate !== undefined ? { plan: { relocate } } : {}) },
-          {
-            out: defaultIo.out,
-            progress: defaultIo.progress,
-            untilInterrupted: () =>
-              new Promise((resolve) => {
-                process.once('SIGINT', () => resolve());
-                process.once('SIGTERM', () => resolve());
-              }),
-          },
-        );
+        // Ctrl-C (or SIGTERM) at any time ends the demo through its clean-up, never around it.
+        const abort = new AbortController();
+        const stop = () => {
+          if (!abort.signal.aborted) defaultIo.progress('stopping: the lab is torn down');
+          abort.abort();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        try {
+          process.exitCode = await runDemo(
+            file,
+            { ...rest, ...(relocate !== undefined ? { plan: { relocate } } : {}) },
+            {
+              out: defaultIo.out,
+              progress: defaultIo.progress,
+              signal: abort.signal,
+              untilInterrupted: () =>
+                abort.signal.aborted
+                  ? Promise.resolve()
+                  : new Promise((resolve) => abort.signal.addEventListener('abort', () => resolve())),
+            },
+          );
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
       },
     );
   lab

@@ -33,6 +33,8 @@ export interface DemoIo {
   readonly progress: Progress;
   /** Resolves when the user asks to stop (Ctrl-C); the CLI waits on SIGINT/SIGTERM. */
   readonly untilInterrupted: () => Promise<void>;
+  /** Ctrl-C while the lab comes up: stop after the current step, and tear down. */
+  readonly signal?: AbortSignal;
   /** Called once the matrix is probed, with the lab still up (tests inspect it further). */
   readonly onMatrix?: (r: { lab: RunningLab; workloads: PlacedWorkload[]; cells: Cell[] }) => Promise<void>;
 }
@@ -111,12 +113,19 @@ export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Prom
   configureDockerEnv();
   await ensureEngine(io.progress);
   const image = await ensureImages(io.progress);
+  const interrupted = () => {
+    if (io.signal?.aborted) throw new Error('interrupted: tearing the lab down');
+  };
+  interrupted();
   const lab = await labUp(plan, { image, progress: io.progress });
   let code = 1;
   try {
+    interrupted();
     const workloads = await startFabric(lab, io.progress);
+    interrupted();
     const endpoints = labEndpoints(lab, workloads);
     if (!opts.json) await showFabric(lab, workloads, endpoints, io);
+    interrupted();
     io.progress(`probing ${endpoints.length} endpoints pairwise`);
     const cells = await probeMatrix(lab, endpoints);
     const bad = mismatches(cells);
@@ -125,7 +134,7 @@ export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Prom
       io.out(`${JSON.stringify({ lab: plan.prefix, ok: code === 0, matrix: matrixJson(cells) })}\n`);
     else io.out(`\n== reachability (rows: from, columns: to)\n${renderMatrix(endpoints, cells)}`);
     await io.onMatrix?.({ lab, workloads, cells });
-    if (!opts.once) {
+    if (!opts.once && !io.signal?.aborted) {
       io.out(
         `\nlab ${plan.prefix} is up: segmesh lab exec host1 -- segmesh status; segmesh lab status ${file}\n` +
           'Ctrl-C tears it down.\n',

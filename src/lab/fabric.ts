@@ -145,13 +145,19 @@ export async function detachWorkload(lab: RunningLab, w: PlacedWorkload): Promis
   if (r.exitCode !== 0) throw new LabNodeError(w.host, `CNI DEL of ${w.name} failed: ${r.raw}`);
 }
 
+/** A workload as `segmesh workloads --json` lists it. */
+export interface AgentWorkload {
+  readonly identity: string;
+  readonly host: string;
+  readonly address: string;
+  readonly tenant: string;
+  readonly deliverySid: string;
+}
+
 /** A host's view through its agent (`segmesh workloads --json`). */
-export async function agentWorkloads(
-  lab: RunningLab,
-  host: string,
-): Promise<{ identity: string; host: string; address: string; tenant: string }[]> {
+export async function agentWorkloads(lab: RunningLab, host: string): Promise<AgentWorkload[]> {
   const out = await lab.run(host, ['segmesh', 'workloads', '--json', '--socket', AGENT_SOCKET]);
-  return JSON.parse(out) as { identity: string; host: string; address: string; tenant: string }[];
+  return JSON.parse(out) as AgentWorkload[];
 }
 
 /** Waits until every host's agent places every given workload where it is. */

@@ -109,7 +109,13 @@ describe('lab plan', () => {
     expect(toml).toContain('afi-safi-name = "l3vpn-ipv6-unicast"');
     expect(host2.script).toContain('gobgpd -f /etc/segmesh/gobgpd.toml');
     expect(plan.hosts.get('host2')!.workloads).toEqual([
-      { name: 'blue/web-2', netns: 'w-blue-web-2', tenant: 'blue' },
+      {
+        name: 'blue/web-2',
+        netns: 'w-blue-web-2',
+        tenant: 'blue',
+        labels: { app: 'web' },
+        address: expect.stringMatching(/^2001:db8:b100:/),
+      },
     ]);
   });
 
@@ -152,6 +158,26 @@ describe('lab plan', () => {
     expect(host1.script).not.toContain('gobgpd -f');
     const plain = planLab(topology('edge.yaml').spec, { file: 'edge.yaml' });
     expect(plain.nodes.find((n) => n.node === 'host1')!.script).not.toContain('segmesh agent');
+  });
+
+  it('gives agent-mode hosts CNI configurations, and the first host the policy and operator key', () => {
+    const operator = { publicKey: 'cHVibGlj', privateKey: new Uint8Array([1, 2, 3]) };
+    const plan = planLab(topology('edge.yaml').spec, { file: 'edge.yaml', hostRuntime: 'agent', operator });
+    const host = (n: string) => plan.nodes.find((x) => x.node === n)!;
+    const conf = JSON.parse(host('host2').files['/etc/segmesh/cni/blue.json']!) as Record<string, unknown>;
+    expect(conf).toMatchObject({ cniVersion: '1.0.0', type: 'segmesh-cni', tenant: 'blue' });
+    expect(host('host1').files['/etc/segmesh/policy.yaml']).toMatch(
+      /kind: FabricPolicy[\s\S]*routeTarget: 65000:100/,
+    );
+    expect(host('host1').files['/etc/segmesh/operator.key.b64']).toBe('AQID\n');
+    expect(host('host2').files['/etc/segmesh/operator.key.b64']).toBeUndefined();
+    expect(host('host2').files['/etc/segmesh/agent.yaml']).toContain('cHVibGlj');
+    // Lab nodes never route through Docker's gateway into the machine.
+    for (const n of plan.nodes) expect(n.script).toContain('ip -6 route del default');
+    // The model's addresses for the workloads (the agents must give the same).
+    const w = plan.hosts.get('host1')!.workloads.find((x) => x.name === 'blue/web-1')!;
+    expect(w.address).toMatch(/^2001:db8:b100:/);
+    expect(plan.clients.get('ext1')).toBe('edge1');
   });
 
   it('makes workload namespace names from identities', () => {

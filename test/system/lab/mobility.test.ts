@@ -1,0 +1,130 @@
+/**
+ * `topologies/mobility.yaml` with agents: blue/mover moves from host1 to host2 under 100 pps pings from
+ * blue/prober (host3) and from the external client behind FRR. Make before break, as a runtime would
+ * do it: the new instance is attached on host2 through CNI (same identity, so the same address), and
+ * the old one deleted on host1 only once every host and the edge forward to host2. Nothing is lost;
+ * the time until each host and FRR forward to the new host is printed.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { labOperatorKey } from '../../../src/lab/demo.ts';
+import {
+  agentWorkloads,
+  attachWorkload,
+  detachWorkload,
+  type PlacedWorkload,
+  startFabric,
+} from '../../../src/lab/fabric.ts';
+import { labDown, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
+import type { Endpoint } from '../../../src/lab/matrix.ts';
+import { asEndpoint, labEndpoints, ping } from '../../../src/lab/probe.ts';
+import { runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
+import { labImage, progress, runLabels, runSlot } from './docker.ts';
+
+const FILE = new URL('../../../topologies/mobility.yaml', import.meta.url).pathname;
+
+systemSuite(
+  'lab: a workload moves between hosts under traffic (topologies/mobility.yaml)',
+  { tools: ['dockerd', 'docker'] },
+  () => {
+    const prefix = `${runPrefix()}-mob`;
+    let lab: RunningLab | undefined;
+    let workloads: PlacedWorkload[] = [];
+    let endpoints: Endpoint[] = [];
+    const ep = (name: string) => endpoints.find((e) => e.name === name)!;
+
+    beforeAll(async () => {
+      await sweep();
+      const image = await labImage();
+      const plan = await planFromFile(FILE, {
+        prefix,
+        labels: runLabels(),
+        relocate: runSlot(),
+        hostRuntime: 'agent',
+        operator: await labOperatorKey(),
+      });
+      lab = await labUp(plan, { image, progress });
+      workloads = await startFabric(lab, progress);
+      endpoints = labEndpoints(lab, workloads);
+    }, 30 * 60_000);
+
+    afterAll(async () => {
+      await labDown(prefix, progress);
+    });
+
+    /** Where `node` forwards `address` now: its kernel route (host: tenant table; edge: main table). */
+    const routeTo = async (node: string, address: string) =>
+      lab!.run(node, ['ip', '-6', 'route', 'show', 'table', 'all', `${address}/128`]);
+
+    it('moves blue/mover from host1 to host2 with 0 lost from a host and from behind FRR', async () => {
+      const mover = workloads.find((w) => w.name === 'blue/mover')!;
+      expect(mover.host).toBe('host1');
+      // Controls before the move: both sources reach the mover.
+      for (const from of [ep('blue/prober'), ep('ext1')])
+        await waitFor(async () => (await ping(lab!, from, mover.address, { count: 1 })).received === 1, {
+          timeoutMs: 30_000,
+          what: `${from.name} reaches blue/mover before the move`,
+        });
+
+      const flood = (from: Endpoint) =>
+        lab!.exec(
+          from.node,
+          asEndpoint(from, ['ping', '-6', '-n', '-q', '-i', '0.01', '-c', '1500', mover.address]),
+        );
+      const floods = [flood(ep('blue/prober')), flood(ep('ext1'))];
+      await new Promise((r) => setTimeout(r, 2_000));
+
+      // The new instance: a fresh namespace on host2, attached through CNI under the same identity.
+      const moved: PlacedWorkload = { ...mover, host: 'host2' };
+      await lab!.run('host2', [
+        'sh',
+        '-c',
+        `ip netns add ${mover.netns} && ip -n ${mover.netns} link set lo up`,
+      ]);
+      const t0 = Date.now();
+      expect(await attachWorkload(lab!, moved)).toBe(mover.address); // sticky: same identity, same address
+      const attachedMs = Date.now() - t0;
+      const sid = (await agentWorkloads(lab!, 'host2')).find((w) => w.identity === mover.name)!;
+      const deliverySid = (sid as unknown as { deliverySid: string }).deliverySid;
+      const converged = new Map<string, number>();
+      await Promise.all(
+        ['host1', 'host3', 'edge1'].map((node) =>
+          waitFor(
+            async () => {
+              const route = await routeTo(node, mover.address);
+              const ok = route.includes(deliverySid);
+              if (ok) converged.set(node, Date.now() - t0);
+              return ok;
+            },
+            {
+              timeoutMs: 30_000,
+              intervalMs: 50,
+              what: `${node} forwards blue/mover to host2 (${deliverySid})`,
+            },
+          ),
+        ),
+      );
+      // Break only now: the old instance goes (CNI DEL on host1).
+      await detachWorkload(lab!, mover);
+
+      const results = await Promise.all(floods);
+      const lost = results.map((r) => {
+        const m = /(\d+) packets transmitted, (\d+) received/.exec(r.output);
+        return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+      });
+      progress(
+        `mobility: attach ${attachedMs} ms; converged host1 ${converged.get('host1')} ms, host3 ${converged.get('host3')} ms, edge1 (FRR) ${converged.get('edge1')} ms; ` +
+          `lost prober ${lost[0]!.sent - lost[0]!.received}/${lost[0]!.sent}, ext1 ${lost[1]!.sent - lost[1]!.received}/${lost[1]!.sent}`,
+      );
+      for (const l of lost) {
+        expect(l.sent).toBe(1500);
+        expect(l.received).toBe(1500);
+      }
+      // Afterwards every agent places the mover on host2 and host1 no longer has it.
+      for (const host of ['host1', 'host2', 'host3']) {
+        const seen = (await agentWorkloads(lab!, host)).find((w) => w.identity === mover.name);
+        expect(seen?.host, host).toBe('host2');
+      }
+      expect((await ping(lab!, { ...ep('blue/prober') }, mover.address, { count: 2 })).received).toBe(2);
+    });
+  },
+);
