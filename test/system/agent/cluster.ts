@@ -4,7 +4,7 @@
  * operator key whose tenants are applied through the first agent.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/cli/client.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { runLogDir, sh, waitFor } from '../../harness/index.ts';
@@ -205,4 +205,43 @@ export async function snmp6(ns: Netns, counter: string): Promise<number> {
   const r = await sh('cat', ['/proc/net/snmp6'], { netns: ns.name });
   const line = r.stdout.split('\n').find((l) => l.startsWith(`${counter} `));
   return line ? Number(line.trim().split(/\s+/)[1]) : 0;
+}
+
+export interface PingResult {
+  /** Distinct echo replies. */
+  readonly answered: number;
+  /** Highest sequence number answered. */
+  readonly lastSeq: number;
+  /** Sequence numbers without a reply below `lastSeq`: lost (one in flight at the interrupt is not). */
+  readonly lost: readonly number[];
+}
+
+/**
+ * A ping at 100 per second as a lab daemon, until stopped: `stop()` interrupts it (SIGINT) and reads
+ * the replies' sequence numbers, so the length of the run need not be known in advance.
+ */
+export async function startPing(
+  lab: Lab,
+  from: Netns,
+  to: string,
+): Promise<{ stop(): Promise<PingResult>; daemon: Daemon }> {
+  const daemon = await lab.daemon({
+    name: `ping-${from.name}-${Date.now()}`,
+    command: 'ping',
+    args: ['-6', '-i', '0.01', '-W', '1', to],
+    netns: from,
+  });
+  return {
+    daemon,
+    async stop() {
+      daemon.kill('SIGINT');
+      await daemon.exited;
+      const text = readFileSync(daemon.logFile, 'utf8');
+      const seqs = new Set([...text.matchAll(/icmp_seq=(\d+) /g)].map((m) => Number(m[1])));
+      const lastSeq = Math.max(0, ...seqs);
+      const lost: number[] = [];
+      for (let i = 1; i <= lastSeq; i++) if (!seqs.has(i)) lost.push(i);
+      return { answered: seqs.size, lastSeq, lost };
+    },
+  };
 }
