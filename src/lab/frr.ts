@@ -1,20 +1,25 @@
 /**
- * The FRR 8.4 edge router of a lab, in a container: the configuration (integrated `frr.conf`, started
- * by the package's `frrinit.sh` with bgpd enabled) and the steps for the 8.4 quirks measured in
- * ../shared/research/bgp-srv6-interop.md, run through `docker exec`.
+ * FRR 8.4 as the edge router: its configuration and the steps for the 8.4 quirks measured in
+ * ../shared/research/bgp-srv6-interop.md. One definition for both places FRR runs: the lab's edge
+ * container (integrated `frr.conf`, started by the package's `frrinit.sh`, commands through
+ * `docker exec`) and the namespace fixture of the system tests (test/harness/frr.ts: separate
+ * zebra/bgpd files, commands through `ip netns exec`).
  *
- * The configuration matches the namespace fixture of the system tests (test/harness/frr.ts): one
- * tenant VPN in FRR's default instance (no VRF devices on this kernel), a /64 locator (F1),
+ * One tenant VPN in FRR's default instance (no VRF devices on this kernel), a /64 locator (F1),
  * `redistribute connected` for exported prefixes (F4), `no bgp ebgp-requires-policy` (F9),
- * `nexthop vpn export` (without it the exported routes are "inaccessible" and not sent); after start,
- * `no export vpn` / `export vpn` once the locator chunk arrived (F3), and FRR's own End.DT6 SID
- * installed by hand (F5). The fixture cannot be imported from here (it lives in test/ and is bound to
- * the namespace harness), so its configuration is written again for the container.
+ * `nexthop vpn export` where the default instance would export with `::` (the routes are then
+ * "inaccessible" and never sent); after start, `no export vpn` / `export vpn` once the locator chunk
+ * arrived (F3), and FRR's own End.DT6 SID installed by hand (F5).
  */
 
 export interface FrrNeighbor {
   readonly address: string;
   readonly asn: number;
+  readonly password?: string;
+  /** Also exchange IPv6 unicast (FRR then advertises its locator and exported prefixes in it). */
+  readonly ipv6Unicast?: boolean;
+  /** `advertisement-interval` in seconds (FRR's eBGP default is 0 in 8.4 "traditional"; set it to be sure). */
+  readonly advertisementInterval?: number;
 }
 
 export interface FrrTenant {
@@ -23,48 +28,61 @@ export interface FrrTenant {
   /** Route target imported and exported. */
   readonly rt: string;
   /** Connected prefixes exported into the VPN (F4: through `redistribute connected`). */
-  readonly exportPrefixes: readonly string[];
+  readonly exportPrefixes?: readonly string[];
+  /** Kernel routes inside this prefix (any length) are exported too (`redistribute kernel`), for bulk tests. */
+  readonly exportKernel?: string;
 }
 
-export interface FrrConfigOptions {
-  readonly hostname: string;
+export interface FrrBgpOptions {
   readonly asn: number;
   readonly routerId: string;
   readonly neighbors: readonly FrrNeighbor[];
+  readonly tenant: FrrTenant;
+  /** FRR's own underlay address for `nexthop vpn export` (needed when the session is not on the SID's link). */
+  readonly nexthop?: string;
+  /** Announce this locator as IPv6 unicast (`network`; it must be in the RIB, e.g. a blackhole). */
+  readonly announceLocator?: string;
+  /** Extra lines inside `router bgp`. */
+  readonly bgpExtra?: readonly string[];
+}
+
+export interface FrrConfigOptions extends FrrBgpOptions {
+  readonly hostname: string;
   /** Must be a /64 on FRR 8.4 (F1). */
   readonly locator: string;
-  readonly tenant: FrrTenant;
-  /** FRR's own underlay address: `nexthop vpn export` (the default instance exports with `::` otherwise). */
-  readonly nexthop: string;
 }
 
 export class FrrConfigError extends Error {
   override readonly name = 'FrrConfigError';
 }
 
-/** `/etc/frr/frr.conf` for `frrinit.sh` (integrated configuration). */
-export function frrConfig(o: FrrConfigOptions): string {
-  if (!/\/64$/.test(o.locator)) {
+/** F1: FRR 8.4 advertises a fixed 40/24/16 SID structure, so its locator must be a /64. */
+export function checkFrrLocator(locator: string, who: string): void {
+  if (!/\/64$/.test(locator))
     throw new FrrConfigError(
-      `edge ${o.hostname}: locator ${o.locator} must be a /64 (FRR 8.4 advertises a fixed 40/24/16 SID structure, quirk F1)`,
+      `${who}: locator ${locator} must be a /64 (FRR 8.4 advertises a fixed 40/24/16 SID structure, quirk F1)`,
     );
-  }
-  const lines = [
-    'frr defaults traditional',
-    `hostname ${o.hostname}`,
-    'log stdout informational',
-    'service integrated-vtysh-config',
-    '!',
+}
+
+/** The `segment-routing` block (zebra's part): the locator `main`. */
+export function frrSrv6Lines(locator: string): string[] {
+  return [
     'segment-routing',
     ' srv6',
     '  locators',
     '   locator main',
-    `    prefix ${o.locator}`,
+    `    prefix ${locator}`,
     '   exit',
     '  exit',
     ' exit',
     'exit',
-    '!',
+  ];
+}
+
+/** `router bgp` with the tenant VPN in the default instance, and its prefix lists (bgpd's part). */
+export function frrBgpLines(o: FrrBgpOptions): string[] {
+  const exportPrefixes = o.tenant.exportPrefixes ?? [];
+  const lines = [
     `router bgp ${o.asn}`,
     ` bgp router-id ${o.routerId}`,
     ' no bgp ebgp-requires-policy',
@@ -72,35 +90,58 @@ export function frrConfig(o: FrrConfigOptions): string {
     ' no bgp network import-check',
   ];
   for (const n of o.neighbors) {
-    lines.push(` neighbor ${n.address} remote-as ${n.asn}`);
-    lines.push(` neighbor ${n.address} timers connect 1`);
-    lines.push(` neighbor ${n.address} advertisement-interval 0`);
+    lines.push(` neighbor ${n.address} remote-as ${n.asn}`, ` neighbor ${n.address} timers connect 1`);
+    if (n.password) lines.push(` neighbor ${n.address} password ${n.password}`);
+    if (n.advertisementInterval !== undefined)
+      lines.push(` neighbor ${n.address} advertisement-interval ${n.advertisementInterval}`);
   }
-  lines.push(' segment-routing srv6', '  locator main', ' exit');
-  lines.push(' address-family ipv6 unicast');
-  if (o.tenant.exportPrefixes.length > 0) lines.push('  redistribute connected route-map SEGMESH-EXPORT');
+  lines.push(' segment-routing srv6', '  locator main', ' exit', ' address-family ipv6 unicast');
+  if (exportPrefixes.length > 0) lines.push('  redistribute connected route-map SEGMESH-EXPORT');
+  if (o.tenant.exportKernel) lines.push('  redistribute kernel route-map SEGMESH-EXPORT-KERNEL');
+  if (o.announceLocator) lines.push(`  network ${o.announceLocator}`);
+  lines.push('  sid vpn export auto');
+  if (o.nexthop) lines.push(`  nexthop vpn export ${o.nexthop}`);
   lines.push(
-    '  sid vpn export auto',
-    `  nexthop vpn export ${o.nexthop}`,
     `  rd vpn export ${o.tenant.rd}`,
     `  rt vpn both ${o.tenant.rt}`,
     '  import vpn',
     '  export vpn',
-    ' exit-address-family',
-    ' address-family ipv6 vpn',
   );
+  for (const n of o.neighbors) if (n.ipv6Unicast) lines.push(`  neighbor ${n.address} activate`);
+  lines.push(' exit-address-family', ' address-family ipv6 vpn');
   for (const n of o.neighbors) lines.push(`  neighbor ${n.address} activate`);
-  lines.push(' exit-address-family', 'exit', '!');
-  o.tenant.exportPrefixes.forEach((p, i) => {
+  lines.push(' exit-address-family');
+  for (const l of o.bgpExtra ?? []) lines.push(` ${l}`);
+  lines.push('exit');
+  exportPrefixes.forEach((p, i) => {
     lines.push(`ipv6 prefix-list SEGMESH-EXPORT seq ${5 * (i + 1)} permit ${p}`);
   });
-  lines.push(
-    'route-map SEGMESH-EXPORT permit 10',
-    ' match ipv6 address prefix-list SEGMESH-EXPORT',
-    'exit',
+  lines.push('route-map SEGMESH-EXPORT permit 10', ' match ipv6 address prefix-list SEGMESH-EXPORT', 'exit');
+  if (o.tenant.exportKernel) {
+    lines.push(
+      `ipv6 prefix-list SEGMESH-EXPORT-KERNEL seq 5 permit ${o.tenant.exportKernel} le 128`,
+      'route-map SEGMESH-EXPORT-KERNEL permit 10',
+      ' match ipv6 address prefix-list SEGMESH-EXPORT-KERNEL',
+      'exit',
+    );
+  }
+  return lines;
+}
+
+/** `/etc/frr/frr.conf` for `frrinit.sh` (integrated configuration): the edge container's. */
+export function frrConfig(o: FrrConfigOptions): string {
+  checkFrrLocator(o.locator, `edge ${o.hostname}`);
+  return [
+    'frr defaults traditional',
+    `hostname ${o.hostname}`,
+    'log stdout informational',
+    'service integrated-vtysh-config',
+    '!',
+    ...frrSrv6Lines(o.locator),
+    '!',
+    ...frrBgpLines(o),
     '',
-  );
-  return lines.join('\n');
+  ].join('\n');
 }
 
 /** `/etc/frr/daemons`: zebra (always) and bgpd. */
@@ -130,7 +171,10 @@ export function frrDaemons(): string {
   ].join('\n');
 }
 
-/** Runs a command in the edge container; resolves with its exit code and combined output. */
+/**
+ * Runs a command where FRR runs (in the edge container, or in the fixture's namespace with its vty
+ * socket); resolves with the exit code and combined output.
+ */
 export type ContainerExec = (cmd: readonly string[]) => Promise<{ exitCode: number; output: string }>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -374,7 +374,12 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
           hostname: e.name,
           asn: e.asn,
           routerId: ep.ipv4,
-          neighbors: spec.hosts.map((h, i) => ({ address: h.underlay, asn: HOST_ASN_BASE + i })),
+          // advertisement-interval 0: a moved workload reaches the edge at once.
+          neighbors: spec.hosts.map((h, i) => ({
+            address: h.underlay,
+            asn: HOST_ASN_BASE + i,
+            advertisementInterval: 0,
+          })),
           locator: e.locator,
           tenant: { rd: `${e.asn}:${tenant.id}`, rt, exportPrefixes },
           nexthop: ep.ipv6,

@@ -1,5 +1,6 @@
 /**
- * An FRR 8.4 edge router in a lab namespace: zebra + bgpd (dropping privileges to the `frr` user),
+ * An FRR 8.4 edge router in a lab namespace (its configuration and quirk steps are src/lab/frr.ts's,
+ * shared with the lab's edge container): zebra + bgpd (dropping privileges to the `frr` user),
  * an SRv6 /64 locator, one tenant VPN in the default instance, and the work-arounds for the 8.4 quirks
  * measured in ../shared/research/bgp-srv6-interop.md:
  *
@@ -23,6 +24,14 @@
  */
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import {
+  checkFrrLocator,
+  type FrrNeighbor,
+  type FrrTenant,
+  frrAllocateSid,
+  frrBgpLines,
+  frrSrv6Lines,
+} from '../../src/lab/frr.ts';
 import type { Daemon } from './daemon.ts';
 import { sh, waitFor } from './exec.ts';
 import type { Lab } from './lab.ts';
@@ -31,24 +40,7 @@ import { freshLogPath } from './run.ts';
 
 export const FRR_DIR = '/usr/lib/frr';
 
-export interface FrrNeighbor {
-  readonly address: string;
-  readonly asn: number;
-  readonly password?: string;
-  /** Also exchange IPv6 unicast (FRR then advertises its locator and exported prefixes in it). */
-  readonly ipv6Unicast?: boolean;
-}
-
-export interface FrrTenant {
-  /** Route distinguisher of FRR's exported routes, e.g. `65000:100`. */
-  readonly rd: string;
-  /** Route target imported and exported. */
-  readonly rt: string;
-  /** Connected prefixes exported into the VPN (F4: through `redistribute connected`). */
-  readonly exportPrefixes?: readonly string[];
-  /** Kernel routes inside this prefix (any length) are exported too (`redistribute kernel`), for bulk tests. */
-  readonly exportKernel?: string;
-}
+export type { FrrNeighbor, FrrTenant } from '../../src/lab/frr.ts';
 
 export interface FrrOptions {
   /** Names the daemons' logs and the run directory. */
@@ -113,82 +105,28 @@ export class Frr {
   }
 
   zebraConfig(): string {
-    return [
-      `hostname ${this.options.name}`,
-      'segment-routing',
-      ' srv6',
-      '  locators',
-      '   locator main',
-      `    prefix ${this.options.locator}`,
-      '   exit',
-      '  exit',
-      ' exit',
-      'exit',
-      '',
-    ].join('\n');
+    return [`hostname ${this.options.name}`, ...frrSrv6Lines(this.options.locator), ''].join('\n');
   }
 
   bgpdConfig(): string {
     const o = this.options;
-    const lines = [
+    return [
       `hostname ${o.name}`,
-      `router bgp ${o.asn}`,
-      ` bgp router-id ${o.routerId}`,
-      ' no bgp ebgp-requires-policy',
-      ' no bgp default ipv4-unicast',
-      ' no bgp network import-check',
-    ];
-    for (const n of o.neighbors) {
-      lines.push(` neighbor ${n.address} remote-as ${n.asn}`);
-      lines.push(` neighbor ${n.address} timers connect 1`);
-      if (n.password) lines.push(` neighbor ${n.address} password ${n.password}`);
-    }
-    lines.push(' segment-routing srv6', '  locator main', ' exit');
-    lines.push(' address-family ipv6 unicast');
-    if ((o.tenant.exportPrefixes ?? []).length > 0)
-      lines.push('  redistribute connected route-map SEGMESH-EXPORT');
-    if (o.tenant.exportKernel) lines.push('  redistribute kernel route-map SEGMESH-EXPORT-KERNEL');
-    if (o.announceLocator) lines.push(`  network ${o.locator}`);
-    lines.push(
-      '  sid vpn export auto',
-      `  rd vpn export ${o.tenant.rd}`,
-      `  rt vpn both ${o.tenant.rt}`,
-      '  import vpn',
-      '  export vpn',
-    );
-    for (const n of o.neighbors) if (n.ipv6Unicast) lines.push(`  neighbor ${n.address} activate`);
-    lines.push(' exit-address-family', ' address-family ipv6 vpn');
-    for (const n of o.neighbors) lines.push(`  neighbor ${n.address} activate`);
-    lines.push(' exit-address-family');
-    for (const l of o.bgpExtra ?? []) lines.push(` ${l}`);
-    lines.push('exit');
-    (o.tenant.exportPrefixes ?? []).forEach((p, i) => {
-      lines.push(`ipv6 prefix-list SEGMESH-EXPORT seq ${5 * (i + 1)} permit ${p}`);
-    });
-    lines.push(
-      'route-map SEGMESH-EXPORT permit 10',
-      ' match ipv6 address prefix-list SEGMESH-EXPORT',
-      'exit',
-    );
-    if (o.tenant.exportKernel) {
-      lines.push(
-        `ipv6 prefix-list SEGMESH-EXPORT-KERNEL seq 5 permit ${o.tenant.exportKernel} le 128`,
-        'route-map SEGMESH-EXPORT-KERNEL permit 10',
-        ' match ipv6 address prefix-list SEGMESH-EXPORT-KERNEL',
-        'exit',
-      );
-    }
-    lines.push('');
-    return lines.join('\n');
+      ...frrBgpLines({
+        asn: o.asn,
+        routerId: o.routerId,
+        neighbors: o.neighbors,
+        tenant: o.tenant,
+        ...(o.announceLocator ? { announceLocator: o.locator } : {}),
+        ...(o.bgpExtra ? { bgpExtra: o.bgpExtra } : {}),
+      }),
+      '',
+    ].join('\n');
   }
 
   async start(): Promise<void> {
     const o = this.options;
-    if (!/\/64$/.test(o.locator)) {
-      throw new Error(
-        `FRR 8.4 fixture: locator ${o.locator} must be a /64 (quirk F1: 8.4 advertises 40/24/16)`,
-      );
-    }
+    checkFrrLocator(o.locator, `FRR fixture ${o.name}`);
     mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     const frr = userInfo().uid === 0 ? await frrIds() : undefined;
     writeFileSync(`${this.dir}/zebra.conf`, this.zebraConfig());
@@ -247,47 +185,18 @@ export class Frr {
   /** F3 (SID allocation replayed once the locator chunk arrived) and F5 (localsid by hand). */
   async #allocateSid(): Promise<void> {
     const o = this.options;
-    const prefix = o.locator.toLowerCase();
-    await waitFor(async () => (await this.vtysh('show bgp segment-routing srv6')).includes(prefix), {
-      timeoutMs: 45_000,
-      what: `FRR ${o.name}: locator chunk ${prefix} in bgpd`,
-    });
-    let sid: string | undefined;
-    for (let attempt = 0; attempt < 3 && !sid; attempt++) {
-      await this.vtysh(
-        'configure terminal',
-        `router bgp ${o.asn}`,
-        'address-family ipv6 unicast',
-        'no export vpn',
-        'export vpn',
-      );
-      try {
-        await waitFor(
-          async () => {
-            const m = /tovpn_sid:\s*([0-9a-f:]+)/i.exec(await this.vtysh('show bgp segment-routing srv6'));
-            sid = m?.[1];
-            return sid !== undefined;
-          },
-          { timeoutMs: 20_000, what: `FRR ${o.name}: tovpn_sid allocated (F3)` },
-        );
-      } catch (e) {
-        if (attempt === 2) throw e;
-      }
-    }
-    this.#sid = sid!;
-    await o.netns.ip(
-      '-6',
-      'route',
-      'replace',
-      `${this.#sid}/128`,
-      'encap',
-      'seg6local',
-      'action',
-      'End.DT6',
-      'table',
-      '254',
-      'dev',
-      o.sidDevice,
+    // FRR's own steps (src/lab/frr.ts), run in this namespace against this instance's vty socket.
+    this.#sid = await frrAllocateSid(
+      async (cmd) => {
+        const [bin, ...args] = cmd;
+        const r = await sh(bin!, bin === 'vtysh' ? ['--vty_socket', this.dir, ...args] : args, {
+          netns: o.netns.name,
+          allowFail: true,
+          timeoutMs: 30_000,
+        });
+        return { exitCode: r.code ?? -1, output: r.stdout + r.stderr };
+      },
+      { asn: o.asn, locator: o.locator, sidDevice: o.sidDevice, table: 'main', timeoutMs: 90_000 },
     );
   }
 
