@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
 import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, ping, segmeshJson } from './cluster.ts';
+import { AgentCluster, type AgentHost, ping, segmeshJson, startPing } from './cluster.ts';
 
 interface KernelRoute {
   dst: string;
@@ -71,6 +71,17 @@ interface GobgpPath {
   'neighbor-ip'?: string;
 }
 
+/** FRR's paths of one prefix in its default VRF's IPv6 unicast table, where the VPN routes are imported. */
+interface FrrPath {
+  readonly peer?: { readonly peerId?: string };
+  readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
+}
+async function frrPaths(frr: Frr, prefix: string): Promise<FrrPath[]> {
+  return (await frr.vtyshJson<{ paths?: FrrPath[] }>(`show bgp ipv6 unicast ${prefix} json`)).paths ?? [];
+}
+const fromHost = (p: FrrPath, underlay: string) =>
+  p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
+
 /** A kernel route's destination and action as the CLI writes them. */
 function kernelDst(r: KernelRoute): string {
   if (r.dst === 'default') return '::/0';
@@ -122,6 +133,8 @@ systemSuite(
         locator: EDGE.locator,
         tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
         sidDevice: 'eth0',
+        // Advertisement interval 0 on FRR's side too (gobgpd's is 0): a move reaches the edge at once.
+        bgpExtra: cluster.hosts.map((h) => `neighbor ${h.underlay} advertisement-interval 0`),
       });
       blue = await cluster.workload(cluster.hosts[0]!, 'blue', 'blue', 'shop.web');
       red = await cluster.workload(cluster.hosts[1]!, 'red', 'red', 'bank.api');
@@ -306,6 +319,63 @@ systemSuite(
     it('withdraws the route from FRR when the workload goes away', async () => {
       await cluster.api(cluster.hosts[0]!).call('deleteWorkload', { identity: 'shop.web' });
       await frr.waitRoute(`${blue.address}/128`, { absent: true, timeoutMs: 30_000 });
+    });
+
+    it('moves a workload between hosts under 100 pings per second from the external client: none lost, FRR follows it', async () => {
+      const [h1, h2] = cluster.hosts as [AgentHost, AgentHost];
+      const cart = await cluster.workload(h1, 'cart1', 'blue', 'shop.cart');
+      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: 30_000 });
+      expect(await ping(ext, cart.address)).toBe(3);
+      const pinging = await startPing(lab, ext, cart.address);
+      await new Promise((r) => setTimeout(r, 1_000));
+      // Make before break: the identity starts on host2 with the same address; host1 sees the newer
+      // claim, redirects what still reaches it and withdraws its BGP path; FRR repoints.
+      const moved = await cluster.workload(h2, 'cart2', 'blue', 'shop.cart');
+      expect(moved.address).toBe(cart.address);
+      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 20_000 });
+      await waitFor(
+        async () => {
+          const paths = await frrPaths(frr, `${cart.address}/128`);
+          return paths.length === 1 && fromHost(paths[0]!, h2.underlay);
+        },
+        { timeoutMs: 20_000, what: "FRR to hold host2's path only" },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await cluster.api(h1).call('deleteWorkload', { identity: 'shop.cart' });
+      await new Promise((r) => setTimeout(r, 1_000));
+      const result = await pinging.stop();
+      expect(result.lastSeq).toBeGreaterThan(200);
+      expect(result.lost).toEqual([]);
+      // Only the new instance can answer now (the old one's link is gone).
+      expect(await ping(ext, cart.address)).toBe(3);
+    });
+
+    it("a stopped host's workloads leave FRR within the dead interval, and return with it", async () => {
+      const h2 = cluster.hosts[1]!;
+      const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
+        (w) => w.identity === 'shop.cart',
+      )!;
+      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
+      // The host stops: agent killed, underlay dark (gobgpd, detached, stays but cannot talk).
+      h2.agent!.kill('SIGKILL');
+      await h2.agent!.exited;
+      await h2.ns.sysctl('net.ipv6.conf.eth0.keep_addr_on_down', '1');
+      await h2.ns.ip('link', 'set', 'eth0', 'down');
+      const stopped = Date.now();
+      await frr.waitRoute(`${cart.address}/128`, { absent: true, timeoutMs: 30_000 });
+      const gone = Date.now() - stopped;
+      // BGP hold time = the dead interval (6 s); plus the last keepalive's age and zebra, under load.
+      expect(gone).toBeLessThan(6_000 + 4_000);
+      await h2.ns.ip('link', 'set', 'eth0', 'up');
+      await cluster.startAgent(h2);
+      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 40_000 });
+      // The way back needs FRR's prefix relearned by host2 (its session is new) and the routes the
+      // kernel dropped with the link (its SIDs, the locator routes) written again by the agent.
+      await waitFor(async () => (await ping(ext, cart.address, 1)) === 1, {
+        timeoutMs: 30_000,
+        what: 'the external client to reach shop.cart on host2 again',
+      });
+      expect(await ping(ext, cart.address)).toBe(3);
     });
   },
 );
