@@ -148,9 +148,20 @@ systemSuite(
       //    host1's is depreferenced, so the edge need not wait for its withdrawal.
       const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
       expect(moved.address).toBe(web.address);
+      // Seen at the first look where host2's path is best: host1's path is still there, not best (the
+      // drained host withdraws only once its SIDs' counters stood still for a second after this).
+      let host1Kept = false;
+      await waitFor(
+        async () => {
+          const paths = await frrPaths(frr, `${web.address}/128`);
+          if (!paths.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall) return false;
+          host1Kept = paths.some((p) => fromHost(p, h1!.underlay) && !p.bestpath?.overall);
+          return true;
+        },
+        { timeoutMs: 15_000, intervalMs: 20, what: "FRR to prefer host2's path" },
+      );
+      expect(host1Kept).toBe(true);
       await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 15_000 });
-      const both = await frrPaths(frr, `${web.address}/128`);
-      expect(both.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall).toBe(true);
 
       // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
       const r = await drained;
