@@ -1,19 +1,34 @@
 /**
- * Mobility at the fabric level: three agents in namespaces, a client on host3 pinging a workload at
- * 100 packets per second while the workload moves between host1 and host2, 50 times (make before
- * break: start on the new host, wait until every host forwards there, remove the old instance).
- * Per move: the time from the start on the new host until every other host's kernel forwards to the
- * new host's SID; packets lost over the whole run (ping's own count). Also the RSS of a running agent
- * next to a bare libp2p process (the same transports and gossipsub, nothing of ours), same run.
+ * Mobility at the fabric level: three agents in namespaces with an FRR 8.4 edge router on the same
+ * underlay switch, a client on host3 and an external client behind FRR each pinging a workload at 100
+ * packets per second while the workload moves between host1 and host2, 50 times (make before break:
+ * start on the new host, wait until every host and FRR forward there, remove the old instance).
+ *
+ * Timing comes from the kernels themselves: an `ip -tshort monitor route` per namespace stamps every
+ * route change (µs), so nothing is polled and the probes do not compete with the agents for the CPU.
+ * Per move:
+ *   - claim: the new host's own kernel has the delivery route of the new instance (its routes are in
+ *     place; from then on it may announce the workload);
+ *   - converge: from the claim until every other host's kernel forwards to the new host's End.DT6 SID
+ *     (host3's egress table; the old host's delivery table, which redirects);
+ *   - edge: from the claim until FRR's kernel route of the /128 (zebra's install of FRR's best VPN
+ *     path) points at the new host's SID only.
+ * Loss over the whole run from ping's own counts. Also the RSS of a running agent next to a bare libp2p
+ * process (the same transports and gossipsub, nothing of ours), same run.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createLab } from '../test/harness/index.ts';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { type Frr, startFrr } from '../test/harness/frr.ts';
+import { createLab, type Daemon, type Netns, waitFor } from '../test/harness/index.ts';
 import { claimRun, newRunPrefix, sweep } from '../test/harness/run.ts';
 import { AgentCluster } from '../test/system/agent/cluster.ts';
 import { median, quantile, round } from './_stats.ts';
 
 const MOVES = Number(process.env.BENCH_MOVES ?? 50);
+const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
+const TIMEOUT_MS = 30_000;
+const DELIVERY_TABLE = '385425';
+const EGRESS_TABLE = '385424';
 
 const prefix = newRunPrefix();
 process.env.SEGMESH_TEST_PREFIX = prefix;
@@ -49,77 +64,221 @@ async function bareLibp2pRss(): Promise<number> {
   return Number(out.trim()) / 1024 / 1024;
 }
 
+/** One route change as `ip -tshort monitor route` printed it (continuation lines joined). */
+interface RouteEvent {
+  readonly atMs: number;
+  readonly text: string;
+}
+
+/** Route changes of one namespace, read incrementally from its monitor's log. */
+class RouteMonitor {
+  readonly events: RouteEvent[] = [];
+  readonly #daemon: Daemon;
+  #offset = 0;
+  #partial = '';
+
+  constructor(daemon: Daemon) {
+    this.#daemon = daemon;
+  }
+
+  static async start(ns: Netns): Promise<RouteMonitor> {
+    const daemon = await lab.daemon({
+      name: `bench-monitor-${ns.name}`,
+      command: 'ip',
+      args: ['-tshort', 'monitor', 'route'],
+      netns: ns,
+      env: { ...process.env, TZ: 'UTC' },
+    });
+    return new RouteMonitor(daemon);
+  }
+
+  poll(): void {
+    const fd = openSync(this.#daemon.logFile, 'r');
+    try {
+      const buf = Buffer.alloc(1 << 16);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, this.#offset);
+        if (n <= 0) break;
+        this.#offset += n;
+        this.#partial += buf.subarray(0, n).toString('utf8');
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const lines = this.#partial.split('\n');
+    this.#partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\] (.*)$/.exec(line);
+      if (m) {
+        this.events.push({ atMs: Date.parse(`${m[1]}Z`) + Number(m[2]) / 1000, text: m[3]! });
+      } else if (line.trim() !== '' && this.events.length > 0) {
+        // A multipath route: its nexthops follow on lines of their own.
+        const last = this.events.pop()!;
+        this.events.push({ atMs: last.atMs, text: `${last.text} ${line.trim()}` });
+      }
+    }
+  }
+
+  /** The first change at or after `sinceMs` that `match` accepts; waits for it. */
+  async first(sinceMs: number, match: (text: string) => boolean, what: string): Promise<number> {
+    const deadline = Date.now() + TIMEOUT_MS;
+    for (;;) {
+      this.poll();
+      const e = this.events.find((x) => x.atMs >= sinceMs && !x.text.startsWith('Deleted') && match(x.text));
+      if (e) return e.atMs;
+      if (Date.now() > deadline) throw new Error(`no route change within ${TIMEOUT_MS} ms: ${what}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#daemon.stop();
+  }
+}
+
+const routeOf = (address: string) => (text: string) => text.startsWith(`${address} `);
+const inTable = (table: string) => (text: string) => text.includes(` table ${table} `);
+
 try {
-  await cluster.create(3);
+  await cluster.create(3, { edge: EDGE });
   cluster.applyTenants();
   const [h1, h2, h3] = cluster.hosts as [
     (typeof cluster.hosts)[0],
     (typeof cluster.hosts)[0],
     (typeof cluster.hosts)[0],
   ];
+  // The edge as in test/system/agent/edge.test.ts: FRR on the underlay switch serving tenant blue,
+  // static routes to the hosts' locators, an external client behind it; advertisement interval 0.
+  const edge = await lab.netns('edge');
+  await cluster.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
+  const ext = await lab.netns('ext');
+  await lab.veth(edge, 'ext', ext, 'eth0', {
+    addresses: ['2001:db8:e1::1/64'],
+    peerAddresses: ['2001:db8:e1::2/64'],
+  });
+  await ext.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:e1::1');
+  for (const h of cluster.hosts)
+    await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
+  const frr: Frr = await startFrr(lab, {
+    name: 'edge',
+    netns: edge,
+    asn: EDGE.asn,
+    routerId: '198.18.1.1',
+    neighbors: cluster.hosts.map((h) => ({ address: h.underlay, asn: 65101 })),
+    locator: EDGE.locator,
+    tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
+    sidDevice: 'eth0',
+    bgpExtra: cluster.hosts.map((h) => `neighbor ${h.underlay} advertisement-interval 0`),
+  });
+
   const client = await cluster.workload(h3, 'client', 'blue', 'bench.client');
   let current = await cluster.workload(h1, 'm0', 'blue', 'bench.mover');
   let where = h1;
   await cluster.converged(2);
   const address = current.address;
   const sid = (h: typeof h1) => `fc00:0:${h.index}:2064::`;
+  await frr.waitRoute(`${address}/128`, { sid: sid(h1), timeoutMs: 60_000 });
+  // Both probe paths work before the clock starts (host1 learns FRR's prefix for the replies).
+  for (const from of [client.ns, ext]) {
+    await waitFor(
+      async () =>
+        (await from.exec('ping', ['-6', '-c', '1', '-W', '1', address], { allowFail: true })).code === 0,
+      { timeoutMs: 60_000, what: `${from.name} to reach the workload` },
+    );
+  }
+
+  const monitors = new Map<string, RouteMonitor>();
+  for (const h of cluster.hosts) monitors.set(h.name, await RouteMonitor.start(h.ns));
+  const edgeMonitor = await RouteMonitor.start(edge);
+  await new Promise((r) => setTimeout(r, 300));
 
   // Continuous probes for the whole run; ping's own counts, read from its summary at SIGINT.
-  const pinger = await lab.daemon({
-    name: 'bench-ping',
-    command: 'ping',
-    args: ['-6', '-i', '0.01', '-W', '1', address],
-    netns: client.ns,
-  });
+  const pingers = [
+    await lab.daemon({
+      name: 'bench-ping-host3',
+      command: 'ping',
+      args: ['-6', '-i', '0.01', '-W', '1', address],
+      netns: client.ns,
+    }),
+    await lab.daemon({
+      name: 'bench-ping-ext',
+      command: 'ping',
+      args: ['-6', '-i', '0.01', '-W', '1', address],
+      netns: ext,
+    }),
+  ];
   const converge: number[] = [];
+  const edgeConverge: number[] = [];
   const attach: number[] = [];
-  const others = [h1, h2, h3];
   for (let i = 1; i <= MOVES; i++) {
     const target = where === h1 ? h2 : h1;
-    const begin = performance.now();
+    const begin = Date.now();
     const next = await cluster.workload(target, `m${i}`, 'blue', 'bench.mover');
-    // Convergence counts from the claim (attach and local routes are in place when the call returns).
-    const start = performance.now();
-    attach.push(start - begin);
-    // Every other host forwards to the new host's SID (its kernel, read with ip).
-    for (const h of others.filter((x) => x !== target)) {
-      for (;;) {
-        const table = h === where ? '385425' : '385424'; // the old host redirects from its delivery table
-        const r = await h.ns.ip('-6', 'route', 'show', 'table', table, `${address}/128`);
-        if (r.stdout.includes(sid(target))) break;
-        if (performance.now() - start > 30_000) throw new Error(`move ${i}: ${h.name} did not repoint`);
-        await new Promise((res) => setTimeout(res, 2));
-      }
+    // The claim: the new instance's delivery route is in the new host's kernel.
+    const claim = await monitors
+      .get(target.name)!
+      .first(
+        begin,
+        (t) => routeOf(address)(t) && inTable(DELIVERY_TABLE)(t) && !t.includes('encap'),
+        `move ${i}: ${target.name} delivers locally`,
+      );
+    attach.push(claim - begin);
+    const newSid = sid(target);
+    const oldSid = sid(where);
+    let last = claim;
+    for (const h of cluster.hosts.filter((x) => x !== target)) {
+      const table = h === where ? DELIVERY_TABLE : EGRESS_TABLE; // the old host redirects
+      const at = await monitors
+        .get(h.name)!
+        .first(
+          begin,
+          (t) => routeOf(address)(t) && inTable(table)(t) && t.includes(`[ ${newSid} ]`),
+          `move ${i}: ${h.name} forwards to ${target.name}`,
+        );
+      last = Math.max(last, at);
     }
-    converge.push(performance.now() - start);
+    converge.push(last - claim);
+    const atEdge = await edgeMonitor.first(
+      begin,
+      (t) => routeOf(address)(t) && t.includes(`[ ${newSid} ]`) && !t.includes(`[ ${oldSid} ]`),
+      `move ${i}: FRR forwards to ${target.name}`,
+    );
+    edgeConverge.push(atEdge - claim);
     await cluster.api(where).call('deleteWorkload', { identity: 'bench.mover' });
     await current.ns.destroy();
     current = next;
     where = target;
   }
-  pinger.kill('SIGINT');
-  await pinger.exited;
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(readFileSync(pinger.logFile, 'utf8'));
-  const transmitted = Number(m?.[1] ?? 0);
-  const received = Number(m?.[2] ?? 0);
+  const probes = { transmitted: 0, received: 0 };
+  for (const p of pingers) {
+    p.kill('SIGINT');
+    await p.exited;
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(readFileSync(p.logFile, 'utf8'));
+    probes.transmitted += Number(m?.[1] ?? 0);
+    probes.received += Number(m?.[2] ?? 0);
+  }
+  for (const m of [...monitors.values(), edgeMonitor]) await m.stop();
+  const lost = probes.transmitted - probes.received;
   const agentRss = rssMb(h3.agent!.pid);
   const libp2pRss = await bareLibp2pRss();
   const result = {
     bench: 'mobility',
     moves: MOVES,
-    lost: transmitted - received,
+    lost,
     converge_p50_ms: round(median(converge), 1),
     converge_p99_ms: round(quantile(converge, 0.99), 1),
-    edge_converge_p99_ms: null,
+    edge_converge_p99_ms: round(quantile(edgeConverge, 0.99), 1),
     agent_rss_mb: round(agentRss, 1),
     libp2p_rss_mb: round(libp2pRss, 1),
   };
+  const ms = (v: number[]) =>
+    `p50 ${round(median(v), 1)} ms, p99 ${round(quantile(v, 0.99), 1)} ms, max ${round(Math.max(...v), 1)} ms`;
   process.stdout.write(
-    `moves    ${MOVES} between host1 and host2, client on host3 at 100 pps\n` +
-      `probes   ${transmitted} sent, ${received} received, ${transmitted - received} lost\n` +
-      `attach   p50 ${round(median(attach), 1)} ms (new instance: link, address, local routes, then the claim)\n` +
-      `converge p50 ${result.converge_p50_ms} ms, p99 ${result.converge_p99_ms} ms (claim -> every other host's kernel forwards to the new host)\n` +
-      `edge     not measured here (the FRR edge is measured by bench/bgp.ts)\n` +
+    `moves    ${MOVES} between host1 and host2; probes at 100 pps from a client on host3 and from an external client behind FRR\n` +
+      `probes   ${probes.transmitted} sent, ${probes.received} received, ${lost} lost\n` +
+      `attach   ${ms(attach)} (API call -> the new host's kernel delivers: link, address, local routes)\n` +
+      `converge ${ms(converge)} (claim -> every other host's kernel forwards to the new host)\n` +
+      `edge     ${ms(edgeConverge)} (claim -> FRR's kernel route points at the new host only)\n` +
       `rss      agent ${result.agent_rss_mb} MB, bare libp2p process ${result.libp2p_rss_mb} MB\n` +
       `${JSON.stringify(result)}\n`,
   );

@@ -94,7 +94,13 @@ export interface ReconcileReport {
   readonly error?: string;
 }
 
-const DEBOUNCE_MS = 20;
+/**
+ * Debounce: a reconcile starts once triggers have been quiet for DEBOUNCE_QUIET_MS, and at the latest
+ * DEBOUNCE_MAX_MS after the first trigger of a burst. A lone change (a workload moved) is acted on
+ * within a few milliseconds; a burst (anti-entropy applying hundreds of records) makes one reconcile.
+ */
+const DEBOUNCE_QUIET_MS = 2;
+const DEBOUNCE_MAX_MS = 20;
 const FULL_RECHECK_MS = 30_000;
 /** Drain: the longest wait for traffic to move away (`segmesh drain --wait`), and how still is still. */
 const DRAIN_WAIT_MS = 10_000;
@@ -124,7 +130,16 @@ export class Agent {
   #view: FabricView | undefined;
   #plan: HostPlan | undefined;
   #lastNft = '';
+  /** The nftables rulesets the latest reconcile wants, applied off the route path (see #isolate). */
+  #nftWanted: string | undefined;
+  #nftRunning: Promise<void> | undefined;
+  #nftError: string | undefined;
+  #burstStartMs = 0;
   #lastHostAdvert = '';
+  #lastBgpLocators: string | undefined;
+  /** Workloads attached and waiting for their routes, to be claimed in gossip right after them. */
+  readonly #claims = new Set<string>();
+  #lastBgpTenants: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #fullTimer: NodeJS.Timeout | undefined;
   #running: Promise<ReconcileReport> | undefined;
@@ -314,6 +329,7 @@ export class Agent {
     clearTimeout(this.#timer);
     clearInterval(this.#fullTimer);
     await this.#running?.catch(() => undefined);
+    await this.isolationSettled();
     await this.#bgp?.stop();
     await this.#gossip?.stop();
     if (!this.#injectedDp) await this.#dp?.close();
@@ -373,15 +389,18 @@ export class Agent {
 
   // ---- reconcile ----
 
-  /** Schedules a reconcile (debounced: bursts within 20 ms make one). */
+  /** Schedules a reconcile (debounced: 2 ms of quiet, at most 20 ms after the first trigger). */
   trigger(): void {
     // While draining, the agent stops repairing: it is taking its state down on purpose.
     if (!this.#started || this.#draining) return;
-    if (this.#timer) return;
+    const now = performance.now();
+    if (this.#timer) clearTimeout(this.#timer);
+    else this.#burstStartMs = now;
+    const wait = Math.max(0, Math.min(DEBOUNCE_QUIET_MS, this.#burstStartMs + DEBOUNCE_MAX_MS - now));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.reconcileNow();
-    }, DEBOUNCE_MS);
+    }, wait);
   }
 
   /** Runs a reconcile now (or right after the one in progress) and resolves with its report. */
@@ -436,21 +455,20 @@ export class Agent {
       const plan = computeHostPlan(view, s.hostName);
       const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
       const result = await dp.reconcile(desired.dataplane);
-      const nft = nftIsolationRuleset(desired.isolation);
-      if (nft !== this.#lastNft) {
-        await dp.applyNft(nft);
-        const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
-        await dp.applyNft(
+      this.#view = view;
+      this.#plan = plan;
+      // Routes are in place: claim the workloads attached since (gossip) and announce (host record,
+      // BGP) side by side, then the filters, which take an `nft` process (tens to hundreds of
+      // milliseconds) and so never delay a route or an announcement.
+      await Promise.all([this.#publishClaims(), this.#advertise(view)]);
+      const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
+      this.#isolate(
+        nftIsolationRuleset(desired.isolation) +
           nftMssClampRuleset(
             desired.links.map((l) => l.link),
             mssFor(mtu),
           ),
-        );
-        this.#lastNft = nft;
-      }
-      this.#view = view;
-      this.#plan = plan;
-      await this.#advertise(view);
+      );
       report = {
         atMs: Date.now(),
         durationMs: performance.now() - started,
@@ -459,6 +477,7 @@ export class Agent {
         replaced: result.replaced,
         deleted: result.deleted,
         skipped: state.skipped,
+        ...(this.#nftError !== undefined ? { error: this.#nftError } : {}),
       };
       if (result.added + result.replaced + result.deleted > 0 || state.skipped.length > 0) {
         this.#log.info({ ...report, skipped: state.skipped.slice(0, 10) }, 'reconciled');
@@ -480,6 +499,42 @@ export class Agent {
     this.#lastReport = report;
     this.onReconcile?.(report);
     return report;
+  }
+
+  /**
+   * Applies the isolation and MSS-clamp tables (one `nft -f -`, one transaction) in a lane of its own:
+   * only the newest wanted ruleset is applied, and a reconcile does not wait for it. Callers that need
+   * the filters in place (a workload added, a link about to be deleted) await {@link isolationSettled}.
+   */
+  #isolate(ruleset: string): void {
+    if (ruleset === this.#lastNft && this.#nftWanted === undefined) return;
+    this.#nftWanted = ruleset;
+    if (this.#nftRunning) return;
+    this.#nftRunning = (async () => {
+      while (this.#nftWanted !== undefined) {
+        const next = this.#nftWanted;
+        this.#nftWanted = undefined;
+        if (next === this.#lastNft) continue;
+        try {
+          await this.#dp!.applyNft(next);
+          this.#lastNft = next;
+          this.#nftError = undefined;
+        } catch (e) {
+          // Retried by the next reconcile (the wanted ruleset still differs from the applied one).
+          this.#nftError = `nftables: ${(e as Error).message}`;
+          if (this.#lastReport && this.#lastReport.error === undefined)
+            this.#lastReport = { ...this.#lastReport, error: this.#nftError };
+          this.#log.error({ err: e }, 'applying the isolation filters failed; the previous ones stay');
+        }
+      }
+    })().finally(() => {
+      this.#nftRunning = undefined;
+    });
+  }
+
+  /** Resolves when the newest isolation ruleset a reconcile wanted has been applied (or failed). */
+  async isolationSettled(): Promise<void> {
+    while (this.#nftRunning) await this.#nftRunning;
   }
 
   /** Our own host record and the VPN routes of our workloads, when they changed. */
@@ -508,9 +563,21 @@ export class Agent {
     if (!this.#bgp) return;
     const b = this.settings.spec.bgp!;
     // Gossip is the authority for the fabric: a BGP route whose SID lies in a fabric locator is dropped.
-    this.#bgp.setFabricLocators([...view.hosts.values()].map((h) => formatPrefix(h.locator)));
-    const tenants = [...view.tenants.values()].filter((t) => t.routeTarget);
-    await this.#bgp.setTenants(tenants.map((t) => ({ name: t.name, routeTarget: t.routeTarget! })));
+    // Both settings are handed over only when they change: each re-judges every learned route, and the
+    // tenants rewrite gobgpd's import policy (several API calls), which must not sit on every reconcile.
+    const locators = [...view.hosts.values()].map((h) => formatPrefix(h.locator));
+    if (locators.join() !== this.#lastBgpLocators) {
+      this.#bgp.setFabricLocators(locators);
+      this.#lastBgpLocators = locators.join();
+    }
+    const tenants = [...view.tenants.values()]
+      .filter((t) => t.routeTarget)
+      .map((t) => ({ name: t.name, routeTarget: t.routeTarget! }));
+    const tenantsKey = JSON.stringify(tenants);
+    if (tenantsKey !== this.#lastBgpTenants) {
+      await this.#bgp.setTenants(tenants);
+      this.#lastBgpTenants = tenantsKey;
+    }
     const adverts: VpnAdvert[] = [];
     for (const w of view.workloads.values()) {
       if (w.host !== this.settings.hostName) continue;
@@ -533,6 +600,17 @@ export class Agent {
   }
 
   // ---- workloads ----
+
+  /** Publishes the claims of workloads attached since the last reconcile (their routes are in place). */
+  async #publishClaims(): Promise<void> {
+    await Promise.all(
+      [...this.#claims].map(async (id) => {
+        const w = this.#store.get(id);
+        if (w) await this.#publishWorkload(w);
+        this.#claims.delete(id); // kept when publishing failed: addWorkload tries again
+      }),
+    );
+  }
 
   async #publishWorkload(w: LocalWorkload): Promise<void> {
     const delivery = this.#view?.hosts.get(this.settings.hostName)?.sids.tenantDelivery.get(w.tenant)?.sid;
@@ -631,9 +709,13 @@ export class Agent {
       attachedAtMs: Date.now(),
     };
     await this.#store.put(workload);
-    // Routes first, then the claim: by the time others steer traffic here, delivery is in place.
+    // Routes first, then the claim: by the time others steer traffic here, delivery is in place. The
+    // reconcile claims the workload (gossip and BGP) as soon as its routes are in; the call returns
+    // when the workload's filters are in place too.
+    this.#claims.add(id);
     await this.reconcileNow();
-    await this.#publishWorkload(workload);
+    if (this.#claims.delete(id)) await this.#publishWorkload(workload); // that reconcile failed
+    await this.isolationSettled();
     this.#log.info({ workload: id, address: workload.address, moved: Boolean(remote) }, 'workload attached');
     return { workload, gateway: GATEWAY, moved: Boolean(remote), existing: false };
   }
@@ -646,6 +728,8 @@ export class Agent {
     await this.#gossip!.removeWorkload(w.id);
     await this.#store.delete(w.id);
     await this.reconcileNow();
+    // The filters must no longer name the link before it goes (nft refuses a chain on a missing device).
+    await this.isolationSettled();
     await detachWorkload(this.#dp!, w.hostLink);
     this.#log.info({ workload: w.id }, 'workload detached');
     return true;
@@ -801,6 +885,7 @@ export class Agent {
     // Others remove their routes to us; what is in flight still finds our SIDs.
     await new Promise((r) => setTimeout(r, DRAIN_SETTLE_MS));
     this.#started = false;
+    await this.isolationSettled();
     const flushed = await this.#dp!.flushOwned();
     await this.#dp!.applyNft(nftFlushRuleset());
     this.#lastNft = '';

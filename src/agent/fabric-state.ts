@@ -131,10 +131,15 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
     workloads.set(w.id, { id: w.id, tenant: w.tenant, host, address: ipv6FromBytes(w.record.opaqueAddress) });
   }
   for (const w of s.local) {
-    // Make before break: a newer claim of this identity on another host means the workload moved
-    // there; until the old instance here is removed, this host redirects to the new one.
+    // Make before break: a claim of this identity on another host made after this instance was
+    // attached means the workload moved there; until the old instance here is removed, this host
+    // redirects to the new one. A claim older than this instance is the old place of a workload that
+    // moved here: this host delivers (its own claim follows once its routes are in place).
     const winner = s.gossip.workloads.get(w.id);
-    const newHost = winner && winner.hostId !== s.self.hostId ? nameOf.get(winner.hostId) : undefined;
+    const newHost =
+      winner && winner.hostId !== s.self.hostId && winner.version.wall > w.attachedAtMs
+        ? nameOf.get(winner.hostId)
+        : undefined;
     if (newHost && tenantNames.has(w.tenant)) {
       workloads.set(w.id, {
         id: w.id,
