@@ -209,6 +209,7 @@ try {
   ];
   const converge: number[] = [];
   const edgeConverge: number[] = [];
+  const edgeFirst: number[] = [];
   const attach: number[] = [];
   for (let i = 1; i <= MOVES; i++) {
     const target = where === h1 ? h2 : h1;
@@ -244,6 +245,14 @@ try {
       `move ${i}: FRR forwards to ${target.name}`,
     );
     edgeConverge.push(atEdge - claim);
+    // FRR may first install both hosts' paths (ECMP; what reaches the old host is redirected).
+    edgeFirst.push(
+      (await edgeMonitor.first(
+        begin,
+        (t) => routeOf(address)(t) && t.includes(`[ ${newSid} ]`),
+        `move ${i}: FRR uses ${target.name}`,
+      )) - claim,
+    );
     await cluster.api(where).call('deleteWorkload', { identity: 'bench.mover' });
     await current.ns.destroy();
     current = next;
@@ -279,6 +288,7 @@ try {
       `attach   ${ms(attach)} (API call -> the new host's kernel delivers: link, address, local routes)\n` +
       `converge ${ms(converge)} (claim -> every other host's kernel forwards to the new host)\n` +
       `edge     ${ms(edgeConverge)} (claim -> FRR's kernel route points at the new host only)\n` +
+      `         ${ms(edgeFirst)} (claim -> FRR's kernel route includes the new host)\n` +
       `rss      agent ${result.agent_rss_mb} MB, bare libp2p process ${result.libp2p_rss_mb} MB\n` +
       `${JSON.stringify(result)}\n`,
   );

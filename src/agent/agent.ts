@@ -135,6 +135,7 @@ export class Agent {
   #nftRunning: Promise<void> | undefined;
   #nftError: string | undefined;
   #burstStartMs = 0;
+  #readingView = false;
   #lastHostAdvert = '';
   #lastBgpLocators: string | undefined;
   /** Workloads attached and waiting for their routes, to be claimed in gossip right after them. */
@@ -243,7 +244,10 @@ export class Agent {
       'policy-changed',
       'record',
     ]) {
-      this.#gossip.addEventListener(event as 'record', () => this.trigger());
+      // Events raised while the reconcile itself reads the view describe what it is about to apply.
+      this.#gossip.addEventListener(event as 'record', () => {
+        if (!this.#readingView) this.trigger();
+      });
     }
     this.#gossip.addEventListener('conflict-lost', (e) => {
       this.#log.warn({ conflict: e.detail }, 'this host lost an address conflict: the other claim is newer');
@@ -429,6 +433,16 @@ export class Agent {
     }));
   }
 
+  /** The gossip view; the change events reading it raises trigger no second reconcile. */
+  #viewForReconcile(): ReturnType<Gossip['view']> {
+    this.#readingView = true;
+    try {
+      return this.#gossip!.view();
+    } finally {
+      this.#readingView = false;
+    }
+  }
+
   async #reconcile(): Promise<ReconcileReport> {
     const started = performance.now();
     const s = this.settings;
@@ -441,7 +455,7 @@ export class Agent {
         ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
         maxSegments: s.spec.dataplane.maxSegments,
         underlayMtu: s.spec.dataplane.underlayMtu,
-        gossip: this.#gossip!.view(),
+        gossip: this.#viewForReconcile(),
         local: this.#store.list(),
         external: [...this.#external.values()],
         edgePeers: this.#edgePeers(),
