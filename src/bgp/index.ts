@@ -277,6 +277,15 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   readonly #batch: number;
   /** Desired own paths by key (VPN: RD|prefix; locator: ipv6|prefix). */
   readonly #own = new Map<string, OwnPath>();
+  /**
+   * Adopted gobgpd: own VPN paths it still carries that no one asked for yet. A restarted agent
+   * knows what it wants only after its first reconcile; withdrawing them at adoption and advertising
+   * them again a moment later made the edge delete and re-add the routes. The first setAdverts()
+   * keeps those it wants (unchanged: nothing is sent) and withdraws the rest.
+   */
+  readonly #adopted = new Map<string, { sig: string; withdraw: Uint8Array }>();
+  /** setAdverts() was called: the desired set is known (adoption can withdraw at once). */
+  #desiredKnown = false;
   readonly #encoder: AdvertEncoder;
   /** Received VPN paths (valid or not) by peer|RD|prefix: re-judged when the policy changes. */
   readonly #received = new Map<string, ReceivedVpnPath>();
@@ -580,11 +589,13 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       if (present.get(key)?.sig !== own.sig) add.push(own.bytes);
     }
     for (const [key, p] of present) {
-      if (!this.#own.has(key))
-        del.push(toBinary(PathSchema, create(PathSchema, { ...p.path, isWithdraw: true })));
+      if (this.#own.has(key)) continue;
+      const withdraw = toBinary(PathSchema, create(PathSchema, { ...p.path, isWithdraw: true }));
+      if (!this.#desiredKnown && !key.startsWith('ipv6|')) this.#adopted.set(key, { sig: p.sig, withdraw });
+      else del.push(withdraw);
     }
     this.#log.info(
-      { present: present.size, add: add.length, withdraw: del.length },
+      { present: present.size, add: add.length, withdraw: del.length, pending: this.#adopted.size },
       'diffed own paths of adopted gobgpd',
     );
     await this.#push(client, [...del, ...add]);
@@ -611,6 +622,14 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       const key = vpnKey(a.rd, a.prefix);
       let own = this.#encoder.encode(a);
       if (this.#gshut) own = this.#withGshut(own);
+      const adopted = this.#adopted.get(key);
+      if (adopted) {
+        this.#adopted.delete(key);
+        if (adopted.sig === own.sig) {
+          this.#own.set(key, own); // gobgpd has exactly this path already
+          continue;
+        }
+      }
       if (this.#own.get(key)?.sig === own.sig) continue;
       this.#own.set(key, own);
       paths.push(own.bytes);
@@ -640,6 +659,17 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
     const gone = [...this.#own.keys()].filter((k) => !k.startsWith('ipv6|') && !keep.has(k));
     await this.#withdrawKeys(gone);
     await this.advertise(adverts);
+    this.#desiredKnown = true;
+    await this.#withdrawAdopted();
+  }
+
+  /** Withdraws the adopted paths no one asked for. */
+  async #withdrawAdopted(): Promise<void> {
+    if (this.#adopted.size === 0) return;
+    const stale = [...this.#adopted.values()].map((a) => a.withdraw);
+    this.#adopted.clear();
+    this.#log.info({ withdrawn: stale.length }, 'withdrew adopted paths this agent no longer wants');
+    if (this.#client) await this.#serial(() => this.#push(this.sidecar.client, stale));
   }
 
   #withGshut(own: OwnPath): OwnPath {
@@ -663,6 +693,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
   async leave(): Promise<number> {
     const keys = [...this.#own.keys()];
     await this.#withdrawKeys(keys);
+    await this.#withdrawAdopted();
     this.#running = false;
     this.#watchAbort?.abort();
     await this.#chain;

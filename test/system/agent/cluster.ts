@@ -212,7 +212,9 @@ export interface PingResult {
   readonly answered: number;
   /** Highest sequence number answered. */
   readonly lastSeq: number;
-  /** Sequence numbers without a reply below `lastSeq`: lost (one in flight at the interrupt is not). */
+  /** Echo requests sent (ping's summary). */
+  readonly transmitted: number;
+  /** Sequence numbers without a reply, but for the last one sent (in flight at the interrupt). */
   readonly lost: readonly number[];
 }
 
@@ -239,9 +241,10 @@ export async function startPing(
       const text = readFileSync(daemon.logFile, 'utf8');
       const seqs = new Set([...text.matchAll(/icmp_seq=(\d+) /g)].map((m) => Number(m[1])));
       const lastSeq = Math.max(0, ...seqs);
+      const transmitted = Number(/(\d+) packets transmitted/.exec(text)?.[1] ?? lastSeq);
       const lost: number[] = [];
-      for (let i = 1; i <= lastSeq; i++) if (!seqs.has(i)) lost.push(i);
-      return { answered: seqs.size, lastSeq, lost };
+      for (let i = 1; i < Math.max(transmitted, lastSeq + 1); i++) if (!seqs.has(i)) lost.push(i);
+      return { answered: seqs.size, lastSeq, transmitted, lost };
     },
   };
 }

