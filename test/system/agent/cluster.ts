@@ -214,7 +214,7 @@ export interface PingResult {
   readonly lastSeq: number;
   /** Echo requests sent (ping's summary). */
   readonly transmitted: number;
-  /** Sequence numbers without a reply, but for the last one sent (in flight at the interrupt). */
+  /** Sequence numbers without a reply, but for the last ten sent (in flight at the interrupt). */
   readonly lost: readonly number[];
 }
 
@@ -243,7 +243,8 @@ export async function startPing(
       const lastSeq = Math.max(0, ...seqs);
       const transmitted = Number(/(\d+) packets transmitted/.exec(text)?.[1] ?? lastSeq);
       const lost: number[] = [];
-      for (let i = 1; i < Math.max(transmitted, lastSeq + 1); i++) if (!seqs.has(i)) lost.push(i);
+      // The last 10 sent (100 ms) may still be in flight at the interrupt under load; earlier ones not.
+      for (let i = 1; i <= Math.max(transmitted - 10, lastSeq); i++) if (!seqs.has(i)) lost.push(i);
       return { answered: seqs.size, lastSeq, transmitted, lost };
     },
   };
