@@ -105,7 +105,7 @@ const FULL_RECHECK_MS = 30_000;
 /** Drain: the longest wait for traffic to move away (`segmesh drain --wait`), and how still is still. */
 const DRAIN_WAIT_MS = 10_000;
 const DRAIN_MIN_MS = 1_000;
-const DRAIN_QUIET_MS = 1_000;
+const DRAIN_QUIET_MS = 2_000;
 const DRAIN_SETTLE_MS = 1_000;
 
 export interface DrainReport {
@@ -828,40 +828,6 @@ export class Agent {
     return problems;
   }
 
-  /** BGP sessions as gobgpd reports them. */
-  async bgpPeers(): Promise<
-    Array<{
-      address: string;
-      asn: number;
-      state: string;
-      received: bigint;
-      accepted: bigint;
-      advertised: bigint;
-    }>
-  > {
-    if (!this.#bgp) return [];
-    const peers = await this.#bgp.sidecar.client.list('listPeer', {});
-    return peers.map((r) => {
-      const p = r.peer;
-      let received = 0n;
-      let accepted = 0n;
-      let advertised = 0n;
-      for (const af of p?.afiSafis ?? []) {
-        received += af.state?.received ?? 0n;
-        accepted += af.state?.accepted ?? 0n;
-        advertised += af.state?.advertised ?? 0n;
-      }
-      return {
-        address: p?.conf?.neighborAddress ?? '',
-        asn: p?.conf?.peerAsn ?? 0,
-        state: String(p?.state?.sessionState ?? 'unknown'),
-        received,
-        accepted,
-        advertised,
-      };
-    });
-  }
-
   get draining(): boolean {
     return this.#draining;
   }
@@ -873,7 +839,7 @@ export class Agent {
    *    other path to the same prefixes (FRR lowers the local preference to 0) while this host still
    *    delivers;
    * 3. publishes its host record with `leaving`;
-   * 4. waits until traffic to its SIDs has stopped (their counters stand still for a second) or
+   * 4. waits until traffic to its SIDs has stopped (their counters stand still for 2 s) or
    *    `waitMs` (default 10 s) ran out;
    * 5. withdraws its workloads and host record from gossip and every path from BGP (gobgpd stops);
    * 6. after a short settle, removes its routes and rules, its nftables tables, restores the sysctls,

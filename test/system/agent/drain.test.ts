@@ -149,7 +149,7 @@ systemSuite(
       const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
       expect(moved.address).toBe(web.address);
       // Seen at the first look where host2's path is best: host1's path is still there, not best (the
-      // drained host withdraws only once its SIDs' counters stood still for a second after this).
+      // drained host withdraws only once its SIDs' counters stood still for 2 s after this).
       let host1Kept = false;
       await waitFor(
         async () => {
