@@ -80,29 +80,48 @@ systemSuite(
         '-c',
         `ip netns add ${mover.netns} && ip -n ${mover.netns} link set lo up`,
       ]);
+      // Route events with timestamps in every node that must repoint (and host2, whose delivery
+      // route is the claim); the containers share the machine's clock.
+      const watched = ['host1', 'host2', 'host3', 'edge1'];
+      for (const node of watched)
+        await lab!.run(node, [
+          'sh',
+          '-c',
+          'ip -tshort -6 monitor route >/tmp/move-monitor.txt 2>&1 & echo $! >/tmp/move-monitor.pid',
+        ]);
       const t0 = Date.now();
       expect(await attachWorkload(lab!, moved)).toBe(mover.address); // sticky: same identity, same address
       const attachedMs = Date.now() - t0;
-      const sid = (await agentWorkloads(lab!, 'host2')).find((w) => w.identity === mover.name)!;
-      const deliverySid = (sid as unknown as { deliverySid: string }).deliverySid;
+      const { deliverySid } = (await agentWorkloads(lab!, 'host2')).find((w) => w.identity === mover.name)!;
+      // Converged: the node's kernel route to the mover leads to host2's delivery SID (host2 itself:
+      // its delivery route on the new link).
+      const firstEvent = async (node: string, match: (line: string) => boolean) => {
+        const text = await lab!.run(node, ['cat', '/tmp/move-monitor.txt']);
+        const line = text
+          .split('\n')
+          .find((l) => l.includes(mover.address) && !l.includes('Deleted') && match(l));
+        const ts = line && /^\[([0-9T:.-]+)\]/.exec(line)?.[1];
+        return ts ? Date.parse(`${ts.slice(0, 23)}Z`) : undefined;
+      };
       const converged = new Map<string, number>();
-      await Promise.all(
-        ['host1', 'host3', 'edge1'].map((node) =>
-          waitFor(
-            async () => {
-              const route = await routeTo(node, mover.address);
-              const ok = route.includes(deliverySid);
-              if (ok) converged.set(node, Date.now() - t0);
-              return ok;
-            },
-            {
-              timeoutMs: 30_000,
-              intervalMs: 50,
-              what: `${node} forwards blue/mover to host2 (${deliverySid})`,
-            },
-          ),
-        ),
+      await waitFor(
+        async () => {
+          for (const node of ['host1', 'host3', 'edge1']) {
+            if (converged.has(node)) continue;
+            if (!(await routeTo(node, mover.address)).includes(deliverySid)) continue;
+            const at = await firstEvent(node, (l) => l.includes(deliverySid));
+            if (at !== undefined) converged.set(node, at);
+          }
+          return converged.size === 3;
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          what: `host1, host3 and edge1 forward blue/mover to ${deliverySid}`,
+        },
       );
+      const claimAt = await firstEvent('host2', (l) => !l.includes('encap'));
+      for (const node of watched) await lab!.run(node, ['sh', '-c', 'kill $(cat /tmp/move-monitor.pid)']);
       // Break only now: the old instance goes (CNI DEL on host1).
       await detachWorkload(lab!, mover);
 
@@ -111,8 +130,11 @@ systemSuite(
         const m = /(\d+) packets transmitted, (\d+) received/.exec(r.output);
         return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
       });
+      const after = (node: string) =>
+        `${converged.get(node)! - t0} ms (${claimAt === undefined ? '?' : converged.get(node)! - claimAt} ms after the claim)`;
       progress(
-        `mobility: attach ${attachedMs} ms; converged host1 ${converged.get('host1')} ms, host3 ${converged.get('host3')} ms, edge1 (FRR) ${converged.get('edge1')} ms; ` +
+        `mobility: CNI ADD returned after ${attachedMs} ms, host2's delivery route at ${claimAt === undefined ? '?' : claimAt - t0} ms; ` +
+          `repointed: host1 ${after('host1')}, host3 ${after('host3')}, edge1 (FRR) ${after('edge1')}; ` +
           `lost prober ${lost[0]!.sent - lost[0]!.received}/${lost[0]!.sent}, ext1 ${lost[1]!.sent - lost[1]!.received}/${lost[1]!.sent}`,
       );
       for (const l of lost) {
