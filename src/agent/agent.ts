@@ -18,6 +18,7 @@ import { parseRd } from '../bgp/update.ts';
 import { detectVrf } from '../dataplane/dataplane.ts';
 import {
   type Dataplane,
+  type DesiredState,
   LinuxDataplane,
   mssFor,
   nftIsolationRuleset,
@@ -44,6 +45,7 @@ import { deriveLocators } from '../srv6/locator.ts';
 import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
 import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
 import type { AgentSettings } from './config.ts';
+import { desiredDelta } from './delta.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
 import { toDesiredHost } from './translate.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
@@ -136,6 +138,10 @@ export class Agent {
   #nftError: string | undefined;
   #burstStartMs = 0;
   #readingView = false;
+  /** What the last reconcile applied to the kernel (undefined: unknown, the next one dumps and diffs). */
+  #applied: DesiredState | undefined;
+  #appliedLinks = '';
+  #fullDue = true;
   #lastHostAdvert = '';
   #lastBgpLocators: string | undefined;
   /** Workloads attached and waiting for their routes, to be claimed in gossip right after them. */
@@ -319,7 +325,10 @@ export class Agent {
 
     this.#started = true;
     await this.reconcileNow();
-    this.#fullTimer = setInterval(() => this.trigger(), FULL_RECHECK_MS);
+    this.#fullTimer = setInterval(() => {
+      this.#fullDue = true;
+      this.trigger();
+    }, FULL_RECHECK_MS);
     this.#fullTimer.unref();
     this.#log.info({ locator: formatPrefix(this.#locator), hostId: this.hostId }, 'agent started');
   }
@@ -433,6 +442,51 @@ export class Agent {
     }));
   }
 
+  /**
+   * Applies the desired kernel state: as a delta against what the last reconcile applied when that is
+   * known (no kernel dump: a moved workload costs one route write per host), else with the data
+   * plane's full dump and diff, which also repairs drift. Full: at start, every FULL_RECHECK_MS, when
+   * the set of workload links changed (a link takes its routes with it when it goes), after a
+   * conflict, and whenever a delta write fails. Between full checks the agent assumes the kernel
+   * still holds what it applied.
+   */
+  async #apply(
+    wanted: DesiredState,
+    links: string,
+  ): Promise<{ added: number; replaced: number; deleted: number; full: boolean }> {
+    const dp = this.#dp!;
+    const applied = this.#applied;
+    const delta =
+      !this.#fullDue && applied !== undefined && links === this.#appliedLinks
+        ? desiredDelta(applied, wanted)
+        : undefined;
+    if (delta) {
+      try {
+        const { routes, rules } = delta;
+        if (rules.add.length > 0) await dp.addRules(rules.add);
+        if (routes.add.length > 0) await dp.addRoutes(routes.add);
+        if (routes.replace.length > 0) await dp.replaceRoutes(routes.replace);
+        if (routes.delete.length > 0) await dp.deleteRoutes(routes.delete);
+        if (rules.delete.length > 0) await dp.deleteRules(rules.delete);
+        this.#applied = wanted;
+        return {
+          added: routes.add.length + rules.add.length,
+          replaced: routes.replace.length,
+          deleted: routes.delete.length + rules.delete.length,
+          full: false,
+        };
+      } catch (e) {
+        this.#log.warn({ err: e }, 'incremental kernel update failed; reconciling against a full dump');
+      }
+    }
+    this.#applied = undefined;
+    const result = await dp.reconcile(wanted);
+    this.#fullDue = false;
+    this.#appliedLinks = links;
+    if (result.conflicts.length === 0) this.#applied = wanted;
+    return { ...result, full: true };
+  }
+
   /** The gossip view; the change events reading it raises trigger no second reconcile. */
   #viewForReconcile(): ReturnType<Gossip['view']> {
     this.#readingView = true;
@@ -446,7 +500,6 @@ export class Agent {
   async #reconcile(): Promise<ReconcileReport> {
     const started = performance.now();
     const s = this.settings;
-    const dp = this.#dp!;
     let report: ReconcileReport;
     try {
       const state = buildFabricState({
@@ -468,7 +521,13 @@ export class Agent {
       });
       const plan = computeHostPlan(view, s.hostName);
       const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
-      const result = await dp.reconcile(desired.dataplane);
+      const result = await this.#apply(
+        desired.dataplane,
+        desired.links
+          .map((l) => l.link)
+          .sort()
+          .join(' '),
+      );
       this.#view = view;
       this.#plan = plan;
       // Routes are in place: claim the workloads attached since (gossip) and announce (host record,
@@ -494,7 +553,7 @@ export class Agent {
         ...(this.#nftError !== undefined ? { error: this.#nftError } : {}),
       };
       if (result.added + result.replaced + result.deleted > 0 || state.skipped.length > 0) {
-        this.#log.info({ ...report, skipped: state.skipped.slice(0, 10) }, 'reconciled');
+        this.#log.info({ ...report, full: result.full, skipped: state.skipped.slice(0, 10) }, 'reconciled');
       }
     } catch (e) {
       report = {
