@@ -4,8 +4,9 @@
  * packets per second while the workload moves between host1 and host2, 50 times (make before break:
  * start on the new host, wait until every host and FRR forward there, remove the old instance).
  *
- * Timing comes from the kernels themselves: an `ip -tshort monitor route` per namespace stamps every
- * route change (µs), so nothing is polled and the probes do not compete with the agents for the CPU.
+ * Timing comes from the kernels themselves: an `ip -tshort monitor route` per namespace (at real-time
+ * priority) stamps every route change (µs), so nothing is polled and the probes do not compete with
+ * the agents for the CPU.
  * Per move:
  *   - claim: the new host's own kernel has the delivery route of the new instance (its routes are in
  *     place; from then on it may announce the workload);
@@ -84,8 +85,10 @@ class RouteMonitor {
   static async start(ns: Netns): Promise<RouteMonitor> {
     const daemon = await lab.daemon({
       name: `bench-monitor-${ns.name}`,
-      command: 'ip',
-      args: ['-tshort', 'monitor', 'route'],
+      // Real-time priority: `ip` stamps a change when it reads it, so on a busy machine a monitor
+      // waiting for the CPU would stamp late (and make a claim look later than it was, too).
+      command: 'chrt',
+      args: ['-f', '10', 'ip', '-tshort', 'monitor', 'route'],
       netns: ns,
       env: { ...process.env, TZ: 'UTC' },
     });
@@ -134,6 +137,51 @@ class RouteMonitor {
   async stop(): Promise<void> {
     await this.#daemon.stop();
   }
+}
+
+interface MoveTimes {
+  readonly move: number;
+  readonly begin: number;
+  readonly claim: number;
+  readonly removing: number;
+  readonly removed: number;
+}
+
+/**
+ * Losses from a `ping -D` log: sequence numbers without a reply although a later one was answered
+ * (the echoes after the last reply were in flight when ping stopped). The send time of a lost echo is
+ * estimated from the reply before it and the 10 ms interval.
+ */
+function pingLosses(log: string): {
+  transmitted: number;
+  received: number;
+  inFlight: number;
+  lost: { seq: number; atMs: number }[];
+} {
+  const replies = new Map<number, number>();
+  for (const m of log.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .* icmp_seq=(\d+) /gm))
+    replies.set(Number(m[2]), Number(m[1]) * 1000);
+  const transmitted = Number(/(\d+) packets transmitted/.exec(log)?.[1] ?? 0);
+  const lastAnswered = Math.max(0, ...replies.keys());
+  const lost: { seq: number; atMs: number }[] = [];
+  let before = { seq: 0, atMs: 0 };
+  for (let seq = 1; seq <= lastAnswered; seq++) {
+    const at = replies.get(seq);
+    if (at !== undefined) before = { seq, atMs: at };
+    else lost.push({ seq, atMs: before.atMs + (seq - before.seq) * 10 });
+  }
+  return { transmitted, received: replies.size, inFlight: transmitted - lastAnswered, lost };
+}
+
+/** Where in the run a moment falls, for the loss report. */
+function placeInRun(atMs: number, timeline: readonly MoveTimes[]): string {
+  const t = [...timeline].reverse().find((m) => m.begin <= atMs);
+  if (!t) return '(before the first move)';
+  const rel = (x: number) => `${Math.round(Math.abs(atMs - x))} ms`;
+  if (atMs < t.claim) return `(move ${t.move}, ${rel(t.claim)} before its claim)`;
+  if (atMs < t.removing) return `(move ${t.move}, ${rel(t.claim)} after its claim)`;
+  if (atMs < t.removed) return `(move ${t.move}, while the old instance was removed)`;
+  return `(move ${t.move}, ${rel(t.removed)} after the old instance was removed)`;
 }
 
 const routeOf = (address: string) => (text: string) => text.startsWith(`${address} `);
@@ -197,13 +245,13 @@ try {
     await lab.daemon({
       name: 'bench-ping-host3',
       command: 'ping',
-      args: ['-6', '-i', '0.01', '-W', '1', address],
+      args: ['-6', '-D', '-i', '0.01', '-W', '1', address],
       netns: client.ns,
     }),
     await lab.daemon({
       name: 'bench-ping-ext',
       command: 'ping',
-      args: ['-6', '-i', '0.01', '-W', '1', address],
+      args: ['-6', '-D', '-i', '0.01', '-W', '1', address],
       netns: ext,
     }),
   ];
@@ -211,6 +259,7 @@ try {
   const edgeConverge: number[] = [];
   const edgeFirst: number[] = [];
   const attach: number[] = [];
+  const timeline: MoveTimes[] = [];
   for (let i = 1; i <= MOVES; i++) {
     const target = where === h1 ? h2 : h1;
     const begin = Date.now();
@@ -253,21 +302,30 @@ try {
         `move ${i}: FRR uses ${target.name}`,
       )) - claim,
     );
+    const removing = Date.now();
     await cluster.api(where).call('deleteWorkload', { identity: 'bench.mover' });
     await current.ns.destroy();
+    timeline.push({ move: i, begin, claim, removing, removed: Date.now() });
     current = next;
     where = target;
   }
-  const probes = { transmitted: 0, received: 0 };
+  // The probes run on for a while after the last move, so that every echo sent during a move has had
+  // its reply; those still in flight when ping is interrupted are not losses.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const probes = { transmitted: 0, received: 0, inFlight: 0 };
+  const losses: string[] = [];
   for (const p of pingers) {
     p.kill('SIGINT');
     await p.exited;
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(readFileSync(p.logFile, 'utf8'));
-    probes.transmitted += Number(m?.[1] ?? 0);
-    probes.received += Number(m?.[2] ?? 0);
+    const r = pingLosses(readFileSync(p.logFile, 'utf8'));
+    probes.transmitted += r.transmitted;
+    probes.received += r.received;
+    probes.inFlight += r.inFlight;
+    for (const l of r.lost)
+      losses.push(`${p.name.replace('bench-ping-', '')} seq ${l.seq} ${placeInRun(l.atMs, timeline)}`);
   }
   for (const m of [...monitors.values(), edgeMonitor]) await m.stop();
-  const lost = probes.transmitted - probes.received;
+  const lost = losses.length;
   const agentRss = rssMb(h3.agent!.pid);
   const libp2pRss = await bareLibp2pRss();
   const result = {
@@ -284,7 +342,9 @@ try {
     `p50 ${round(median(v), 1)} ms, p99 ${round(quantile(v, 0.99), 1)} ms, max ${round(Math.max(...v), 1)} ms`;
   process.stdout.write(
     `moves    ${MOVES} between host1 and host2; probes at 100 pps from a client on host3 and from an external client behind FRR\n` +
-      `probes   ${probes.transmitted} sent, ${probes.received} received, ${lost} lost\n` +
+      `probes   ${probes.transmitted} sent, ${probes.received} received, ${lost} lost` +
+      ` (${probes.inFlight} in flight when ping stopped, 1.5 s after the last move, not counted)\n` +
+      losses.map((l) => `lost     ${l}\n`).join('') +
       `attach   ${ms(attach)} (API call -> the new host's kernel delivers: link, address, local routes)\n` +
       `converge ${ms(converge)} (claim -> every other host's kernel forwards to the new host)\n` +
       `edge     ${ms(edgeConverge)} (claim -> FRR's kernel route points at the new host only)\n` +
