@@ -75,7 +75,7 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
   it('runs gobgpd and the project CLI in each host, with the planned files', async () => {
     for (const host of ['host1', 'host2']) {
       expect((await lab!.exec(host, ['pidof', 'gobgpd'])).exitCode).toBe(0);
-      expect(await lab!.run(host, ['segmesh', 'version'])).toMatch(/^segmesh \S+ \(node 24\./);
+      expect(await lab!.run(host, ['segmesh', 'version'])).toMatch(/^segmesh +\S+ \(node 24\./m);
       expect(await lab!.run(host, ['cat', '/etc/segmesh/agent.yaml'])).toContain(`name: ${host}`);
     }
     const status = await labStatus(prefix);
