@@ -591,6 +591,10 @@ export class Agent {
         try {
           await this.#dp!.applyNft(next);
           this.#lastNft = next;
+          if (this.#nftError !== undefined && this.#lastReport?.error === this.#nftError) {
+            const { error: _, ...rest } = this.#lastReport;
+            this.#lastReport = rest;
+          }
           this.#nftError = undefined;
         } catch (e) {
           // Retried by the next reconcile (the wanted ruleset still differs from the applied one).
