@@ -259,10 +259,17 @@ export function labCommand(): Command {
               out: defaultIo.out,
               progress: defaultIo.progress,
               signal: abort.signal,
+              // A pending promise alone does not keep Node running: a timer does, until the signal.
               untilInterrupted: () =>
                 abort.signal.aborted
                   ? Promise.resolve()
-                  : new Promise((resolve) => abort.signal.addEventListener('abort', () => resolve())),
+                  : new Promise((resolve) => {
+                      const keepAlive = setInterval(() => {}, 60_000);
+                      abort.signal.addEventListener('abort', () => {
+                        clearInterval(keepAlive);
+                        resolve();
+                      });
+                    }),
             },
           );
         } finally {
