@@ -135,10 +135,10 @@ export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Prom
     else io.out(`\n== reachability (rows: from, columns: to)\n${renderMatrix(endpoints, cells)}`);
     await io.onMatrix?.({ lab, workloads, cells });
     if (!opts.once && !io.signal?.aborted) {
-      io.out(
-        `\nlab ${plan.prefix} is up: segmesh lab exec host1 -- segmesh status; segmesh lab status ${file}\n` +
-          'Ctrl-C tears it down.\n',
-      );
+      const up = `lab ${plan.prefix} is up: segmesh lab exec host1 -- segmesh status; segmesh lab status ${file}`;
+      // With --json, stdout carries the matrix alone.
+      if (opts.json) io.progress(`${up}; Ctrl-C tears it down`);
+      else io.out(`\n${up}\nCtrl-C tears it down.\n`);
       await io.untilInterrupted();
     }
     return code;

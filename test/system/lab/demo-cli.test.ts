@@ -1,33 +1,42 @@
 /**
  * `segmesh lab demo` as a user runs it, with a deliberately broken policy (blue's route target is not
- * the edge's): the process exits 1, the cells that differ are exactly those between the external
- * client and blue, and the lab is gone afterwards.
+ * the edge's): it prints the matrix, stays up until Ctrl-C, then removes the lab and exits 1; the
+ * cells that differ are exactly those between the external client and blue.
  */
 import { spawn } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { configureDockerEnv } from '../../../src/lab/engine.ts';
 import { labDown, labStatus } from '../../../src/lab/lab.ts';
-import { runPrefix, sweep, systemSuite } from '../../harness/index.ts';
+import { runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
 import { labImage, progress, runSlot } from './docker.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
-function run(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(`${ROOT}bin/segmesh`, args, { cwd: ROOT, env: { ...process.env, CI: 'true' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      process.stderr.write(b);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+interface Child {
+  readonly done: Promise<{ code: number; stdout: string; stderr: string }>;
+  readonly pid: number;
+  stdout(): string;
 }
+
+function start(args: readonly string[]): Child {
+  const child = spawn(`${ROOT}bin/segmesh`, args, { cwd: ROOT, env: { ...process.env, CI: 'true' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    process.stderr.write(b);
+  });
+  const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+  });
+  return { done, pid: child.pid!, stdout: () => stdout };
+}
+
+const run = (args: readonly string[]) => start(args).done;
 
 systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', 'docker'] }, () => {
   const name = `${runPrefix()}-bad`;
@@ -38,15 +47,14 @@ systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', '
   });
 
   it(
-    'exits 1 naming the cells that differ, and removes the lab',
+    'stays up until Ctrl-C, then tears down and exits 1 naming the cells that differ',
     async () => {
       await sweep();
       await labImage();
-      const r = await run([
+      const demo = start([
         'lab',
         'demo',
         'topologies/edge.yaml',
-        '--once',
         '--json',
         '--name',
         name,
@@ -55,6 +63,16 @@ systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', '
         '--policy',
         'test/fixtures/policies/edge-wrong-route-target.yaml',
       ]);
+      // The matrix (one JSON line), then the demo waits for Ctrl-C with the lab up.
+      await waitFor(async () => demo.stdout().trim().startsWith('{') && demo.stdout().endsWith('\n'), {
+        timeoutMs: 20 * 60_000,
+        intervalMs: 500,
+        what: 'the demo printed its matrix',
+      });
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await labStatus(name)).nodes).toHaveLength(5);
+      process.kill(demo.pid, 'SIGINT');
+      const r = await demo.done;
       expect(r.code, r.stderr.slice(-2000)).toBe(1);
       const report = JSON.parse(r.stdout.trim()) as {
         ok: boolean;
