@@ -42,7 +42,7 @@ export {
 export { NetnsDataplane, type OpenDataplaneOptions } from './netns.ts';
 export type { KernelNexthop, Nexthop } from './nexthop.ts';
 export type { DesiredState } from './reconcile.ts';
-export type { KernelRoute, Route } from './route.ts';
+export { coverSourceSubtrees, type KernelRoute, type Route } from './route.ts';
 export type { KernelRule, Rule } from './rule.ts';
 export { AGENT_SYSCTLS, type HostSysctlOptions, hostSysctls, workloadSysctls } from './sysctl.ts';
 

@@ -6,7 +6,7 @@
 import { DEFAULT_IPV6_METRIC, ROUTE_PROTOCOL } from './constants.ts';
 import { DataplaneInputError } from './errors.ts';
 import { type KernelNexthop, type Nexthop, nexthopSatisfies } from './nexthop.ts';
-import { formatRoute, type KernelRoute, type Route, routeSatisfies } from './route.ts';
+import { formatRoute, type KernelRoute, type Route, routeSatisfies, routeSource } from './route.ts';
 import { formatRule, type KernelRule, type Rule, ruleKey } from './rule.ts';
 
 /** What the agent wants. A kind left undefined is not managed (nothing of it is deleted). */
@@ -128,16 +128,24 @@ export function planReconcile(
 }
 
 /**
- * Routes by kernel identity (table, metric, prefix length, destination): one map per
- * (table, metric, length) keyed by the destination bigint itself, so no key is built per route
- * (2-3x cheaper than a composite key for 100,000 routes).
+ * Routes by kernel identity (table, metric, prefix lengths, destination, source): one map per
+ * (table, metric, destination and source length) keyed by the destination bigint itself (with the
+ * source appended for a source-specific route), so no key is built for a plain route (2-3x cheaper
+ * than a composite key for 100,000 routes).
  */
 export class RouteMap<T> {
-  // table -> metric -> prefix length -> destination: small-integer keys hash fast, no strings built.
+  // table -> metric -> dst length | src length << 8 -> destination [+ source]: small-integer keys
+  // hash fast, no strings built.
   private readonly tables = new Map<number, Map<number, Map<number, Map<bigint, T>>>>();
+
+  private static key(r: Route): bigint {
+    const src = routeSource(r);
+    return src === undefined ? r.dst.address : (r.dst.address << 128n) | src.address;
+  }
 
   private group(r: Route, create: boolean): Map<bigint, T> | undefined {
     const metric = r.metric ?? DEFAULT_IPV6_METRIC;
+    const lengths = r.dst.length | ((routeSource(r)?.length ?? 0) << 8);
     let byMetric = this.tables.get(r.table);
     if (!byMetric) {
       if (!create) return undefined;
@@ -150,20 +158,20 @@ export class RouteMap<T> {
       byLen = new Map();
       byMetric.set(metric, byLen);
     }
-    let g = byLen.get(r.dst.length);
+    let g = byLen.get(lengths);
     if (!g && create) {
       g = new Map();
-      byLen.set(r.dst.length, g);
+      byLen.set(lengths, g);
     }
     return g;
   }
 
   get(r: Route): T | undefined {
-    return this.group(r, false)?.get(r.dst.address);
+    return this.group(r, false)?.get(RouteMap.key(r));
   }
 
   set(r: Route, v: T): void {
-    this.group(r, true)!.set(r.dst.address, v);
+    this.group(r, true)!.set(RouteMap.key(r), v);
   }
 
   *values(): IterableIterator<T> {

@@ -167,6 +167,16 @@ function checkRoute(r: Route, ctx: ValidationContext): void {
   }
   if (!Number.isInteger(r.dst.length) || r.dst.length < 0 || r.dst.length > 128)
     throw new DataplaneInputError(object, 'prefix length must be 0..128');
+  if (r.src !== undefined) {
+    const s = r.src;
+    if (!s || typeof s.address !== 'bigint' || s.address < 0n || s.address > MAX128)
+      throw new DataplaneInputError(object, 'src must be an IPv6 prefix');
+    if (!Number.isInteger(s.length) || s.length < 0 || s.length > 128)
+      throw new DataplaneInputError(object, 'source prefix length must be 0..128');
+    // The kernel masks host bits: the dump would then never match what was asked for.
+    if (s.length < 128 && (s.address & (MAX128 >> BigInt(s.length))) !== 0n)
+      throw new DataplaneInputError(object, 'the source prefix has host bits set past its length');
+  }
   if (!isU32(r.table) || r.table === 0)
     throw new DataplaneInputError(object, 'a table is required (1..4294967295; 254 is main)');
   if (r.type !== undefined && !ROUTE_TYPES.includes(r.type))

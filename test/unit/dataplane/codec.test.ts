@@ -22,7 +22,7 @@ import {
 import { buildRuleRequest, decodeRule, type Rule } from '../../../src/dataplane/rule.ts';
 import { NLA_F_NESTED, NLM_F_ACK } from '../../../src/dataplane/uapi/netlink.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { GOLDEN } from './iproute2-golden.ts';
+import { GOLDEN, GOLDEN_DUMP } from './iproute2-golden.ts';
 
 const ip = parseIpv6;
 const G0 = 3;
@@ -254,6 +254,53 @@ const ROUTE_CASES: [keyof typeof GOLDEN, WriteOp, Route][] = [
     { dst: parsePrefix('::/0'), table: 100, protocol: P, type: 'unreachable', metric: 4278198272 },
   ],
   ['routeNhid', 'add', { dst: parsePrefix('2001:db8:300::/48'), table: 100, protocol: P, nhid: 100 }],
+  [
+    'srcEncap',
+    'add',
+    {
+      dst: parsePrefix('2001:db8:10::/64'),
+      src: parsePrefix('2001:db8:20::/64'),
+      table: 100,
+      protocol: P,
+      oif: G0,
+      encap: { type: 'seg6', mode: 'encap', segments: segs('fc00:1::1', 'fc00:2::1') },
+    },
+  ],
+  [
+    'srcEncapRed',
+    'add',
+    {
+      dst: parsePrefix('2001:db8:10::/64'),
+      src: parsePrefix('2001:db8:21::/64'),
+      table: 100,
+      protocol: P,
+      oif: G0,
+      encap: { type: 'seg6', mode: 'encap.red', segments: segs('fc00:3::1') },
+    },
+  ],
+  [
+    'srcDeliver',
+    'add',
+    {
+      dst: parsePrefix('2001:db8:10::5/128'),
+      src: parsePrefix('2001:db8:20::7/128'),
+      table: 100,
+      protocol: P,
+      oif: G0,
+    },
+  ],
+  [
+    'replaceSrcEncap',
+    'replace',
+    {
+      dst: parsePrefix('2001:db8:10::5/128'),
+      src: parsePrefix('2001:db8:20::7/128'),
+      table: 100,
+      protocol: P,
+      oif: G0,
+      encap: { type: 'seg6', mode: 'encap', segments: segs('fc00:1::1', 'fc00:2::1') },
+    },
+  ],
 ];
 
 describe('routes against iproute2 bytes', () => {
@@ -280,6 +327,40 @@ describe('routes against iproute2 bytes', () => {
       theirs.family,
       theirs.attrs.filter((a) => a.type !== 4),
     ]);
+  });
+
+  it('delete of a source-specific route: exactly `ip -6 route del ... from ...` (the source is part of the key)', () => {
+    const ours = encodeRoute('delete', {
+      dst: parsePrefix('2001:db8:10::/64'),
+      src: parsePrefix('2001:db8:20::/64'),
+      table: 100,
+      protocol: P,
+    });
+    expect(canonical(ours, 12)).toEqual(canonical(golden('delSrc'), 12));
+  });
+
+  it('decodes source-specific routes from a kernel dump (src_len + RTA_SRC, table, metric)', () => {
+    const red = decodeRoute(msgOf(Buffer.from(GOLDEN_DUMP.srcEncapRed, 'hex')));
+    expect(red).toEqual({
+      dst: parsePrefix('2001:db8:10::/64'),
+      src: parsePrefix('2001:db8:21::/64'),
+      table: 100,
+      type: 'unicast',
+      protocol: P,
+      metric: 1024,
+      scope: 0,
+      flags: 0,
+      oif: G0,
+      encap: { type: 'seg6', mode: 'encap.red', segments: segs('fc00:3::1') },
+    });
+    const host = decodeRoute(msgOf(Buffer.from(GOLDEN_DUMP.srcEncapHost, 'hex')));
+    expect(host.dst).toEqual(parsePrefix('2001:db8:10::5/128'));
+    expect(host.src).toEqual(parsePrefix('2001:db8:20::7/128'));
+    expect(host.encap).toEqual({ type: 'seg6', mode: 'encap', segments: segs('fc00:1::1', 'fc00:2::1') });
+    // A plain route decodes without `src` (src_len 0), so it never equals a source-specific one.
+    expect(decodeRoute(msgOf(golden('encapRed2'))).src).toBeUndefined();
+    expect(routeSatisfies(host, { ...host, src: parsePrefix('2001:db8:20::8/128') })).toBe(false);
+    expect(routeSatisfies(host, { ...host, src: undefined })).toBe(false);
   });
 
   it('decodes SEG6_LOCAL_COUNTERS values', () => {
@@ -451,23 +532,30 @@ describe('round trips', () => {
     );
   });
   it('route', () => {
-    const arbRoute: fc.Arbitrary<Route> = fc.record({
-      dst: fc.integer({ min: 0, max: 128 }).chain((length) =>
+    const arbPrefix = (min: number) =>
+      fc.integer({ min, max: 128 }).chain((length) =>
         arbAddr.map((a) => ({
           address: length === 0 ? 0n : (a >> BigInt(128 - length)) << BigInt(128 - length),
           length,
         })),
-      ),
-      table: fc.integer({ min: 1, max: 0xffffffff }),
-      protocol: fc.integer({ min: 5, max: 255 }),
-      metric: fc.integer({ min: 0, max: 0xffffffff }),
-      oif: fc.integer({ min: 1, max: 0xffff }),
-      encap: fc.oneof(arbSeg6 as fc.Arbitrary<Encap>, arbSeg6Local as fc.Arbitrary<Encap>),
-    });
+      );
+    const arbRoute: fc.Arbitrary<Route> = fc.record(
+      {
+        dst: arbPrefix(0),
+        src: arbPrefix(1),
+        table: fc.integer({ min: 1, max: 0xffffffff }),
+        protocol: fc.integer({ min: 5, max: 255 }),
+        metric: fc.integer({ min: 0, max: 0xffffffff }),
+        oif: fc.integer({ min: 1, max: 0xffff }),
+        encap: fc.oneof(arbSeg6 as fc.Arbitrary<Encap>, arbSeg6Local as fc.Arbitrary<Encap>),
+      },
+      { requiredKeys: ['dst', 'table', 'protocol', 'metric', 'oif', 'encap'] },
+    );
     fc.assert(
       fc.property(arbRoute, fc.constantFrom<WriteOp>('add', 'replace'), (r, op) => {
         const d = decodeRoute(msgOf(encodeRoute(op, r)));
         expect(routeSatisfies(d, r)).toBe(true);
+        expect(d.src).toEqual(r.src);
       }),
     );
   });
