@@ -3,7 +3,7 @@
  * segment lists, why); the data plane speaks kernel objects (routes with encaps, rules, nft filters).
  */
 import type { DesiredState, IsolationSpec, Route, Rule, Seg6LocalAction } from '../dataplane/index.ts';
-import { TENANT_UNREACHABLE_METRIC } from '../dataplane/index.ts';
+import { coverSourceSubtrees, TENANT_UNREACHABLE_METRIC } from '../dataplane/index.ts';
 import type { WorkloadFilter } from '../dataplane/isolation.ts';
 import { formatIpv6, type Ipv6Address, type Ipv6Prefix } from '../srv6/address.ts';
 import type { Behavior } from '../srv6/behavior.ts';
@@ -102,7 +102,10 @@ export function toDesiredHost(plan: HostPlan, opts: TranslateOptions): DesiredHo
     }
   }
   return {
-    dataplane: { routes, rules },
+    // Source-specific routes (policies with `from`) hide a plain route to the same destination in the
+    // same table from every other source: coverSourceSubtrees turns such plain routes into two
+    // source halves the kernel does use.
+    dataplane: { routes: coverSourceSubtrees(routes), rules },
     isolation: {
       workloads: filters,
       sidBlocks: [...sidBlocks.values()],
