@@ -68,7 +68,8 @@ systemSuite(
       const flood = (from: Endpoint) =>
         lab!.exec(
           from.node,
-          asEndpoint(from, ['ping', '-6', '-n', '-q', '-i', '0.01', '-c', '1500', mover.address]),
+          // -D -O: every reply and every late one with its time, so that a loss can be placed in the move.
+          asEndpoint(from, ['ping', '-6', '-n', '-D', '-O', '-i', '0.01', '-c', '1500', mover.address]),
         );
       const floods = [flood(ep('blue/prober')), flood(ep('ext1'))];
       await new Promise((r) => setTimeout(r, 2_000));
@@ -123,19 +124,27 @@ systemSuite(
       const claimAt = await firstEvent('host2', (l) => !l.includes('encap'));
       for (const node of watched) await lab!.run(node, ['sh', '-c', 'kill $(cat /tmp/move-monitor.pid)']);
       // Break only now: the old instance goes (CNI DEL on host1).
+      const delAt = Date.now();
       await detachWorkload(lab!, mover);
 
       const results = await Promise.all(floods);
       const lost = results.map((r) => {
         const m = /(\d+) packets transmitted, (\d+) received/.exec(r.output);
-        return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+        // Unanswered sequence numbers, with when ping gave up waiting (relative to the CNI ADD).
+        const answered = new Set([...r.output.matchAll(/icmp_seq=(\d+) ttl/g)].map((x) => Number(x[1])));
+        const late = [...r.output.matchAll(/^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)/gm)]
+          .filter((x) => !answered.has(Number(x[2])))
+          .map((x) => `seq ${x[2]} at ${Math.round(Number(x[1]) * 1000 - t0)} ms`);
+        return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), late };
       });
       const after = (node: string) =>
         `${converged.get(node)! - t0} ms (${claimAt === undefined ? '?' : converged.get(node)! - claimAt} ms after the claim)`;
       progress(
         `mobility: CNI ADD returned after ${attachedMs} ms, host2's delivery route at ${claimAt === undefined ? '?' : claimAt - t0} ms; ` +
           `repointed: host1 ${after('host1')}, host3 ${after('host3')}, edge1 (FRR) ${after('edge1')}; ` +
-          `lost prober ${lost[0]!.sent - lost[0]!.received}/${lost[0]!.sent}, ext1 ${lost[1]!.sent - lost[1]!.received}/${lost[1]!.sent}`,
+          `CNI DEL at ${delAt - t0} ms; ` +
+          `lost prober ${lost[0]!.sent - lost[0]!.received}/${lost[0]!.sent} [${lost[0]!.late.join(', ')}], ` +
+          `ext1 ${lost[1]!.sent - lost[1]!.received}/${lost[1]!.sent} [${lost[1]!.late.join(', ')}]`,
       );
       for (const l of lost) {
         expect(l.sent).toBe(1500);
