@@ -908,7 +908,7 @@ export class Agent {
    * 6. after a short settle, removes its routes and rules, its nftables tables, restores the sysctls,
    *    and stops gossip. The process stays up, drained, until it is stopped; starting it again rejoins.
    */
-  async drain(waitMs: number): Promise<DrainReport> {
+  async drain(waitMs: number, quietMs = 0): Promise<DrainReport> {
     if (this.#draining) throw new AgentError('unavailable', 'this host is already draining or drained');
     if (!this.#started) throw new AgentError('unavailable', 'the agent is not running');
     this.#draining = true;
@@ -920,7 +920,10 @@ export class Agent {
     const gracefulShutdownPaths = (await this.#bgp?.gracefulShutdown()) ?? 0;
     if (this.#view) await this.#advertise(this.#view); // the host record now says leaving
     this.#log.info({ gracefulShutdownPaths, waitMs: wait }, 'draining: waiting for traffic to move away');
-    const { waitedMs, trafficStopped } = await this.#awaitTrafficGone(wait);
+    const { waitedMs, trafficStopped } = await this.#awaitTrafficGone(
+      wait,
+      quietMs > 0 ? quietMs : DRAIN_QUIET_MS,
+    );
     const local = this.#store.list();
     for (const w of local) await this.#gossip!.removeWorkload(w.id);
     await this.#gossip!.withdrawHost();
@@ -945,7 +948,10 @@ export class Agent {
   }
 
   /** Polls the counters of this host's decapsulating SIDs until they stand still, or `maxMs`. */
-  async #awaitTrafficGone(maxMs: number): Promise<{ waitedMs: number; trafficStopped: boolean }> {
+  async #awaitTrafficGone(
+    maxMs: number,
+    quietMs: number,
+  ): Promise<{ waitedMs: number; trafficStopped: boolean }> {
     const started = Date.now();
     const self = this.#view?.hosts.get(this.settings.hostName);
     const sids = (self?.sids.all ?? []).filter((x) => x.behavior !== 'End').map((x) => x.sid);
@@ -965,7 +971,7 @@ export class Agent {
       if (now !== last) {
         last = now;
         stillSince = Date.now();
-      } else if (Date.now() - stillSince >= DRAIN_QUIET_MS && Date.now() - started >= DRAIN_MIN_MS) {
+      } else if (Date.now() - stillSince >= quietMs && Date.now() - started >= DRAIN_MIN_MS) {
         return { waitedMs: Date.now() - started, trafficStopped: true };
       }
     }

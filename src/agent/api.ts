@@ -272,7 +272,7 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       });
     },
     async drain(req) {
-      const r = await agent.drain(req.waitMs);
+      const r = await agent.drain(req.waitMs, req.quietMs);
       return create(DrainResponseSchema, r);
     },
     async publishRecords(req) {

@@ -130,13 +130,19 @@ export function inspectCommands(): Command[] {
         'traffic to this host stops (or --wait runs out), then withdraw everything and clean up',
     )
     .option('--wait <ms>', 'the longest wait for traffic to move away', '10000')
+    .option('--quiet <ms>', "how long this host's SID counters must stand still before it withdraws", '2000')
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)
-    .action(async (o: { wait: string; socket: string; json?: boolean }) => {
+    .action(async (o: { wait: string; quiet: string; socket: string; json?: boolean }) => {
       const wait = Number(o.wait);
       if (!Number.isInteger(wait) || wait < 0)
         throw new Error(`--wait ${o.wait}: give milliseconds, e.g. 10000`);
-      const r = await call(o.socket, (c) => c.call('drain', { waitMs: wait }, wait + 120_000));
+      const quiet = Number(o.quiet);
+      if (!Number.isInteger(quiet) || quiet < 1)
+        throw new Error(`--quiet ${o.quiet}: give milliseconds, e.g. 2000`);
+      const r = await call(o.socket, (c) =>
+        c.call('drain', { waitMs: wait, quietMs: quiet }, wait + 120_000),
+      );
       if (o.json) return printJson(plain(r));
       process.stdout.write(
         `re-advertised ${r.gracefulShutdownPaths} BGP paths with graceful-shutdown; waited ${r.waitedMs} ms ` +

@@ -29,6 +29,10 @@ function drainInBackground(socket: string, waitMs: number): Promise<Record<strin
       'drain',
       '--wait',
       String(waitMs),
+      // The window the test looks into (host1's path depreferenced, not yet withdrawn) lasts this long
+      // after traffic left host1: wide enough for a slow vtysh poll on a loaded machine.
+      '--quiet',
+      '5000',
       '--json',
       '--socket',
       socket,
@@ -149,7 +153,7 @@ systemSuite(
       const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
       expect(moved.address).toBe(web.address);
       // Seen at the first look where host2's path is best: host1's path is still there, not best (the
-      // drained host withdraws only once its SIDs' counters stood still for 2 s after this).
+      // drained host withdraws only once its SIDs' counters stood still for 5 s (--quiet) after this).
       let host1Kept = false;
       await waitFor(
         async () => {
