@@ -19,14 +19,13 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { type Frr, startFrr } from '../test/harness/frr.ts';
+
 import { createLab, type Daemon, type Netns, waitFor } from '../test/harness/index.ts';
 import { claimRun, newRunPrefix, sweep } from '../test/harness/run.ts';
-import { AgentCluster } from '../test/system/agent/cluster.ts';
+import { AgentCluster, EDGE } from '../test/system/agent/cluster.ts';
 import { median, quantile, round } from './_stats.ts';
 
 const MOVES = Number(process.env.BENCH_MOVES ?? 50);
-const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
 const TIMEOUT_MS = 30_000;
 const DELIVERY_TABLE = '385425';
 const EGRESS_TABLE = '385424';
@@ -195,29 +194,8 @@ try {
     (typeof cluster.hosts)[0],
     (typeof cluster.hosts)[0],
   ];
-  // The edge as in test/system/agent/edge.test.ts: FRR on the underlay switch serving tenant blue,
-  // static routes to the hosts' locators, an external client behind it; advertisement interval 0.
-  const edge = await lab.netns('edge');
-  await cluster.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
-  const ext = await lab.netns('ext');
-  await lab.veth(edge, 'ext', ext, 'eth0', {
-    addresses: ['2001:db8:e1::1/64'],
-    peerAddresses: ['2001:db8:e1::2/64'],
-  });
-  await ext.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:e1::1');
-  for (const h of cluster.hosts)
-    await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
-  const frr: Frr = await startFrr(lab, {
-    name: 'edge',
-    netns: edge,
-    asn: EDGE.asn,
-    routerId: '198.18.1.1',
-    neighbors: cluster.hosts.map((h) => ({ address: h.underlay, asn: 65101 })),
-    locator: EDGE.locator,
-    tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
-    sidDevice: 'eth0',
-    bgpExtra: cluster.hosts.map((h) => `neighbor ${h.underlay} advertisement-interval 0`),
-  });
+  // The edge of the agent system tests (FRR serving tenant blue, an external client behind it).
+  const { frr, edge, ext } = await cluster.addEdge();
 
   const client = await cluster.workload(h3, 'client', 'blue', 'bench.client');
   let current = await cluster.workload(h1, 'm0', 'blue', 'bench.mover');

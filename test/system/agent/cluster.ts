@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/cli/client.ts';
+import { type Frr, startFrr } from '../../harness/frr.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { runLogDir, sh, waitFor } from '../../harness/index.ts';
 
@@ -16,6 +17,15 @@ export interface EdgePeer {
   readonly asn: number;
   readonly locator: string;
 }
+
+/** The edge router the agent tests use: on the underlay switch, serving tenant blue. */
+export const EDGE: EdgePeer = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
+/** The external client's network behind the edge (exported into blue's VPN by FRR). */
+export const EXT_NET = {
+  prefix: '2001:db8:e1::/64',
+  edge: '2001:db8:e1::1',
+  client: '2001:db8:e1::2',
+} as const;
 
 export interface AgentHost {
   readonly name: string;
@@ -63,6 +73,36 @@ export class AgentCluster {
     // One directory per cluster: test files of one run share the run prefix (and its log folder).
     this.dir = `${runLogDir()}/cluster-${process.pid}-${Date.now()}`;
     mkdirSync(this.dir, { recursive: true });
+  }
+
+  /**
+   * The FRR 8.4 edge for a cluster created with `{ edge: EDGE }`: on the underlay switch with static
+   * routes to the hosts' locators, tenant blue in its default instance (one 8.4 instance serves one
+   * tenant), advertisement interval 0 toward the hosts (gobgpd's is 0 too: a move reaches the edge at
+   * once), and an external client behind it on EXT_NET.
+   */
+  async addEdge(): Promise<{ frr: Frr; edge: Netns; ext: Netns }> {
+    const edge = await this.lab.netns('edge');
+    await this.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
+    const ext = await this.lab.netns('ext');
+    await this.lab.veth(edge, 'ext', ext, 'eth0', {
+      addresses: [`${EXT_NET.edge}/64`],
+      peerAddresses: [`${EXT_NET.client}/64`],
+    });
+    await ext.ip('-6', 'route', 'add', 'default', 'via', EXT_NET.edge);
+    for (const h of this.hosts)
+      await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
+    const frr = await startFrr(this.lab, {
+      name: 'edge',
+      netns: edge,
+      asn: EDGE.asn,
+      routerId: '198.18.1.1',
+      neighbors: this.hosts.map((h) => ({ address: h.underlay, asn: 65101, advertisementInterval: 0 })),
+      locator: EDGE.locator,
+      tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: [EXT_NET.prefix] },
+      sidDevice: 'eth0',
+    });
+    return { frr, edge, ext };
   }
 
   async create(count: number, opts: { edge?: EdgePeer } = {}): Promise<void> {

@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Frr, startFrr } from '../../harness/frr.ts';
+import type { Frr } from '../../harness/frr.ts';
 import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, CLI, ping, segmeshJson } from './cluster.ts';
-
-const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
+import { AgentCluster, CLI, EDGE, ping, segmeshJson } from './cluster.ts';
 
 /** FRR's paths of one prefix in its (default VRF) IPv6 unicast table, where the VPN routes are imported. */
 interface FrrPath {
@@ -22,9 +19,10 @@ const fromHost = (p: FrrPath, underlay: string) =>
   p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
 
 /** `segmesh drain` as an operator runs it, in the background; resolves with its JSON answer. */
-function drainInBackground(socket: string, waitMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [
+async function drainInBackground(socket: string, waitMs: number): Promise<Record<string, unknown>> {
+  const r = await sh(
+    process.execPath,
+    [
       ...CLI,
       'drain',
       '--wait',
@@ -36,21 +34,10 @@ function drainInBackground(socket: string, waitMs: number): Promise<Record<strin
       '--json',
       '--socket',
       socket,
-    ]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    p.on('close', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out) as Record<string, unknown>)
-        : reject(new Error(`segmesh drain failed (${code}): ${err}`)),
-    );
-  });
+    ],
+    { timeoutMs: waitMs + 120_000 },
+  );
+  return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 systemSuite(
@@ -68,26 +55,7 @@ systemSuite(
     beforeAll(async () => {
       await cluster.create(3, { edge: EDGE });
       cluster.applyTenants();
-      const edge = await lab.netns('edge');
-      await cluster.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
-      ext = await lab.netns('ext');
-      await lab.veth(edge, 'ext', ext, 'eth0', {
-        addresses: ['2001:db8:e1::1/64'],
-        peerAddresses: ['2001:db8:e1::2/64'],
-      });
-      await ext.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:e1::1');
-      for (const h of cluster.hosts)
-        await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
-      frr = await startFrr(lab, {
-        name: 'edge',
-        netns: edge,
-        asn: EDGE.asn,
-        routerId: '198.18.1.1',
-        neighbors: cluster.hosts.map((h) => ({ address: h.underlay, asn: 65101 })),
-        locator: EDGE.locator,
-        tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
-        sidDevice: 'eth0',
-      });
+      ({ frr, ext } = await cluster.addEdge());
       const [h1, h2, h3] = cluster.hosts;
       web = await cluster.workload(h1!, 'web', 'blue', 'shop.web');
       b2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.db-2');

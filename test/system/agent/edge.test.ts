@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
-import { type Frr, startFrr } from '../../harness/frr.ts';
+import type { Frr } from '../../harness/frr.ts';
 import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, type AgentHost, ping, segmeshJson, startPing } from './cluster.ts';
+import { AgentCluster, type AgentHost, EDGE, ping, segmeshJson, startPing } from './cluster.ts';
 
 interface KernelRoute {
   dst: string;
@@ -97,8 +97,6 @@ function kernelAction(r: KernelRoute): string {
   return `dev ${r.dev}`;
 }
 
-const EDGE = { address: '2001:db8:100::fe', asn: 65000, locator: 'fc00:0:fe00::/64' };
-
 systemSuite(
   'agent: an FRR edge router and an external client',
   { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'] },
@@ -113,30 +111,7 @@ systemSuite(
     beforeAll(async () => {
       await cluster.create(2, { edge: EDGE });
       cluster.applyTenants();
-      // The edge: on the underlay switch, static routes to the hosts' locators, FRR with tenant blue
-      // (one FRR 8.4 instance serves one tenant), an external client behind it.
-      const edge = await lab.netns('edge');
-      await cluster.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
-      ext = await lab.netns('ext');
-      await lab.veth(edge, 'ext', ext, 'eth0', {
-        addresses: ['2001:db8:e1::1/64'],
-        peerAddresses: ['2001:db8:e1::2/64'],
-      });
-      await ext.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:e1::1');
-      for (const h of cluster.hosts)
-        await edge.ip('-6', 'route', 'add', `fc00:0:${h.index}::/48`, 'via', h.underlay, 'dev', 'eth0');
-      frr = await startFrr(lab, {
-        name: 'edge',
-        netns: edge,
-        asn: EDGE.asn,
-        routerId: '198.18.1.1',
-        neighbors: cluster.hosts.map((h) => ({ address: h.underlay, asn: 65101 })),
-        locator: EDGE.locator,
-        tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: ['2001:db8:e1::/64'] },
-        sidDevice: 'eth0',
-        // Advertisement interval 0 on FRR's side too (gobgpd's is 0): a move reaches the edge at once.
-        bgpExtra: cluster.hosts.map((h) => `neighbor ${h.underlay} advertisement-interval 0`),
-      });
+      ({ frr, ext } = await cluster.addEdge());
       blue = await cluster.workload(cluster.hosts[0]!, 'blue', 'blue', 'shop.web');
       red = await cluster.workload(cluster.hosts[1]!, 'red', 'red', 'bank.api');
       await cluster.converged(2);
