@@ -10,7 +10,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { publicKeyFromProtobuf } from '@libp2p/crypto/keys';
 import type { Logger } from 'pino';
 import type { Bgp } from '../bgp/index.ts';
 import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
@@ -26,7 +25,12 @@ import {
   openDataplane,
 } from '../dataplane/index.ts';
 import { nftFlushRuleset } from '../dataplane/isolation.ts';
-import { type Gossip, gossip as gossipComponent, loadOrCreateIdentity } from '../gossip/index.ts';
+import {
+  type Gossip,
+  gossip as gossipComponent,
+  loadOrCreateIdentity,
+  operatorKeyFromText,
+} from '../gossip/index.ts';
 import {
   formatIpv6,
   formatPrefix,
@@ -223,9 +227,7 @@ export class Agent {
 
     // 3. Gossip.
     const privateKey = await loadOrCreateIdentity(`${s.stateDir}/identity.key`);
-    const operatorKey = s.spec.operatorKeys[0]
-      ? publicKeyFromProtobuf(Buffer.from(s.spec.operatorKeys[0], 'base64'))
-      : undefined;
+    const operatorKey = s.spec.operatorKeys[0] ? operatorKeyFromText(s.spec.operatorKeys[0]) : undefined;
     this.#gossip = gossipComponent({
       privateKey,
       listen: s.spec.gossip.listen,

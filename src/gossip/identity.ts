@@ -1,8 +1,14 @@
 /** The host identity (Ed25519 libp2p key) persisted on disk, so a restarted agent keeps its peer id. */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
-import type { PrivateKey } from '@libp2p/interface';
+import {
+  generateKeyPair,
+  privateKeyFromProtobuf,
+  privateKeyToProtobuf,
+  publicKeyFromProtobuf,
+  publicKeyToProtobuf,
+} from '@libp2p/crypto/keys';
+import type { PrivateKey, PublicKey } from '@libp2p/interface';
 import { GossipConfigError } from './errors.ts';
 
 /** Reads the protobuf-encoded private key at `path`, or creates one (mode 0600) if the file is absent. */
@@ -28,4 +34,23 @@ export async function loadOrCreateIdentity(path: string): Promise<PrivateKey> {
         'restore it from backup or delete it to create a new identity (the host gets a new id)',
     );
   }
+}
+
+/**
+ * A fresh operator key (Ed25519): the private key as `segmesh policy apply --operator-key` reads it
+ * (protobuf), and the public key as agents list it in `operatorKeys` (base64 of its protobuf).
+ */
+export async function newOperatorKey(): Promise<{ privateKey: Uint8Array; publicKey: string }> {
+  const key = await generateKeyPair('Ed25519');
+  return { privateKey: privateKeyToProtobuf(key), publicKey: operatorKeyText(key.publicKey) };
+}
+
+/** A public key as `operatorKeys` lists it. */
+export function operatorKeyText(key: PublicKey): string {
+  return Buffer.from(publicKeyToProtobuf(key)).toString('base64');
+}
+
+/** An `operatorKeys` entry back to the key. */
+export function operatorKeyFromText(text: string): PublicKey {
+  return publicKeyFromProtobuf(Buffer.from(text, 'base64'));
 }

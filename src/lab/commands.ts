@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { renderTable } from '../cli/table.ts';
-import { labOperatorKey, readPolicy, runDemo } from './demo.ts';
+import { newOperatorKey } from '../gossip/index.ts';
+import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { startFabric } from './fabric.ts';
 import { findNodeContainer, labDown, labStatus, labUp, loadTopology, planFromFile } from './lab.ts';
@@ -62,7 +63,7 @@ export async function labUpCommand(
     ...(opts.agent
       ? {
           hostRuntime: 'agent' as const,
-          operator: await labOperatorKey(),
+          operator: await newOperatorKey(),
           ...(opts.policy ? { policy: await readPolicy(opts.policy) } : {}),
         }
       : {}),

@@ -6,8 +6,8 @@
  * when any cell of the matrix differs from what is expected.
  */
 import { readFile } from 'node:fs/promises';
-import { generateKeyPair, privateKeyToProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { parseConfig } from '../config/load.ts';
+import { newOperatorKey } from '../gossip/index.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { type PlacedWorkload, startFabric } from './fabric.ts';
 import { labDown, labUp, planFromFile, type RunningLab } from './lab.ts';
@@ -37,15 +37,6 @@ export interface DemoIo {
   readonly signal?: AbortSignal;
   /** Called once the matrix is probed, with the lab still up (tests inspect it further). */
   readonly onMatrix?: (r: { lab: RunningLab; workloads: PlacedWorkload[]; cells: Cell[] }) => Promise<void>;
-}
-
-/** A fresh operator key for the lab: its agents trust it, its first host signs the policy with it. */
-export async function labOperatorKey(): Promise<{ publicKey: string; privateKey: Uint8Array }> {
-  const key = await generateKeyPair('Ed25519');
-  return {
-    publicKey: Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64'),
-    privateKey: privateKeyToProtobuf(key),
-  };
 }
 
 /** Reads and validates a FabricPolicy file (errors name the file, line and key). */
@@ -102,7 +93,8 @@ async function showFabric(
 /** Runs the demo; resolves with the exit code (0: the matrix is all as expected). */
 export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Promise<number> {
   const policy = opts.policy ? await readPolicy(opts.policy) : undefined;
-  const operator = await labOperatorKey();
+  // A fresh operator key per lab: its agents trust it, its first host signs the policy with it.
+  const operator = await newOperatorKey();
   const plan = await planFromFile(file, {
     ...(opts.plan ?? {}),
     ...(opts.name ? { prefix: opts.name } : {}),

@@ -4,12 +4,7 @@
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { create, toBinary } from '@bufbuild/protobuf';
-import {
-  generateKeyPair,
-  privateKeyFromProtobuf,
-  privateKeyToProtobuf,
-  publicKeyToProtobuf,
-} from '@libp2p/crypto/keys';
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { Command } from 'commander';
 import { parseConfig } from '../../config/load.ts';
 import {
@@ -18,7 +13,7 @@ import {
   SignedRecordSchema,
   TenantRecordSchema,
 } from '../../gen/segmesh/v1/gossip_pb.js';
-import { signRecord } from '../../gossip/index.ts';
+import { newOperatorKey, signRecord } from '../../gossip/index.ts';
 import { ipv6ToBytes, parsePrefix } from '../../srv6/address.ts';
 import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 
@@ -27,10 +22,10 @@ export function keygenCommand(): Command {
     .description('create an operator (or host) Ed25519 key; prints the public key for operatorKeys')
     .requiredOption('--out <file>', 'where to write the private key (mode 0600)')
     .action(async (o: { out: string }) => {
-      const key = await generateKeyPair('Ed25519');
-      await writeFile(o.out, privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' });
+      const key = await newOperatorKey();
+      await writeFile(o.out, key.privateKey, { mode: 0o600, flag: 'wx' });
       await chmod(o.out, 0o600);
-      process.stdout.write(`${Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64')}\n`);
+      process.stdout.write(`${key.publicKey}\n`);
     });
 }
 

@@ -6,7 +6,7 @@
  * the time until each host and FRR forward to the new host is printed.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { labOperatorKey } from '../../../src/lab/demo.ts';
+import { newOperatorKey } from '../../../src/gossip/index.ts';
 import {
   agentWorkloads,
   attachWorkload,
@@ -40,7 +40,7 @@ systemSuite(
         labels: runLabels(),
         relocate: runSlot(),
         hostRuntime: 'agent',
-        operator: await labOperatorKey(),
+        operator: await newOperatorKey(),
       });
       lab = await labUp(plan, { image, progress });
       workloads = await startFabric(lab, progress);

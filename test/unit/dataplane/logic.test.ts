@@ -12,23 +12,15 @@ import {
 } from '../../../src/dataplane/isolation.ts';
 import { fromWireError, toWireError } from '../../../src/dataplane/netns.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
-import type { KernelRoute, Route } from '../../../src/dataplane/route.ts';
+import type { Route } from '../../../src/dataplane/route.ts';
 import { hostSysctls, sysctlPath, workloadSysctls } from '../../../src/dataplane/sysctl.ts';
 import { validateRoute } from '../../../src/dataplane/validate.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { GOLDEN_GENL } from './iproute2-golden.ts';
+import { kr } from './kernel-route.ts';
 
 const ip = parseIpv6;
 const ctx = { maxSegments: 4, vrf: false };
-
-const kr = (r: Route, protocol = ROUTE_PROTOCOL): KernelRoute => ({
-  type: 'unicast',
-  metric: 1024,
-  scope: 0,
-  flags: 0,
-  ...r,
-  protocol,
-});
 
 describe('reconcile plan', () => {
   const encap = (s: string) => ({ type: 'seg6' as const, mode: 'encap' as const, segments: [ip(s)] });

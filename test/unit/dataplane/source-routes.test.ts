@@ -1,30 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ROUTE_PROTOCOL } from '../../../src/dataplane/constants.ts';
 import { DataplaneInputError } from '../../../src/dataplane/errors.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
-import {
-  coverSourceSubtrees,
-  formatRoute,
-  type KernelRoute,
-  type Route,
-  routeKey,
-} from '../../../src/dataplane/route.ts';
+import { coverSourceSubtrees, formatRoute, type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { validateRoute } from '../../../src/dataplane/validate.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+import { kr } from './kernel-route.ts';
 
 const ip = parseIpv6;
 const ctx = { maxSegments: 4, vrf: false };
 const TABLE = 385424;
 const DST = parsePrefix('2001:db8:a0::10/128');
 
-const kr = (r: Route, protocol = ROUTE_PROTOCOL): KernelRoute => ({
-  type: 'unicast',
-  metric: 1024,
-  scope: 0,
-  flags: 0,
-  ...r,
-  protocol,
-});
 const encap = (...sids: string[]) => ({
   type: 'seg6' as const,
   mode: sids.length === 1 ? ('encap.red' as const) : ('encap' as const),
