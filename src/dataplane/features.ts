@@ -5,9 +5,12 @@
  *  - VRF devices (End.DT4/DT46 need them): `ip link add ... type vrf` in a throwaway network namespace
  *    (`unshare -n`, gone with the process); without the right to create one, CONFIG_NET_VRF from
  *    /proc/config.gz;
- *  - seg6: the generic netlink family "SEG6" answers (`ip sr tunsrc show`);
- *  - seg6 HMAC: the family answers and the `seg6_require_hmac` sysctl exists (the kernel registers it only
- *    with CONFIG_IPV6_SEG6_HMAC);
+ *  - seg6 and seg6local: a route with `encap seg6` (H.Encaps) and one with `encap seg6local action End`,
+ *    each added in a throwaway network namespace. The generic netlink family "SEG6" answering is not
+ *    enough: a kernel without CONFIG_IPV6_SEG6_LWTUNNEL has the family but refuses every such route
+ *    (`lwt encapsulation type not supported`);
+ *  - seg6 HMAC: a key set with `ip sr hmac set` in a throwaway namespace (without
+ *    CONFIG_IPV6_SEG6_HMAC the kernel answers ENOTSUPP, "Unknown error 524");
  *  - nft SRH match: `nft -c` accepts a rule matching the segment routing header (`srh tag`, `srh sid[1]`);
  *    `-c` sends the batch to the kernel and aborts it, so the kernel's support is checked too.
  *
@@ -21,11 +24,50 @@ import { gunzipSync } from 'node:zlib';
 export interface KernelFeatures {
   readonly release: string;
   readonly vrf: boolean;
+  /** Routes with `encap seg6` (H.Encaps, H.Encaps.Red) are accepted. */
   readonly seg6: boolean;
+  /** Routes with `encap seg6local` (End, End.DT6, ...) are accepted. */
+  readonly seg6local: boolean;
   readonly hmac: boolean;
   readonly nftSrh: boolean;
   /** How each answer was found, for people reading `segmesh version`. */
-  readonly how: Readonly<Record<'vrf' | 'seg6' | 'hmac' | 'nftSrh', string>>;
+  readonly how: Readonly<Record<KernelFeatureName, string>>;
+}
+
+export type KernelFeatureName = 'vrf' | 'seg6' | 'seg6local' | 'hmac' | 'nftSrh';
+
+/** The kernel option each feature needs, for messages that tell an operator what is missing. */
+export const KERNEL_OPTION: Readonly<Record<KernelFeatureName, string>> = {
+  vrf: 'CONFIG_NET_VRF',
+  seg6: 'CONFIG_IPV6_SEG6_LWTUNNEL',
+  seg6local: 'CONFIG_IPV6_SEG6_LWTUNNEL',
+  hmac: 'CONFIG_IPV6_SEG6_HMAC',
+  nftSrh: 'CONFIG_NFT_EXTHDR (nft srh match)',
+};
+
+/** The probe scripts, each run as `unshare -n sh -c SCRIPT` (a namespace gone with the process). */
+export const SEG6_PROBE =
+  'ip link set lo up && ip -6 route add fc00:0:ffff::/64 encap seg6 mode encap segs fc00:0:ffff::1 dev lo';
+export const SEG6LOCAL_PROBE =
+  'ip link set lo up && ip -6 route add fc00:0:ffff::1/128 encap seg6local action End dev lo';
+export const HMAC_PROBE = 'echo segmesh-probe | ip sr hmac set 1 sha256';
+
+/**
+ * The outcome of a route or HMAC probe: yes, no (the kernel refused the feature itself), or cannot
+ * tell (no permission, no unshare, another error).
+ */
+export function parseSeg6Probe(r: ProbeResult): boolean | undefined {
+  if (r.code === 0) return true;
+  // Without CONFIG_IPV6_SEG6_LWTUNNEL; without CONFIG_IPV6_SEG6_HMAC (ENOTSUPP 524, which iproute2
+  // cannot name); or without the SEG6 generic netlink family at all.
+  if (
+    /lwt encapsulation type not supported|Unknown error 524|Operation not supported|Unknown seg6|Genetlink|SEG6/i.test(
+      r.stderr,
+    )
+  ) {
+    return false;
+  }
+  return undefined;
 }
 
 export interface ProbeResult {
@@ -124,10 +166,26 @@ export async function detectKernelFeatures(): Promise<KernelFeatures> {
     vrfHow = fromConfig ? 'CONFIG_NET_VRF (probe could not run)' : '/sys/module/vrf (probe could not run)';
   }
 
-  const seg6Probe = await runProbe('ip', ['sr', 'tunsrc', 'show']);
-  const seg6 = seg6Probe.code === 0;
-  const hmacSysctl = existsSync('/proc/sys/net/ipv6/conf/all/seg6_require_hmac');
-  const hmac = seg6 && hmacSysctl;
+  const tried = async (script: string, option: 'seg6' | 'hmac') => {
+    const r = await runProbe('unshare', ['-n', 'sh', '-c', script]);
+    const answer = parseSeg6Probe(r);
+    if (answer !== undefined) {
+      // iproute2 prompts for the HMAC secret on stderr; the answer follows the prompt.
+      const why = (r.stderr.trim().split('\n').at(-1) ?? '').replace(/^Enter secret[^:]*:\s*/, '');
+      return {
+        yes: answer,
+        how: answer ? 'accepted in a throwaway netns' : `refused in a throwaway netns: ${why}`,
+      };
+    }
+    const yes = fromConfig?.[option] ?? false;
+    return { yes, how: `${fromConfig ? KERNEL_OPTION[option] : 'no kernel config'} (probe could not run)` };
+  };
+  const seg6Route = await tried(SEG6_PROBE, 'seg6');
+  const seg6LocalRoute = await tried(SEG6LOCAL_PROBE, 'seg6');
+  const hmacKey = await tried(HMAC_PROBE, 'hmac');
+  const seg6 = seg6Route.yes;
+  const seg6local = seg6LocalRoute.yes;
+  const hmac = hmacKey.yes;
 
   const nftProbe = await runProbe('unshare', ['-n', 'nft', '-c', '-f', '-'], NFT_SRH_PROBE);
   let nftSrh = parseNftProbe(nftProbe);
@@ -143,16 +201,14 @@ export async function detectKernelFeatures(): Promise<KernelFeatures> {
     release: release(),
     vrf,
     seg6,
+    seg6local,
     hmac,
     nftSrh,
     how: {
       vrf: vrfHow,
-      seg6: seg6 ? 'generic netlink family SEG6 answers' : 'generic netlink family SEG6 missing',
-      hmac: hmac
-        ? 'SEG6 family and the seg6_require_hmac sysctl (CONFIG_IPV6_SEG6_HMAC)'
-        : seg6
-          ? 'no seg6_require_hmac sysctl: kernel without CONFIG_IPV6_SEG6_HMAC'
-          : 'no SEG6 family',
+      seg6: `ip -6 route add ... encap seg6 ${seg6Route.how}`,
+      seg6local: `ip -6 route add ... encap seg6local action End ${seg6LocalRoute.how}`,
+      hmac: `ip sr hmac set ${hmacKey.how}`,
       nftSrh: nftHow,
     },
   };

@@ -78,6 +78,8 @@ export interface WaitOptions {
   readonly intervalMs?: number;
   /** What is awaited, for the error message. */
   readonly what: string;
+  /** Checked after each try: a reason stops the wait at once (the process that should answer exited). */
+  readonly stopIf?: () => string | false | undefined;
 }
 
 /** Polls `predicate` until it returns true; throws naming `what` after the timeout. */
@@ -91,6 +93,8 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, opts:
     } catch (e) {
       lastError = e;
     }
+    const stop = opts.stopIf?.();
+    if (stop) throw new Error(`gave up waiting for ${opts.what}: ${stop}`);
     if (Date.now() >= deadline) {
       const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
       throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${opts.what}${why}`);

@@ -4,4 +4,4 @@ export { CommandError, findTool, type ShResult, sh, waitFor } from './exec.ts';
 export { createLab, Lab } from './lab.ts';
 export { createVeth, Netns, UnderlaySwitch } from './netns.ts';
 export { addSweepHook, objectName, runLogDir, runPrefix, sweep } from './run.ts';
-export { isCi, missingRequirements, systemSuite } from './suite.ts';
+export { isCi, kernelIt, missingRequirements, systemSuite } from './suite.ts';

@@ -22,6 +22,7 @@ export interface VersionInfo {
     release: string;
     vrf: boolean;
     seg6: boolean;
+    seg6local: boolean;
     hmac: boolean;
     nftSrh: boolean;
     how: Record<string, string>;
@@ -33,7 +34,14 @@ export interface VersionInfo {
         api: string;
         gossipProtocol: string;
         gobgpApi: string;
-        kernel: { release: string; vrf: boolean; seg6: boolean; hmac: boolean; nftSrh: boolean };
+        kernel: {
+          release: string;
+          vrf: boolean;
+          seg6: boolean;
+          seg6local: boolean;
+          hmac: boolean;
+          nftSrh: boolean;
+        };
       }
     | { error: string };
 }
@@ -76,7 +84,8 @@ export function versionCommand(): Command {
         ['gobgp', `${opts.gobgpd} ${gobgp ?? 'not found'} (API ${info.gobgp.api})`],
         ['kernel', kernel.release],
         ['  vrf devices', `${yes(kernel.vrf)} (${kernel.how.vrf})`],
-        ['  seg6', `${yes(kernel.seg6)} (${kernel.how.seg6})`],
+        ['  seg6 encap', `${yes(kernel.seg6)} (${kernel.how.seg6})`],
+        ['  seg6local', `${yes(kernel.seg6local)} (${kernel.how.seg6local})`],
         ['  seg6 hmac', `${yes(kernel.hmac)} (${kernel.how.hmac})`],
         ['  nft srh match', `${yes(kernel.nftSrh)} (${kernel.how.nftSrh})`],
       ];
@@ -86,7 +95,7 @@ export function versionCommand(): Command {
         rows.push(['  gobgp', agent.gobgpApi || 'BGP not configured']);
         rows.push([
           '  kernel',
-          `vrf=${agent.kernel.vrf} seg6=${agent.kernel.seg6} hmac=${agent.kernel.hmac} nftSrh=${agent.kernel.nftSrh}`,
+          `vrf=${agent.kernel.vrf} seg6=${agent.kernel.seg6} seg6local=${agent.kernel.seg6local} hmac=${agent.kernel.hmac} nftSrh=${agent.kernel.nftSrh}`,
         ]);
       }
       printTable(['WHAT', 'VERSION'], rows);
@@ -107,6 +116,7 @@ async function agentAnswer(socket: string): Promise<VersionInfo['agent']> {
         release: s.kernel?.release ?? '',
         vrf: s.kernel?.vrf ?? false,
         seg6: s.kernel?.seg6 ?? false,
+        seg6local: s.kernel?.seg6local ?? false,
         hmac: s.kernel?.hmac ?? false,
         nftSrh: s.kernel?.nftSrh ?? false,
       },

@@ -42,7 +42,7 @@ async function drainInBackground(socket: string, waitMs: number): Promise<Record
 
 systemSuite(
   'agent: segmesh drain leaves the fabric without loss',
-  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'] },
+  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'], kernel: ['seg6', 'seg6local'] },
   () => {
     const lab = createLab();
     const cluster = new AgentCluster(lab);

@@ -99,7 +99,7 @@ function kernelAction(r: KernelRoute): string {
 
 systemSuite(
   'agent: an FRR edge router and an external client',
-  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'] },
+  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'], kernel: ['seg6', 'seg6local'] },
   () => {
     const lab = createLab();
     const cluster = new AgentCluster(lab);

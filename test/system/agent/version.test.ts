@@ -27,7 +27,7 @@ interface Version {
 
 systemSuite(
   'agent: segmesh version reports what this host can do',
-  { tools: ['ip', 'nft', 'gobgpd'] },
+  { tools: ['ip', 'nft', 'gobgpd'], kernel: ['seg6', 'seg6local'] },
   () => {
     const lab = createLab();
     const cluster = new AgentCluster(lab);

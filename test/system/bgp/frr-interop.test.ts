@@ -42,7 +42,10 @@ const BAD_LOCATOR = 'fc00:0:200::/64';
 
 systemSuite(
   'bgp: GoBGP sidecar <-> FRR 8.4, one host, one edge',
-  { tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh', 'tshark', 'tcpdump', 'ping'] },
+  {
+    tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh', 'tshark', 'tcpdump', 'ping'],
+    kernel: ['seg6', 'seg6local'],
+  },
   () => {
     const lab = createLab();
     let h: HostSpec;

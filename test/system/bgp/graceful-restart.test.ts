@@ -107,7 +107,7 @@ async function measure(gr: boolean): Promise<Outcome> {
 
 systemSuite(
   'bgp: graceful restart, FRR 8.4 as helper for VPNv6 from GoBGP 3.10',
-  { tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh'] },
+  { tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh'], kernel: ['seg6', 'seg6local'] },
   () => {
     afterAll(() => {
       writeFileSync(`${runLogDir()}/graceful-restart.json`, JSON.stringify(results, null, 2));

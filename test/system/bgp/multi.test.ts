@@ -36,83 +36,87 @@ function advert(h: HostSpec, tenant: string, rt: string, sid: string, prefix: st
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-systemSuite('bgp: two tenants at the edge = two FRR 8.4 instances', { tools: TOOLS }, () => {
-  const lab = createLab();
-  let sw: UnderlaySwitch;
-  let h: HostSpec;
-  let blue: EdgeSpec;
-  let red: EdgeSpec;
-  let agent: TestAgentBgp;
-  afterAll(() => lab.teardown());
+systemSuite(
+  'bgp: two tenants at the edge = two FRR 8.4 instances',
+  { tools: TOOLS, kernel: ['seg6', 'seg6local'] },
+  () => {
+    const lab = createLab();
+    let sw: UnderlaySwitch;
+    let h: HostSpec;
+    let blue: EdgeSpec;
+    let red: EdgeSpec;
+    let agent: TestAgentBgp;
+    afterAll(() => lab.teardown());
 
-  beforeAll(async () => {
-    sw = await lab.underlaySwitch('sw');
-    h = await makeHost(lab, 1);
-    await sw.attach(h.ns, 'eth0', [`${h.address}/64`]);
-    blue = await makeEdge(lab, 1, {
-      hosts: [h],
-      rt: `${EDGE_ASN}:100`,
-      uplink: (ns) => sw.attach(ns, 'eth0', ['2001:db8:12::101/64']),
+    beforeAll(async () => {
+      sw = await lab.underlaySwitch('sw');
+      h = await makeHost(lab, 1);
+      await sw.attach(h.ns, 'eth0', [`${h.address}/64`]);
+      blue = await makeEdge(lab, 1, {
+        hosts: [h],
+        rt: `${EDGE_ASN}:100`,
+        uplink: (ns) => sw.attach(ns, 'eth0', ['2001:db8:12::101/64']),
+      });
+      red = await makeEdge(lab, 2, {
+        hosts: [h],
+        rt: `${EDGE_ASN}:200`,
+        uplink: (ns) => sw.attach(ns, 'eth0', ['2001:db8:12::102/64']),
+      });
+      await programHost(h, blue.address, blue.locator);
+      await programHost(h, red.address, red.locator);
+      agent = await startAgentBgp(lab, h.ns, {
+        name: 'h1',
+        asn: HOST_ASN,
+        routerId: '198.18.0.1',
+        nextHop: h.address,
+        locator: h.locator,
+        peers: [
+          { address: blue.address, asn: EDGE_ASN, locators: [blue.locator] },
+          { address: red.address, asn: EDGE_ASN, locators: [red.locator] },
+        ],
+        tenants: [
+          { name: 'blue', routeTarget: `${EDGE_ASN}:100` },
+          { name: 'red', routeTarget: `${EDGE_ASN}:200` },
+        ],
+        fabricLocators: [h.locator],
+      });
     });
-    red = await makeEdge(lab, 2, {
-      hosts: [h],
-      rt: `${EDGE_ASN}:200`,
-      uplink: (ns) => sw.attach(ns, 'eth0', ['2001:db8:12::102/64']),
-    });
-    await programHost(h, blue.address, blue.locator);
-    await programHost(h, red.address, red.locator);
-    agent = await startAgentBgp(lab, h.ns, {
-      name: 'h1',
-      asn: HOST_ASN,
-      routerId: '198.18.0.1',
-      nextHop: h.address,
-      locator: h.locator,
-      peers: [
-        { address: blue.address, asn: EDGE_ASN, locators: [blue.locator] },
-        { address: red.address, asn: EDGE_ASN, locators: [red.locator] },
-      ],
-      tenants: [
-        { name: 'blue', routeTarget: `${EDGE_ASN}:100` },
-        { name: 'red', routeTarget: `${EDGE_ASN}:200` },
-      ],
-      fabricLocators: [h.locator],
-    });
-  });
 
-  it("each FRR installs only its own tenant's routes", async () => {
-    await blue.frr.waitSession(h.address);
-    await red.frr.waitSession(h.address);
-    await agent.bgp.advertise([
-      advert(h, 'blue', `${EDGE_ASN}:100`, 'fc00:0:1:e000::', '2001:db8:c1::1/128'),
-      advert(h, 'red', `${EDGE_ASN}:200`, 'fc00:0:1:e100::', '2001:db8:d1::1/128'),
-    ]);
-    await blue.frr.waitRoute('2001:db8:c1::1/128', { sid: 'fc00:0:1:e000::' });
-    await red.frr.waitRoute('2001:db8:d1::1/128', { sid: 'fc00:0:1:e100::' });
-    // Both FRR instances received both routes (BGP carries everything); import is by route target.
-    await waitFor(async () => (await blue.frr.vpnPathCount()) >= 2 && (await red.frr.vpnPathCount()) >= 2, {
-      timeoutMs: 10_000,
-      what: 'both VPN routes received by both FRR instances',
+    it("each FRR installs only its own tenant's routes", async () => {
+      await blue.frr.waitSession(h.address);
+      await red.frr.waitSession(h.address);
+      await agent.bgp.advertise([
+        advert(h, 'blue', `${EDGE_ASN}:100`, 'fc00:0:1:e000::', '2001:db8:c1::1/128'),
+        advert(h, 'red', `${EDGE_ASN}:200`, 'fc00:0:1:e100::', '2001:db8:d1::1/128'),
+      ]);
+      await blue.frr.waitRoute('2001:db8:c1::1/128', { sid: 'fc00:0:1:e000::' });
+      await red.frr.waitRoute('2001:db8:d1::1/128', { sid: 'fc00:0:1:e100::' });
+      // Both FRR instances received both routes (BGP carries everything); import is by route target.
+      await waitFor(async () => (await blue.frr.vpnPathCount()) >= 2 && (await red.frr.vpnPathCount()) >= 2, {
+        timeoutMs: 10_000,
+        what: 'both VPN routes received by both FRR instances',
+      });
+      await sleep(1_000);
+      expect(await blue.frr.kernelRoute('2001:db8:d1::1/128')).toBeUndefined();
+      expect(await red.frr.kernelRoute('2001:db8:c1::1/128')).toBeUndefined();
     });
-    await sleep(1_000);
-    expect(await blue.frr.kernelRoute('2001:db8:d1::1/128')).toBeUndefined();
-    expect(await red.frr.kernelRoute('2001:db8:c1::1/128')).toBeUndefined();
-  });
 
-  it("the agent learns each edge's prefix for its own tenant only", async () => {
-    await waitFor(() => agent.bgp.externalRoutes().length >= 2, {
-      timeoutMs: 20_000,
-      what: 'two external routes',
+    it("the agent learns each edge's prefix for its own tenant only", async () => {
+      await waitFor(() => agent.bgp.externalRoutes().length >= 2, {
+        timeoutMs: 20_000,
+        what: 'two external routes',
+      });
+      const byTenant = Object.fromEntries(
+        agent.bgp
+          .externalRoutes()
+          .map((r) => [r.tenants.join(), `${formatIpv6(r.prefix.address)}/${r.prefix.length}`]),
+      );
+      expect(byTenant).toEqual({ blue: blue.extPrefix, red: red.extPrefix });
     });
-    const byTenant = Object.fromEntries(
-      agent.bgp
-        .externalRoutes()
-        .map((r) => [r.tenants.join(), `${formatIpv6(r.prefix.address)}/${r.prefix.length}`]),
-    );
-    expect(byTenant).toEqual({ blue: blue.extPrefix, red: red.extPrefix });
-  });
-});
+  },
+);
 
-systemSuite('bgp: two hosts behind the same FRR 8.4', { tools: TOOLS }, () => {
+systemSuite('bgp: two hosts behind the same FRR 8.4', { tools: TOOLS, kernel: ['seg6', 'seg6local'] }, () => {
   const lab = createLab();
   let sw: UnderlaySwitch;
   let hosts: HostSpec[];

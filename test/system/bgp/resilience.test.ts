@@ -41,7 +41,7 @@ function alive(pid: number): boolean {
 
 systemSuite(
   'bgp: resilience of the sidecar, the agent and the edge',
-  { tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh'] },
+  { tools: ['ip', 'gobgpd', 'zebra', 'bgpd', 'vtysh'], kernel: ['seg6', 'seg6local'] },
   () => {
     const lab = createLab();
     let h: HostSpec;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Seg6Encap } from '../../../src/dataplane/encap.ts';
 import { counterName, nftIsolationRuleset } from '../../../src/dataplane/isolation.ts';
 import { formatIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { type Capture, createLab, type Netns, sh, systemSuite } from '../../harness/index.ts';
+import { type Capture, createLab, kernelIt, type Netns, sh, systemSuite } from '../../harness/index.ts';
 import {
   buildFabric,
   dt6Sid,
@@ -62,7 +62,7 @@ async function srhPackets(cap: Capture): Promise<SrhView[]> {
 
 systemSuite(
   'dataplane: SRv6 across three hosts, two tenants',
-  { tools: ['ip', 'nft', 'tshark', 'tcpdump', 'ping'] },
+  { tools: ['ip', 'nft', 'tshark', 'tcpdump', 'ping'], kernel: ['seg6', 'seg6local'] },
   () => {
     const lab = createLab();
     let f: Fabric;
@@ -205,57 +205,61 @@ systemSuite(
         expect(got.stdout).toContain('3 received');
         expect(await counter(3, dx6)).toBe(3n);
       });
-      it('encap with an HMAC key id: accepted by a receiver that requires HMAC, unsigned packets are not', async () => {
-        const secret = new TextEncoder().encode('segmesh-hmac-test-secret-0123456789');
-        for (const host of f.hosts) await host.dp.setHmacKey({ keyId: 7, algorithm: 'sha256', secret });
-        await h(2).dp.setSysctl('net.ipv6.conf.eth0.seg6_require_hmac', '1');
-        const signed = (from: number, to: number) => {
-          const r = f.tenantRoutes(from, to, 'a', 'encap', true);
-          return { ...r, encap: { ...(r.encap as Seg6Encap), hmacKeyId: 7 } };
-        };
-        await h(1).dp.replaceRoutes([signed(1, 2)]);
-        await h(2).dp.replaceRoutes([signed(2, 1)]);
-        const cap = await lab.capture({
-          netns: h(3).ns,
-          ifname: 'eth0',
-          filter: 'ip6 and dst host fc00:0:3::e',
-        });
-        const before = await counter(2, dt6Sid(2, 'a'));
-        expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(3);
-        expect(await counter(2, dt6Sid(2, 'a'))).toBe(before + 3n);
-        const file = await cap.stop();
-        // tshark 4.0 decodes the SRH header, not its TLVs: the HMAC flag and the 40 extra bytes
-        // (hdrlen 4 -> 9 for two segments) show the HMAC TLV is there.
-        const hmac = await sh('tshark', [
-          '-n',
-          '-r',
-          file,
-          '-Y',
-          'ipv6.routing',
-          '-T',
-          'fields',
-          '-E',
-          'separator=|',
-          '-e',
-          'ipv6.routing.srh.flags',
-          '-e',
-          'ipv6.routing.len',
-        ]);
-        const first = hmac.stdout.split('\n')[0]!.split('|');
-        expect(Number(first[0]) & 0x08).toBe(0x08);
-        expect(first[1]).toBe('9');
-        // Unsigned from h1: h2 requires HMAC on eth0, so nothing is delivered.
-        await h(1).dp.replaceRoutes([f.tenantRoutes(1, 2, 'a', 'encap', true)]);
-        const unsigned = await counter(2, dt6Sid(2, 'a'));
-        expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(0);
-        const after = (await h(2).dp.sidCounters(dt6Sid(2, 'a')))!;
-        expect(after.packets).toBe(unsigned);
-        // Back to the shared state.
-        await h(2).dp.setSysctl('net.ipv6.conf.eth0.seg6_require_hmac', '0');
-        await h(2).dp.replaceRoutes([f.tenantRoutes(2, 1, 'a', 'encap', true)]);
-        for (const host of f.hosts) await host.dp.deleteHmacKey(7);
-        expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(3);
-      });
+      kernelIt(
+        ['hmac'],
+        'encap with an HMAC key id: accepted by a receiver that requires HMAC, unsigned packets are not',
+        async () => {
+          const secret = new TextEncoder().encode('segmesh-hmac-test-secret-0123456789');
+          for (const host of f.hosts) await host.dp.setHmacKey({ keyId: 7, algorithm: 'sha256', secret });
+          await h(2).dp.setSysctl('net.ipv6.conf.eth0.seg6_require_hmac', '1');
+          const signed = (from: number, to: number) => {
+            const r = f.tenantRoutes(from, to, 'a', 'encap', true);
+            return { ...r, encap: { ...(r.encap as Seg6Encap), hmacKeyId: 7 } };
+          };
+          await h(1).dp.replaceRoutes([signed(1, 2)]);
+          await h(2).dp.replaceRoutes([signed(2, 1)]);
+          const cap = await lab.capture({
+            netns: h(3).ns,
+            ifname: 'eth0',
+            filter: 'ip6 and dst host fc00:0:3::e',
+          });
+          const before = await counter(2, dt6Sid(2, 'a'));
+          expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(3);
+          expect(await counter(2, dt6Sid(2, 'a'))).toBe(before + 3n);
+          const file = await cap.stop();
+          // tshark 4.0 decodes the SRH header, not its TLVs: the HMAC flag and the 40 extra bytes
+          // (hdrlen 4 -> 9 for two segments) show the HMAC TLV is there.
+          const hmac = await sh('tshark', [
+            '-n',
+            '-r',
+            file,
+            '-Y',
+            'ipv6.routing',
+            '-T',
+            'fields',
+            '-E',
+            'separator=|',
+            '-e',
+            'ipv6.routing.srh.flags',
+            '-e',
+            'ipv6.routing.len',
+          ]);
+          const first = hmac.stdout.split('\n')[0]!.split('|');
+          expect(Number(first[0]) & 0x08).toBe(0x08);
+          expect(first[1]).toBe('9');
+          // Unsigned from h1: h2 requires HMAC on eth0, so nothing is delivered.
+          await h(1).dp.replaceRoutes([f.tenantRoutes(1, 2, 'a', 'encap', true)]);
+          const unsigned = await counter(2, dt6Sid(2, 'a'));
+          expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(0);
+          const after = (await h(2).dp.sidCounters(dt6Sid(2, 'a')))!;
+          expect(after.packets).toBe(unsigned);
+          // Back to the shared state.
+          await h(2).dp.setSysctl('net.ipv6.conf.eth0.seg6_require_hmac', '0');
+          await h(2).dp.replaceRoutes([f.tenantRoutes(2, 1, 'a', 'encap', true)]);
+          for (const host of f.hosts) await host.dp.deleteHmacKey(7);
+          expect(await pingOk(w('a1'), workloadText(2, 'a'))).toBe(3);
+        },
+      );
     });
 
     describe('isolation (each with a positive control in the same run)', () => {

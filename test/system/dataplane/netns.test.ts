@@ -3,7 +3,7 @@ import { ROUTE_PROTOCOL } from '../../../src/dataplane/constants.ts';
 import { BatchWriteError } from '../../../src/dataplane/dataplane.ts';
 import { NetnsDataplane } from '../../../src/dataplane/netns.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { createLab, systemSuite } from '../../harness/index.ts';
+import { createLab, kernelIt, systemSuite } from '../../harness/index.ts';
 
 const ip = parseIpv6;
 
@@ -76,7 +76,7 @@ systemSuite('dataplane: the same interface inside another namespace', { tools: [
     expect(await a.readSysctl('net.ipv6.conf.all.forwarding')).toBe(before);
   });
 
-  it('sets the seg6 tunnel source and HMAC keys over generic netlink', async () => {
+  kernelIt(['hmac'], 'sets the seg6 tunnel source and HMAC keys over generic netlink', async () => {
     const h = await lab.netns('nsg');
     const dp = new NetnsDataplane({ netns: h.name });
     open.push(dp);

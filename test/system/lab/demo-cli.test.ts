@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { configureDockerEnv } from '../../../src/lab/engine.ts';
 import { labDown, labStatus } from '../../../src/lab/lab.ts';
-import { runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
+import { kernelIt, runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
 import { labImage, progress, runSlot } from './docker.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -16,6 +16,8 @@ interface Child {
   readonly done: Promise<{ code: number; stdout: string; stderr: string }>;
   readonly pid: number;
   stdout(): string;
+  /** Set once the process has exited: with its exit code and the tail of its stderr. */
+  exited(): { code: number; stderr: string } | undefined;
 }
 
 function start(args: readonly string[]): Child {
@@ -29,11 +31,15 @@ function start(args: readonly string[]): Child {
     stderr += b.toString();
     process.stderr.write(b);
   });
+  let exit: { code: number; stderr: string } | undefined;
   const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+    child.on('close', (code, signal) => {
+      exit = { code: code ?? (signal ? 128 : -1), stderr: stderr.slice(-2000) };
+      resolve({ code: exit.code, stdout, stderr });
+    });
   });
-  return { done, pid: child.pid!, stdout: () => stdout };
+  return { done, pid: child.pid!, stdout: () => stdout, exited: () => exit };
 }
 
 const run = (args: readonly string[]) => start(args).done;
@@ -46,7 +52,8 @@ systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', '
     await labDown(name, progress);
   });
 
-  it(
+  kernelIt(
+    ['seg6', 'seg6local'],
     'stays up until Ctrl-C, then tears down and exits 1 naming the cells that differ',
     async () => {
       await sweep();
@@ -64,10 +71,15 @@ systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', '
         'test/fixtures/policies/edge-wrong-route-target.yaml',
       ]);
       // The matrix (one JSON line), then the demo waits for Ctrl-C with the lab up.
+      // A demo that exits before its matrix (the lab did not come up) fails the test at once, with why.
       await waitFor(async () => demo.stdout().trim().startsWith('{') && demo.stdout().endsWith('\n'), {
-        timeoutMs: 20 * 60_000,
+        timeoutMs: 10 * 60_000,
         intervalMs: 500,
         what: 'the demo printed its matrix',
+        stopIf: () => {
+          const gone = demo.exited();
+          return gone && `segmesh lab demo exited ${gone.code} before its matrix:\n${gone.stderr}`;
+        },
       });
       await new Promise((r) => setTimeout(r, 3_000));
       expect((await labStatus(name)).nodes).toHaveLength(5);

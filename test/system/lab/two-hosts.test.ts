@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
 import { ALLOWED_IPV4, ipv4ToNumber, LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
 import { parseIpv6, parsePrefix, prefixContains } from '../../../src/srv6/address.ts';
-import { runPrefix, sweep, systemSuite } from '../../harness/index.ts';
+import { kernelIt, runPrefix, sweep, systemSuite } from '../../harness/index.ts';
 import { labImage, progress, runLabels, runSlot } from './docker.ts';
 
 const FILE = new URL('../../../topologies/two-hosts.yaml', import.meta.url).pathname;
@@ -85,44 +85,48 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
     ]);
   });
 
-  it('reaches the other host over the underlay and can program SRv6 without privileged mode', async () => {
-    const host2 = lab!.node('host2').endpoints[0]!.ipv6;
-    const r = await lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '2', host2]);
-    expect(r.exitCode, r.output).toBe(0);
-    expect((await lab!.run('host1', ['sysctl', '-n', 'net.ipv6.conf.eth0.seg6_enabled'])).trim()).toBe('1');
-    await lab!.run('host1', [
-      'ip',
-      '-6',
-      'route',
-      'add',
-      'fc00:0:ffff::1/128',
-      'encap',
-      'seg6',
-      'mode',
-      'encap',
-      'segs',
-      host2,
-      'dev',
-      'eth0',
-    ]);
-    await lab!.run('host2', [
-      'ip',
-      '-6',
-      'route',
-      'add',
-      'fc00:0:ffff::2/128',
-      'encap',
-      'seg6local',
-      'action',
-      'End.DT6',
-      'table',
-      '254',
-      'dev',
-      'eth0',
-    ]);
-    // Workloads are namespaces inside their host's container.
-    expect(await lab!.run('host1', ['ip', 'netns', 'list'])).toContain('w-blue-web-1');
-  });
+  kernelIt(
+    ['seg6'],
+    'reaches the other host over the underlay and can program SRv6 without privileged mode',
+    async () => {
+      const host2 = lab!.node('host2').endpoints[0]!.ipv6;
+      const r = await lab!.exec('host1', ['ping', '-6', '-c', '1', '-W', '2', host2]);
+      expect(r.exitCode, r.output).toBe(0);
+      expect((await lab!.run('host1', ['sysctl', '-n', 'net.ipv6.conf.eth0.seg6_enabled'])).trim()).toBe('1');
+      await lab!.run('host1', [
+        'ip',
+        '-6',
+        'route',
+        'add',
+        'fc00:0:ffff::1/128',
+        'encap',
+        'seg6',
+        'mode',
+        'encap',
+        'segs',
+        host2,
+        'dev',
+        'eth0',
+      ]);
+      await lab!.run('host2', [
+        'ip',
+        '-6',
+        'route',
+        'add',
+        'fc00:0:ffff::2/128',
+        'encap',
+        'seg6local',
+        'action',
+        'End.DT6',
+        'table',
+        '254',
+        'dev',
+        'eth0',
+      ]);
+      // Workloads are namespaces inside their host's container.
+      expect(await lab!.run('host1', ['ip', 'netns', 'list'])).toContain('w-blue-web-1');
+    },
+  );
 
   it('down removes every container and network of the lab', async () => {
     const report = await labDown(prefix, progress);

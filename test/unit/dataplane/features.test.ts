@@ -4,6 +4,7 @@ import {
   parseGobgpVersion,
   parseKernelConfig,
   parseNftProbe,
+  parseSeg6Probe,
   parseVrfProbe,
   runProbe,
 } from '../../../src/dataplane/features.ts';
@@ -17,6 +18,26 @@ describe('kernel feature probes: reading their outcome', () => {
       parseVrfProbe({ code: 1, stdout: '', stderr: 'unshare: unshare failed: Operation not permitted\n' }),
     ).toBeUndefined();
     expect(parseVrfProbe({ code: 127, stdout: '', stderr: 'spawn unshare ENOENT' })).toBeUndefined();
+  });
+
+  it('seg6, seg6local, HMAC: the kernel took it, refused the feature itself, or the probe could not run', () => {
+    expect(parseSeg6Probe({ code: 0, stdout: '', stderr: '' })).toBe(true);
+    // Kernel 6.18 without CONFIG_IPV6_SEG6_LWTUNNEL (this machine), route with encap seg6 or seg6local.
+    expect(
+      parseSeg6Probe({ code: 2, stdout: '', stderr: 'Error: lwt encapsulation type not supported.\n' }),
+    ).toBe(false);
+    // `ip sr hmac set` without CONFIG_IPV6_SEG6_HMAC: ENOTSUPP, which iproute2 cannot name.
+    expect(
+      parseSeg6Probe({
+        code: 1,
+        stdout: '',
+        stderr: 'Enter secret for HMAC key ID (blank to delete): RTNETLINK answers: Unknown error 524\n',
+      }),
+    ).toBe(false);
+    expect(
+      parseSeg6Probe({ code: 1, stdout: '', stderr: 'unshare: unshare failed: Operation not permitted\n' }),
+    ).toBeUndefined();
+    expect(parseSeg6Probe({ code: 127, stdout: '', stderr: 'spawn unshare ENOENT' })).toBeUndefined();
   });
 
   it('nft SRH match: accepted, refused by nft or the kernel, or nft missing', () => {
