@@ -9,7 +9,15 @@ import { newOperatorKey } from '../gossip/index.ts';
 import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { startFabric } from './fabric.ts';
-import { findNodeContainer, labDown, labStatus, labUp, loadTopology, planFromFile } from './lab.ts';
+import {
+  checkLabKernel,
+  findNodeContainer,
+  labDown,
+  labStatus,
+  labUp,
+  loadTopology,
+  planFromFile,
+} from './lab.ts';
 import { checkPrefix } from './plan.ts';
 
 export interface LabIo {
@@ -70,6 +78,8 @@ export async function labUpCommand(
   });
   io.progress(`topology ${file}: ${plan.nodes.length} nodes, ${plan.networks.length} networks`);
   await ensureEngine(io.progress);
+  // Before the images (minutes on a fresh machine): the kernel decides first.
+  await checkLabKernel(plan);
   const image = await ensureImages(io.progress);
   const lab = await labUp(plan, {
     image,

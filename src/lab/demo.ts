@@ -10,7 +10,7 @@ import { parseConfig } from '../config/load.ts';
 import { newOperatorKey } from '../gossip/index.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { type PlacedWorkload, startFabric } from './fabric.ts';
-import { labDown, labUp, planFromFile, type RunningLab } from './lab.ts';
+import { checkLabKernel, labDown, labUp, planFromFile, type RunningLab } from './lab.ts';
 import { type Cell, type Endpoint, matrixJson, mismatches, renderMatrix } from './matrix.ts';
 import { AGENT_SOCKET, type PlanOptions } from './plan.ts';
 import { labEndpoints, probeMatrix } from './probe.ts';
@@ -104,6 +104,8 @@ export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Prom
   });
   configureDockerEnv();
   await ensureEngine(io.progress);
+  // Before the images (minutes on a fresh machine): the kernel decides first.
+  await checkLabKernel(plan);
   const image = await ensureImages(io.progress);
   const interrupted = () => {
     if (io.signal?.aborted) throw new Error('interrupted: tearing the lab down');

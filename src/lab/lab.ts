@@ -10,6 +10,7 @@ import type Dockerode from 'dockerode';
 import { GenericContainer } from 'testcontainers';
 import { parseConfig } from '../config/load.ts';
 import type { TopologySpec } from '../config/schema.ts';
+import { detectKernelFeatures, KERNEL_OPTION } from '../dataplane/features.ts';
 import { NEVER_PULL, type Progress, runtimeClient } from './engine.ts';
 import { LabEngineError, LabNodeError } from './errors.ts';
 import { frrAllocateSid } from './frr.ts';
@@ -169,7 +170,34 @@ export async function planFromFile(file: string, opts: Omit<PlanOptions, 'file'>
 }
 
 /** Creates the networks and starts every node; on failure removes what it created (unless kept). */
+/**
+ * Lab containers share this machine's kernel: an FRR edge router (zebra installs its End.DT6 SID and
+ * seg6 routes) and agents on the kernel backend need seg6 and seg6local routes. Without them the lab
+ * would come up half way and fail minutes later; say so before anything starts.
+ */
+export async function checkLabKernel(plan: LabPlan): Promise<void> {
+  const edge = plan.edges.size > 0;
+  const agents = plan.nodes.some((n) => n.script.includes('segmesh agent'));
+  if (!edge && !agents) return;
+  const kernel = await detectKernelFeatures();
+  const lacked = (['seg6', 'seg6local'] as const).filter((f) => !kernel[f]);
+  if (lacked.length === 0) return;
+  const who = [
+    edge ? "the FRR edge router's SRv6 SIDs and routes" : '',
+    agents ? "the agents' kernel data plane" : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
+  throw new LabEngineError(
+    `lab ${plan.prefix}: this machine's kernel ${kernel.release} refuses ${lacked.join(' and ')} routes ` +
+      `(${kernel.how[lacked[0]!]}), which ${who} need; lab containers share the host's kernel. ` +
+      `Run the lab on a kernel built with ${KERNEL_OPTION.seg6} (Debian's, Ubuntu's and RHEL's are); ` +
+      '`segmesh version` lists what this kernel offers (docs/lab.md, "Kernel requirements").',
+  );
+}
+
 export async function labUp(plan: LabPlan, opts: UpOptions): Promise<RunningLab> {
+  await checkLabKernel(plan);
   const client = await runtimeClient();
   const docker = client.container.dockerode;
   const progress = opts.progress;
