@@ -24,7 +24,7 @@ const FILE = new URL('../../../topologies/mobility.yaml', import.meta.url).pathn
 
 systemSuite(
   'lab: a workload moves between hosts under traffic (topologies/mobility.yaml)',
-  { tools: ['dockerd', 'docker'] },
+  { tools: ['dockerd', 'docker'], kernel: ['seg6', 'seg6local'] },
   () => {
     const prefix = `${runPrefix()}-mob`;
     let lab: RunningLab | undefined;
