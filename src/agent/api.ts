@@ -92,7 +92,7 @@ type Impl = {
   ) => Promise<MessageShape<Methods[K]['output']>>;
 };
 
-function unary<I extends DescMessage, O extends DescMessage>(
+export function unary<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
   fn: (req: MessageShape<I>) => Promise<MessageShape<O>>,
   log: Logger,
