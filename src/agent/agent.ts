@@ -985,7 +985,7 @@ export class Agent {
   #checkStopping(): void {
     if (this.#stopping.signal.aborted) {
       throw new AgentError(
-        'unavailable',
+        'precondition',
         'the agent was stopped (SIGTERM) during the drain: the host is half drained (graceful shutdown ' +
           'and leaving advertised, nothing withdrawn); start the agent again (it rejoins) and run segmesh drain again',
       );

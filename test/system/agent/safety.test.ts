@@ -354,7 +354,9 @@ api: { socket: ${socket}, group: segmesh }
       expect(elapsed).toBeLessThan(10_000);
       const d = await drain;
       expect(d.code).toBe(1);
-      expect(d.stderr).toMatch(/stopped \(SIGTERM\) during the drain|is 'segmesh agent' running/);
+      expect(d.stderr).toMatch(
+        /the agent was stopped \(SIGTERM\) during the drain: the host is half drained/,
+      );
       expect(existsSync(`${f.stateDir}/agent.pid`)).toBe(false);
       expect(existsSync(f.socket)).toBe(false);
     }, 90_000);
