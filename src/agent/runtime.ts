@@ -182,18 +182,23 @@ export async function prepareRuntimeDir(dir: string, group: string): Promise<str
   return warnings;
 }
 
-/** Does something accept connections on this socket? (ECONNREFUSED: a socket file left by a dead agent.) */
-function answers(socket: string, timeoutMs = 1_000): Promise<boolean> {
+/**
+ * Does something accept connections on this socket? 'free': refused (a socket file left by a dead
+ * agent); 'in use': connected, or no answer within the timeout; otherwise the error code.
+ */
+function probeSocket(socket: string, timeoutMs = 1_000): Promise<'free' | 'in use' | string> {
   return new Promise((resolve) => {
     const s = connect(socket);
-    const done = (v: boolean) => {
+    const done = (v: string) => {
       clearTimeout(timer);
       s.destroy();
       resolve(v);
     };
-    const timer = setTimeout(() => done(true), timeoutMs); // connected but silent, or hanging: in use
-    s.once('connect', () => done(true));
-    s.once('error', (e) => done(code(e) !== 'ECONNREFUSED' && code(e) !== 'ENOENT'));
+    const timer = setTimeout(() => done('in use'), timeoutMs);
+    s.once('connect', () => done('in use'));
+    s.once('error', (e) =>
+      done(code(e) === 'ECONNREFUSED' || code(e) === 'ENOENT' ? 'free' : (code(e) ?? e.message)),
+    );
   });
 }
 
@@ -207,9 +212,15 @@ export async function clearSocketPath(socket: string): Promise<void> {
         'the agent never deletes it: move it away, or set api.socket to a path of its own, e.g. /run/segmesh/agent.sock',
     );
   }
-  if (await answers(socket)) {
+  const probe = await probeSocket(socket);
+  if (probe === 'in use') {
     throw new RuntimeError(
       `something answers on ${socket} (api.socket): another agent uses it; stop it first, or give this agent its own api.socket`,
+    );
+  }
+  if (probe !== 'free') {
+    throw new RuntimeError(
+      `cannot tell whether ${socket} (api.socket) is in use (${probe}); the agent leaves it alone`,
     );
   }
   await unlink(socket);
