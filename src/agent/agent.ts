@@ -880,6 +880,13 @@ export class Agent {
       );
     }
     const problems: string[] = [];
+    if (req.address) {
+      try {
+        parseIpv6(req.address);
+      } catch {
+        throw new AgentError('invalid', `address ${req.address} is not an IPv6 address`);
+      }
+    }
     if (req.address && parseIpv6(req.address) !== parseIpv6(w.address)) {
       problems.push(`the runtime expects ${req.address}, the agent gave ${w.address}`);
     }
