@@ -50,21 +50,15 @@ import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
 import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
 import type { AgentSettings } from './config.ts';
 import { desiredDelta } from './delta.ts';
+import { AgentError, checkIfname } from './errors.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
+import { checkNetworkNamespace } from './netns.ts';
 import { toDesiredHost } from './translate.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
 
 export const AGENT_PROTOCOL = 'segmesh/1';
 
-export class AgentError extends Error {
-  override readonly name = 'AgentError';
-  /** gRPC status the API answers with. */
-  readonly status: 'invalid' | 'not-found' | 'exists' | 'unavailable' | 'failed';
-  constructor(status: AgentError['status'], message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+export { AgentError } from './errors.ts';
 
 export interface AgentComponents {
   readonly logger: Logger;
@@ -124,6 +118,8 @@ export interface DrainReport {
 
 export class Agent {
   readonly settings: AgentSettings;
+  /** The host's logger; each part adds its own `component` (a child of a child would repeat the key). */
+  readonly #hostLog: Logger;
   readonly #log: Logger;
   readonly #store: LocalWorkloadStore;
   #dp: Dataplane | undefined;
@@ -159,12 +155,15 @@ export class Agent {
   #lastReport: ReconcileReport | undefined;
   #started = false;
   #draining = false;
+  /** Aborted by stop(): a drain in progress gives up at its next step instead of holding the process. */
+  readonly #stopping = new AbortController();
   /** Observer of every reconcile (metrics). */
   onReconcile: ((report: ReconcileReport) => void) | undefined;
 
   constructor(components: AgentComponents, settings: AgentSettings) {
     this.settings = settings;
-    this.#log = components.logger.child({ component: 'agent', host: settings.hostName });
+    this.#hostLog = components.logger.child({ host: settings.hostName });
+    this.#log = this.#hostLog.child({ component: 'agent' });
     this.#injectedDp = components.dataplane;
     this.#store = new LocalWorkloadStore(`${settings.stateDir}/workloads.json`);
   }
@@ -239,7 +238,7 @@ export class Agent {
       tombstoneTtlMs: s.tombstoneTtlMs,
       sameIpPeers: true,
     })({
-      logger: this.#log.child({ component: 'gossip' }),
+      logger: this.#hostLog, // gossip names itself (component: gossip)
       probe: (host) => this.#probeHost(host.record.underlayAddress),
     });
     for (const event of [
@@ -313,7 +312,7 @@ export class Agent {
           b.gobgpd.mode === 'managed'
             ? { mode: 'managed', binary: b.gobgpd.binary, runDir: `${s.stateDir}/gobgpd` }
             : { mode: 'attach', target: b.gobgpd.api },
-      })({ logger: this.#log.child({ component: 'bgp' }) });
+      })({ logger: this.#hostLog }); // names itself (component: bgp)
       this.#bgp.on('route:add', (r) => {
         this.#external.set(r.key, r);
         this.trigger();
@@ -340,6 +339,7 @@ export class Agent {
    * them). `segmesh drain` is the way to leave the fabric.
    */
   async stop(): Promise<void> {
+    this.#stopping.abort();
     this.#started = false;
     clearTimeout(this.#timer);
     clearInterval(this.#fullTimer);
@@ -704,7 +704,7 @@ export class Agent {
   async addWorkload(req: AddWorkloadInput): Promise<AddWorkloadResult> {
     if (this.#draining) {
       throw new AgentError(
-        'unavailable',
+        'precondition',
         'this host is draining (segmesh drain): start the workload on another host',
       );
     }
@@ -716,6 +716,9 @@ export class Agent {
         `unknown tenant ${req.tenant}; tenants come signed by the operator (segmesh policy apply FILE)`,
       );
     }
+    checkIfname(req.ifname || 'eth0');
+    // Before anything is attached: the path must be a network namespace, and not the host's own.
+    const netns = await checkNetworkNamespace(req.netns);
     const sticky = Boolean(req.identity);
     const containerId = req.containerId ?? '';
     const id = req.identity || `anon/${containerId || req.netns}`;
@@ -743,7 +746,14 @@ export class Agent {
     const remote = [...view.workloads.values()].find((w) => w.id === id && w.hostId !== this.hostId);
     let address: Ipv6Address;
     if (req.address) {
-      address = parseIpv6(req.address);
+      try {
+        address = parseIpv6(req.address);
+      } catch {
+        throw new AgentError(
+          'invalid',
+          `address ${req.address} is not an IPv6 address: give one such as 2001:db8:b100::10`,
+        );
+      }
       if (!prefixes.some((p) => prefixContains(p, address))) {
         throw new AgentError(
           'invalid',
@@ -766,8 +776,8 @@ export class Agent {
       false,
     );
     const hostLink = workloadLinkName(id);
-    const { mac } = await attachWorkload(this.#dp!, (netns) => openDataplane({ netns }), {
-      netns: req.netns,
+    const { mac } = await attachWorkload(this.#dp!, (ns) => openDataplane({ netns: ns }), {
+      netns,
       ifname,
       hostLink,
       address,
@@ -862,8 +872,21 @@ export class Agent {
     address?: string;
   }): Promise<string[]> {
     const w = this.findWorkload(req);
-    if (!w) throw new AgentError('not-found', `no workload ${req.identity ?? req.containerId} on this host`);
+    if (!w) {
+      const which = req.identity ? `identity ${req.identity}` : `container ${req.containerId ?? ''}`;
+      throw new AgentError(
+        'not-found',
+        `no workload with ${which} on this host (segmesh workloads lists them)`,
+      );
+    }
     const problems: string[] = [];
+    if (req.address) {
+      try {
+        parseIpv6(req.address);
+      } catch {
+        throw new AgentError('invalid', `address ${req.address} is not an IPv6 address`);
+      }
+    }
     if (req.address && parseIpv6(req.address) !== parseIpv6(w.address)) {
       problems.push(`the runtime expects ${req.address}, the agent gave ${w.address}`);
     }
@@ -911,7 +934,7 @@ export class Agent {
    *    and stops gossip. The process stays up, drained, until it is stopped; starting it again rejoins.
    */
   async drain(waitMs: number, quietMs = 0): Promise<DrainReport> {
-    if (this.#draining) throw new AgentError('unavailable', 'this host is already draining or drained');
+    if (this.#draining) throw new AgentError('precondition', 'this host is already draining or drained');
     if (!this.#started) throw new AgentError('unavailable', 'the agent is not running');
     this.#draining = true;
     clearTimeout(this.#timer);
@@ -926,12 +949,14 @@ export class Agent {
       wait,
       quietMs > 0 ? quietMs : DRAIN_QUIET_MS,
     );
+    this.#checkStopping();
     const local = this.#store.list();
     for (const w of local) await this.#gossip!.removeWorkload(w.id);
     await this.#gossip!.withdrawHost();
     await this.#bgp?.leave();
     // Others remove their routes to us; what is in flight still finds our SIDs.
-    await new Promise((r) => setTimeout(r, DRAIN_SETTLE_MS));
+    await this.#sleep(DRAIN_SETTLE_MS);
+    this.#checkStopping();
     this.#started = false;
     await this.isolationSettled();
     const flushed = await this.#dp!.flushOwned();
@@ -947,6 +972,31 @@ export class Agent {
     };
     this.#log.info(report, 'drained: this host left the fabric');
     return report;
+  }
+
+  /** A pause that ends early when the agent is stopped (a stopped agent must not wait out a drain). */
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#stopping.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #checkStopping(): void {
+    if (this.#stopping.signal.aborted) {
+      throw new AgentError(
+        'precondition',
+        'the agent was stopped (SIGTERM) during the drain: the host is half drained (graceful shutdown ' +
+          'and leaving advertised, nothing withdrawn); start the agent again (it rejoins) and run segmesh drain again',
+      );
+    }
   }
 
   /** Polls the counters of this host's decapsulating SIDs until they stand still, or `maxMs`. */
@@ -968,7 +1018,8 @@ export class Agent {
     for (;;) {
       const elapsed = Date.now() - started;
       if (elapsed >= maxMs) return { waitedMs: elapsed, trafficStopped: false };
-      await new Promise((r) => setTimeout(r, Math.min(200, maxMs - elapsed)));
+      await this.#sleep(Math.min(200, maxMs - elapsed));
+      this.#checkStopping();
       const now = await total();
       if (now !== last) {
         last = now;

@@ -1,10 +1,13 @@
 /**
  * The agent's local API: segmesh.v1.AgentService over gRPC on a unix socket (mode 0660, group
  * `segmesh`; never TCP). Who may call it is decided by the file system: a user outside the group
- * cannot connect.
+ * cannot connect. The socket's directory is prepared and locked by runtime.ts before the server binds.
+ *
+ * Bad input is the caller's mistake, not the agent's: it is answered with INVALID_ARGUMENT, NOT_FOUND,
+ * ALREADY_EXISTS or FAILED_PRECONDITION and the message, and logged at warn without a stack; only an
+ * unexpected failure is INTERNAL and logged as an error.
  */
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import {
   create,
   type DescMessage,
@@ -47,16 +50,40 @@ import {
 import { GOSSIP_TOPIC } from '../gossip/constants.ts';
 import { formatIpv6, formatPrefix } from '../srv6/address.ts';
 import { isRoute } from '../srv6/pathcompute.ts';
-import { AGENT_PROTOCOL, type Agent, AgentError } from './agent.ts';
+import { AGENT_PROTOCOL, type Agent } from './agent.ts';
+import { AttachError } from './attach.ts';
+import {
+  AgentError,
+  checkDurationMs,
+  checkId,
+  checkIfname,
+  DRAIN_QUIET_MAX_MS,
+  DRAIN_WAIT_MAX_MS,
+} from './errors.ts';
 import { explainPath } from './explain.ts';
+import { groupId } from './runtime.ts';
 
 const GRPC_STATUS: Record<AgentError['status'], status> = {
   invalid: status.INVALID_ARGUMENT,
   'not-found': status.NOT_FOUND,
   exists: status.ALREADY_EXISTS,
+  precondition: status.FAILED_PRECONDITION,
   unavailable: status.UNAVAILABLE,
   failed: status.INTERNAL,
 };
+
+/**
+ * The gRPC answer to a failed call: refusals (AgentError, and an attach the host's state prevents)
+ * keep their code and are expected (logged at warn); anything else is INTERNAL and unexpected.
+ */
+export function apiError(e: unknown): { code: status; details: string; expected: boolean } {
+  const details = e instanceof Error ? e.message : String(e);
+  if (e instanceof AgentError) {
+    return { code: GRPC_STATUS[e.status], details, expected: e.status !== 'failed' };
+  }
+  if (e instanceof AttachError) return { code: status.FAILED_PRECONDITION, details, expected: true };
+  return { code: status.INTERNAL, details, expected: false };
+}
 
 type Methods = (typeof AgentService)['method'];
 type Impl = {
@@ -65,7 +92,7 @@ type Impl = {
   ) => Promise<MessageShape<Methods[K]['output']>>;
 };
 
-function unary<I extends DescMessage, O extends DescMessage>(
+export function unary<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
   fn: (req: MessageShape<I>) => Promise<MessageShape<O>>,
   log: Logger,
@@ -77,9 +104,11 @@ function unary<I extends DescMessage, O extends DescMessage>(
     fn(call.request).then(
       (res) => callback(null, res),
       (e: unknown) => {
-        const code = e instanceof AgentError ? GRPC_STATUS[e.status] : status.INTERNAL;
-        if (!(e instanceof AgentError)) log.error({ err: e, method: method.name }, 'API call failed');
-        callback({ code, details: (e as Error).message });
+        const { code, details, expected } = apiError(e);
+        if (expected)
+          log.warn({ method: method.name, code: status[code], reason: details }, 'API call refused');
+        else log.error({ err: e, method: method.name }, 'API call failed');
+        callback({ code, details });
       },
     );
   };
@@ -133,6 +162,10 @@ export function agentHandlers(agent: Agent, version: string): Impl {
   let gobgp: Promise<string> | undefined;
   return {
     async addWorkload(req) {
+      if (req.tenant === '') throw new AgentError('invalid', 'no tenant given: pass --tenant NAME');
+      if (req.identity) checkId(req.identity, '--identity');
+      if (req.containerId) checkId(req.containerId, 'container id');
+      if (req.ifname) checkIfname(req.ifname);
       const r = await agent.addWorkload({
         ...(req.identity ? { identity: req.identity } : {}),
         tenant: req.tenant,
@@ -155,6 +188,8 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       });
     },
     async deleteWorkload(req) {
+      if (!req.identity && !req.containerId)
+        throw new AgentError('invalid', 'name the workload to delete: give its identity or container id');
       const existed = await agent.deleteWorkload({
         ...(req.identity ? { identity: req.identity } : {}),
         ...(req.containerId ? { containerId: req.containerId } : {}),
@@ -163,6 +198,8 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       return create(DeleteWorkloadResponseSchema, { existed });
     },
     async checkWorkload(req) {
+      if (!req.identity && !req.containerId)
+        throw new AgentError('invalid', 'name the workload to check: give its identity or container id');
       const problems = await agent.checkWorkload({
         ...(req.identity ? { identity: req.identity } : {}),
         ...(req.containerId ? { containerId: req.containerId } : {}),
@@ -279,6 +316,8 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       });
     },
     async drain(req) {
+      checkDurationMs(req.waitMs, DRAIN_WAIT_MAX_MS, 'drain --wait');
+      checkDurationMs(req.quietMs, DRAIN_QUIET_MAX_MS, 'drain --quiet');
       const r = await agent.drain(req.waitMs, req.quietMs);
       return create(DrainResponseSchema, r);
     },
@@ -301,6 +340,7 @@ export class ApiServer {
   constructor(agent: Agent, opts: ApiServerOptions, log: Logger, version: string) {
     this.#socket = opts.socket;
     const handlers = agentHandlers(agent, version);
+    const apiLog = log.child({ component: 'api' });
     const impl: UntypedServiceImplementation = {};
     const definition: Record<string, unknown> = {};
     for (const m of AgentService.methods) {
@@ -314,42 +354,41 @@ export class ApiServer {
         responseDeserialize: (b: Buffer) => fromBinary(m.output, b),
       };
       const fn = handlers[m.localName as keyof Impl] as (req: unknown) => Promise<never>;
-      impl[m.name] = unary(m as never, fn, log) as never;
+      impl[m.name] = unary(m as never, fn, apiLog) as never;
     }
     this.#server.addService(definition as never, impl);
     this.#group = opts.group;
   }
   readonly #group: string;
 
+  /** Binds the socket; its directory was prepared and its path cleared by claimRuntime (runtime.ts). */
   async start(): Promise<void> {
-    await mkdir(dirname(this.#socket), { recursive: true, mode: 0o750 });
-    await rm(this.#socket, { force: true });
     await new Promise<void>((resolve, reject) =>
       this.#server.bindAsync(`unix://${this.#socket}`, ServerCredentials.createInsecure(), (e) =>
         e ? reject(new Error(`cannot listen on ${this.#socket}: ${e.message}`)) : resolve(),
       ),
     );
     await chmod(this.#socket, 0o660);
-    await chmod(dirname(this.#socket), 0o750);
     const gid = await groupId(this.#group);
-    if (gid !== undefined) {
-      await chown(this.#socket, 0, gid);
-      await chown(dirname(this.#socket), 0, gid);
-    }
+    if (gid !== undefined) await chown(this.#socket, process.geteuid?.() ?? 0, gid);
   }
 
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
-    await rm(this.#socket, { force: true });
+  /**
+   * Stops accepting calls and removes the socket. Calls in flight get `graceMs` to finish (a drain is
+   * interrupted by Agent.stop, not awaited), then the server is shut down hard.
+   */
+  async stop(graceMs = 2_000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    // Only a socket: whatever else appeared at the path is not ours to delete.
+    if ((await lstat(this.#socket).catch(() => undefined))?.isSocket()) await unlink(this.#socket);
   }
-}
-
-async function groupId(name: string): Promise<number | undefined> {
-  const { readFile } = await import('node:fs/promises');
-  const groups = await readFile('/etc/group', 'utf8');
-  for (const line of groups.split('\n')) {
-    const [group, , gid] = line.split(':');
-    if (group === name && gid) return Number(gid);
-  }
-  return undefined;
 }

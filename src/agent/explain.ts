@@ -5,7 +5,7 @@
 import { formatIpv6, formatPrefix, type Ipv6Address, parseIpv6, prefixContains } from '../srv6/address.ts';
 import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import { computeHostPlan, type HostPlan, isRoute, type PlannedRoute } from '../srv6/pathcompute.ts';
-import { AgentError } from './agent.ts';
+import { AgentError } from './errors.ts';
 
 export interface PathExplanation {
   readonly segments: string[];

@@ -513,7 +513,8 @@ export function gobgpdConfig(o: {
 /** What every node runs first: writable /proc/sys (read-only for unprivileged containers), SRv6 on. */
 const COMMON_PREAMBLE = [
   'set -eu',
-  'mkdir -p /run/segmesh-lab /run/segmesh /var/log/segmesh',
+  // Not /run/segmesh: the agent creates its runtime directory itself and refuses one it did not create.
+  'mkdir -p /run/segmesh-lab /var/log/segmesh',
   'mount -o remount,rw /proc/sys',
   // Docker's default routes lead to the machine's root namespace: a lab packet with no route of its
   // own must be dropped in the lab (and counted there), never handed to the machine.

@@ -1,5 +1,6 @@
 /** Read-only views of a running agent: status, hosts, workloads, routes, path, bgp peers; and drain. */
 import { Command } from 'commander';
+import { checkDurationMs, DRAIN_QUIET_MAX_MS, DRAIN_WAIT_MAX_MS } from '../../agent/errors.ts';
 import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 import { plain, printJson, printTable } from '../output.ts';
 
@@ -129,17 +130,24 @@ export function inspectCommands(): Command[] {
       'leave the fabric: BGP paths re-advertised with GRACEFUL_SHUTDOWN and a leaving record, wait until ' +
         'traffic to this host stops (or --wait runs out), then withdraw everything and clean up',
     )
-    .option('--wait <ms>', 'the longest wait for traffic to move away', '10000')
-    .option('--quiet <ms>', "how long this host's SID counters must stand still before it withdraws", '2000')
+    .option(
+      '--wait <ms>',
+      `the longest wait for traffic to move away (at most ${DRAIN_WAIT_MAX_MS} ms)`,
+      '10000',
+    )
+    .option(
+      '--quiet <ms>',
+      `how long this host's SID counters must stand still before it withdraws (at most ${DRAIN_QUIET_MAX_MS} ms)`,
+      '2000',
+    )
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)
     .action(async (o: { wait: string; quiet: string; socket: string; json?: boolean }) => {
-      const wait = Number(o.wait);
-      if (!Number.isInteger(wait) || wait < 0)
-        throw new Error(`--wait ${o.wait}: give milliseconds, e.g. 10000`);
-      const quiet = Number(o.quiet);
-      if (!Number.isInteger(quiet) || quiet < 1)
-        throw new Error(`--quiet ${o.quiet}: give milliseconds, e.g. 2000`);
+      // The agent checks the same limits; checked here too so that a typo fails before the call.
+      const wait = /^\d+$/.test(o.wait) ? Number(o.wait) : Number.NaN;
+      checkDurationMs(wait, DRAIN_WAIT_MAX_MS, '--wait', o.wait);
+      const quiet = /^\d+$/.test(o.quiet) ? Number(o.quiet) : Number.NaN;
+      checkDurationMs(quiet, DRAIN_QUIET_MAX_MS, '--quiet', o.quiet);
       const r = await call(o.socket, (c) =>
         c.call('drain', { waitMs: wait, quietMs: quiet }, wait + 120_000),
       );

@@ -20,7 +20,7 @@ export function workloadCommand(): Command {
         '--identity <id>',
         'stable identity: the address follows it across hosts (without it: not sticky)',
       )
-      .option('--ifname <name>', 'interface inside the workload', 'eth0')
+      .option('--ifname <name>', 'interface inside the workload (at most 15 bytes)', 'eth0')
       .option('--label <key=value>', 'workload label (repeatable)', labels, {})
       .option('--address <ipv6>', 'a fixed address inside the tenant prefix')
       .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)

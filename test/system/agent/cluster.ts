@@ -132,7 +132,7 @@ gossip:
   bootstrap: [${peers.join(', ')}]
   suspectAfter: 2s
   deadAfter: 6s
-api: { socket: ${stateDir}/agent.sock, group: segmesh }
+api: { socket: ${stateDir}/run/agent.sock, group: segmesh }
 ${
   opts.edge
     ? `bgp:
@@ -150,7 +150,8 @@ ${
         index: i,
         underlay,
         stateDir,
-        socket: `${stateDir}/agent.sock`,
+        // run/: the agent's runtime directory, created by the agent (it refuses one it did not create).
+        socket: `${stateDir}/run/agent.sock`,
         config,
         agent: undefined,
       });
