@@ -84,7 +84,10 @@ interface Position {
 
 type Segment = string | number;
 
-/** The key path of the innermost node at `offset` (for syntax errors and aliases). */
+/**
+ * The key path of the innermost node at `offset` (for syntax errors and aliases). Past the end of a
+ * scalar (where a broken next line starts) the path stays at the enclosing collection.
+ */
 function pathAt(node: unknown, offset: number, path: Segment[] = []): Segment[] {
   if (isMap(node)) {
     for (const pair of node.items) {
@@ -94,27 +97,43 @@ function pathAt(node: unknown, offset: number, path: Segment[] = []): Segment[] 
       const end = v?.range?.[2] ?? k?.range?.[2];
       if (start === undefined || end === undefined || offset < start || offset > end) continue;
       const name = isScalar(k) ? String(k.value) : '?';
-      return v?.range && offset >= v.range[0] ? pathAt(v, offset, [...path, name]) : [...path, name];
+      if (isMap(v) || isSeq(v)) return pathAt(v, offset, [...path, name]);
+      if (k?.range && offset <= k.range[1]) return [...path, name];
+      if (v?.range && offset >= v.range[0] && offset < v.range[1]) return [...path, name];
     }
   } else if (isSeq(node)) {
     for (const [i, item] of node.items.entries()) {
       const range = (item as Node | null)?.range;
-      if (range && offset >= range[0] && offset <= range[2]) return pathAt(item, offset, [...path, i]);
+      if (range && offset >= range[0] && offset <= range[2]) {
+        return isMap(item) || isSeq(item) || offset < range[1] ? pathAt(item, offset, [...path, i]) : path;
+      }
     }
   }
   return path;
+}
+
+/** What to do about a YAML syntax error, by its code (and for MISSING_CHAR, what is missing). */
+function syntaxFix(code: string, message: string): string {
+  if (code === 'MISSING_CHAR' && /indicator/.test(message))
+    return 'line this key up with the other keys of its item, or start a new list item with "- "';
+  if (code === 'MISSING_CHAR' && /quote/.test(message)) return 'close the quote opened before this point';
+  if (code === 'MISSING_CHAR' || /end with an? [\]}]/.test(message))
+    return 'close the [ or { opened before this point, or indent its continuation lines further';
+  return (
+    SYNTAX_FIX[code] ??
+    'check the YAML syntax here (indentation, quotes, ": " after keys, "- " before list items)'
+  );
 }
 
 /** What to do about each kind of YAML syntax error. */
 const SYNTAX_FIX: Readonly<Record<string, string>> = {
   BAD_INDENT: 'indent the items of one mapping or list by the same number of spaces',
   TAB_AS_INDENT: 'indent with spaces, not tabs',
-  MISSING_CHAR: 'close the quote or bracket opened before this point',
   DUPLICATE_KEY: 'a key appears twice in one mapping: remove or rename one',
   MULTIPLE_DOCS: 'keep one document per file: remove the "---" line and what follows, or split the file',
   BLOCK_AS_IMPLICIT_KEY: 'a key must fit on one line; put a ":" after it, or quote the text',
   MULTILINE_IMPLICIT_KEY: 'a key must fit on one line; put a ":" after it, or quote the text',
-  UNEXPECTED_TOKEN: 'remove or quote the character here (quote text that starts with @, ` or contains ": ")',
+  UNEXPECTED_TOKEN: 'remove or quote the character here (quote text that starts with @ or ` or holds ": ")',
   BAD_SCALAR_START: 'quote the value: it starts with a character YAML reserves',
 };
 
@@ -136,7 +155,7 @@ export function parseConfig(text: string, file: string, expect?: readonly Config
         return {
           key: keyPathText(pathAt(doc.contents, e.pos[0])),
           message: `YAML syntax: ${e.message.split('\n')[0]}`,
-          fix: SYNTAX_FIX[e.code] ?? 'check the YAML syntax here (docs/configuration.md has examples)',
+          fix: syntaxFix(e.code, e.message),
           ...(source ? { value: source } : {}),
           ...at,
         };
