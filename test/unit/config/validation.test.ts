@@ -231,7 +231,7 @@ describe('fabric validation, with file, line, key, value and fix', () => {
 
 describe('YAML errors, with file, line, key and fix', () => {
   it('a syntax error names its line, column, key path, the line and a fix', () => {
-    const { file, text } = fixture('syntax-error.yaml');
+    const { file, text } = fixture('syntax-error.yaml.txt');
     const err = problems(text, file);
     // yaml reports the start of the offending line.
     expectIssue(err, text, 'hosts[0]', '   locator:', {
