@@ -56,8 +56,11 @@ function hex(b: number): string {
   return b.toString(16).padStart(2, '0');
 }
 
-function typeName(type: number): string {
-  return KEY_TYPES[type] ?? `unknown type ${type}`;
+/** `an Ed25519`, `a secp256k1`, `an RSA`: the key type with its article. */
+function aType(type: number): string {
+  const name = KEY_TYPES[type];
+  if (name === undefined) return `an unknown (type ${type})`;
+  return `${/^[AEIOU]/i.test(name) || name === 'RSA' ? 'an' : 'a'} ${name}`;
 }
 
 /** True when every byte is printable ASCII or white space: the file is text, not a binary key. */
@@ -87,7 +90,7 @@ export function privateKeyBytesProblem(bytes: Uint8Array): string | undefined {
       const decoded = Buffer.from(text, 'base64');
       const shape = keyShape(decoded);
       if (typeof shape !== 'string' && shape.data === ED25519_PUBLIC)
-        return `holds a ${typeName(shape.type)} public key in base64 (what keygen prints and operatorKeys lists), not the private key`;
+        return `holds ${aType(shape.type)} public key in base64 (what keygen prints and operatorKeys lists), not the private key`;
       if (typeof shape !== 'string')
         return `holds a key in base64 text (${decoded.length} bytes decoded); the private key file is the raw bytes keygen wrote`;
     }
@@ -96,7 +99,7 @@ export function privateKeyBytesProblem(bytes: Uint8Array): string | undefined {
   const shape = keyShape(bytes);
   if (typeof shape === 'string')
     return `${shape}; an Ed25519 private key file is 08 01 12 40 and 64 bytes (68 bytes)`;
-  if (shape.type !== 1) return `holds a ${typeName(shape.type)} key; operator keys are Ed25519`;
+  if (shape.type !== 1) return `holds ${aType(shape.type)} key; operator keys are Ed25519`;
   if (shape.data === ED25519_PUBLIC)
     return 'holds an Ed25519 public key (36 bytes), not the private key (68 bytes)';
   if (shape.data !== ED25519_PRIVATE)
@@ -114,7 +117,7 @@ export function publicKeyTextProblem(text: string): string | undefined {
   const shape = keyShape(bytes);
   if (typeof shape === 'string')
     return `decodes to ${bytes.length} bytes that ${shape}; an Ed25519 public key is 36 bytes (48 base64 characters)`;
-  if (shape.type !== 1) return `is a ${typeName(shape.type)} key; operator keys are Ed25519`;
+  if (shape.type !== 1) return `is ${aType(shape.type)} key; operator keys are Ed25519`;
   if (shape.data === ED25519_PRIVATE)
     return 'is a PRIVATE key: list only the public key (the line segmesh keygen prints) and replace this one, it has leaked';
   if (shape.data !== ED25519_PUBLIC)

@@ -329,7 +329,7 @@ describe('agent config and operator keys', () => {
         Buffer.from(key.publicKey, 'base64'),
         /holds an Ed25519 public key \(36 bytes\), not the private key \(68 bytes\)/,
       ],
-      [Buffer.from([0x08, 0x00, 0x12, 0x02, 0x30, 0x00]), /holds a RSA key; operator keys are Ed25519/],
+      [Buffer.from([0x08, 0x00, 0x12, 0x02, 0x30, 0x00]), /holds an RSA key; operator keys are Ed25519/],
       [Buffer.from([0x0a, 0x01, 0xff]), /starts with byte 0x0a, not 0x08/],
     ];
     for (const [bytes, why] of cases) {
