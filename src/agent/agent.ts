@@ -54,6 +54,7 @@ import { AgentError, checkIfname } from './errors.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
 import { checkNetworkNamespace } from './netns.ts';
 import { toDesiredHost } from './translate.ts';
+import { checkUnderlayInterface } from './underlay.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
 
 export const AGENT_PROTOCOL = 'segmesh/1';
@@ -215,6 +216,7 @@ export class Agent {
         maxSegments: s.spec.dataplane.maxSegments,
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
       });
+    await checkUnderlayInterface(this.#dp, s.underlayDevice, s.file);
     await this.#dp.setSysctl('net.ipv6.conf.all.forwarding', '1');
     await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.seg6_enabled`, '1');
     // Forwarding on turns router advertisements off; 2 keeps the underlay's RA-learned routes.

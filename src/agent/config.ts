@@ -4,10 +4,11 @@
  * policies, keys) arrive signed through gossip.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, parseConfig } from '../config/load.ts';
+import { agentConfigIssues, ConfigError, type ConfigIssue, parseConfig } from '../config/load.ts';
 import { type AgentConfigSpec, agentConfigSchema, durationMs } from '../config/schema.ts';
 import { type Ipv6Address, type Ipv6Prefix, parseIpv6, parsePrefix } from '../srv6/address.ts';
 import type { SidStructure } from '../srv6/sid.ts';
+import { type KeyPath, keyPathText } from '../srv6/validate.ts';
 
 /** Environment variables that override keys of the file (documented in docs/agent.md). */
 export const ENV_OVERRIDES = {
@@ -23,6 +24,8 @@ export const ENV_OVERRIDES = {
 
 export interface AgentSettings {
   readonly spec: AgentConfigSpec;
+  /** The file the settings came from, for error messages. */
+  readonly file?: string;
   readonly hostName: string;
   readonly underlayDevice: string;
   readonly underlay: Ipv6Address;
@@ -60,9 +63,10 @@ export function applyEnvOverrides(
   return out;
 }
 
-export function settingsFromSpec(spec: AgentConfigSpec): AgentSettings {
+export function settingsFromSpec(spec: AgentConfigSpec, file?: string): AgentSettings {
   return {
     spec,
+    ...(file !== undefined ? { file } : {}),
     hostName: spec.host.name,
     underlayDevice: spec.host.underlay.interface,
     underlay: parseIpv6(spec.host.underlay.address),
@@ -102,11 +106,19 @@ export async function loadAgentSettings(
   if (parsed.kind !== 'AgentConfig') throw new Error('unreachable');
   const overridden = applyEnvOverrides(parsed.spec as unknown as Record<string, unknown>, env);
   const result = agentConfigSchema.safeParse(overridden);
-  if (!result.success) {
-    throw new ConfigError(
-      `${file} with SEGMESH_* overrides`,
-      result.error.issues.map((i) => ({ key: i.path.join('.'), message: i.message })),
-    );
+  const issues: ConfigIssue[] = result.success
+    ? agentConfigIssues(result.data).map((i) => ({
+        key: keyPathText(i.path),
+        message: i.message,
+        fix: i.fix,
+        ...(i.value !== undefined ? { value: i.value } : {}),
+      }))
+    : result.error.issues.map((i) => ({ key: keyPathText(i.path as KeyPath), message: i.message }));
+  if (!result.success || issues.length > 0) {
+    const variables = Object.entries(ENV_OVERRIDES)
+      .filter(([v]) => env[v] !== undefined && env[v] !== '')
+      .map(([v, key]) => `${v} (${key})`);
+    throw new ConfigError(`${file} with ${variables.join(', ')}`, issues);
   }
-  return settingsFromSpec(result.data);
+  return settingsFromSpec(result.data, file);
 }

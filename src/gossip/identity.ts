@@ -5,11 +5,19 @@ import {
   generateKeyPair,
   privateKeyFromProtobuf,
   privateKeyToProtobuf,
-  publicKeyFromProtobuf,
   publicKeyToProtobuf,
 } from '@libp2p/crypto/keys';
 import type { PrivateKey, PublicKey } from '@libp2p/interface';
 import { GossipConfigError } from './errors.ts';
+import { privateKeyBytesProblem } from './key-format.ts';
+
+export {
+  OperatorKeyError,
+  operatorKeyFromText,
+  operatorPrivateKeyFromBytes,
+  privateKeyBytesProblem,
+  publicKeyTextProblem,
+} from './key-format.ts';
 
 /** Reads the protobuf-encoded private key at `path`, or creates one (mode 0600) if the file is absent. */
 export async function loadOrCreateIdentity(path: string): Promise<PrivateKey> {
@@ -24,16 +32,14 @@ export async function loadOrCreateIdentity(path: string): Promise<PrivateKey> {
     await chmod(path, 0o600);
     return key;
   }
-  try {
-    const key = privateKeyFromProtobuf(bytes);
-    if (key.type !== 'Ed25519') throw new Error(`key type ${key.type}`);
-    return key;
-  } catch (err) {
+  const why = privateKeyBytesProblem(bytes);
+  if (why) {
     throw new GossipConfigError(
-      `identity file ${path} is not a libp2p Ed25519 private key (${(err as Error).message}): ` +
+      `identity file ${path} ${why}: ` +
         'restore it from backup or delete it to create a new identity (the host gets a new id)',
     );
   }
+  return privateKeyFromProtobuf(bytes);
 }
 
 /**
@@ -48,9 +54,4 @@ export async function newOperatorKey(): Promise<{ privateKey: Uint8Array; public
 /** A public key as `operatorKeys` lists it. */
 export function operatorKeyText(key: PublicKey): string {
   return Buffer.from(publicKeyToProtobuf(key)).toString('base64');
-}
-
-/** An `operatorKeys` entry back to the key. */
-export function operatorKeyFromText(text: string): PublicKey {
-  return publicKeyFromProtobuf(Buffer.from(text, 'base64'));
 }

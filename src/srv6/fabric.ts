@@ -4,38 +4,17 @@
  * computation reads only this.
  *
  * `buildFabricView` turns a description (the `segmesh plan` file, or the agent's merged state) into a
- * view: derives locators, allocates SIDs, assigns opaque addresses, and rejects what cannot work with
- * a message that names the object and the fix.
+ * view: derives locators, allocates SIDs, assigns opaque addresses, and rejects what cannot work
+ * (`checkFabric` in validate.ts: every problem, with its key path, value and fix).
  */
-import {
-  formatIpv6,
-  formatPrefix,
-  type Ipv6Address,
-  type Ipv6Prefix,
-  prefixContains,
-  prefixCovers,
-  prefixesOverlap,
-} from './address.ts';
+import { formatIpv6, formatPrefix, type Ipv6Address, type Ipv6Prefix, prefixContains } from './address.ts';
 import { allocateHostSids, type HostSids } from './allocator.ts';
-import { type HostCapabilities, LINUX_WITHOUT_VRF, unsupportedReason } from './behavior.ts';
+import { type HostCapabilities, LINUX_WITHOUT_VRF } from './behavior.ts';
 import { hashHex8 } from './hash.ts';
 import { allocateAddress } from './ipam.ts';
-import { checkLocatorsDisjoint, deriveLocators } from './locator.ts';
-import {
-  F3216,
-  formatStructure,
-  locatorLength,
-  type SidStructure,
-  sidLocator,
-  validateStructure,
-} from './sid.ts';
-import {
-  MAX_TENANT_ID,
-  NF_LINK_PREFIX,
-  type TenantTables,
-  tenantTables,
-  WORKLOAD_LINK_PREFIX,
-} from './tables.ts';
+import { F3216, type SidStructure, sidLocator } from './sid.ts';
+import { NF_LINK_PREFIX, type TenantTables, tenantTables, WORKLOAD_LINK_PREFIX } from './tables.ts';
+import { checkFabric, type FabricIssue } from './validate.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -200,8 +179,14 @@ export interface FabricView {
   readonly externalRoutes: readonly ExternalRouteInput[];
 }
 
+/** A description that cannot work; `issues` holds every problem with its key path and fix. */
 export class FabricError extends Error {
   override readonly name = 'FabricError';
+  readonly issues: readonly FabricIssue[];
+  constructor(issues: readonly FabricIssue[]) {
+    super(issues.map((i) => `${i.message}; ${i.fix}`).join('\n'));
+    this.issues = issues;
+  }
 }
 
 export const DEFAULT_MAX_SEGMENTS = 4;
@@ -237,39 +222,23 @@ export function selectsAll(selector: Selector): boolean {
 }
 
 /** Name -> item, in name order: the view iterates in a canonical order whatever the input order. */
-function uniqueNames<T extends { readonly name: string }>(items: readonly T[], what: string): Map<string, T> {
-  const map = new Map<string, T>();
-  for (const item of [...items].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (map.has(item.name))
-      throw new FabricError(`${what} ${item.name} is defined twice; names must be unique`);
-    map.set(item.name, item);
-  }
-  return map;
+function byName<T extends { readonly name: string }>(items: readonly T[]): Map<string, T> {
+  return new Map(
+    [...items].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((i) => [i.name, i]),
+  );
 }
 
 export function buildFabricView(input: FabricInput): FabricView {
+  // Every check that needs no SID allocation happens here first, reported all at once.
+  const checked = checkFabric(input);
+  if (checked.issues.length > 0 || !checked.locators) throw new FabricError(checked.issues);
+  const locators = checked.locators;
   const structure = input.structure ?? F3216;
-  validateStructure(structure);
   const maxSegments = input.maxSegments ?? DEFAULT_MAX_SEGMENTS;
-  if (!Number.isInteger(maxSegments) || maxSegments < 1 || maxSegments > 16) {
-    throw new FabricError(`maxSegments ${maxSegments} is not in 1..16`);
-  }
   const underlayMtu = input.underlayMtu ?? 1500;
-  const hmac = input.hmacKeyId !== undefined;
-  if (workloadMtu(underlayMtu, maxSegments, hmac) < 1280) {
-    throw new FabricError(
-      `with underlay MTU ${underlayMtu}, ${maxSegments} segments${hmac ? ' and HMAC' : ''} leave workloads less than IPv6's minimum MTU of 1280; raise the underlay MTU or lower maxSegments`,
-    );
-  }
 
-  const tenantInputs = uniqueNames(input.tenants, 'tenant');
   const tenants = new Map<string, TenantView>();
-  for (const t of tenantInputs.values()) {
-    if (!Number.isInteger(t.id) || t.id < 1 || t.id > MAX_TENANT_ID) {
-      throw new FabricError(`tenant ${t.name} has id ${t.id}; use an integer in 1..${MAX_TENANT_ID}`);
-    }
-    if (t.prefixes.length === 0)
-      throw new FabricError(`tenant ${t.name} has no prefix; give it at least one`);
+  for (const t of byName(input.tenants).values()) {
     tenants.set(t.name, {
       name: t.name,
       id: t.id,
@@ -280,49 +249,10 @@ export function buildFabricView(input: FabricInput): FabricView {
       tables: tenantTables(t.id),
     });
   }
-  const allTenantPrefixes = [...tenants.values()].flatMap((t) => t.prefixes.map((p) => ({ t: t.name, p })));
-  for (let i = 0; i < allTenantPrefixes.length; i++) {
-    for (let j = i + 1; j < allTenantPrefixes.length; j++) {
-      const a = allTenantPrefixes[i]!;
-      const b = allTenantPrefixes[j]!;
-      if (prefixesOverlap(a.p, b.p)) {
-        throw new FabricError(
-          `tenant prefixes overlap: ${a.t} ${formatPrefix(a.p)} and ${b.t} ${formatPrefix(b.p)}; an opaque address must name one workload of one tenant`,
-        );
-      }
-    }
-  }
 
-  // Hosts: locators (given or derived), then SIDs.
-  const hostInputs = uniqueNames(input.hosts, 'host');
-  const fixed = new Map<string, Ipv6Prefix>();
-  for (const h of hostInputs.values()) {
-    if (h.locator) {
-      if (h.locator.length !== locatorLength(structure)) {
-        throw new FabricError(
-          `host ${h.name} locator ${formatPrefix(h.locator)} is a /${h.locator.length}, but SID structure ${formatStructure(structure)} makes locators /${locatorLength(structure)}`,
-        );
-      }
-      if (input.locatorBlock && !prefixCovers(input.locatorBlock, h.locator)) {
-        throw new FabricError(
-          `host ${h.name} locator ${formatPrefix(h.locator)} is outside the fabric locator block ${formatPrefix(input.locatorBlock)}`,
-        );
-      }
-      fixed.set(h.name, h.locator);
-    } else if (!input.locatorBlock) {
-      throw new FabricError(
-        `host ${h.name} has no locator and the fabric has no locatorBlock to derive one from`,
-      );
-    }
-  }
-  checkLocatorsDisjoint([...fixed].map(([host, locator]) => ({ host, locator })));
-  const locators = input.locatorBlock
-    ? deriveLocators(input.locatorBlock, structure, [...hostInputs.keys()], fixed)
-    : fixed;
-
-  const nfInputs = uniqueNames(input.networkFunctions ?? [], 'network function');
+  const nfInputs = byName(input.networkFunctions ?? []);
   const hosts = new Map<string, HostView>();
-  for (const h of hostInputs.values()) {
+  for (const h of byName(input.hosts).values()) {
     const locator = locators.get(h.name)!;
     const capabilities = h.capabilities ?? LINUX_WITHOUT_VRF;
     const sids = allocateHostSids({
@@ -346,41 +276,17 @@ export function buildFabricView(input: FabricInput): FabricView {
     });
     for (const s of sids.all) {
       if (!prefixContains(locator, s.sid)) {
-        throw new FabricError(
-          `SID ${formatIpv6(s.sid)} of host ${h.name} lies outside its locator ${formatPrefix(locator)}`,
+        throw new Error(
+          `SID ${formatIpv6(s.sid)} of host ${h.name} lies outside its locator ${formatPrefix(locator)} (a bug in the allocator)`,
         );
       }
     }
     hosts.set(h.name, { name: h.name, underlay: h.underlay, locator, capabilities, sids });
   }
-  for (const h of hosts.values()) {
-    for (const other of hosts.values()) {
-      if (other !== h && other.underlay === h.underlay) {
-        throw new FabricError(
-          `hosts ${h.name} and ${other.name} share underlay address ${formatIpv6(h.underlay)}`,
-        );
-      }
-    }
-  }
 
-  const edges = uniqueNames(input.edges ?? [], 'edge');
-  for (const e of edges.values()) {
-    for (const loc of e.locators) {
-      for (const h of hosts.values()) {
-        if (prefixesOverlap(loc, h.locator)) {
-          throw new FabricError(
-            `edge ${e.name} locator ${formatPrefix(loc)} overlaps host ${h.name} locator ${formatPrefix(h.locator)}`,
-          );
-        }
-      }
-    }
-  }
-
+  const edges = byName(input.edges ?? []);
   const networkFunctions = new Map<string, NetworkFunctionView>();
   for (const n of nfInputs.values()) {
-    if (!hosts.has(n.host)) throw new FabricError(`network function ${n.name} is on unknown host ${n.host}`);
-    if (!tenants.has(n.tenant))
-      throw new FabricError(`network function ${n.name} is in unknown tenant ${n.tenant}`);
     networkFunctions.set(n.name, {
       name: n.name,
       tenant: n.tenant,
@@ -395,34 +301,7 @@ export function buildFabricView(input: FabricInput): FabricView {
   const workloads = new Map<string, WorkloadView>();
   const taken = new Map<bigint, string>();
   const inputs = input.workloads ?? [];
-  const seen = new Set<string>();
-  for (const w of inputs) {
-    if (seen.has(w.id))
-      throw new FabricError(`workload ${w.id} is listed twice; an identity runs once in the fabric`);
-    seen.add(w.id);
-    if (!hosts.has(w.host)) throw new FabricError(`workload ${w.id} is on unknown host ${w.host}`);
-    const tenant = tenants.get(w.tenant);
-    if (!tenant)
-      throw new FabricError(`workload ${w.id} is in unknown tenant ${w.tenant}; define the tenant first`);
-    const why = tenant.ipv4 ? unsupportedReason('End.DT46', hosts.get(w.host)!.capabilities) : undefined;
-    if (why) {
-      throw new FabricError(
-        `workload ${w.id} of IPv4 tenant ${tenant.name} cannot run on host ${w.host}: ${why}`,
-      );
-    }
-    if (w.address !== undefined) {
-      if (!tenant.prefixes.some((p) => prefixContains(p, w.address!))) {
-        throw new FabricError(
-          `workload ${w.id} address ${formatIpv6(w.address)} is outside tenant ${tenant.name}'s prefixes ${tenant.prefixes.map(formatPrefix).join(', ')}`,
-        );
-      }
-      const holder = taken.get(w.address);
-      if (holder !== undefined) {
-        throw new FabricError(`workloads ${holder} and ${w.id} both claim ${formatIpv6(w.address)}`);
-      }
-      taken.set(w.address, w.id);
-    }
-  }
+  for (const w of inputs) if (w.address !== undefined) taken.set(w.address, w.id);
   for (const w of inputs) {
     const tenant = tenants.get(w.tenant)!;
     const address = w.address ?? allocateAddress(tenant.prefixes[0]!, w.id, (a) => taken.has(a));
@@ -439,54 +318,13 @@ export function buildFabricView(input: FabricInput): FabricView {
     });
   }
 
-  const policies: PolicyView[] = [];
-  const policyNames = new Set<string>();
-  for (const p of input.policies ?? []) {
-    if (policyNames.has(p.name)) throw new FabricError(`policy ${p.name} is defined twice`);
-    policyNames.add(p.name);
-    if (!tenants.has(p.tenant)) throw new FabricError(`policy ${p.name} is for unknown tenant ${p.tenant}`);
-    if (p.via.length === 0)
-      throw new FabricError(`policy ${p.name} traverses no network function; list them in via`);
-    const unaware = new Set<string>();
-    for (const nf of p.via) {
-      const fn = networkFunctions.get(nf);
-      if (!fn) throw new FabricError(`policy ${p.name} names unknown network function ${nf}`);
-      if (fn.tenant !== p.tenant) {
-        throw new FabricError(
-          `policy ${p.name} of tenant ${p.tenant} sends traffic through ${nf} of tenant ${fn.tenant}; a chain stays in its tenant`,
-        );
-      }
-      if (fn.mode === 'sr-unaware') {
-        // Its return table routes by destination (and source) only: it cannot tell two passes apart.
-        if (unaware.has(nf)) {
-          throw new FabricError(
-            `policy ${p.name} passes SR-unaware network function ${nf} twice; use two instances or an SR-aware function`,
-          );
-        }
-        unaware.add(nf);
-      }
-    }
-    // The longest list a policy produces: every SR-aware function, then the function or the destination.
-    const longest = longestChainList(p.via, networkFunctions);
-    if (longest > maxSegments) {
-      throw new FabricError(
-        `policy ${p.name} needs a segment list of ${longest} segments, more than maxSegments ${maxSegments}; shorten the chain or raise maxSegments`,
-      );
-    }
-    policies.push({ name: p.name, tenant: p.tenant, from: p.from ?? {}, to: p.to ?? {}, via: p.via });
-  }
-
-  for (const r of input.externalRoutes ?? []) {
-    if (!tenants.has(r.tenant))
-      throw new FabricError(`external route ${formatPrefix(r.prefix)} is for unknown tenant ${r.tenant}`);
-    const edge = edges.get(r.edge);
-    if (!edge) throw new FabricError(`external route ${formatPrefix(r.prefix)} names unknown edge ${r.edge}`);
-    if (!edge.locators.some((l) => prefixContains(l, r.sid))) {
-      throw new FabricError(
-        `external route ${formatPrefix(r.prefix)} has SID ${formatIpv6(r.sid)} outside edge ${edge.name}'s locators`,
-      );
-    }
-  }
+  const policies: PolicyView[] = (input.policies ?? []).map((p) => ({
+    name: p.name,
+    tenant: p.tenant,
+    from: p.from ?? {},
+    to: p.to ?? {},
+    via: p.via,
+  }));
 
   return {
     structure,
@@ -502,20 +340,6 @@ export function buildFabricView(input: FabricInput): FabricView {
     edges,
     externalRoutes: input.externalRoutes ?? [],
   };
-}
-
-/** The number of segments the longest list of a chain carries (see pathcompute's chain split). */
-function longestChainList(via: readonly string[], nfs: ReadonlyMap<string, NetworkFunctionView>): number {
-  let longest = 0;
-  let run = 0;
-  for (const name of via) {
-    run++;
-    if (nfs.get(name)?.mode === 'sr-unaware') {
-      longest = Math.max(longest, run);
-      run = 0;
-    }
-  }
-  return Math.max(longest, run + 1);
 }
 
 /** The locators a host's SID lies in, for a SID seen on the wire. */

@@ -12,26 +12,6 @@ export class LocatorError extends Error {
   override readonly name = 'LocatorError';
 }
 
-export interface LocatorClaim {
-  readonly host: string;
-  readonly locator: Ipv6Prefix;
-}
-
-/** Throws naming both hosts when two locators overlap. */
-export function checkLocatorsDisjoint(claims: readonly LocatorClaim[]): void {
-  // Sorting by address makes overlap a neighbour relation: O(n log n) rather than O(n^2).
-  const sorted = [...claims].sort((a, b) => (a.locator.address < b.locator.address ? -1 : 1));
-  for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1]!;
-    const b = sorted[i]!;
-    if (prefixesOverlap(a.locator, b.locator)) {
-      throw new LocatorError(
-        `locators overlap: ${a.host} has ${formatPrefix(a.locator)} and ${b.host} has ${formatPrefix(b.locator)}; give each host its own locator`,
-      );
-    }
-  }
-}
-
 /**
  * Assigns locators from `block` to the hosts that have none. `fixed` holds the configured ones (they
  * are kept and avoided). Deterministic for a given set of host names.

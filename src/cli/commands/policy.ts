@@ -4,7 +4,6 @@
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { Command } from 'commander';
 import { parseConfig } from '../../config/load.ts';
 import {
@@ -13,7 +12,12 @@ import {
   SignedRecordSchema,
   TenantRecordSchema,
 } from '../../gen/segmesh/v1/gossip_pb.js';
-import { newOperatorKey, signRecord } from '../../gossip/index.ts';
+import {
+  newOperatorKey,
+  OperatorKeyError,
+  operatorPrivateKeyFromBytes,
+  signRecord,
+} from '../../gossip/index.ts';
 import { ipv6ToBytes, parsePrefix } from '../../srv6/address.ts';
 import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 
@@ -40,7 +44,15 @@ export function policyCommand(): Command {
       .action(async (file: string, o: { operatorKey: string; socket: string }) => {
         const parsed = parseConfig(await readFile(file, 'utf8'), file, ['FabricPolicy']);
         if (parsed.kind !== 'FabricPolicy') throw new Error('unreachable');
-        const key = privateKeyFromProtobuf(await readFile(o.operatorKey));
+        let keyBytes: Uint8Array;
+        try {
+          keyBytes = await readFile(o.operatorKey);
+        } catch (e) {
+          throw new OperatorKeyError(
+            `cannot read operator key file ${o.operatorKey} (${(e as Error).message}); pass the private key file that segmesh keygen --out wrote`,
+          );
+        }
+        const key = operatorPrivateKeyFromBytes(keyBytes, o.operatorKey);
         const now = BigInt(Date.now());
         const records: GossipRecord[] = parsed.spec.tenants.map((t, i) =>
           create(RecordSchema, {

@@ -45,7 +45,7 @@ describe('configuration schemas', () => {
     const text = err.message;
     expect(text).toMatch(/tenants\[0\]\.prefixes\[0\]: expected text, got a mapping: quote IPv6 addresses/);
     expect(text).toMatch(/workloads\[0\]\.host: missing: this key is required/);
-    expect(text).toMatch(/workloads\[0\]: unknown key lables/);
+    expect(text).toMatch(/test.yaml:40:39: workloads\[0\]\.lables: unknown key; check the spelling/);
   });
 
   it('requires apiVersion and a known kind', () => {

@@ -214,13 +214,6 @@ describe('lab plan', () => {
       },
       /hosts\[0\]\.underlay: .*gateway/,
     ],
-    [
-      'two hosts on one address',
-      (d) => {
-        (d.hosts as { underlay: string }[])[1]!.underlay = 'fc00:99:10::11';
-      },
-      /hosts: .*host1/,
-    ],
   ];
   it.each(rejects)('rejects %s, naming the key', (_what, edit, message) => {
     const spec = edited('two-hosts.yaml', edit);
@@ -228,13 +221,21 @@ describe('lab plan', () => {
     expect(() => planLab(spec, { file: 'two-hosts.yaml' })).toThrow(message);
   });
 
+  // Cross references are checked when the file is read (src/config/load.ts), before any plan.
+  it('rejects two hosts on one address when reading the topology, naming the key', () => {
+    expect(() =>
+      edited('two-hosts.yaml', (d) => {
+        (d.hosts as { underlay: string }[])[1]!.underlay = 'fc00:99:10::11';
+      }),
+    ).toThrow(/hosts\[1\]\.underlay: host host2 and host host1 share underlay address fc00:99:10::11/);
+  });
+
   it('rejects an external client attached to something that is not an edge router', () => {
-    const spec = edited('edge.yaml', (d) => {
-      (d.nodes as { attach?: string }[])[1]!.attach = 'host1';
-    });
-    expect(() => planLab(spec, { file: 'edge.yaml' })).toThrow(
-      /nodes\[1\]\.attach: host1 is not an edge router/,
-    );
+    expect(() =>
+      edited('edge.yaml', (d) => {
+        (d.nodes as { attach?: string }[])[1]!.attach = 'host1';
+      }),
+    ).toThrow(/nodes\[1\]\.attach: external-client ext1 attaches to host1, which is not an edge-router node/);
   });
 
   it('rejects an edge locator other than a /64 (FRR 8.4, quirk F1)', () => {

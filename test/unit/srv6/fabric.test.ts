@@ -4,7 +4,6 @@ import { allocateHostSids, allocationMemory } from '../../../src/srv6/allocator.
 import { unsupportedReason } from '../../../src/srv6/behavior.ts';
 import { buildFabricView, FabricError, type FabricInput, workloadMtu } from '../../../src/srv6/fabric.ts';
 import { allocateAddress, preferredAddress } from '../../../src/srv6/ipam.ts';
-import { LocatorError } from '../../../src/srv6/locator.ts';
 import { computeHostPlan, type EncapRoute } from '../../../src/srv6/pathcompute.ts';
 import { F3216 } from '../../../src/srv6/sid.ts';
 
@@ -32,7 +31,7 @@ describe('fabric validation', () => {
           { name: 'h2', underlay: parseIpv6('2001:db8:1::2'), locator: parsePrefix('fc00:0:1::/48') },
         ],
       }),
-    ).toThrow(LocatorError);
+    ).toThrow(/locators overlap: host h2 has fc00:0:1::\/48, as has host h1; give each host its own locator/);
   });
 
   it('rejects a locator that does not match the SID structure', () => {
