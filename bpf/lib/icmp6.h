@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ICMPv6 Packet Too Big built in BPF (RFC 4443 §3.2): the workload's packet would not fit the underlay
+ * after encapsulation, and a router owes its sender a PTB; redirecting past ip6_forward skips the
+ * kernel's own. The packet is turned into the PTB in place and sent back out of the veth it came in on.
+ */
+#ifndef SEGMESH_ICMP6_H
+#define SEGMESH_ICMP6_H
+
+#include "maps.h"
+
+#define PTB_HDRS (IP6_HLEN + 8)
+#define PTB_QUOTE_MAX (1280 - PTB_HDRS) /* the whole PTB fits the IPv6 minimum MTU */
+
+struct pseudo6 {
+	struct in6 src;
+	struct in6 dst;
+	__be32 len;
+	__u8 zero[3];
+	__u8 nexthdr;
+};
+
+static __attribute__((noinline)) int send_ptb6(struct __sk_buff *skb, struct in6 *from, __u32 mtu)
+{
+	struct ipv6hdr orig;
+	__u8 macs[12];
+	if (bpf_skb_load_bytes(skb, 0, macs, 12) < 0 ||
+	    bpf_skb_load_bytes(skb, L3_OFF, &orig, sizeof(orig)) < 0)
+		return SM_R_DROP_ERROR;
+	__u32 quoted = IP6_HLEN + bpf_ntohs(orig.payload_len);
+	if (quoted > skb->len - L3_OFF)
+		quoted = skb->len - L3_OFF;
+	if (quoted > PTB_QUOTE_MAX)
+		quoted = PTB_QUOTE_MAX;
+	quoted &= ~3u; /* bpf_csum_diff sums whole 32-bit words */
+	if (mtu < 1280)
+		mtu = 1280;
+
+	if (bpf_skb_change_tail(skb, L3_OFF + quoted, 0) < 0 ||
+	    bpf_skb_adjust_room(skb, PTB_HDRS, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return SM_R_DROP_ERROR;
+
+	struct {
+		struct ethhdr eth;
+		struct ipv6hdr ip6;
+		struct icmp6hdr icmp;
+	} __attribute__((packed)) h;
+	__builtin_memset(&h, 0, sizeof(h));
+	__builtin_memcpy(h.eth.h_dest, &macs[6], 6);
+	__builtin_memcpy(h.eth.h_source, &macs[0], 6);
+	h.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	h.ip6.version = 6;
+	h.ip6.payload_len = bpf_htons(8 + quoted);
+	h.ip6.nexthdr = IPPROTO_ICMPV6;
+	h.ip6.hop_limit = 255;
+	__builtin_memcpy(&h.ip6.saddr, from, 16);
+	__builtin_memcpy(&h.ip6.daddr, &orig.saddr, 16);
+	struct icmp6hdr ic;
+	__builtin_memset(&ic, 0, sizeof(ic));
+	ic.icmp6_type = ICMPV6_PKT_TOOBIG;
+	ic.icmp6_mtu = bpf_htonl(mtu);
+
+	struct pseudo6 ph;
+	__builtin_memset(&ph, 0, sizeof(ph));
+	__builtin_memcpy(&ph.src, from, 16);
+	__builtin_memcpy(&ph.dst, &orig.saddr, 16);
+	ph.len = bpf_htonl(8 + quoted);
+	ph.nexthdr = IPPROTO_ICMPV6;
+	__s64 sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&ic, sizeof(ic), (__u32)sum);
+
+	__u32 zero = 0;
+	struct sm_scratch *s = bpf_map_lookup_elem(&sm_scratch, &zero);
+	if (!s)
+		return SM_R_DROP_ERROR;
+	__u32 off = L3_OFF + PTB_HDRS, left = quoted;
+	/* Chunks of at most 252 bytes: the mask both keeps whole words and proves the bound to the verifier. */
+	for (int i = 0; i < (PTB_QUOTE_MAX + 251) / 252; i++) {
+		if (left == 0)
+			break;
+		__u32 n = left > 252 ? 252 : left;
+		n &= 0xfc;
+		if (n == 0)
+			break;
+		if (bpf_skb_load_bytes(skb, off, s->b, n) < 0)
+			return SM_R_DROP_ERROR;
+		sum = bpf_csum_diff(0, 0, (__be32 *)s->b, n, (__u32)sum);
+		off += n;
+		left -= n;
+	}
+	__u64 f = (__u32)sum;
+	f = (f & 0xffff) + (f >> 16);
+	f = (f & 0xffff) + (f >> 16);
+	ic.icmp6_cksum = (__u16)~f;
+	__builtin_memcpy(&h.icmp, &ic, sizeof(ic));
+
+	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0) < 0)
+		return SM_R_DROP_ERROR;
+	return 0;
+}
+
+#endif
