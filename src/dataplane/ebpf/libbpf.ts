@@ -69,6 +69,23 @@ const LinkCreateOpts = koffi.struct('bpf_link_create_opts_min', {
   pad: koffi.array('uint8_t', 64),
 });
 
+const TcHook = koffi.struct('bpf_tc_hook', {
+  sz: 'size_t',
+  ifindex: 'int',
+  attach_point: 'int',
+  parent: 'uint32_t',
+  pad: 'uint32_t',
+});
+const TcOpts = koffi.struct('bpf_tc_opts', {
+  sz: 'size_t',
+  prog_fd: 'int',
+  flags: 'uint32_t',
+  prog_id: 'uint32_t',
+  handle: 'uint32_t',
+  priority: 'uint32_t',
+  pad: 'uint32_t',
+});
+
 type Ptr = unknown;
 
 interface Lib {
@@ -109,6 +126,9 @@ interface Lib {
   bpf_obj_get: (path: string) => number;
   bpf_link_create: (progFd: number, targetFd: number, attachType: number, opts: unknown) => number;
   bpf_link_update: (linkFd: number, newProgFd: number, opts: null) => number;
+  bpf_tc_hook_create: (hook: Record<string, unknown>) => number;
+  bpf_tc_attach: (hook: Record<string, unknown>, opts: Record<string, unknown>) => number;
+  bpf_tc_detach: (hook: Record<string, unknown>, opts: Record<string, unknown>) => number;
   close: (fd: number) => number;
 }
 
@@ -175,6 +195,12 @@ export function libbpf(): Lib {
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
     bpf_link_create: so.func('bpf_link_create', 'int', ['int', 'int', 'int', koffi.pointer(LinkCreateOpts)]),
     bpf_link_update: f('int bpf_link_update(int link_fd, int new_prog_fd, void *opts)'),
+    bpf_tc_hook_create: so.func('bpf_tc_hook_create', 'int', [koffi.pointer(TcHook)]),
+    bpf_tc_attach: so.func('bpf_tc_attach', 'int', [
+      koffi.pointer(TcHook),
+      koffi.inout(koffi.pointer(TcOpts)),
+    ]),
+    bpf_tc_detach: so.func('bpf_tc_detach', 'int', [koffi.pointer(TcHook), koffi.pointer(TcOpts)]),
     close: libc.func('int close(int fd)'),
   };
   l.libbpf_set_print(null);
@@ -633,4 +659,52 @@ export function attachTcx(prog: BpfProgram, ifindex: number, attachType: number 
 /** Replaces the program behind a link in place (BPF_LINK_UPDATE): no packet sees no program. */
 export function linkUpdate(linkFd: number, prog: BpfProgram): void {
   check(libbpf().bpf_link_update(linkFd, prog.fd, null), `link update to ${prog.name}`);
+}
+
+const BPF_TC_INGRESS = 1;
+const BPF_TC_EGRESS = 2;
+const BPF_TC_F_REPLACE = 1;
+const EEXIST = 17;
+
+/**
+ * clsact + cls_bpf direct-action, for kernels without tcx (before 6.6). The filter belongs to the qdisc,
+ * not to an fd: it stays after the loader exits until detached. Returns the detach function.
+ */
+export function attachClsact(
+  prog: BpfProgram,
+  ifindex: number,
+  direction: 'ingress' | 'egress' = 'ingress',
+): () => void {
+  const l = libbpf();
+  const hook = {
+    sz: koffi.sizeof(TcHook),
+    ifindex,
+    attach_point: direction === 'ingress' ? BPF_TC_INGRESS : BPF_TC_EGRESS,
+    parent: 0,
+    pad: 0,
+  };
+  const rc = l.bpf_tc_hook_create(hook);
+  if (rc < 0 && rc !== -EEXIST) check(rc, `creating the clsact qdisc on ifindex ${ifindex}`);
+  const opts = {
+    sz: koffi.sizeof(TcOpts),
+    prog_fd: prog.fd,
+    flags: BPF_TC_F_REPLACE,
+    prog_id: 0,
+    handle: 1,
+    priority: 1,
+    pad: 0,
+  };
+  check(l.bpf_tc_attach(hook, opts), `clsact ${direction} attach of ${prog.name} to ifindex ${ifindex}`);
+  return () => {
+    const detach = {
+      sz: koffi.sizeof(TcOpts),
+      prog_fd: 0,
+      flags: 0,
+      prog_id: 0,
+      handle: 1,
+      priority: 1,
+      pad: 0,
+    };
+    check(l.bpf_tc_detach(hook, detach), `clsact detach of ${prog.name} from ifindex ${ifindex}`);
+  };
 }
