@@ -82,7 +82,6 @@ static __attribute__((noinline)) int forward_table(struct __sk_buff *skb, __u32 
 		p.family = AF_INET;
 		p.tos = ip.tos;
 		p.l4_protocol = ip.protocol;
-		p.tot_len = bpf_ntohs(ip.tot_len);
 		p.ipv4_src = ip.saddr;
 		p.ipv4_dst = ip.daddr;
 	} else {
@@ -91,10 +90,11 @@ static __attribute__((noinline)) int forward_table(struct __sk_buff *skb, __u32 
 			goto err;
 		p.family = AF_INET6;
 		p.l4_protocol = ip6.nexthdr;
-		p.tot_len = bpf_ntohs(ip6.payload_len) + IP6_HLEN;
 		__builtin_memcpy(p.ipv6_src, &ip6.saddr, 16);
 		__builtin_memcpy(p.ipv6_dst, &ip6.daddr, 16);
 	}
+	/* tot_len stays 0: the helper then checks the skb itself against the egress MTU, which knows GSO
+	 * (a header's length field would be a GSO super-packet's and never fit). */
 	int rc = bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return fib_redirect(skb, &p, rc);
