@@ -708,3 +708,8 @@ export function attachClsact(
     check(l.bpf_tc_detach(hook, detach), `clsact detach of ${prog.name} from ifindex ${ifindex}`);
   };
 }
+
+/** Pins any BPF object by fd (a tcx link: the attachment then outlives the process that made it). */
+export function pinFd(fd: number, path: string): void {
+  check(libbpf().bpf_obj_pin(fd, path), `pinning fd ${fd} at ${path}`);
+}

@@ -23,9 +23,17 @@ import {
   u32Key,
   v4Mapped,
 } from '../../../src/dataplane/ebpf/abi.ts';
-import { attachClsact, attachTcx, BpfObject, closeFd } from '../../../src/dataplane/ebpf/libbpf.ts';
+import {
+  attachClsact,
+  attachTcx,
+  BpfObject,
+  closeFd,
+  ensureBpffs,
+  pinFd,
+  unpin,
+} from '../../../src/dataplane/ebpf/libbpf.ts';
 import { parseIpv6 } from '../../../src/srv6/address.ts';
-import { type Capture, createLab, type Netns, sh, systemSuite } from '../../harness/index.ts';
+import { type Capture, createLab, type Netns, objectName, sh, systemSuite } from '../../harness/index.ts';
 import { v6 } from '../../harness/packet.ts';
 import { compileDatapath, counters, delta, enterNetns } from './fixture.ts';
 
@@ -89,6 +97,8 @@ systemSuite(
     const hosts: Netns[] = [];
     const workloads: Netns[] = [];
     const objs: BpfObject[] = [];
+    /** Host 1's tcx links: [wl_in, ul_in]. */
+    const tcxLinks: number[] = [];
 
     beforeAll(async () => {
       const path = await compileDatapath();
@@ -133,12 +143,12 @@ systemSuite(
           objs.push(obj);
           populate(obj, n, ifx('wl0'));
           if (n === 1) {
-            const links = [
+            tcxLinks.push(
               attachTcx(obj.program('wl_in'), ifx('wl0')),
               attachTcx(obj.program('ul_in'), ifx('ul0')),
-            ];
+            );
             lab.onTeardown(() => {
-              for (const fd of links) closeFd(fd);
+              for (const fd of tcxLinks.splice(0)) closeFd(fd);
             });
           } else {
             const detach = [
@@ -281,6 +291,23 @@ systemSuite(
       const d = delta(b1, counters(h1));
       expect(d).toMatchObject({ drop_host_address: 4, drop_sid_block: 2 });
       expect(d.encap).toBeGreaterThanOrEqual(2);
+    });
+    it('a tcx link pinned on a bpffs keeps forwarding after the fd that made it is closed; removing the pin detaches it', async () => {
+      const bpffs = `/run/segmesh-test/${objectName('bpffs')}`;
+      ensureBpffs(bpffs);
+      lab.onTeardown(async () => {
+        await sh('umount', [bpffs], { allowFail: true });
+        await sh('rmdir', [bpffs], { allowFail: true });
+      });
+      const pin = `${bpffs}/wl_in_link`;
+      const fd = tcxLinks[0]!;
+      pinFd(fd, pin);
+      tcxLinks.splice(0, 1);
+      closeFd(fd);
+      expect(await ping(workloads[0]!, 'fd01:2::10')).toBe(3);
+      expect(unpin(pin)).toBe(true);
+      // No wl_in: the host's stack has no route to the remote workload's prefix.
+      expect(await ping(workloads[0]!, 'fd01:2::10', 2)).toBe(0);
     });
   },
 );
