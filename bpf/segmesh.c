@@ -95,9 +95,18 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 		fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], tot);
 		rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-			if (v4)
-				return drop(SM_R_DROP_TOOBIG);
-			r = send_ptb6(skb, &pol->src, p.mtu_result > hdrs ? p.mtu_result - hdrs : 0);
+			__u32 mtu = p.mtu_result > hdrs ? p.mtu_result - hdrs : 0;
+			if (v4) {
+				/* Without DF the sender allows fragmentation, which a redirect cannot do: drop. */
+				__u16 frag;
+				__be32 gw = config_icmp4_src();
+				if (!gw || bpf_skb_load_bytes(skb, L3_OFF + 6, &frag, 2) < 0 ||
+				    !(bpf_ntohs(frag) & 0x4000))
+					return drop(SM_R_DROP_TOOBIG);
+				r = send_frag_needed4(skb, gw, mtu);
+			} else {
+				r = send_ptb6(skb, &pol->src, mtu);
+			}
 			if (r)
 				return drop(r);
 			count(SM_R_PTB);

@@ -94,8 +94,8 @@ struct sm_sid_stats {
 
 /* cfg[0] */
 struct sm_config {
-	__u32 flags; /* SM_CFG_F_* */
-	__u32 pad;
+	__u32 flags;        /* SM_CFG_F_* */
+	__u8 icmp4_src[4];  /* source of ICMPv4 "fragmentation needed" (the workload gateway); 0 = none sent */
 };
 #define SM_CFG_F_VALIDATE 1u   /* wl_in: validation checks on */
 #define SM_CFG_F_FIB 2u        /* forward with bpf_fib_lookup + redirect (else hand the rewritten packet to the stack) */
@@ -134,7 +134,7 @@ enum sm_reason {
 	SM_R_DROP_INNER = 30,         /* inner protocol the behaviour does not take */
 	SM_R_DROP_HOPLIMIT = 31,
 	SM_R_DROP_FIB = 32,           /* no route (the tenant table never falls back to main) */
-	SM_R_DROP_TOOBIG = 33,        /* too big after encapsulation and no PTB sent (IPv4, or transit) */
+	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
 	SM_R_DROP_ERROR = 34,         /* a helper failed */
 	SM_R_MAX = 40,
 };

@@ -98,6 +98,16 @@ static sm_always_inline __u32 config_flags(void)
 	return c ? c->flags : 0;
 }
 
+static sm_always_inline __be32 config_icmp4_src(void)
+{
+	__u32 zero = 0;
+	struct sm_config *c = bpf_map_lookup_elem(&sm_config, &zero);
+	__be32 a = 0;
+	if (c)
+		__builtin_memcpy(&a, c->icmp4_src, 4);
+	return a;
+}
+
 static sm_always_inline void count_sid(struct in6 *sid, __u32 bytes)
 {
 	struct sm_sid_stats *s = bpf_map_lookup_elem(&sm_sid_stats, sid);

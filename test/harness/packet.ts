@@ -168,6 +168,8 @@ export interface Ipv4Fields {
   readonly ttl?: number;
   readonly tos?: number;
   readonly id?: number;
+  /** Don't Fragment (default set). */
+  readonly df?: boolean;
 }
 
 export function ipv4(f: Ipv4Fields, payload: Bytes): Bytes {
@@ -177,7 +179,7 @@ export function ipv4(f: Ipv4Fields, payload: Bytes): Bytes {
   h[1] = f.tos ?? 0;
   dv.setUint16(2, 20 + payload.length);
   dv.setUint16(4, f.id ?? 1);
-  dv.setUint16(6, 0x4000); // DF
+  dv.setUint16(6, (f.df ?? true) ? 0x4000 : 0);
   h[8] = f.ttl ?? 64;
   h[9] = f.protocol;
   h.set(v4(f.src), 12);
@@ -193,6 +195,12 @@ export function echo4(id: number, seq: number, data: Bytes = new Uint8Array(8)):
   dv.setUint16(4, id);
   dv.setUint16(6, seq);
   m.set(data, 8);
+  return withChecksum(m, 2, checksum(m));
+}
+
+/** ICMPv4 Destination Unreachable, Fragmentation Needed (RFC 1191) quoting `quoted`. */
+export function fragNeeded4(mtu: number, quoted: Bytes): Bytes {
+  const m = concat(Uint8Array.from([3, 4, 0, 0, 0, 0, mtu >> 8, mtu & 0xff]), quoted);
   return withChecksum(m, 2, checksum(m));
 }
 

@@ -214,9 +214,11 @@ export function portKey(protocol: 'tcp' | 'udp', port: number): Uint8Array {
   return b;
 }
 
-export function configValue(flags: number): Uint8Array {
+/** cfg[0]: flags, and the source of ICMPv4 "fragmentation needed" (the workload gateway; none: not sent). */
+export function configValue(flags: number, icmp4Source?: string): Uint8Array {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setUint32(0, flags, true);
+  if (icmp4Source) b.set(ipv4Bytes(icmp4Source), 4);
   return b;
 }
 

@@ -252,6 +252,28 @@ systemSuite(
       expect(delta(b2, counters(h2)).ptb).toBeGreaterThanOrEqual(1);
     });
 
+    it('IPv4 with DF too big after encapsulation: ICMPv4 Fragmentation Needed from wl_in, the workload learns MTU 1460', async () => {
+      const [h1] = objs as [BpfObject];
+      const b1 = counters(h1);
+      await workloads[0]!.exec(
+        'ping',
+        ['-4', '-M', 'do', '-c', '3', '-i', '0.3', '-W', '1', '-s', '1472', '198.18.2.10'],
+        {
+          allowFail: true,
+        },
+      );
+      const route = await workloads[0]!.ip('-4', 'route', 'get', '198.18.2.10');
+      expect(route.stdout).toMatch(/mtu 1460/);
+      expect(delta(b1, counters(h1)).ptb).toBeGreaterThanOrEqual(1);
+      // Below the learned MTU, DF pings pass.
+      const r = await workloads[0]!.exec(
+        'ping',
+        ['-4', '-M', 'do', '-c', '2', '-i', '0.3', '-W', '2', '-s', '1400', '198.18.2.10'],
+        { allowFail: true },
+      );
+      expect(r.stdout).toMatch(/2 received/);
+    });
+
     it('TCP at workload MTU 1500 does not stall: the PTBs from BPF lower the path MTU (no MSS clamp, no MTU formula)', async () => {
       const [h1] = objs as [BpfObject];
       for (const w of workloads) await w.ip('-6', 'route', 'flush', 'cache');
@@ -314,7 +336,7 @@ systemSuite(
 
 function populate(obj: BpfObject, n: number, wl0: number): void {
   const src = ip(`2001:db8:12::${n}`); // the outer source: this host's underlay address (trusted)
-  obj.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB | CFG_TRUSTSRC));
+  obj.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB | CFG_TRUSTSRC, `198.18.${n}.1`));
   obj
     .map(MAP.endpoints)
     .update(

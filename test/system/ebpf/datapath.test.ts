@@ -38,6 +38,7 @@ import {
   echo4,
   echo6,
   eth,
+  fragNeeded4,
   hexdump,
   icmp6,
   ipv4,
@@ -157,8 +158,8 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     await ns?.destroy();
   });
 
-  function setConfig(flags: number): void {
-    obj.map(MAP.config).update(u32Key(0), configValue(flags));
+  function setConfig(flags: number, icmp4Source: string | null = '198.18.1.1'): void {
+    obj.map(MAP.config).update(u32Key(0), configValue(flags, icmp4Source ?? undefined));
   }
 
   function run(prog: 'wl_in' | 'ul_in', data: Bytes, ingressIfindex?: number) {
@@ -303,6 +304,35 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, ptb)));
       expect(r.retval).toBe(TC_ACT_REDIRECT);
       expect(r.counted).toEqual({ ptb: 1 });
+    });
+
+    it('IPv4 too big after encapsulation: with DF an ICMPv4 Fragmentation Needed from the gateway; without DF, or without a gateway configured, dropped and counted', () => {
+      const v4pkt = (total: number, df: boolean) =>
+        ipv4({ src: WL4, dst: '198.18.9.10', protocol: 17, df }, new Uint8Array(total - 20).fill(0xcd));
+      const fits = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt(1300, true)));
+      expect(fits.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+
+      const big = v4pkt(1400, true);
+      const r = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, big));
+      const quoted = big.subarray(0, 548);
+      const err = ipv4(
+        { src: '198.18.1.1', dst: WL4, protocol: 1, tos: 0xc0, id: 0, df: false },
+        fragNeeded4(1400 - 40, quoted),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV4, err)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1 });
+
+      const noDf = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt(1400, false)));
+      expect(noDf.retval).toBe(TC_ACT_SHOT);
+      expect(noDf.counted).toEqual({ drop_too_big: 1 });
+      setConfig(CFG_VALIDATE | CFG_FIB, null);
+      try {
+        const noGw = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, big));
+        expect(noGw.counted).toEqual({ drop_too_big: 1 });
+      } finally {
+        setConfig(CFG_VALIDATE | CFG_FIB);
+      }
     });
 
     it('not ours: no endpoint on the interface, ARP, link-local and multicast destinations go to the stack untouched', () => {
@@ -741,6 +771,7 @@ function populate(obj: BpfObject, w0: number): void {
   put(v6('fd01:8::'), 64, { mode: 'drop' });
   put(v6('fd01:9::'), 64, { mode: 'encap', segments: [ip('fc00:0:9::d6:1')] });
   put(v6('fd01:1::20'), 128, { mode: 'local', oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) });
+  put(v4Mapped('198.18.9.0'), 120, { mode: 'encap', segments: [ip('fc00:0:9::d4:1')] });
   put(v4Mapped('198.18.2.0'), 120, { mode: 'encap', segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d4:1')] });
   // Tenant 2 has a route to the same destination: the policy key separates tenants.
   pol.update(policyKey(2, v6('fd02:2::'), 64), policyValue({ mode: 'encap', segments: two, source: src }));
