@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ICMPv6 Packet Too Big built in BPF (RFC 4443 §3.2): the workload's packet would not fit the underlay
- * after encapsulation, and a router owes its sender a PTB; redirecting past ip6_forward skips the
- * kernel's own. The packet is turned into the PTB in place and sent back out of the veth it came in on.
+ * ICMP errors built in BPF: IPv6 Packet Too Big (RFC 4443 §3.2) and IPv4 Fragmentation Needed (RFC 1191)
+ * when the workload's packet would not fit the underlay after encapsulation. A router owes its sender
+ * this message, and redirecting past ip6_forward skips the kernel's own. The packet is turned into the
+ * error in place; the caller sends it back out of the veth it came in on.
  */
 #ifndef SEGMESH_ICMP6_H
 #define SEGMESH_ICMP6_H
@@ -19,6 +20,37 @@ struct pseudo6 {
 	__u8 zero[3];
 	__u8 nexthdr;
 };
+
+/* Checksum of the bytes from `off` to the end of the packet (`len` bytes, a multiple of 4), seeded. */
+static sm_always_inline __s64 csum_tail(struct __sk_buff *skb, __u32 off, __u32 len, __s64 sum, __u32 max_chunks)
+{
+	__u32 zero = 0;
+	struct sm_scratch *s = bpf_map_lookup_elem(&sm_scratch, &zero);
+	if (!s)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (len == 0 || i >= max_chunks)
+			break;
+		__u32 n = len > 252 ? 252 : len;
+		n &= 0xfc;
+		if (n == 0)
+			break;
+		if (bpf_skb_load_bytes(skb, off, s->b, n) < 0)
+			return -1;
+		sum = bpf_csum_diff(0, 0, (__be32 *)s->b, n, (__u32)sum);
+		off += n;
+		len -= n;
+	}
+	return sum;
+}
+
+static sm_always_inline __u16 csum_fold(__s64 sum)
+{
+	__u64 f = (__u32)sum;
+	f = (f & 0xffff) + (f >> 16);
+	f = (f & 0xffff) + (f >> 16);
+	return (__u16)~f;
+}
 
 static __attribute__((noinline)) int send_ptb6(struct __sk_buff *skb, struct in6 *from, __u32 mtu)
 {
@@ -69,65 +101,15 @@ static __attribute__((noinline)) int send_ptb6(struct __sk_buff *skb, struct in6
 	__s64 sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
 	sum = bpf_csum_diff(0, 0, (__be32 *)&ic, sizeof(ic), (__u32)sum);
 
-	__u32 zero = 0;
-	struct sm_scratch *s = bpf_map_lookup_elem(&sm_scratch, &zero);
-	if (!s)
+	sum = csum_tail(skb, L3_OFF + PTB_HDRS, quoted, sum, (PTB_QUOTE_MAX + 251) / 252);
+	if (sum < 0)
 		return SM_R_DROP_ERROR;
-	__u32 off = L3_OFF + PTB_HDRS, left = quoted;
-	/* Chunks of at most 252 bytes: the mask both keeps whole words and proves the bound to the verifier. */
-	for (int i = 0; i < (PTB_QUOTE_MAX + 251) / 252; i++) {
-		if (left == 0)
-			break;
-		__u32 n = left > 252 ? 252 : left;
-		n &= 0xfc;
-		if (n == 0)
-			break;
-		if (bpf_skb_load_bytes(skb, off, s->b, n) < 0)
-			return SM_R_DROP_ERROR;
-		sum = bpf_csum_diff(0, 0, (__be32 *)s->b, n, (__u32)sum);
-		off += n;
-		left -= n;
-	}
-	__u64 f = (__u32)sum;
-	f = (f & 0xffff) + (f >> 16);
-	f = (f & 0xffff) + (f >> 16);
-	ic.icmp6_cksum = (__u16)~f;
+	ic.icmp6_cksum = csum_fold(sum);
 	__builtin_memcpy(&h.icmp, &ic, sizeof(ic));
 
 	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0) < 0)
 		return SM_R_DROP_ERROR;
 	return 0;
-}
-
-/* Checksum of the bytes from `off` to the end of the packet (`len` bytes, a multiple of 4), seeded. */
-static sm_always_inline __s64 csum_tail(struct __sk_buff *skb, __u32 off, __u32 len, __s64 sum, __u32 max_chunks)
-{
-	__u32 zero = 0;
-	struct sm_scratch *s = bpf_map_lookup_elem(&sm_scratch, &zero);
-	if (!s)
-		return -1;
-	for (int i = 0; i < 6; i++) {
-		if (len == 0 || i >= max_chunks)
-			break;
-		__u32 n = len > 252 ? 252 : len;
-		n &= 0xfc;
-		if (n == 0)
-			break;
-		if (bpf_skb_load_bytes(skb, off, s->b, n) < 0)
-			return -1;
-		sum = bpf_csum_diff(0, 0, (__be32 *)s->b, n, (__u32)sum);
-		off += n;
-		len -= n;
-	}
-	return sum;
-}
-
-static sm_always_inline __u16 csum_fold(__s64 sum)
-{
-	__u64 f = (__u32)sum;
-	f = (f & 0xffff) + (f >> 16);
-	f = (f & 0xffff) + (f >> 16);
-	return (__u16)~f;
 }
 
 #define FN_HDRS (20 + 8)
