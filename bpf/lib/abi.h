@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The datapath's ABI with the agent: map value layouts, enums, flags. Mirrored byte for byte in
+ * src/dataplane/ebpf/abi.ts; change both together (the loader test reads the sizes back from the object).
+ */
+#ifndef SEGMESH_ABI_H
+#define SEGMESH_ABI_H
+
+#include "compat.h"
+
+/* Longest segment list a policy may carry. The SRH is built in a per-CPU scratch buffer, not on the
+ * 512-byte BPF stack, so this is bounded by the buffer only. */
+#define SM_MAX_SEGS 8
+#define SM_MAX_LOCAL_SIDS 3 /* local SIDs handled in one pass of ul_in (End, End, End.DT6) */
+
+struct in6 {
+	__u8 a[16];
+};
+
+/* endpoints: host-side workload veth ifindex -> workload. */
+struct sm_endpoint {
+	__u32 tenant;
+	__u32 flags;          /* SM_EP_F_* */
+	__u8 addr4[4];        /* the workload's IPv4 address (0.0.0.0 = no IPv4) */
+	struct in6 addr6;     /* the workload's IPv6 address */
+};
+#define SM_EP_F_V4 1u /* the workload has an IPv4 address */
+
+/* policy: LPM {tenant, destination}; IPv4 destinations as ::ffff:a.b.c.d. prefixlen counts the 32
+ * tenant bits too: a /64 is prefixlen 96. */
+struct sm_policy_key {
+	__u32 prefixlen;
+	__u32 tenant;   /* network byte order, so that the trie compares it as leading bits */
+	struct in6 dst;
+};
+
+enum sm_mode {
+	SM_MODE_ENCAP = 1,     /* H.Encaps */
+	SM_MODE_ENCAP_RED = 2, /* H.Encaps.Red */
+	SM_MODE_LOCAL = 3,     /* a workload on this host: redirect to its veth */
+	SM_MODE_DROP = 4,      /* explicit deny */
+};
+#define SM_POL_F_SRH 1u /* keep an SRH for a single segment */
+
+struct sm_policy {
+	__u8 mode;
+	__u8 nsegs;
+	__u8 flags;
+	__u8 pad;
+	__u32 oif;          /* SM_MODE_LOCAL: host-side veth of the destination workload */
+	__u8 dmac[6];       /* SM_MODE_LOCAL: the destination workload's MAC */
+	__u8 smac[6];       /* SM_MODE_LOCAL: the host-side veth's MAC */
+	struct in6 src;     /* outer source (this host's SRv6 source address) */
+	struct in6 segs[SM_MAX_SEGS]; /* segs[0] is the first SID visited */
+};
+
+/* sids: local SID (/128) -> behaviour. */
+enum sm_behavior {
+	SM_END = 1,
+	SM_END_X = 2,
+	SM_END_DT6 = 3,
+	SM_END_DT4 = 4,
+	SM_END_DT46 = 5,
+	SM_END_DX6 = 6,
+	SM_END_DX4 = 7,
+};
+struct sm_sid {
+	__u8 behavior;
+	__u8 flags;
+	__u16 pad;
+	__u32 table;        /* End.DT*: the tenant's FIB table */
+	__u32 tenant;
+	__u32 oif;          /* End.X / End.DX*: output interface */
+	struct in6 nexthop; /* End.X / End.DX6: IPv6 next hop; End.DX4: IPv4 in the first 4 bytes */
+};
+
+/* blocked / trusted: LPM on an address (IPv4 as ::ffff:a.b.c.d). */
+struct sm_addr_key {
+	__u32 prefixlen;
+	struct in6 addr;
+};
+
+/* ctlports: {protocol, port} a workload may never send to. */
+struct sm_port_key {
+	__u8 proto;
+	__u8 pad;
+	__u16 port; /* network byte order */
+};
+
+struct sm_sid_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* cfg[0] */
+struct sm_config {
+	__u32 flags;        /* SM_CFG_F_* */
+	__u8 icmp4_src[4];  /* source of ICMPv4 "fragmentation needed" (the workload gateway); 0 = none sent */
+};
+#define SM_CFG_F_VALIDATE 1u   /* wl_in: validation checks on */
+#define SM_CFG_F_FIB 2u        /* forward with bpf_fib_lookup + redirect (else hand the rewritten packet to the stack) */
+#define SM_CFG_F_TRUSTSRC 4u   /* ul_in: a local SID only from a trusted outer source */
+
+/* counters: per-CPU array indexed by reason; verdicts that forward and verdicts that drop. */
+enum sm_reason {
+	SM_R_ENCAP = 0,
+	SM_R_ENCAP_RED = 1,
+	SM_R_ENCAP_NOSRH = 2,
+	SM_R_LOCAL = 3,
+	SM_R_END = 4,
+	SM_R_END_X = 5,
+	SM_R_DT6 = 6,
+	SM_R_DT4 = 7,
+	SM_R_DX6 = 8,
+	SM_R_DX4 = 9,
+	SM_R_REDIRECT = 10,
+	SM_R_STACK = 11,
+	SM_R_PTB = 12,
+	SM_R_PASS = 13, /* not ours (non-IP, link-local, no endpoint, not a local SID) */
+	SM_R_DROP_SPOOF = 16,
+	SM_R_DROP_SIDBLOCK = 17,
+	SM_R_DROP_HOSTADDR = 18,
+	SM_R_DROP_CTLPORT = 19,
+	SM_R_DROP_WL_SRH = 20,
+	SM_R_DROP_NOPOLICY = 21,
+	SM_R_DROP_POLICY = 22,        /* an explicit deny, or a policy the program cannot apply */
+	SM_R_DROP_UNTRUSTED_SRC = 23,
+	SM_R_DROP_SRH_SL = 24,        /* Segments Left beyond Last Entry */
+	SM_R_DROP_SRH_LEN = 25,       /* header length disagrees with the segment list or the packet */
+	SM_R_DROP_TRUNCATED = 26,     /* the packet is shorter than its headers say */
+	SM_R_DROP_SRH_TYPE = 27,      /* a routing header that is not an SRH, or none where one is needed */
+	SM_R_DROP_SL_NONZERO = 28,    /* decapsulation with segments left */
+	SM_R_DROP_SL_ZERO = 29,       /* End with no segment left */
+	SM_R_DROP_INNER = 30,         /* inner protocol the behaviour does not take */
+	SM_R_DROP_HOPLIMIT = 31,
+	SM_R_DROP_FIB = 32,           /* no route (the tenant table never falls back to main) */
+	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
+	SM_R_DROP_ERROR = 34,         /* a helper failed */
+	SM_R_MAX = 40,
+};
+
+#endif

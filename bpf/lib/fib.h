@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Forwarding past the stack: bpf_fib_lookup, then bpf_redirect with the MACs or bpf_redirect_neigh. */
+#ifndef SEGMESH_FIB_H
+#define SEGMESH_FIB_H
+
+#include "maps.h"
+
+static sm_always_inline void fib6_params(struct bpf_fib_lookup *p, __u32 ifindex, const void *src,
+					 const void *dst, __u16 tot_len)
+{
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = AF_INET6;
+	p->ifindex = ifindex;
+	p->tot_len = tot_len;
+	__builtin_memcpy(p->ipv6_src, src, 16);
+	__builtin_memcpy(p->ipv6_dst, dst, 16);
+}
+
+/* After a lookup answered SUCCESS or NO_NEIGH: rewrite the MACs and redirect. */
+static sm_always_inline int fib_redirect(struct __sk_buff *skb, struct bpf_fib_lookup *p, int rc)
+{
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (bpf_skb_store_bytes(skb, 0, p->dmac, 6, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, 6, p->smac, 6, 0) < 0) {
+			count(SM_R_DROP_ERROR);
+			return TC_ACT_SHOT;
+		}
+		count(SM_R_REDIRECT);
+		return bpf_redirect(p->ifindex, 0);
+	}
+	/* NO_NEIGH: the kernel resolves the next hop the lookup found and queues the packet meanwhile. */
+	struct bpf_redir_neigh nh = {};
+	nh.nh_family = p->family;
+	if (p->family == AF_INET6)
+		__builtin_memcpy(nh.ipv6_nh, p->ipv6_dst, 16);
+	else
+		nh.ipv4_nh = p->ipv4_dst;
+	count(SM_R_REDIRECT);
+	return bpf_redirect_neigh(p->ifindex, &nh, sizeof(nh), 0);
+}
+
+/*
+ * Forward a packet whose outer IPv6 header (at L3_OFF) is final, in the main table. With SM_CFG_F_FIB
+ * off, or when the lookup cannot decide (local destination, no route), the stack takes it: it owns
+ * ICMP errors and the cases this program does not.
+ */
+static __attribute__((noinline)) int forward_main6(struct __sk_buff *skb, __u32 cfg)
+{
+	if (!(cfg & SM_CFG_F_FIB)) {
+		count(SM_R_STACK);
+		return TC_ACT_OK;
+	}
+	struct ipv6hdr ip6;
+	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0) {
+		count(SM_R_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	struct bpf_fib_lookup p;
+	fib6_params(&p, skb->ifindex, &ip6.saddr, &ip6.daddr, 0);
+	int rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return fib_redirect(skb, &p, rc);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		count(SM_R_DROP_TOOBIG);
+		return TC_ACT_SHOT;
+	}
+	count(SM_R_STACK);
+	return TC_ACT_OK;
+}
+
+/* Deliver a decapsulated packet through a tenant's table (End.DT*): a miss drops, never the main table. */
+static __attribute__((noinline)) int forward_table(struct __sk_buff *skb, __u32 table, int v4)
+{
+	struct bpf_fib_lookup p;
+	__builtin_memset(&p, 0, sizeof(p));
+	p.ifindex = skb->ifindex;
+	p.tbid = table;
+	if (v4) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
+			goto err;
+		p.family = AF_INET;
+		p.tos = ip.tos;
+		p.l4_protocol = ip.protocol;
+		p.ipv4_src = ip.saddr;
+		p.ipv4_dst = ip.daddr;
+	} else {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
+			goto err;
+		p.family = AF_INET6;
+		p.l4_protocol = ip6.nexthdr;
+		__builtin_memcpy(p.ipv6_src, &ip6.saddr, 16);
+		__builtin_memcpy(p.ipv6_dst, &ip6.daddr, 16);
+	}
+	/* tot_len stays 0: the helper then checks the skb itself against the egress MTU, which knows GSO
+	 * (a header's length field would be a GSO super-packet's and never fit). */
+	int rc = bpf_fib_lookup(skb, &p, sizeof(p), BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return fib_redirect(skb, &p, rc);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		count(SM_R_DROP_TOOBIG);
+		return TC_ACT_SHOT;
+	}
+	count(SM_R_DROP_FIB);
+	return TC_ACT_SHOT;
+err:
+	count(SM_R_DROP_ERROR);
+	return TC_ACT_SHOT;
+}
+
+#endif

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The datapath's maps. Names are the pin names under the agent's bpffs folder. */
+#ifndef SEGMESH_MAPS_H
+#define SEGMESH_MAPS_H
+
+#include "abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* ifindex of the workload veth's host side */
+	__type(value, struct sm_endpoint);
+} sm_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_policy_key);
+	__type(value, struct sm_policy);
+} sm_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct in6);
+	__type(value, struct sm_sid);
+} sm_sids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_addr_key);
+	__type(value, __u32); /* enum sm_reason: SM_R_DROP_SIDBLOCK or SM_R_DROP_HOSTADDR */
+} sm_blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_addr_key);
+	__type(value, __u32);
+} sm_trusted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct sm_port_key);
+	__type(value, __u32);
+} sm_ctlports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SM_R_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sm_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct in6);
+	__type(value, struct sm_sid_stats);
+} sm_sid_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_config);
+} sm_config SEC(".maps");
+
+/* Per-CPU scratch: the SRH is built here (too big for the BPF stack with long lists), and the PTB's
+ * checksum reads the quoted packet through it. */
+#define SM_SCRATCH 256
+struct sm_scratch {
+	__u8 b[SM_SCRATCH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_scratch);
+} sm_scratch SEC(".maps");
+
+static sm_always_inline void count(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&sm_counters, &reason);
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+}
+
+static sm_always_inline __u32 config_flags(void)
+{
+	__u32 zero = 0;
+	struct sm_config *c = bpf_map_lookup_elem(&sm_config, &zero);
+	return c ? c->flags : 0;
+}
+
+static sm_always_inline __be32 config_icmp4_src(void)
+{
+	__u32 zero = 0;
+	struct sm_config *c = bpf_map_lookup_elem(&sm_config, &zero);
+	__be32 a = 0;
+	if (c)
+		__builtin_memcpy(&a, c->icmp4_src, 4);
+	return a;
+}
+
+static sm_always_inline void count_sid(struct in6 *sid, __u32 bytes)
+{
+	struct sm_sid_stats *s = bpf_map_lookup_elem(&sm_sid_stats, sid);
+	if (!s) {
+		struct sm_sid_stats init = {0, 0};
+		bpf_map_update_elem(&sm_sid_stats, sid, &init, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&sm_sid_stats, sid);
+		if (!s)
+			return;
+	}
+	s->packets += 1;
+	s->bytes += bytes;
+}
+
+#endif

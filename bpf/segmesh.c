@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Segmesh SRv6 datapath (tc programs, docs/dataplane.md "eBPF programs and maps"):
+ * - wl_in: ingress of the host side of a workload veth (traffic leaving the workload): validate,
+ *   then H.Encaps / H.Encaps.Red / local delivery by the tenant's policy.
+ * - ul_in: ingress of an underlay (fabric) interface: local SIDs (End, End.X, End.DT4/6/46,
+ *   End.DX4/6); everything else goes to the stack untouched.
+ */
+#include "lib/compat.h"
+#include "lib/abi.h"
+#include "lib/maps.h"
+#include "lib/fib.h"
+#include "lib/srv6.h"
+#include "lib/icmp6.h"
+
+char LICENSE[] SEC("license") = "GPL"; /* bpf_fib_lookup, bpf_redirect_neigh and friends are GPL-only */
+
+static sm_always_inline int drop(__u32 reason)
+{
+	count(reason);
+	return TC_ACT_SHOT;
+}
+
+static sm_always_inline int pass(void)
+{
+	count(SM_R_PASS);
+	return TC_ACT_OK;
+}
+
+/* ::ffff:a.b.c.d, the key form of an IPv4 address in the LPM maps. */
+static sm_always_inline void v4mapped(struct in6 *a, __be32 v4)
+{
+	__builtin_memset(a, 0, 16);
+	a->a[10] = 0xff;
+	a->a[11] = 0xff;
+	__builtin_memcpy(&a->a[12], &v4, 4);
+}
+
+static sm_always_inline int blocked_reason(struct in6 *dst)
+{
+	struct sm_addr_key k = {.prefixlen = 128};
+	__builtin_memcpy(&k.addr, dst, 16);
+	__u32 *r = bpf_map_lookup_elem(&sm_blocked, &k);
+	return r ? (int)*r : 0;
+}
+
+static sm_always_inline int ctl_port(__u8 proto, __u16 port)
+{
+	struct sm_port_key k = {.proto = proto, .port = port};
+	return bpf_map_lookup_elem(&sm_ctlports, &k) != 0;
+}
+
+/* Apply the tenant's policy to a validated workload packet of `inner_len` bytes at L3_OFF. */
+static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_policy *pol,
+					      __u32 inner_len, int v4, __u32 cfg)
+{
+	int r;
+	if (skb->len < L3_OFF + inner_len)
+		return drop(SM_R_DROP_TRUNCATED);
+	if (pol->mode == SM_MODE_LOCAL) {
+		r = dec_hop_limit(skb, v4);
+		if (r)
+			return drop(r);
+		if (bpf_skb_store_bytes(skb, 0, pol->dmac, 6, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, 6, pol->smac, 6, 0) < 0)
+			return drop(SM_R_DROP_ERROR);
+		count(SM_R_LOCAL);
+		return bpf_redirect(pol->oif, 0);
+	}
+	if (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED)
+		return drop(SM_R_DROP_POLICY);
+	__u32 n = pol->nsegs;
+	if (n == 0 || n > SM_MAX_SEGS)
+		return drop(SM_R_DROP_POLICY);
+	__u32 nlist, reason;
+	if (n == 1 && !(pol->flags & SM_POL_F_SRH)) {
+		nlist = 0;
+		reason = SM_R_ENCAP_NOSRH;
+	} else if (pol->mode == SM_MODE_ENCAP_RED && n > 1) {
+		nlist = n - 1;
+		reason = SM_R_ENCAP_RED;
+	} else {
+		nlist = n;
+		reason = SM_R_ENCAP;
+	}
+	__u32 hdrs = IP6_HLEN + (nlist ? SRH_FIXED + 16 * nlist : 0);
+
+	struct bpf_fib_lookup p;
+	int rc = -1;
+	if (cfg & SM_CFG_F_FIB) {
+		/* Look the outer destination up before growing the packet: an oversize packet is answered
+		 * with a PTB built from the packet as the workload sent it. GSO packets are segmented to fit
+		 * (adjust_room lowers gso_size), so only a single packet is checked by length. */
+		__u16 tot = skb->gso_size ? 0 : (__u16)(hdrs + inner_len);
+		fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], tot);
+		rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+			__u32 mtu = p.mtu_result > hdrs ? p.mtu_result - hdrs : 0;
+			if (v4) {
+				/* Without DF the sender allows fragmentation, which a redirect cannot do: drop. */
+				__u16 frag;
+				__be32 gw = config_icmp4_src();
+				if (!gw || bpf_skb_load_bytes(skb, L3_OFF + 6, &frag, 2) < 0 ||
+				    !(bpf_ntohs(frag) & 0x4000))
+					return drop(SM_R_DROP_TOOBIG);
+				r = send_frag_needed4(skb, gw, mtu);
+			} else {
+				r = send_ptb6(skb, &pol->src, mtu);
+			}
+			if (r)
+				return drop(r);
+			count(SM_R_PTB);
+			return bpf_redirect(skb->ifindex, 0);
+		}
+	}
+	r = dec_hop_limit(skb, v4);
+	if (r)
+		return drop(r);
+	r = srv6_encap(skb, pol, nlist, inner_len, v4);
+	if (r)
+		return drop(r);
+	count(reason);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return fib_redirect(skb, &p, rc);
+	count(SM_R_STACK);
+	return TC_ACT_OK;
+}
+
+static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep, __u32 cfg)
+{
+	struct ipv6hdr ip6;
+	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
+		return drop(SM_R_DROP_TRUNCATED);
+	struct in6 *dst = (struct in6 *)&ip6.daddr;
+	/* Link-local and multicast (neighbour discovery, router solicitation) stay with the host. */
+	if (dst->a[0] == 0xff || (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80))
+		return pass();
+	if (cfg & SM_CFG_F_VALIDATE) {
+		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6))
+			return drop(SM_R_DROP_SPOOF);
+		int b = blocked_reason(dst);
+		if (b)
+			return drop(b);
+		/* Any Routing Header from a workload, also behind Hop-by-Hop / Destination Options. */
+		__u8 nh = ip6.nexthdr;
+		__u32 off = L3_OFF + IP6_HLEN;
+		for (int i = 0; i < 4; i++) {
+			if (nh == IPPROTO_SRH_RT)
+				return drop(SM_R_DROP_WL_SRH);
+			if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_DSTOPTS)
+				break;
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
+				return drop(SM_R_DROP_TRUNCATED);
+			nh = ext[0];
+			off += ((__u32)ext[1] + 1) * 8;
+		}
+		if (nh == IPPROTO_SRH_RT)
+			return drop(SM_R_DROP_WL_SRH);
+		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP) {
+			__u16 port;
+			if (bpf_skb_load_bytes(skb, off + 2, &port, 2) == 0 && ctl_port(nh, port))
+				return drop(SM_R_DROP_CTLPORT);
+		}
+	}
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
+	__builtin_memcpy(&k.dst, dst, 16);
+	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	if (!pol)
+		return (cfg & SM_CFG_F_VALIDATE) ? drop(SM_R_DROP_NOPOLICY) : pass();
+	return wl_apply(skb, pol, IP6_HLEN + bpf_ntohs(ip6.payload_len), 0, cfg);
+}
+
+static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep, __u32 cfg)
+{
+	struct iphdr ip;
+	if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
+		return drop(SM_R_DROP_TRUNCATED);
+	if (ip.ihl < 5)
+		return drop(SM_R_DROP_TRUNCATED);
+	__u8 *d = (__u8 *)&ip.daddr;
+	if ((d[0] & 0xf0) == 0xe0 || ip.daddr == 0xffffffff)
+		return pass();
+	struct in6 dst;
+	v4mapped(&dst, ip.daddr);
+	if (cfg & SM_CFG_F_VALIDATE) {
+		if (!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0)
+			return drop(SM_R_DROP_SPOOF);
+		int b = blocked_reason(&dst);
+		if (b)
+			return drop(b);
+		/* Ports only in the first fragment. */
+		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
+		    (bpf_ntohs(ip.frag_off) & 0x1fff) == 0) {
+			__u16 port;
+			if (bpf_skb_load_bytes(skb, L3_OFF + ip.ihl * 4 + 2, &port, 2) == 0 &&
+			    ctl_port(ip.protocol, port))
+				return drop(SM_R_DROP_CTLPORT);
+		}
+	}
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
+	__builtin_memcpy(&k.dst, &dst, 16);
+	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	if (!pol)
+		return (cfg & SM_CFG_F_VALIDATE) ? drop(SM_R_DROP_NOPOLICY) : pass();
+	return wl_apply(skb, pol, bpf_ntohs(ip.tot_len), 1, cfg);
+}
+
+SEC("tc")
+int wl_in(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ingress_ifindex;
+	struct sm_endpoint *ep = bpf_map_lookup_elem(&sm_endpoints, &ifindex);
+	if (!ep)
+		return pass();
+	__u32 cfg = config_flags();
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return wl_ip6(skb, ep, cfg);
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return wl_ip4(skb, ep, cfg);
+	return pass(); /* ARP and the rest */
+}
+
+/* End.DT4 / DT6 / DT46 / DX4 / DX6: decapsulate, then deliver. */
+static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si)
+{
+	if (si->present && si->sl != 0)
+		return drop(SM_R_DROP_SL_NONZERO);
+	__u8 b = sid->behavior;
+	int v4;
+	if (si->nexthdr == IPPROTO_IPV6 && (b == SM_END_DT6 || b == SM_END_DT46 || b == SM_END_DX6))
+		v4 = 0;
+	else if (si->nexthdr == IPPROTO_IPIP && (b == SM_END_DT4 || b == SM_END_DT46 || b == SM_END_DX4))
+		v4 = 1;
+	else
+		return drop(SM_R_DROP_INNER);
+	if (skb->len < si->inner_off + (v4 ? sizeof(struct iphdr) : IP6_HLEN))
+		return drop(SM_R_DROP_TRUNCATED);
+	int r = srv6_decap(skb, si->inner_off, v4);
+	if (!r)
+		r = dec_hop_limit(skb, v4);
+	if (r)
+		return drop(r);
+	if (b == SM_END_DX6 || b == SM_END_DX4) {
+		count(v4 ? SM_R_DX4 : SM_R_DX6);
+		struct bpf_redir_neigh nh = {};
+		const __u64 *w = (const __u64 *)&sid->nexthop;
+		if (!w[0] && !w[1])
+			return bpf_redirect_neigh(sid->oif, 0, 0, 0); /* the inner destination is on-link */
+		if (v4) {
+			nh.nh_family = AF_INET;
+			__builtin_memcpy(&nh.ipv4_nh, &sid->nexthop, 4);
+		} else {
+			nh.nh_family = AF_INET6;
+			__builtin_memcpy(nh.ipv6_nh, &sid->nexthop, 16);
+		}
+		return bpf_redirect_neigh(sid->oif, &nh, sizeof(nh), 0);
+	}
+	count(v4 ? SM_R_DT4 : SM_R_DT6);
+	return forward_table(skb, sid->table, v4);
+}
+
+/* End / End.X: the next segment becomes the destination. Returns 0 or a drop reason. */
+static __attribute__((noinline)) int ul_end(struct __sk_buff *skb, struct srv6_info *si)
+{
+	if (!si->present)
+		return SM_R_DROP_SRH_TYPE;
+	if (si->sl == 0)
+		return SM_R_DROP_SL_ZERO;
+	__u8 sl = si->sl - 1;
+	struct in6 next;
+	/* parse_srv6 checked that entry `sl` (<= Last Entry) lies inside the header. */
+	if (bpf_skb_load_bytes(skb, L3_OFF + IP6_HLEN + SRH_FIXED + 16 * (__u32)sl, &next, 16) < 0)
+		return SM_R_DROP_TRUNCATED;
+	int r = dec_hop_limit(skb, 0);
+	if (r)
+		return r;
+	if (bpf_skb_store_bytes(skb, L3_OFF + IP6_HLEN + 3, &sl, 1, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &next, 16, 0) < 0)
+		return SM_R_DROP_ERROR;
+	return 0;
+}
+
+SEC("tc")
+int ul_in(struct __sk_buff *skb)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return pass();
+	__u32 cfg = config_flags();
+	struct in6 da, sa;
+	if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, saddr), &sa, 16) < 0 ||
+	    bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &da, 16) < 0)
+		return pass();
+	struct sm_sid *sid = bpf_map_lookup_elem(&sm_sids, &da);
+	if (!sid)
+		return pass();
+	if (cfg & SM_CFG_F_TRUSTSRC) {
+		struct sm_addr_key k = {.prefixlen = 128};
+		__builtin_memcpy(&k.addr, &sa, 16);
+		if (!bpf_map_lookup_elem(&sm_trusted, &k))
+			return drop(SM_R_DROP_UNTRUSTED_SRC);
+	}
+	/* Up to SM_MAX_LOCAL_SIDS local SIDs in a row (End, End, End.DT6) in one pass. */
+	for (int i = 0; i < SM_MAX_LOCAL_SIDS; i++) {
+		count_sid(&da, skb->len);
+		struct srv6_info si = {};
+		int r = parse_srv6(skb, &si);
+		if (r)
+			return drop(r);
+		__u8 b = sid->behavior;
+		if (b != SM_END && b != SM_END_X)
+			return ul_decap(skb, sid, &si);
+		r = ul_end(skb, &si);
+		if (r)
+			return drop(r);
+		if (b == SM_END_X) {
+			count(SM_R_END_X);
+			struct bpf_redir_neigh nh = {.nh_family = AF_INET6};
+			__builtin_memcpy(nh.ipv6_nh, &sid->nexthop, 16);
+			return bpf_redirect_neigh(sid->oif, &nh, sizeof(nh), 0);
+		}
+		count(SM_R_END);
+		if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &da, 16) < 0)
+			return drop(SM_R_DROP_ERROR);
+		sid = bpf_map_lookup_elem(&sm_sids, &da);
+		if (!sid)
+			break;
+	}
+	return forward_main6(skb, cfg);
+}

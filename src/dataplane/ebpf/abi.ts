@@ -1,0 +1,227 @@
+/**
+ * The datapath's map layouts, byte for byte as bpf/lib/abi.h declares them (little-endian host fields,
+ * network-order addresses and ports). Change both together: the system test compares these sizes with
+ * the key and value sizes the loaded object reports.
+ */
+import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
+
+export const MAX_SEGS = 8;
+
+export const MAP = {
+  endpoints: 'sm_endpoints',
+  policy: 'sm_policy',
+  sids: 'sm_sids',
+  blocked: 'sm_blocked',
+  trusted: 'sm_trusted',
+  ctlports: 'sm_ctlports',
+  counters: 'sm_counters',
+  sidStats: 'sm_sid_stats',
+  config: 'sm_config',
+} as const;
+
+export const SIZES = {
+  sm_endpoints: { key: 4, value: 28 },
+  sm_policy: { key: 24, value: 36 + 16 * MAX_SEGS },
+  sm_sids: { key: 16, value: 32 },
+  sm_blocked: { key: 20, value: 4 },
+  sm_trusted: { key: 20, value: 4 },
+  sm_ctlports: { key: 4, value: 4 },
+  sm_counters: { key: 4, value: 8 },
+  sm_sid_stats: { key: 16, value: 16 },
+  sm_config: { key: 4, value: 8 },
+} as const;
+
+export const Mode = { encap: 1, encapRed: 2, local: 3, drop: 4 } as const;
+export const Behavior = {
+  End: 1,
+  'End.X': 2,
+  'End.DT6': 3,
+  'End.DT4': 4,
+  'End.DT46': 5,
+  'End.DX6': 6,
+  'End.DX4': 7,
+} as const;
+export type BehaviorName = keyof typeof Behavior;
+
+export const CFG_VALIDATE = 1;
+export const CFG_FIB = 2;
+export const CFG_TRUSTSRC = 4;
+export const EP_V4 = 1;
+export const POL_SRH = 1;
+
+/** Counter slots (enum sm_reason). */
+export const Reason = {
+  encap: 0,
+  encap_red: 1,
+  encap_nosrh: 2,
+  local: 3,
+  end: 4,
+  end_x: 5,
+  dt6: 6,
+  dt4: 7,
+  dx6: 8,
+  dx4: 9,
+  redirect: 10,
+  stack: 11,
+  ptb: 12,
+  pass: 13,
+  drop_spoof: 16,
+  drop_sid_block: 17,
+  drop_host_address: 18,
+  drop_control_port: 19,
+  drop_workload_srh: 20,
+  drop_no_policy: 21,
+  drop_policy: 22,
+  drop_untrusted_source: 23,
+  drop_srh_segments_left: 24,
+  drop_srh_length: 25,
+  drop_truncated: 26,
+  drop_srh_type: 27,
+  drop_segments_left_nonzero: 28,
+  drop_segments_left_zero: 29,
+  drop_inner_protocol: 30,
+  drop_hop_limit: 31,
+  drop_no_route: 32,
+  drop_too_big: 33,
+  drop_error: 34,
+} as const;
+export type ReasonName = keyof typeof Reason;
+export const REASON_SLOTS = 40;
+
+/** IPv4 addresses live in the LPM maps as ::ffff:a.b.c.d. */
+export function v4Mapped(v4: string): Uint8Array {
+  const b = new Uint8Array(16);
+  b[10] = 0xff;
+  b[11] = 0xff;
+  b.set(ipv4Bytes(v4), 12);
+  return b;
+}
+
+export function ipv4Bytes(v4: string): Uint8Array {
+  const parts = v4.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new RangeError(`not an IPv4 address: ${v4}`);
+  }
+  return Uint8Array.from(parts);
+}
+
+const u32 = (v: number): Uint8Array => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v, true);
+  return b;
+};
+
+export function ifindexKey(ifindex: number): Uint8Array {
+  return u32(ifindex);
+}
+
+export interface EndpointValue {
+  readonly tenant: number;
+  readonly addr6: Ipv6Address;
+  readonly addr4?: string;
+}
+
+export function endpointValue(e: EndpointValue): Uint8Array {
+  const b = new Uint8Array(SIZES.sm_endpoints.value);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, e.tenant, true);
+  dv.setUint32(4, e.addr4 ? EP_V4 : 0, true);
+  if (e.addr4) b.set(ipv4Bytes(e.addr4), 8);
+  b.set(ipv6ToBytes(e.addr6), 12);
+  return b;
+}
+
+/** Policy key: the tenant's bits lead the prefix (network order), then the destination. */
+export function policyKey(tenant: number, dst: Uint8Array, prefixLength: number): Uint8Array {
+  const b = new Uint8Array(SIZES.sm_policy.key);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, 32 + prefixLength, true);
+  dv.setUint32(4, tenant, false);
+  b.set(dst, 8);
+  return b;
+}
+
+export interface PolicyValue {
+  readonly mode: keyof typeof Mode;
+  readonly segments?: readonly Ipv6Address[];
+  readonly source?: Ipv6Address;
+  /** Keep an SRH for a single segment. */
+  readonly srh?: boolean;
+  /** mode 'local': host-side veth of the destination, its workload's MAC, the veth's MAC. */
+  readonly oif?: number;
+  readonly dmac?: Uint8Array;
+  readonly smac?: Uint8Array;
+}
+
+export function policyValue(p: PolicyValue): Uint8Array {
+  const segs = p.segments ?? [];
+  if (segs.length > MAX_SEGS)
+    throw new RangeError(`policy with ${segs.length} segments: the datapath takes at most ${MAX_SEGS}`);
+  const b = new Uint8Array(SIZES.sm_policy.value);
+  const dv = new DataView(b.buffer);
+  b[0] = Mode[p.mode];
+  b[1] = segs.length;
+  b[2] = p.srh ? POL_SRH : 0;
+  dv.setUint32(4, p.oif ?? 0, true);
+  if (p.dmac) b.set(p.dmac, 8);
+  if (p.smac) b.set(p.smac, 14);
+  if (p.source !== undefined) b.set(ipv6ToBytes(p.source), 20);
+  for (const [i, s] of segs.entries()) b.set(ipv6ToBytes(s), 36 + 16 * i);
+  return b;
+}
+
+export function sidKey(sid: Ipv6Address): Uint8Array {
+  return ipv6ToBytes(sid);
+}
+
+export interface SidValue {
+  readonly behavior: BehaviorName;
+  readonly table?: number;
+  readonly tenant?: number;
+  readonly oif?: number;
+  /** IPv6 next hop (End.X, End.DX6), or IPv4 (End.DX4). */
+  readonly nexthop?: Ipv6Address | string;
+}
+
+export function sidValue(s: SidValue): Uint8Array {
+  const b = new Uint8Array(SIZES.sm_sids.value);
+  const dv = new DataView(b.buffer);
+  b[0] = Behavior[s.behavior];
+  dv.setUint32(4, s.table ?? 0, true);
+  dv.setUint32(8, s.tenant ?? 0, true);
+  dv.setUint32(12, s.oif ?? 0, true);
+  if (typeof s.nexthop === 'string') b.set(ipv4Bytes(s.nexthop), 16);
+  else if (s.nexthop !== undefined) b.set(ipv6ToBytes(s.nexthop), 16);
+  return b;
+}
+
+/** blocked / trusted LPM key. */
+export function addrKey(addr: Uint8Array, prefixLength: number): Uint8Array {
+  const b = new Uint8Array(SIZES.sm_blocked.key);
+  new DataView(b.buffer).setUint32(0, prefixLength, true);
+  b.set(addr, 4);
+  return b;
+}
+
+export function reasonValue(r: ReasonName): Uint8Array {
+  return u32(Reason[r]);
+}
+
+export function portKey(protocol: 'tcp' | 'udp', port: number): Uint8Array {
+  const b = new Uint8Array(4);
+  b[0] = protocol === 'tcp' ? 6 : 17;
+  new DataView(b.buffer).setUint16(2, port, false);
+  return b;
+}
+
+/** cfg[0]: flags, and the source of ICMPv4 "fragmentation needed" (the workload gateway; none: not sent). */
+export function configValue(flags: number, icmp4Source?: string): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(0, flags, true);
+  if (icmp4Source) b.set(ipv4Bytes(icmp4Source), 4);
+  return b;
+}
+
+export function u32Key(v: number): Uint8Array {
+  return u32(v);
+}

@@ -1,0 +1,799 @@
+/**
+ * The eBPF datapath (bpf/segmesh.c) on crafted packets through BPF_PROG_TEST_RUN: each behaviour,
+ * each drop reason and each malformed SRH, the program's output bytes against the expected bytes (hex
+ * dumps, side by side in a failure's diff) and its verdict, counters read from the per-CPU maps.
+ *
+ * The test runs in its own namespace (setns of this thread), where the FIB lookups find routes and
+ * permanent neighbours, so a redirect verdict comes with the MACs it wrote. BPF_PROG_TEST_RUN only
+ * returns the verdict: the redirect itself is not performed (the namespace test covers real traffic).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  addrKey,
+  CFG_FIB,
+  CFG_TRUSTSRC,
+  CFG_VALIDATE,
+  configValue,
+  endpointValue,
+  ifindexKey,
+  MAP,
+  policyKey,
+  policyValue,
+  portKey,
+  reasonValue,
+  SIZES,
+  sidKey,
+  sidValue,
+  u32Key,
+  v4Mapped,
+} from '../../../src/dataplane/ebpf/abi.ts';
+import { BpfObject } from '../../../src/dataplane/ebpf/libbpf.ts';
+import { parseIpv6 } from '../../../src/srv6/address.ts';
+import { Netns, objectName, systemSuite } from '../../harness/index.ts';
+import {
+  type Bytes,
+  concat,
+  ETH_IPV4,
+  ETH_IPV6,
+  echo4,
+  echo6,
+  eth,
+  fragNeeded4,
+  hexdump,
+  icmp6,
+  ipv4,
+  ipv6,
+  mac,
+  NH_HOPOPTS,
+  NH_ICMPV6,
+  NH_IPV4,
+  NH_IPV6,
+  NH_ROUTING,
+  NH_UDP,
+  srh,
+  tcpSyn6,
+  udp6,
+  v6,
+} from '../../harness/packet.ts';
+import { compileDatapath, counters, delta, enterNetns } from './fixture.ts';
+
+const ip = parseIpv6;
+const TC_ACT_OK = 0;
+const TC_ACT_SHOT = 2;
+const TC_ACT_REDIRECT = 7;
+
+// Test namespace: U0 is the underlay (its peer is the next hop), W0 the host side of the workload veth.
+const U0_MAC = '02:00:00:00:00:01';
+const NH_MAC = '02:00:00:00:00:02';
+const W0_MAC = '02:00:00:00:0a:01';
+const WL_MAC = '02:00:00:00:0a:10';
+const LOCAL_WL_MAC = '02:00:00:00:0b:20';
+const HOST_SRC = 'fc00:0:1::1';
+const WL6 = 'fd01:1::10';
+const WL4 = '198.18.1.10';
+const PEER = '2001:db8:2::1'; // outer source of SRv6 packets from another host (trusted underlay)
+
+systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['clang', 'ip'] }, () => {
+  let ns: Netns;
+  let obj: BpfObject;
+  let leave: (() => void) | undefined;
+  let u0 = 0;
+  let w0 = 0;
+
+  beforeAll(async () => {
+    const path = await compileDatapath();
+    ns = await Netns.create(objectName('bpfrun'));
+    const U0 = objectName('u0');
+    const W0 = objectName('w0');
+    for (const k of [
+      'net.ipv6.conf.all.forwarding',
+      'net.ipv6.conf.default.forwarding',
+      'net.ipv4.ip_forward',
+    ]) {
+      await ns.sysctl(k, '1');
+    }
+    await ns.ip(
+      'link',
+      'add',
+      U0,
+      'address',
+      U0_MAC,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      objectName('u1'),
+      'address',
+      NH_MAC,
+    );
+    await ns.ip(
+      'link',
+      'add',
+      W0,
+      'address',
+      W0_MAC,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      objectName('w1'),
+      'address',
+      WL_MAC,
+    );
+    for (const l of [U0, W0, objectName('u1'), objectName('w1')]) await ns.ip('link', 'set', l, 'up');
+    await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', U0, 'nodad');
+    await ns.ip('-6', 'neigh', 'replace', '2001:db8:1::2', 'lladdr', NH_MAC, 'dev', U0, 'nud', 'permanent');
+    await ns.ip('-6', 'route', 'add', 'fc00:0:2::/48', 'via', '2001:db8:1::2', 'dev', U0);
+    await ns.ip(
+      '-6',
+      'route',
+      'add',
+      'fc00:0:9::/48',
+      'via',
+      '2001:db8:1::2',
+      'dev',
+      U0,
+      'mtu',
+      'lock',
+      '1400',
+    );
+    // Tenant 1 (table 101) reaches its local workload on W0; tenant 2 (table 102) has no route.
+    await ns.ip('-6', 'route', 'add', 'fd01:1::/64', 'dev', W0, 'table', '101');
+    await ns.ip('-6', 'neigh', 'replace', WL6, 'lladdr', WL_MAC, 'dev', W0, 'nud', 'permanent');
+    await ns.ip('-4', 'addr', 'add', '198.18.1.1/24', 'dev', W0);
+    await ns.ip('-4', 'route', 'add', '198.18.1.0/24', 'dev', W0, 'table', '101');
+    await ns.ip('-4', 'neigh', 'replace', WL4, 'lladdr', WL_MAC, 'dev', W0, 'nud', 'permanent');
+    const links = await ns.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show');
+    u0 = links.find((l) => l.ifname === U0)!.ifindex;
+    w0 = links.find((l) => l.ifname === W0)!.ifindex;
+
+    leave = enterNetns(ns.name);
+    obj = BpfObject.load(path);
+    populate(obj, w0);
+  });
+
+  afterAll(async () => {
+    obj?.close();
+    leave?.();
+    await ns?.destroy();
+  });
+
+  function setConfig(flags: number, icmp4Source: string | null = '198.18.1.1'): void {
+    obj.map(MAP.config).update(u32Key(0), configValue(flags, icmp4Source ?? undefined));
+  }
+
+  function run(prog: 'wl_in' | 'ul_in', data: Bytes, ingressIfindex?: number) {
+    const before = counters(obj);
+    const ifx = prog === 'wl_in' ? w0 : u0;
+    const r = obj.program(prog).testRun({ data, ingressIfindex: ingressIfindex ?? ifx, ifindex: ifx });
+    return { retval: r.retval, out: hexdump(r.data), counted: delta(before, counters(obj)) };
+  }
+
+  it('the object has the maps and key/value sizes of src/dataplane/ebpf/abi.ts, and both programs verify', () => {
+    for (const [name, size] of Object.entries(SIZES)) {
+      const m = obj.map(name);
+      expect({ name, key: m.keySize, value: m.valueSize }).toEqual({
+        name,
+        key: size.key,
+        value: size.value,
+      });
+    }
+    for (const p of ['wl_in', 'ul_in']) {
+      const stats = obj.program(p).stats;
+      expect(stats?.insns).toBeGreaterThan(100);
+      console.log(
+        `verifier ${p}: ${stats?.insns} insns processed, stack depth ${stats?.stackDepth.join('+')}`,
+      );
+    }
+  });
+
+  describe('wl_in: apply', () => {
+    beforeAll(() => setConfig(CFG_VALIDATE | CFG_FIB));
+
+    it('H.Encaps with 2 segments: outer IPv6 + SRH (SL 1, LE 1, list backwards), inner hop limit - 1, MACs from the FIB', () => {
+      const inner = (hl: number) => wl6pkt('fd01:2::10', hl);
+      const r = run('wl_in', fromWl(inner(64)));
+      const expected = toNh(
+        outer(
+          'fc00:0:2::e',
+          NH_ROUTING,
+          concat(
+            srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1', 'fc00:0:2::e'], segmentsLeft: 1 }),
+            inner(63),
+          ),
+        ),
+      );
+      expect(r.out).toBe(hexdump(expected));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ encap: 1, redirect: 1 });
+    });
+
+    it('H.Encaps.Red with 2 segments: the first segment only in the destination (SL 1, LE 0)', () => {
+      const inner = (hl: number) => wl6pkt('fd01:3::10', hl);
+      const r = run('wl_in', fromWl(inner(64)));
+      const expected = toNh(
+        outer(
+          'fc00:0:2::e',
+          NH_ROUTING,
+          concat(
+            srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 }),
+            inner(63),
+          ),
+        ),
+      );
+      expect(r.out).toBe(hexdump(expected));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ encap_red: 1, redirect: 1 });
+    });
+
+    it('a single segment has no SRH (next header 41), unless the policy asks for one (SL 0, LE 0)', () => {
+      const a = run('wl_in', fromWl(wl6pkt('fd01:4::10', 64)));
+      expect(a.out).toBe(hexdump(toNh(outer('fc00:0:2::d6:1', NH_IPV6, wl6pkt('fd01:4::10', 63)))));
+      expect(a.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      const b = run('wl_in', fromWl(wl6pkt('fd01:5::10', 64)));
+      const withSrh = concat(
+        srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 0 }),
+        wl6pkt('fd01:5::10', 63),
+      );
+      expect(b.out).toBe(hexdump(toNh(outer('fc00:0:2::d6:1', NH_ROUTING, withSrh))));
+      expect(b.counted).toEqual({ encap: 1, redirect: 1 });
+    });
+
+    it('4 and 8 segments (the longest list the datapath takes)', () => {
+      for (const [dst, n] of [
+        ['fd01:6::10', 4],
+        ['fd01:7::10', 8],
+      ] as const) {
+        const segs = segList(n);
+        const r = run('wl_in', fromWl(wl6pkt(dst, 64)));
+        const s = srh({ nextHeader: NH_IPV6, segmentList: [...segs].reverse(), segmentsLeft: n - 1 });
+        expect(r.out).toBe(hexdump(toNh(outer(segs[0]!, NH_ROUTING, concat(s, wl6pkt(dst, 63))))));
+        expect(r.counted).toEqual({ encap: 1, redirect: 1 });
+      }
+    });
+
+    it('IPv4 inner: Ethernet type becomes IPv6, SRH next header 4, TTL - 1 with its header checksum, TOS in the traffic class', () => {
+      const inner = (ttl: number) =>
+        ipv4({ src: WL4, dst: '198.18.2.10', protocol: 1, ttl, tos: 0xb8 }, echo4(7, 1));
+      const r = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, inner(64)));
+      const s = srh({ nextHeader: NH_IPV4, segmentList: ['fc00:0:2::d4:1', 'fc00:0:2::e'], segmentsLeft: 1 });
+      const o = ipv6(
+        { src: HOST_SRC, dst: 'fc00:0:2::e', nextHeader: NH_ROUTING, trafficClass: 0xb8 },
+        concat(s, inner(63)),
+      );
+      expect(r.out).toBe(hexdump(eth(NH_MAC, U0_MAC, ETH_IPV6, o)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ encap: 1, redirect: 1 });
+    });
+
+    it('local delivery: MACs of the destination workload, hop limit - 1, redirect', () => {
+      const r = run('wl_in', fromWl(wl6pkt('fd01:1::20', 64)));
+      expect(r.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV6, wl6pkt('fd01:1::20', 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ local: 1 });
+    });
+
+    it('without FIB forwarding the encapsulated packet goes to the stack (TC_ACT_OK, MACs untouched)', () => {
+      setConfig(CFG_VALIDATE);
+      try {
+        const r = run('wl_in', fromWl(wl6pkt('fd01:4::10', 64)));
+        expect(r.out).toBe(
+          hexdump(eth(W0_MAC, WL_MAC, ETH_IPV6, outer('fc00:0:2::d6:1', NH_IPV6, wl6pkt('fd01:4::10', 63)))),
+        );
+        expect(r.retval).toBe(TC_ACT_OK);
+        expect(r.counted).toEqual({ encap_nosrh: 1, stack: 1 });
+      } finally {
+        setConfig(CFG_VALIDATE | CFG_FIB);
+      }
+    });
+
+    it('too big after encapsulation: an ICMPv6 Packet Too Big back to the workload (MTU minus the encapsulation); a packet that fits is encapsulated', () => {
+      const fits = udpPkt('fd01:9::10', 1300 - 48);
+      const ok = run('wl_in', fromWl(fits));
+      expect(ok.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+
+      const big = udpPkt('fd01:9::10', 1400 - 48);
+      const r = run('wl_in', fromWl(big));
+      const mtu = new Uint8Array(4);
+      new DataView(mtu.buffer).setUint32(0, 1400 - 40);
+      const quoted = big.subarray(0, 1232);
+      const ptb = ipv6(
+        { src: HOST_SRC, dst: WL6, nextHeader: NH_ICMPV6, hopLimit: 255 },
+        icmp6(HOST_SRC, WL6, 2, 0, concat(mtu, quoted)),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, ptb)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1 });
+    });
+
+    it('IPv4 too big after encapsulation: with DF an ICMPv4 Fragmentation Needed from the gateway; without DF, or without a gateway configured, dropped and counted', () => {
+      const v4pkt = (total: number, df: boolean) =>
+        ipv4({ src: WL4, dst: '198.18.9.10', protocol: 17, df }, new Uint8Array(total - 20).fill(0xcd));
+      const fits = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt(1300, true)));
+      expect(fits.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+
+      const big = v4pkt(1400, true);
+      const r = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, big));
+      const quoted = big.subarray(0, 548);
+      const err = ipv4(
+        { src: '198.18.1.1', dst: WL4, protocol: 1, tos: 0xc0, id: 0, df: false },
+        fragNeeded4(1400 - 40, quoted),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV4, err)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1 });
+
+      const noDf = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt(1400, false)));
+      expect(noDf.retval).toBe(TC_ACT_SHOT);
+      expect(noDf.counted).toEqual({ drop_too_big: 1 });
+      setConfig(CFG_VALIDATE | CFG_FIB, null);
+      try {
+        const noGw = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, big));
+        expect(noGw.counted).toEqual({ drop_too_big: 1 });
+      } finally {
+        setConfig(CFG_VALIDATE | CFG_FIB);
+      }
+    });
+
+    it('not ours: no endpoint on the interface, ARP, link-local and multicast destinations go to the stack untouched', () => {
+      const p = fromWl(wl6pkt('fd01:2::10', 64));
+      const cases: Bytes[] = [];
+      const arp = eth('ff:ff:ff:ff:ff:ff', WL_MAC, 0x0806, new Uint8Array(28));
+      cases.push(
+        arp,
+        fromWl(
+          ipv6(
+            { src: 'fe80::10', dst: 'fe80::1', nextHeader: NH_ICMPV6 },
+            echo6('fe80::10', 'fe80::1', 1, 1),
+          ),
+        ),
+      );
+      cases.push(
+        fromWl(ipv6({ src: WL6, dst: 'ff02::2', nextHeader: NH_ICMPV6 }, echo6(WL6, 'ff02::2', 1, 1))),
+      );
+      for (const c of cases) {
+        const r = run('wl_in', c);
+        expect(r.out).toBe(hexdump(c));
+        expect(r.retval).toBe(TC_ACT_OK);
+        expect(r.counted).toEqual({ pass: 1 });
+      }
+      const other = run('wl_in', p, 99999);
+      expect(other.out).toBe(hexdump(p));
+      expect(other.counted).toEqual({ pass: 1 });
+    });
+  });
+
+  describe('wl_in: validation, each drop reason with the valid packet beside it', () => {
+    beforeAll(() => setConfig(CFG_VALIDATE | CFG_FIB));
+
+    const hbhThenSrh = () => {
+      const hbh = Uint8Array.from([NH_ROUTING, 0, 1, 4, 0, 0, 0, 0]);
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:2'], segmentsLeft: 0 });
+      return ipv6(
+        { src: WL6, dst: 'fd01:2::10', nextHeader: NH_HOPOPTS },
+        concat(hbh, s, wl6pkt('fd02:2::10', 64)),
+      );
+    };
+    const cases: [string, () => Bytes, string][] = [
+      ['spoofed IPv6 source', () => fromWl(wl6pkt('fd01:2::10', 64, 'fd01:1::99')), 'drop_spoof'],
+      [
+        'spoofed IPv4 source',
+        () =>
+          eth(
+            W0_MAC,
+            WL_MAC,
+            ETH_IPV4,
+            ipv4({ src: '198.18.1.99', dst: '198.18.2.10', protocol: 1 }, echo4(1, 1)),
+          ),
+        'drop_spoof',
+      ],
+      ['a SID (the SID block)', () => fromWl(wl6pkt('fc00:0:2::d6:2', 64)), 'drop_sid_block'],
+      ['a host address (underlay)', () => fromWl(wl6pkt('2001:db8:1::1', 64)), 'drop_host_address'],
+      [
+        'the IPv4 gateway',
+        () => eth(W0_MAC, WL_MAC, ETH_IPV4, ipv4({ src: WL4, dst: '198.18.1.1', protocol: 1 }, echo4(1, 1))),
+        'drop_host_address',
+      ],
+      [
+        'a control-plane TCP port',
+        () =>
+          fromWl(
+            ipv6({ src: WL6, dst: 'fd01:2::10', nextHeader: 6 }, tcpSyn6(WL6, 'fd01:2::10', 40000, 179)),
+          ),
+        'drop_control_port',
+      ],
+      ['a control-plane UDP port', () => fromWl(udp6pkt('fd01:2::10', 7946)), 'drop_control_port'],
+      [
+        "a Routing Header (SRv6 crafted by the workload toward another tenant's SID)",
+        () =>
+          fromWl(
+            ipv6(
+              { src: WL6, dst: 'fd01:2::10', nextHeader: NH_ROUTING },
+              concat(
+                srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:2'], segmentsLeft: 0 }),
+                wl6pkt('fd02:2::10', 64),
+              ),
+            ),
+          ),
+        'drop_workload_srh',
+      ],
+      ['a Routing Header behind Hop-by-Hop options', () => fromWl(hbhThenSrh()), 'drop_workload_srh'],
+      ["no policy (another tenant's workload)", () => fromWl(wl6pkt('fd02:2::10', 64)), 'drop_no_policy'],
+      ['an explicit deny', () => fromWl(wl6pkt('fd01:8::10', 64)), 'drop_policy'],
+      ['hop limit 1', () => fromWl(wl6pkt('fd01:2::10', 1)), 'drop_hop_limit'],
+    ];
+    for (const [what, packet, reason] of cases) {
+      it(`drops ${what}: ${reason}`, () => {
+        const control = run('wl_in', fromWl(wl6pkt('fd01:2::10', 64)));
+        expect(control.retval).toBe(TC_ACT_REDIRECT);
+        expect(control.counted).toEqual({ encap: 1, redirect: 1 });
+        const r = run('wl_in', packet());
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ [reason]: 1 });
+      });
+    }
+
+    it('with validation off the same spoofed packet is encapsulated (the checks are what drops it)', () => {
+      setConfig(CFG_FIB);
+      try {
+        const r = run('wl_in', fromWl(wl6pkt('fd01:2::10', 64, 'fd01:1::99')));
+        expect(r.counted).toEqual({ encap: 1, redirect: 1 });
+      } finally {
+        setConfig(CFG_VALIDATE | CFG_FIB);
+      }
+    });
+  });
+
+  describe('ul_in: local SIDs', () => {
+    beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
+
+    it('End: Segments Left - 1, the next segment becomes the destination, hop limit - 1, then FIB and redirect; per-SID counters', () => {
+      const list = ['fc00:0:2::d6:1', 'fc00:0:2::e', 'fc00:0:1::e'];
+      const pkt = (da: string, sl: number, hl: number) =>
+        ipv6(
+          { src: PEER, dst: da, nextHeader: NH_ROUTING, hopLimit: hl },
+          concat(srh({ nextHeader: NH_IPV6, segmentList: list, segmentsLeft: sl }), remoteInner(64)),
+        );
+      const input = fromUl(pkt('fc00:0:1::e', 2, 64));
+      const statsBefore = sidStats('fc00:0:1::e');
+      const r = run('ul_in', input);
+      expect(r.out).toBe(hexdump(toNh(pkt('fc00:0:2::e', 1, 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ end: 1, redirect: 1 });
+      const statsAfter = sidStats('fc00:0:1::e');
+      expect([statsAfter[0]! - statsBefore[0]!, statsAfter[1]! - statsBefore[1]!]).toEqual([
+        1n,
+        BigInt(input.length),
+      ]);
+    });
+
+    it("End on a reduced SRH (Segments Left = Last Entry + 1), which the kernel's own End rejects", () => {
+      const pkt = (da: string, sl: number) =>
+        ipv6(
+          { src: PEER, dst: da, nextHeader: NH_ROUTING, hopLimit: 64 - (2 - sl) },
+          concat(
+            srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: sl, lastEntry: 0 }),
+            remoteInner(64),
+          ),
+        );
+      const r = run('ul_in', fromUl(pkt('fc00:0:1::e', 1)));
+      expect(r.out).toBe(hexdump(toNh(pkt('fc00:0:2::d6:1', 0))));
+      expect(r.counted).toEqual({ end: 1, redirect: 1 });
+    });
+
+    it('End.X: the End rewrite, then redirect to its neighbour', () => {
+      const pkt = (da: string, sl: number, hl: number) =>
+        ipv6(
+          { src: PEER, dst: da, nextHeader: NH_ROUTING, hopLimit: hl },
+          concat(
+            srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e1'], segmentsLeft: sl }),
+            remoteInner(64),
+          ),
+        );
+      const r = run('ul_in', fromUl(pkt('fc00:0:1::e1', 1, 64)));
+      expect(r.out).toBe(hexdump(fromUl(pkt('fc00:0:2::d6:1', 0, 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ end_x: 1 });
+    });
+
+    it("End.DT6: decapsulate and look up the tenant's table (101), not main: MACs of the local workload", () => {
+      const r = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, remoteInner(64))));
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, remoteInner(63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ dt6: 1, redirect: 1 });
+    });
+
+    it('End.DT6 without an SRH (a single-segment encapsulation)', () => {
+      const r = run(
+        'ul_in',
+        fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_IPV6 }, remoteInner(64))),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, remoteInner(63))));
+      expect(r.counted).toEqual({ dt6: 1, redirect: 1 });
+    });
+
+    it('End.DT6 of another tenant (table 102, no route there): dropped, never looked up in main', () => {
+      const control = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, remoteInner(64))));
+      expect(control.counted).toEqual({ dt6: 1, redirect: 1 });
+      const r = run('ul_in', fromUl(srv6To('fc00:0:1::d6:2', NH_IPV6, remoteInner(64))));
+      expect(r.retval).toBe(TC_ACT_SHOT);
+      expect(r.counted).toEqual({ dt6: 1, drop_no_route: 1 });
+    });
+
+    it('End.DT4 and End.DT46: IPv4 inner, Ethernet type IPv4, TTL - 1 with checksum, table 101', () => {
+      const inner = (ttl: number) => ipv4({ src: '198.18.2.10', dst: WL4, protocol: 1, ttl }, echo4(9, 2));
+      for (const sid of ['fc00:0:1::d4:1', 'fc00:0:1::d46:1']) {
+        const r = run('ul_in', fromUl(srv6To(sid, NH_IPV4, inner(64))));
+        expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV4, inner(63))));
+        expect(r.retval).toBe(TC_ACT_REDIRECT);
+        expect(r.counted).toEqual({ dt4: 1, redirect: 1 });
+      }
+      const v6 = run('ul_in', fromUl(srv6To('fc00:0:1::d46:1', NH_IPV6, remoteInner(64))));
+      expect(v6.counted).toEqual({ dt6: 1, redirect: 1 });
+      const wrong = run('ul_in', fromUl(srv6To('fc00:0:1::d4:1', NH_IPV6, remoteInner(64))));
+      expect(wrong.counted).toEqual({ drop_inner_protocol: 1 });
+      const wrong6 = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV4, inner(64))));
+      expect(wrong6.counted).toEqual({ drop_inner_protocol: 1 });
+    });
+
+    it('End.DX6 and End.DX4: decapsulate, redirect to the configured neighbour', () => {
+      const r6 = run('ul_in', fromUl(srv6To('fc00:0:1::6:1', NH_IPV6, remoteInner(64))));
+      expect(r6.out).toBe(hexdump(fromUl(remoteInner(63))));
+      expect(r6.retval).toBe(TC_ACT_REDIRECT);
+      expect(r6.counted).toEqual({ dx6: 1 });
+      const inner = (ttl: number) => ipv4({ src: '198.18.2.10', dst: WL4, protocol: 1, ttl }, echo4(9, 3));
+      const r4 = run('ul_in', fromUl(srv6To('fc00:0:1::4:1', NH_IPV4, inner(64))));
+      // MACs are left to bpf_redirect_neigh (at transmit): only the Ethernet type follows the inner packet.
+      expect(r4.out).toBe(hexdump(eth(U0_MAC, NH_MAC, ETH_IPV4, inner(63))));
+      expect(r4.counted).toEqual({ dx4: 1 });
+    });
+
+    it('End then End.DT6 in one pass (two local SIDs in a row)', () => {
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:1::d6:1', 'fc00:0:1::e'], segmentsLeft: 1 });
+      const r = run(
+        'ul_in',
+        fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::e', nextHeader: NH_ROUTING }, concat(s, remoteInner(64)))),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, remoteInner(63))));
+      expect(r.counted).toEqual({ end: 1, dt6: 1, redirect: 1 });
+    });
+
+    it('not a local SID: to the stack untouched', () => {
+      const p = fromUl(srv6To('fc00:0:2::d6:1', NH_IPV6, remoteInner(64)));
+      const r = run('ul_in', p);
+      expect(r.out).toBe(hexdump(p));
+      expect(r.retval).toBe(TC_ACT_OK);
+      expect(r.counted).toEqual({ pass: 1 });
+    });
+
+    it('an untrusted outer source to a local SID is dropped; a trusted one is delivered', () => {
+      const ok = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, remoteInner(64))));
+      expect(ok.counted).toEqual({ dt6: 1, redirect: 1 });
+      const bad = ipv6(
+        { src: '2001:db9::1', dst: 'fc00:0:1::d6:1', nextHeader: NH_ROUTING },
+        concat(
+          srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:1::d6:1'], segmentsLeft: 0 }),
+          remoteInner(64),
+        ),
+      );
+      const r = run('ul_in', fromUl(bad));
+      expect(r.retval).toBe(TC_ACT_SHOT);
+      expect(r.counted).toEqual({ drop_untrusted_source: 1 });
+    });
+  });
+
+  describe('ul_in: malformed SRHs are dropped and counted, the well-formed packet beside each is not', () => {
+    beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
+    const endPkt = (s: Bytes, payloadLength?: number, tail: Bytes = remoteInner(64)) =>
+      fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::e', nextHeader: NH_ROUTING, payloadLength }, concat(s, tail)));
+    const good = () =>
+      srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e'], segmentsLeft: 1 });
+    const cases: [string, () => Bytes, string][] = [
+      [
+        'Segments Left beyond Last Entry + 1',
+        () =>
+          endPkt(
+            srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e'], segmentsLeft: 3 }),
+          ),
+        'drop_srh_segments_left',
+      ],
+      [
+        'a header length past the end of the packet',
+        () =>
+          endPkt(
+            srh({
+              nextHeader: 59,
+              segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e'],
+              segmentsLeft: 1,
+              hdrExtLen: 20,
+            }),
+            undefined,
+            new Uint8Array(0),
+          ),
+        'drop_srh_length',
+      ],
+      [
+        'a Last Entry past the header length',
+        () =>
+          endPkt(
+            srh({
+              nextHeader: NH_IPV6,
+              segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e'],
+              segmentsLeft: 1,
+              lastEntry: 5,
+            }),
+          ),
+        'drop_srh_length',
+      ],
+      [
+        'a payload length beyond the packet (truncated)',
+        () => endPkt(good(), 40 + 104 + 200),
+        'drop_truncated',
+      ],
+      [
+        'an SRH cut after 4 bytes',
+        () => endPkt(good().subarray(0, 4), undefined, new Uint8Array(0)),
+        'drop_truncated',
+      ],
+      [
+        'a routing header of type 0',
+        () =>
+          endPkt(
+            srh({
+              nextHeader: NH_IPV6,
+              segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::e'],
+              segmentsLeft: 1,
+              routingType: 0,
+            }),
+          ),
+        'drop_srh_type',
+      ],
+      [
+        'End with Segments Left 0',
+        () => endPkt(srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:1::e'], segmentsLeft: 0 })),
+        'drop_segments_left_zero',
+      ],
+      [
+        'End without an SRH',
+        () => fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::e', nextHeader: NH_IPV6 }, remoteInner(64))),
+        'drop_srh_type',
+      ],
+      [
+        'End.DT6 with segments left',
+        () =>
+          fromUl(
+            ipv6(
+              { src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_ROUTING },
+              concat(
+                srh({
+                  nextHeader: NH_IPV6,
+                  segmentList: ['fc00:0:2::d6:1', 'fc00:0:1::d6:1'],
+                  segmentsLeft: 1,
+                }),
+                remoteInner(64),
+              ),
+            ),
+          ),
+        'drop_segments_left_nonzero',
+      ],
+      [
+        'End with hop limit 1',
+        () =>
+          fromUl(
+            ipv6(
+              { src: PEER, dst: 'fc00:0:1::e', nextHeader: NH_ROUTING, hopLimit: 1 },
+              concat(good(), remoteInner(64)),
+            ),
+          ),
+        'drop_hop_limit',
+      ],
+    ];
+    for (const [what, packet, reason] of cases) {
+      it(`${what}: ${reason}`, () => {
+        const control = run('ul_in', endPkt(good()));
+        expect(control.retval).toBe(TC_ACT_REDIRECT);
+        expect(control.counted).toEqual({ end: 1, redirect: 1 });
+        const r = run('ul_in', packet());
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ [reason]: 1 });
+      });
+    }
+  });
+
+  function sidStats(sid: string): bigint[] {
+    return obj.map(MAP.sidStats).lookupSum(sidKey(ip(sid))) ?? [0n, 0n];
+  }
+});
+
+// ---- packets ----
+
+function fromWl(l3: Bytes): Bytes {
+  return eth(W0_MAC, WL_MAC, ETH_IPV6, l3);
+}
+function fromUl(l3: Bytes): Bytes {
+  return eth(U0_MAC, NH_MAC, ETH_IPV6, l3);
+}
+/** After a FIB lookup toward the underlay next hop. */
+function toNh(l3: Bytes): Bytes {
+  return eth(NH_MAC, U0_MAC, ETH_IPV6, l3);
+}
+function wl6pkt(dst: string, hopLimit: number, src = WL6): Bytes {
+  return ipv6(
+    { src, dst, nextHeader: NH_ICMPV6, hopLimit, flowLabel: 0x12345, trafficClass: 0x20 },
+    echo6(src, dst, 0x77, 1),
+  );
+}
+function udpPkt(dst: string, payload: number): Bytes {
+  return ipv6(
+    { src: WL6, dst, nextHeader: NH_UDP },
+    udp6(WL6, dst, 5000, 5001, new Uint8Array(payload).fill(0xab)),
+  );
+}
+function udp6pkt(dst: string, port: number): Bytes {
+  return ipv6({ src: WL6, dst, nextHeader: NH_UDP }, udp6(WL6, dst, 5000, port, new Uint8Array(16)));
+}
+function outer(dst: string, nh: number, payload: Bytes): Bytes {
+  return ipv6({ src: HOST_SRC, dst, nextHeader: nh, flowLabel: 0x12345, trafficClass: 0x20 }, payload);
+}
+function remoteInner(hopLimit: number): Bytes {
+  return ipv6(
+    { src: 'fd01:2::10', dst: WL6, nextHeader: NH_ICMPV6, hopLimit },
+    echo6('fd01:2::10', WL6, 0x55, 2),
+  );
+}
+function srv6To(sid: string, nh: number, inner: Bytes): Bytes {
+  return ipv6(
+    { src: PEER, dst: sid, nextHeader: NH_ROUTING },
+    concat(srh({ nextHeader: nh, segmentList: [sid, 'fc00:0:3::e'], segmentsLeft: 0 }), inner),
+  );
+}
+function segList(n: number): string[] {
+  return Array.from({ length: n }, (_, i) =>
+    i === n - 1 ? 'fc00:0:2::d6:1' : i === 0 ? 'fc00:0:2::e' : `fc00:0:2::e${i}`,
+  );
+}
+
+// ---- map contents ----
+
+function populate(obj: BpfObject, w0: number): void {
+  obj.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6), addr4: WL4 }));
+  const pol = obj.map(MAP.policy);
+  const src = ip(HOST_SRC);
+  const put = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
+    pol.update(policyKey(1, dst, len), policyValue({ source: src, ...v }));
+  const two = [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')];
+  put(v6('fd01:2::'), 64, { mode: 'encap', segments: two });
+  put(v6('fd01:3::'), 64, { mode: 'encapRed', segments: two });
+  put(v6('fd01:4::'), 64, { mode: 'encap', segments: [ip('fc00:0:2::d6:1')] });
+  put(v6('fd01:5::'), 64, { mode: 'encap', segments: [ip('fc00:0:2::d6:1')], srh: true });
+  put(v6('fd01:6::'), 64, { mode: 'encap', segments: segList(4).map(ip) });
+  put(v6('fd01:7::'), 64, { mode: 'encap', segments: segList(8).map(ip) });
+  put(v6('fd01:8::'), 64, { mode: 'drop' });
+  put(v6('fd01:9::'), 64, { mode: 'encap', segments: [ip('fc00:0:9::d6:1')] });
+  put(v6('fd01:1::20'), 128, { mode: 'local', oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) });
+  put(v4Mapped('198.18.9.0'), 120, { mode: 'encap', segments: [ip('fc00:0:9::d4:1')] });
+  put(v4Mapped('198.18.2.0'), 120, { mode: 'encap', segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d4:1')] });
+  // Tenant 2 has a route to the same destination: the policy key separates tenants.
+  pol.update(policyKey(2, v6('fd02:2::'), 64), policyValue({ mode: 'encap', segments: two, source: src }));
+
+  const blocked = obj.map(MAP.blocked);
+  blocked.update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
+  blocked.update(addrKey(v6('2001:db8::'), 32), reasonValue('drop_host_address'));
+  blocked.update(addrKey(v4Mapped('198.18.1.1'), 128), reasonValue('drop_host_address'));
+  obj.map(MAP.ctlports).update(portKey('tcp', 179), u32Key(1));
+  obj.map(MAP.ctlports).update(portKey('udp', 7946), u32Key(1));
+  obj.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
+
+  const sids = obj.map(MAP.sids);
+  sids.update(sidKey(ip('fc00:0:1::e')), sidValue({ behavior: 'End' }));
+  sids.update(
+    sidKey(ip('fc00:0:1::e1')),
+    sidValue({ behavior: 'End.X', oif: 1, nexthop: ip('2001:db8:1::2') }),
+  );
+  sids.update(sidKey(ip('fc00:0:1::d6:1')), sidValue({ behavior: 'End.DT6', table: 101, tenant: 1 }));
+  sids.update(sidKey(ip('fc00:0:1::d6:2')), sidValue({ behavior: 'End.DT6', table: 102, tenant: 2 }));
+  sids.update(sidKey(ip('fc00:0:1::d4:1')), sidValue({ behavior: 'End.DT4', table: 101, tenant: 1 }));
+  sids.update(sidKey(ip('fc00:0:1::d46:1')), sidValue({ behavior: 'End.DT46', table: 101, tenant: 1 }));
+  sids.update(sidKey(ip('fc00:0:1::6:1')), sidValue({ behavior: 'End.DX6', oif: w0, nexthop: ip(WL6) }));
+  sids.update(sidKey(ip('fc00:0:1::4:1')), sidValue({ behavior: 'End.DX4', oif: w0, nexthop: WL4 }));
+}
