@@ -49,6 +49,7 @@ import { formatIpv6, formatPrefix } from '../srv6/address.ts';
 import { isRoute } from '../srv6/pathcompute.ts';
 import { AGENT_PROTOCOL, type Agent, AgentError } from './agent.ts';
 import { explainPath } from './explain.ts';
+import { membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 
 const GRPC_STATUS: Record<AgentError['status'], status> = {
   invalid: status.INVALID_ARGUMENT,
@@ -192,6 +193,9 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         kernel: { vrf: k.vrf, hmac: k.hmac, nftSrh: k.nftSrh, seg6: k.seg6, release: k.release },
         gossipProtocol: GOSSIP_TOPIC,
         api: AgentService.typeName,
+        membership: membershipSummary(agent.settings.membership),
+        membershipWarning: agent.settings.membership.mode === 'open' ? OPEN_MEMBERSHIP_WARNING : '',
+        hostId: agent.hostId,
         lastReconcileUnixMs: BigInt(last?.atMs ?? 0),
         lastReconcileMs: last?.durationMs ?? 0,
       });

@@ -4,10 +4,11 @@
  * policies, keys) arrive signed through gossip.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, parseConfig } from '../config/load.ts';
+import { ConfigError, type ConfigIssue, parseConfig } from '../config/load.ts';
 import { type AgentConfigSpec, agentConfigSchema, durationMs } from '../config/schema.ts';
 import { type Ipv6Address, type Ipv6Prefix, parseIpv6, parsePrefix } from '../srv6/address.ts';
 import type { SidStructure } from '../srv6/sid.ts';
+import { loadMembership, type Membership } from './membership.ts';
 
 /** Environment variables that override keys of the file (documented in docs/agent.md). */
 export const ENV_OVERRIDES = {
@@ -33,6 +34,8 @@ export interface AgentSettings {
   readonly suspectAfterMs: number;
   readonly deadAfterMs: number;
   readonly tombstoneTtlMs: number;
+  /** Who may join the gossip (checked and loaded with the file: see membership.ts). */
+  readonly membership: Membership;
 }
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -60,8 +63,9 @@ export function applyEnvOverrides(
   return out;
 }
 
-export function settingsFromSpec(spec: AgentConfigSpec): AgentSettings {
+export function settingsFromSpec(spec: AgentConfigSpec, membership: Membership): AgentSettings {
   return {
+    membership,
     spec,
     hostName: spec.host.name,
     underlayDevice: spec.host.underlay.interface,
@@ -108,5 +112,8 @@ export async function loadAgentSettings(
       result.error.issues.map((i) => ({ key: i.path.join('.'), message: i.message })),
     );
   }
-  return settingsFromSpec(result.data);
+  const membership = await loadMembership(result.data, (issues: ConfigIssue[]) => {
+    throw new ConfigError(file, issues);
+  });
+  return settingsFromSpec(result.data, membership);
 }

@@ -16,7 +16,15 @@ import { Gossip, type GossipComponents, type GossipInit } from './node.ts';
 
 export { ANTI_ENTROPY_PROTOCOL, DEFAULTS, GOSSIP_TOPIC } from './constants.ts';
 export { AntiEntropyError, GossipConfigError, GossipNotStartedError } from './errors.ts';
-export { loadOrCreateIdentity, newOperatorKey, operatorKeyFromText, operatorKeyText } from './identity.ts';
+export {
+  clusterKeyFromText,
+  clusterKeyId,
+  loadOrCreateIdentity,
+  newClusterKey,
+  newOperatorKey,
+  operatorKeyFromText,
+  operatorKeyText,
+} from './identity.ts';
 export type {
   DataPlaneProbe,
   Gossip,
