@@ -40,7 +40,7 @@ import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
 import { createGossipLibp2p } from '../../../src/gossip/node.ts';
 import { issueMembership, signRecord } from '../../../src/gossip/records.ts';
 import { formatIpv6 } from '../../../src/srv6/address.ts';
-import type { Netns } from '../../harness/index.ts';
+import type { Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { createLab, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
 import { CLI, TENANTS } from './cluster.ts';
 
@@ -96,13 +96,13 @@ function recordingDataplane(real: Dataplane): { dp: Dataplane; routes: () => Rou
 }
 
 /** The CLI, asynchronously: the agents run in this process, so a synchronous spawn would block them. */
-async function segmesh(args: readonly string[]): Promise<{ out: string }> {
+async function segmesh(args: readonly string[]): Promise<{ out: string; err: string }> {
   const r = await execFileP(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }).catch(
     (e: Error & { stderr?: string }) => {
       throw new Error(`segmesh ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
     },
   );
-  return { out: r.stdout };
+  return { out: r.stdout, err: r.stderr };
 }
 const execFileP = promisify(execFile);
 
@@ -148,17 +148,23 @@ systemSuite('agent: closed membership (cluster key)', { tools: ['ip', 'nft'] }, 
   const hosts: Host[] = [];
   const stoppers: (() => Promise<void>)[] = [];
   let operatorKeyFile = '';
+  let sw: UnderlaySwitch;
 
-  /** An agent config; `closed`: with the cluster key (gossip.clusterKeyFile). */
-  function configText(h: Host, i: number, closed: boolean, peers: readonly Host[]): string {
+  /** An agent config: membership closed by the cluster key, open, or not closed by anything. */
+  function configText(
+    h: Host,
+    i: number,
+    membership: 'cluster-key' | 'open' | 'unclosed',
+    peers: readonly Host[],
+  ): string {
     return `apiVersion: segmesh.io/v1alpha1
 kind: AgentConfig
 host: { name: ${h.name}, underlay: { interface: eth0, address: "2001:db8:100::${i}" } }
 locator: "fc00:0:${i}::/48"
 stateDir: ${h.dir}
 operatorKeys: ["${readFileSync(`${dir}/operator.pub`, 'utf8').trim()}"]
-gossip:
-${closed ? `  clusterKeyFile: ${dir}/cluster.key\n` : ''}  listen: ["/ip4/127.0.0.1/tcp/${h.port}"]
+${membership === 'open' ? 'membership: open\n' : ''}gossip:
+${membership === 'cluster-key' ? `  clusterKeyFile: ${dir}/cluster.key\n` : ''}  listen: ["/ip4/127.0.0.1/tcp/${h.port}"]
   bootstrap: [${peers.map((p) => `"/ip4/127.0.0.1/tcp/${p.port}"`).join(', ')}]
   suspectAfter: 2s
   deadAfter: 6s
@@ -166,7 +172,8 @@ api: { socket: ${h.socket}, group: segmesh }
 `;
   }
 
-  async function start(h: Host): Promise<void> {
+  /** Starts `h`'s agent in this process; resolves with a function that stops it. */
+  async function start(h: Host): Promise<() => Promise<void>> {
     const settings = await loadAgentSettings(h.config, {});
     const logger = pino(
       { level: 'info', base: { name: 'segmesh-agent' } },
@@ -182,12 +189,17 @@ api: { socket: ${h.socket}, group: segmesh }
     await h.api.start();
     h.client = new AgentClient(h.socket);
     h.agent.gossip!.addEventListener('rejected', (e) => h.rejected.push(e.detail));
-    stoppers.push(async () => {
+    let stopped = false;
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
       h.client?.close();
       await h.api?.stop();
       await h.agent?.stop();
       await real.close();
-    });
+    };
+    stoppers.push(stop);
+    return stop;
   }
 
   const rejectedCounter = async (h: Host, reason: string): Promise<number> => {
@@ -209,7 +221,7 @@ api: { socket: ${h.socket}, group: segmesh }
     writeFileSync(operatorKeyFile, operator.privateKey, { mode: 0o600 });
     writeFileSync(`${dir}/operator.pub`, operator.publicKey);
     writeFileSync(`${dir}/cluster.key`, await newClusterKey(), { mode: 0o600 });
-    const sw = await lab.underlaySwitch('sw');
+    sw = await lab.underlaySwitch('sw');
     for (let i = 1; i <= 3; i++) {
       const ns = await lab.netns(`m${i}`);
       await sw.attach(ns, 'eth0', [`2001:db8:100::${i}/64`]);
@@ -232,7 +244,7 @@ api: { socket: ${h.socket}, group: segmesh }
         configText(
           h,
           j + 1,
-          true,
+          'cluster-key',
           hosts.filter((o) => o !== h),
         ),
       );
@@ -264,7 +276,7 @@ api: { socket: ${h.socket}, group: segmesh }
   it('refuses to start without anything that closes membership, naming the file and the fix', async () => {
     const h = hosts[0]!;
     const file = `${dir}/unclosed.yaml`;
-    writeFileSync(file, configText(h, 1, false, []));
+    writeFileSync(file, configText(h, 1, 'unclosed', []));
     await expect(loadAgentSettings(file, {})).rejects.toThrow(ConfigError);
     await expect(loadAgentSettings(file, {})).rejects.toThrow(
       new RegExp(
@@ -310,7 +322,9 @@ api: { socket: ${h.socket}, group: segmesh }
       },
     );
     const address = added.address;
-    const realSid = (await workloads(h3)).find((w) => w.identity === 'shop.cart')!.deliverySid;
+    const realSid = (await h3.client!.call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.cart',
+    )!.deliverySid;
 
     // The intruder: a real libp2p node (the agents' own gossip stack) with its own key, a membership
     // certificate from a cluster key of its own, on the agents' topic. It copies host1's records,
@@ -432,8 +446,8 @@ api: { socket: ${h.socket}, group: segmesh }
       // Nothing of the intruder made it into the view.
       expect(h.agent!.gossip!.view().hosts.has(evilId)).toBe(false);
     }
-    // Give a wrongly accepted record time to reach a reconcile, then look at each agent's decision.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // A fresh reconcile on every agent, from the view as it is now, then each agent's decision.
+    for (const h of hosts) await h.agent!.reconcileNow();
     const evil = formatIpv6(BigInt(`0x${Buffer.from(evilSid).toString('hex')}`));
     for (const h of hosts) {
       const w = (await workloads(h)).find((x) => x.identity === 'shop.cart')!;
@@ -474,19 +488,65 @@ api: { socket: ${h.socket}, group: segmesh }
         what: 'every agent to see shop.cart moved to host2',
       },
     );
-    const newSid = (await workloads(h3)).find((w) => w.identity === 'shop.cart')!.deliverySid;
+    const newSid = (await h3.client!.call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.cart',
+    )!.deliverySid;
     expect(newSid).not.toBe(realSid);
     await waitFor(
       async () =>
-        (await routes(h3))
+        (await h3.client!.call('listRoutes', {})).routes
           .filter((r) => r.destination === `${address}/128`)
           .every((r) => r.action.includes(`segs [ ${newSid} ]`)),
       { timeoutMs: 10_000, what: "host3's route to shop.cart to point at host2" },
     );
     expect(
-      (await routes(h2))
+      (await h2.client!.call('listRoutes', {})).routes
         .filter((r) => r.destination === `${address}/128`)
         .every((r) => r.action.startsWith('dev ')),
     ).toBe(true);
+  }, 180_000);
+
+  it('membership: open starts, and warns in the log and in segmesh status on every start', async () => {
+    const ns = await lab.netns('m4');
+    await sw.attach(ns, 'eth0', ['2001:db8:100::4/64']);
+    const hdir = `${dir}/host4`;
+    mkdirSync(hdir, { recursive: true });
+    const h: Host = {
+      name: 'host4',
+      ns,
+      dir: hdir,
+      config: `${hdir}/agent.yaml`,
+      socket: `${hdir}/run/agent.sock`,
+      port: await freePort(),
+      logFile: `${hdir}/agent.log`,
+      rejected: [],
+    };
+    writeFileSync(h.config, configText(h, 4, 'open', []));
+    const openWarnings = () =>
+      readFileSync(h.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"level":40') && l.includes('membership is open: any node'));
+    for (const round of [1, 2]) {
+      const stop = await start(h);
+      expect(openWarnings()).toHaveLength(round);
+      const table = await segmesh(['status', '--socket', h.socket]);
+      expect(table.err).toMatch(
+        /^warning: membership is open: any node that reaches the gossip port can join/m,
+      );
+      expect(table.err).toContain('segmesh keygen --cluster');
+      expect(table.out).toMatch(/membership +open/);
+      const json = JSON.parse((await segmesh(['status', '--json', '--socket', h.socket])).out) as {
+        membership: string;
+        membershipWarning: string;
+      };
+      expect(json.membership).toMatch(/^open/);
+      expect(json.membershipWarning).toMatch(/^membership is open/);
+      await stop();
+    }
+    // Positive control: a closed agent's log has no such line (host1 started with the cluster key).
+    expect(readFileSync(hosts[0]!.logFile, 'utf8')).not.toContain('membership is open');
+    expect(readFileSync(hosts[0]!.logFile, 'utf8')).toMatch(
+      /"membership":"closed \(cluster key [0-9a-f]{16}\)"/,
+    );
   });
 });
