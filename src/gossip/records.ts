@@ -335,7 +335,11 @@ export async function authenticate(
   }
   const member = await isMember(signerId, d.signed.membershipCertificate, trust);
   if (!member)
-    return { ok: false, reason: 'not_member', detail: `${signerId} is not a cluster member (${d.record.key})` };
+    return {
+      ok: false,
+      reason: 'not_member',
+      detail: `${signerId} is not a cluster member (${d.record.key})`,
+    };
   return { ok: true };
 }
 
