@@ -197,7 +197,7 @@ export function membershipSummary(m: Membership): string {
   if (m.mode === 'open') return 'open (any node that reaches the gossip port can join; see the warning)';
   const parts = [
     ...(m.clusterKey ? [`cluster key ${clusterKeyId(m.clusterKey.publicKey)}`] : []),
-    ...(m.allowlist ? [`allowlist of ${m.allowlist.length} hosts`] : []),
+    ...(m.allowlist ? [`allowlist of ${m.allowlist.length} host${m.allowlist.length === 1 ? '' : 's'}`] : []),
     ...(m.psk ? ['private network key'] : []),
   ];
   return `closed (${parts.join(', ')})`;

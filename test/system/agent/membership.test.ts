@@ -17,6 +17,8 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -37,6 +39,7 @@ import {
 } from '../../../src/gen/segmesh/v1/gossip_pb.js';
 import { GOSSIP_TOPIC } from '../../../src/gossip/constants.ts';
 import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
+import { gossip } from '../../../src/gossip/index.ts';
 import { createGossipLibp2p } from '../../../src/gossip/node.ts';
 import { issueMembership, signRecord } from '../../../src/gossip/records.ts';
 import { formatIpv6 } from '../../../src/srv6/address.ts';
@@ -154,7 +157,7 @@ systemSuite('agent: closed membership (cluster key)', { tools: ['ip', 'nft'] }, 
   function configText(
     h: Host,
     i: number,
-    membership: 'cluster-key' | 'open' | 'unclosed',
+    membership: 'cluster-key' | 'open' | 'unclosed' | { readonly allow: readonly string[] },
     peers: readonly Host[],
   ): string {
     return `apiVersion: segmesh.io/v1alpha1
@@ -164,7 +167,11 @@ locator: "fc00:0:${i}::/48"
 stateDir: ${h.dir}
 operatorKeys: ["${readFileSync(`${dir}/operator.pub`, 'utf8').trim()}"]
 ${membership === 'open' ? 'membership: open\n' : ''}gossip:
-${membership === 'cluster-key' ? `  clusterKeyFile: ${dir}/cluster.key\n` : ''}  listen: ["/ip4/127.0.0.1/tcp/${h.port}"]
+${membership === 'cluster-key' ? `  clusterKeyFile: ${dir}/cluster.key\n` : ''}${
+  typeof membership === 'object'
+    ? `  allowedPeers: [${membership.allow.map((id) => `"${id}"`).join(', ')}]\n`
+    : ''
+}  listen: ["/ip4/127.0.0.1/tcp/${h.port}"]
   bootstrap: [${peers.map((p) => `"/ip4/127.0.0.1/tcp/${p.port}"`).join(', ')}]
   suspectAfter: 2s
   deadAfter: 6s
@@ -548,5 +555,71 @@ api: { socket: ${h.socket}, group: segmesh }
     expect(readFileSync(hosts[0]!.logFile, 'utf8')).toMatch(
       /"membership":"closed \(cluster key [0-9a-f]{16}\)"/,
     );
+  });
+
+  it('allowlist: a node outside gossip.allowedPeers cannot connect and is counted; a listed one joins', async () => {
+    const ns = await lab.netns('m5');
+    await sw.attach(ns, 'eth0', ['2001:db8:100::5/64']);
+    const hdir = `${dir}/host5`;
+    mkdirSync(hdir, { recursive: true });
+    const h: Host = {
+      name: 'host5',
+      ns,
+      dir: hdir,
+      config: `${hdir}/agent.yaml`,
+      socket: `${hdir}/run/agent.sock`,
+      port: await freePort(),
+      logFile: `${hdir}/agent.log`,
+      rejected: [],
+    };
+    const memberKey = await generateKeyPair('Ed25519');
+    const memberId = peerIdFromPrivateKey(memberKey).toString();
+    writeFileSync(h.config, configText(h, 5, { allow: [memberId] }, []));
+    const stop = await start(h);
+    const status = JSON.parse((await segmesh(['status', '--json', '--socket', h.socket])).out) as {
+      membership: string;
+    };
+    expect(status.membership).toBe('closed (allowlist of 1 host)');
+    const target = `/ip4/127.0.0.1/tcp/${h.port}/p2p/${h.agent!.hostId}`;
+    const node = async (key: PrivateKey, name: string) => {
+      const g = gossip({
+        privateKey: key,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: [target],
+        sameIpPeers: true,
+      })({ logger: pino({ level: 'silent' }) });
+      await g.start();
+      stoppers.push(() => g.stop());
+      await g.publishHost({ name });
+      return g;
+    };
+    const intruder = await node(await generateKeyPair('Ed25519'), 'intruder');
+    await intruder.publishWorkload({
+      workloadId: 'shop.cart',
+      tenant: 'blue',
+      opaqueAddress: new Uint8Array(16),
+    });
+    const before = await rejectedCounter(h, 'not_member');
+    await waitFor(
+      () =>
+        h.rejected.some(
+          (r) =>
+            r.reason === 'not_member' &&
+            r.from === intruder.hostId &&
+            r.detail.includes('not in the allowlist'),
+        ),
+      { timeoutMs: 15_000, what: "host5 to refuse the intruder's connection as not_member" },
+    );
+    expect(await rejectedCounter(h, 'not_member')).toBeGreaterThan(before);
+    // Positive control: the listed node joins and its host record arrives.
+    await node(memberKey, 'member');
+    await waitFor(() => h.agent!.gossip!.view().hosts.has(memberId), {
+      timeoutMs: 15_000,
+      what: "the listed member's host record to reach host5",
+    });
+    const view = h.agent!.gossip!.view();
+    expect(view.hosts.has(intruder.hostId)).toBe(false);
+    expect([...view.workloads.values()].some((w) => w.hostId === intruder.hostId)).toBe(false);
+    await stop();
   });
 });
