@@ -10,6 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import type { Bgp } from '../bgp/index.ts';
 import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
@@ -53,6 +54,7 @@ import { desiredDelta } from './delta.ts';
 import { AgentError, checkIfname } from './errors.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
 import { checkNetworkNamespace } from './netns.ts';
+import { membershipGossipInit, membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 import { toDesiredHost } from './translate.ts';
 import { checkUnderlayInterface } from './underlay.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
@@ -229,12 +231,16 @@ export class Agent {
     // 3. Gossip.
     const privateKey = await loadOrCreateIdentity(`${s.stateDir}/identity.key`);
     const operatorKey = s.spec.operatorKeys[0] ? operatorKeyFromText(s.spec.operatorKeys[0]) : undefined;
+    const hostId = peerIdFromPrivateKey(privateKey).toString();
+    // On every start: an open fabric must never be open unnoticed.
+    if (s.membership.mode === 'open') this.#log.warn({ membership: 'open' }, OPEN_MEMBERSHIP_WARNING);
+    else this.#log.info({ membership: membershipSummary(s.membership) }, 'gossip membership');
     this.#gossip = gossipComponent({
       privateKey,
       listen: s.spec.gossip.listen,
       bootstrap: s.spec.gossip.bootstrap,
       ...(operatorKey ? { operatorKey } : {}),
-      ...(s.spec.gossip.allowedPeers.length > 0 ? { allowlist: s.spec.gossip.allowedPeers } : {}),
+      ...(await membershipGossipInit(s.membership, hostId)),
       suspectAfterMs: s.suspectAfterMs,
       deadAfterMs: s.deadAfterMs,
       tombstoneTtlMs: s.tombstoneTtlMs,

@@ -62,6 +62,7 @@ import {
 } from './errors.ts';
 import { explainPath } from './explain.ts';
 import { groupId } from './runtime.ts';
+import { membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 
 const GRPC_STATUS: Record<AgentError['status'], status> = {
   invalid: status.INVALID_ARGUMENT,
@@ -236,6 +237,9 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         },
         gossipProtocol: GOSSIP_TOPIC,
         api: AgentService.typeName,
+        membership: membershipSummary(agent.settings.membership),
+        membershipWarning: agent.settings.membership.mode === 'open' ? OPEN_MEMBERSHIP_WARNING : '',
+        hostId: agent.hostId,
         lastReconcileUnixMs: BigInt(last?.atMs ?? 0),
         lastReconcileMs: last?.durationMs ?? 0,
       });

@@ -9,6 +9,7 @@ import { type AgentConfigSpec, agentConfigSchema, durationMs } from '../config/s
 import { type Ipv6Address, type Ipv6Prefix, parseIpv6, parsePrefix } from '../srv6/address.ts';
 import type { SidStructure } from '../srv6/sid.ts';
 import { type KeyPath, keyPathText } from '../srv6/validate.ts';
+import { loadMembership, type Membership } from './membership.ts';
 
 /** Environment variables that override keys of the file (documented in docs/agent.md). */
 export const ENV_OVERRIDES = {
@@ -36,6 +37,8 @@ export interface AgentSettings {
   readonly suspectAfterMs: number;
   readonly deadAfterMs: number;
   readonly tombstoneTtlMs: number;
+  /** Who may join the gossip (checked and loaded with the file: see membership.ts). */
+  readonly membership: Membership;
 }
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -63,8 +66,13 @@ export function applyEnvOverrides(
   return out;
 }
 
-export function settingsFromSpec(spec: AgentConfigSpec, file?: string): AgentSettings {
+export function settingsFromSpec(
+  spec: AgentConfigSpec,
+  membership: Membership,
+  file?: string,
+): AgentSettings {
   return {
+    membership,
     spec,
     ...(file !== undefined ? { file } : {}),
     hostName: spec.host.name,
@@ -120,5 +128,8 @@ export async function loadAgentSettings(
       .map(([v, key]) => `${v} (${key})`);
     throw new ConfigError(`${file} with ${variables.join(', ')}`, issues);
   }
-  return settingsFromSpec(result.data, file);
+  const membership = await loadMembership(result.data, (issues: ConfigIssue[]) => {
+    throw new ConfigError(file, issues);
+  });
+  return settingsFromSpec(result.data, membership, file);
 }

@@ -44,14 +44,17 @@ export class AgentMetrics {
         this.set(a.lastReconcile?.routes ?? 0);
       },
     });
-    new Gauge({
-      name: 'segmesh_gossip_rejected',
-      help: 'Gossip records rejected, by reason',
+    // A counter (rate() and increase() work on it): gossip keeps the running totals, so each scrape
+    // sets the counter to them.
+    new Counter({
+      name: 'segmesh_gossip_rejected_total',
+      help: 'Gossip input rejected (records, heartbeats, connections, anti-entropy), by reason; not_member: from a node outside the membership',
       labelNames: ['reason'],
       registers: [r],
       collect() {
         const stats = a.gossip?.stats();
-        for (const [reason, n] of Object.entries(stats?.rejected ?? {})) this.set({ reason }, n);
+        this.reset();
+        for (const [reason, n] of Object.entries(stats?.rejected ?? {})) this.inc({ reason }, n);
       },
     });
     new Gauge({

@@ -201,8 +201,10 @@ export const agentConfigSchema = z
       .object({
         listen: z.array(z.string()).default(['/ip6/::/tcp/7946']),
         bootstrap: z.array(z.string()).default([]),
-        privateNetworkKeyFile: z.string().optional(),
-        allowedPeers: z.array(z.string()).default([]),
+        privateNetworkKeyFile: z.string().min(1).optional(),
+        /** The cluster key (`segmesh keygen --cluster`): members certify their host id with it. */
+        clusterKeyFile: z.string().min(1).optional(),
+        allowedPeers: z.array(z.string().min(1)).default([]),
         suspectAfter: duration.default('3s'),
         deadAfter: duration.default('10s'),
         tombstoneTtl: duration.default('1h'),
@@ -217,6 +219,16 @@ export const agentConfigSchema = z
         tombstoneTtl: '1h',
       }),
     operatorKeys: z.array(z.string().min(1)).default([]),
+    /**
+     * Who may join the gossip: `closed` (default) needs gossip.clusterKeyFile, gossip.allowedPeers or
+     * gossip.privateNetworkKeyFile (checked at start-up, src/agent/membership.ts); `open` admits any node
+     * that reaches the gossip port (labs and tests only: the newest claim on a workload wins).
+     */
+    membership: z
+      .enum(['closed', 'open'], {
+        message: 'membership is closed (the default) or open (labs and tests only)',
+      })
+      .default('closed'),
     bgp: z
       .object({
         asn: z.number().int().min(1).max(4294967295),

@@ -17,7 +17,10 @@ import { Gossip, type GossipComponents, type GossipInit } from './node.ts';
 export { ANTI_ENTROPY_PROTOCOL, DEFAULTS, GOSSIP_TOPIC } from './constants.ts';
 export { AntiEntropyError, GossipConfigError, GossipNotStartedError } from './errors.ts';
 export {
+  clusterKeyFromText,
+  clusterKeyId,
   loadOrCreateIdentity,
+  newClusterKey,
   newOperatorKey,
   OperatorKeyError,
   operatorKeyFromText,

@@ -334,7 +334,12 @@ export async function authenticate(
     return { ok: false, reason: 'wrong_signer', detail: `${signerId} may not write ${d.record.key}` };
   }
   const member = await isMember(signerId, d.signed.membershipCertificate, trust);
-  if (!member) return { ok: false, reason: 'not_member', detail: `${signerId} is not a cluster member` };
+  if (!member)
+    return {
+      ok: false,
+      reason: 'not_member',
+      detail: `${signerId} is not a cluster member (${d.record.key})`,
+    };
   return { ok: true };
 }
 

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { renderTable } from '../cli/table.ts';
-import { newOperatorKey } from '../gossip/index.ts';
+import { newClusterKey, newOperatorKey } from '../gossip/index.ts';
 import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { startFabric } from './fabric.ts';
@@ -72,6 +72,8 @@ export async function labUpCommand(
       ? {
           hostRuntime: 'agent' as const,
           operator: await newOperatorKey(),
+          // A fresh cluster key per lab: only its hosts join its gossip.
+          clusterKey: await newClusterKey(),
           ...(opts.policy ? { policy: await readPolicy(opts.policy) } : {}),
         }
       : {}),

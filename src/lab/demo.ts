@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseConfig } from '../config/load.ts';
-import { newOperatorKey } from '../gossip/index.ts';
+import { newClusterKey, newOperatorKey } from '../gossip/index.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { type PlacedWorkload, startFabric } from './fabric.ts';
 import { checkLabKernel, labDown, labUp, planFromFile, type RunningLab } from './lab.ts';
@@ -100,6 +100,8 @@ export async function runDemo(file: string, opts: DemoOptions, io: DemoIo): Prom
     ...(opts.name ? { prefix: opts.name } : {}),
     hostRuntime: 'agent',
     operator,
+    // And a fresh cluster key: only the lab's hosts join its gossip (membership is closed).
+    clusterKey: await newClusterKey(),
     ...(policy ? { policy } : {}),
   });
   configureDockerEnv();

@@ -47,6 +47,8 @@ export const READY_FILE = '/run/segmesh-lab/ready';
 /** Agent-mode files: the fabric policy and the operator key (first host only), CNI configurations. */
 export const POLICY_PATH = '/etc/segmesh/policy.yaml';
 export const OPERATOR_KEY_PATH = '/etc/segmesh/operator.key';
+/** Agent-mode files: the lab's cluster key (every host; gossip membership is closed by it). */
+export const CLUSTER_KEY_PATH = '/etc/segmesh/cluster.key';
 export const CNI_CONF_DIR = '/etc/segmesh/cni';
 
 export type NodeRole = 'host' | 'edge-router' | 'external-client';
@@ -138,6 +140,11 @@ export interface PlanOptions {
    * private key goes to the first host only, which publishes the fabric policy with it.
    */
   readonly operator?: { readonly publicKey: string; readonly privateKey: Uint8Array };
+  /**
+   * Agent mode: the lab's cluster key (the file text `newClusterKey` makes), given to every host so that
+   * only the lab's hosts join its gossip. Fresh per lab, like the operator key.
+   */
+  readonly clusterKey?: string;
   /** Agent mode: the FabricPolicy YAML to publish; default: the topology's tenants. */
   readonly policy?: string;
 }
@@ -287,7 +294,10 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
       host: { name: h.name, underlay: { interface: 'eth0', address: ep.ipv6 } },
       locator: extra.locator,
       sidStructure: spec.sidStructure,
-      gossip: { bootstrap: otherHosts.map((o) => `/ip6/${o.underlay}/tcp/7946`) },
+      gossip: {
+        bootstrap: otherHosts.map((o) => `/ip6/${o.underlay}/tcp/7946`),
+        ...(opts.clusterKey ? { clusterKeyFile: CLUSTER_KEY_PATH } : {}),
+      },
       operatorKeys: opts.operator ? [opts.operator.publicKey] : [],
       bgp: {
         asn,
@@ -468,6 +478,7 @@ function agentFiles(spec: TopologySpec, opts: PlanOptions, first: boolean): Reco
       2,
     )}\n`;
   }
+  if (opts.clusterKey) files[CLUSTER_KEY_PATH] = opts.clusterKey;
   if (first && opts.operator) {
     files[POLICY_PATH] =
       opts.policy ?? stringify({ apiVersion: spec.apiVersion, kind: 'FabricPolicy', tenants: spec.tenants });
@@ -548,6 +559,8 @@ export function hostScript(o: {
     return [
       ...COMMON_PREAMBLE,
       ...netns,
+      // Files arrive 0644: the cluster key admits whoever holds it.
+      `if [ -f ${CLUSTER_KEY_PATH} ]; then chmod 600 ${CLUSTER_KEY_PATH}; fi`,
       `if [ -f ${OPERATOR_KEY_PATH}.b64 ]; then (umask 077; base64 -d <${OPERATOR_KEY_PATH}.b64 >${OPERATOR_KEY_PATH}); rm -f ${OPERATOR_KEY_PATH}.b64; fi`,
       `segmesh agent --config ${AGENT_CONFIG_PATH} >/var/log/segmesh/agent.log 2>&1 &`,
       `i=0; until [ -S ${AGENT_SOCKET} ]; do i=$((i + 1)); [ $i -lt 1200 ] || { tail -n 20 /var/log/segmesh/agent.log; exit 1; }; sleep 0.1; done`,

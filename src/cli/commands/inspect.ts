@@ -29,10 +29,14 @@ export function inspectCommands(): Command[] {
     async (o: Common) => {
       const s = await call(o.socket, (c) => c.call('getStatus', {}));
       if (o.json) return printJson(plain({ ...s, kernel: s.kernel ? plain(s.kernel) : undefined }));
+      // An open fabric says so first, on stderr too, so that nobody reads past it.
+      if (s.membershipWarning) process.stderr.write(`warning: ${s.membershipWarning}\n`);
       printTable(
         ['KEY', 'VALUE'],
         [
           ['host', s.host],
+          ['host id', s.hostId],
+          ['membership', s.membership],
           ['ready', String(s.ready)],
           ['version', `${s.version} (protocol ${s.protocol})`],
           ['underlay', s.underlay],

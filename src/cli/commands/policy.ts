@@ -13,6 +13,9 @@ import {
   TenantRecordSchema,
 } from '../../gen/segmesh/v1/gossip_pb.js';
 import {
+  clusterKeyFromText,
+  clusterKeyId,
+  newClusterKey,
   newOperatorKey,
   OperatorKeyError,
   operatorPrivateKeyFromBytes,
@@ -23,9 +26,23 @@ import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 
 export function keygenCommand(): Command {
   return new Command('keygen')
-    .description('create an operator (or host) Ed25519 key; prints the public key for operatorKeys')
-    .requiredOption('--out <file>', 'where to write the private key (mode 0600)')
-    .action(async (o: { out: string }) => {
+    .description(
+      'create an operator key (prints the public key for operatorKeys) or, with --cluster, a cluster key (gossip.clusterKeyFile)',
+    )
+    .requiredOption('--out <file>', 'where to write the private key (mode 0600; an existing file is kept)')
+    .option('--cluster', 'a cluster key: copy the file to every host and set gossip.clusterKeyFile to it')
+    .action(async (o: { out: string; cluster?: boolean }) => {
+      if (o.cluster) {
+        const text = await newClusterKey();
+        await writeFile(o.out, text, { mode: 0o600, flag: 'wx' });
+        await chmod(o.out, 0o600);
+        process.stdout.write(`cluster key ${clusterKeyId(clusterKeyFromText(text).publicKey)}\n`);
+        process.stderr.write(
+          `copy ${o.out} to every host (mode 0600, e.g. /etc/segmesh/cluster.key) and set gossip.clusterKeyFile to it; ` +
+            'whoever holds it can join the fabric\n',
+        );
+        return;
+      }
       const key = await newOperatorKey();
       await writeFile(o.out, key.privateKey, { mode: 0o600, flag: 'wx' });
       await chmod(o.out, 0o600);

@@ -1,7 +1,7 @@
 /**
  * A fabric of agents for system tests: host namespaces on the harness switch, each running
  * `segmesh agent` (from source, on this Node 24) with its own state directory and API socket; an
- * operator key whose tenants are applied through the first agent.
+ * operator key whose tenants are applied through the first agent; membership closed by a cluster key.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -66,6 +66,8 @@ export class AgentCluster {
   readonly dir: string;
   operatorKey = '';
   operatorPublic = '';
+  /** The cluster key file every agent's gossip.clusterKeyFile names (membership closed by it). */
+  clusterKey = '';
   sw: UnderlaySwitch | undefined;
 
   constructor(lab: Lab) {
@@ -108,6 +110,8 @@ export class AgentCluster {
   async create(count: number, opts: { edge?: EdgePeer } = {}): Promise<void> {
     this.operatorKey = `${this.dir}/operator.key`;
     this.operatorPublic = segmesh(['keygen', '--out', this.operatorKey]).out.trim();
+    this.clusterKey = `${this.dir}/cluster.key`;
+    segmesh(['keygen', '--cluster', '--out', this.clusterKey]);
     this.sw = await this.lab.underlaySwitch('sw');
     for (let i = 1; i <= count; i++) {
       const ns = await this.lab.netns(`h${i}`);
@@ -128,6 +132,7 @@ locator: "fc00:0:${i}::/48"
 stateDir: ${stateDir}
 operatorKeys: ["${this.operatorPublic}"]
 gossip:
+  clusterKeyFile: ${this.clusterKey}
   listen: ["/ip6/${underlay}/tcp/7946"]
   bootstrap: [${peers.join(', ')}]
   suspectAfter: 2s

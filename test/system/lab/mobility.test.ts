@@ -6,7 +6,7 @@
  * the time until each host and FRR forward to the new host is printed.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { newOperatorKey } from '../../../src/gossip/index.ts';
+import { newClusterKey, newOperatorKey } from '../../../src/gossip/index.ts';
 import {
   agentWorkloads,
   attachWorkload,
@@ -41,6 +41,7 @@ systemSuite(
         relocate: runSlot(),
         hostRuntime: 'agent',
         operator: await newOperatorKey(),
+        clusterKey: await newClusterKey(),
       });
       lab = await labUp(plan, { image, progress });
       workloads = await startFabric(lab, progress);

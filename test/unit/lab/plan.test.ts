@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { membershipIssues } from '../../../src/agent/membership.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { agentConfigSchema, type TopologySpec } from '../../../src/config/schema.ts';
+import { newClusterKey } from '../../../src/gossip/identity.ts';
 import { LabTopologyError } from '../../../src/lab/errors.ts';
 import { FrrConfigError, frrConfig } from '../../../src/lab/frr.ts';
 import {
   AGENT_CONFIG_PATH,
+  CLUSTER_KEY_PATH,
   GOBGPD_CONFIG_PATH,
   LABEL_LAB,
   LABEL_TEST_RUN,
@@ -160,7 +163,7 @@ describe('lab plan', () => {
     expect(plain.nodes.find((n) => n.node === 'host1')!.script).not.toContain('segmesh agent');
   });
 
-  it('gives agent-mode hosts CNI configurations, and the first host the policy and operator key', () => {
+  it('gives agent-mode hosts CNI configurations, the cluster key, and the first host the policy and operator key', async () => {
     const operator = { publicKey: 'cHVibGlj', privateKey: new Uint8Array([1, 2, 3]) };
     const plan = planLab(topology('edge.yaml').spec, { file: 'edge.yaml', hostRuntime: 'agent', operator });
     const host = (n: string) => plan.nodes.find((x) => x.node === n)!;
@@ -172,6 +175,22 @@ describe('lab plan', () => {
     expect(host('host1').files['/etc/segmesh/operator.key.b64']).toBe('AQID\n');
     expect(host('host2').files['/etc/segmesh/operator.key.b64']).toBeUndefined();
     expect(host('host2').files['/etc/segmesh/agent.yaml']).toContain('cHVibGlj');
+    // Every host gets the lab's cluster key, and its config closes membership with it.
+    const clusterKey = await newClusterKey();
+    const closed = planLab(topology('edge.yaml').spec, {
+      file: 'edge.yaml',
+      hostRuntime: 'agent',
+      operator,
+      clusterKey,
+    });
+    for (const n of closed.nodes.filter((x) => x.role === 'host')) {
+      expect(n.files[CLUSTER_KEY_PATH]).toBe(clusterKey);
+      const agent = agentConfigSchema.parse(parse(n.files[AGENT_CONFIG_PATH]!));
+      expect(agent.membership).toBe('closed');
+      expect(agent.gossip.clusterKeyFile).toBe(CLUSTER_KEY_PATH);
+      expect(membershipIssues(agent)).toEqual([]);
+      expect(n.script).toContain(`chmod 600 ${CLUSTER_KEY_PATH}`);
+    }
     // Lab nodes never route through Docker's gateway into the machine.
     for (const n of plan.nodes) expect(n.script).toContain('ip -6 route del default');
     // The model's addresses for the workloads (the agents must give the same).
