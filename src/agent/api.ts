@@ -61,8 +61,8 @@ import {
   DRAIN_WAIT_MAX_MS,
 } from './errors.ts';
 import { explainPath } from './explain.ts';
-import { groupId } from './runtime.ts';
 import { membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
+import { groupId } from './runtime.ts';
 
 const GRPC_STATUS: Record<AgentError['status'], status> = {
   invalid: status.INVALID_ARGUMENT,
