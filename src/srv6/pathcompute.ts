@@ -473,6 +473,31 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     });
   }
 
+  // Source, wherever w lives: the return tables of local SR-unaware functions hold source-specific
+  // routes from every workload a chain's `from` selects (the same routes the destination loop above
+  // emits, in the same first-policy-wins order), so that adding or removing w changes them.
+  const fromW = host128(w.address);
+  const claimedFromW = new Set<string>();
+  for (const p of policies) {
+    if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
+    p.via.forEach((name, i) => {
+      const nf = view.networkFunctions.get(name)!;
+      if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
+      const table = host.sids.networkFunctions.get(nf.name)!.table!;
+      const reason = `policy ${p.name} via ${p.via.join(',')}`;
+      for (const d of view.workloads.values()) {
+        if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+        const rest = chainSegments(ctx, p, i + 1, d);
+        const r: PlannedRoute = rest
+          ? encapRoute(ctx, table, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
+          : { ...deliverRoute(table, d, fromW), reason: `${reason}, after ${nf.name}: local` };
+        if (claimedFromW.has(r.key)) continue;
+        claimedFromW.add(r.key);
+        emit(r);
+      }
+    });
+  }
+
   if (!local) return;
   // Source: link, rule, filter, and source-specific policy routes from w.
   emit({
