@@ -46,7 +46,7 @@ import { IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
 import { buildFabricView, type FabricView, workloadLinkName, workloadMtu } from '../srv6/fabric.ts';
 import { allocateAddress } from '../srv6/ipam.ts';
 import { deriveLocators } from '../srv6/locator.ts';
-import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
+import { computeHostPlan, type HostPlan, routeKey } from '../srv6/pathcompute.ts';
 import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
 import type { AgentSettings } from './config.ts';
 import { desiredDelta } from './delta.ts';
@@ -886,9 +886,9 @@ export class Agent {
         await inside.close();
       }
     }
-    const delivery = this.#plan?.objects.get(
-      `r|${this.#view?.tenants.get(w.tenant)?.tables.delivery}|${parseIpv6(w.address).toString(16)}/128`,
-    );
+    const scope = this.#view?.tenants.get(w.tenant)?.scopes.delivery;
+    const delivery =
+      scope && this.#plan?.objects.get(routeKey(scope, { address: parseIpv6(w.address), length: 128 }));
     if (!delivery) problems.push(`no delivery route for ${w.address} in the agent's plan`);
     return problems;
   }

@@ -1,9 +1,10 @@
 /**
  * From the model's plan of one host to its forwarding intent (pure). The plan says what to forward
- * and why; the intent says the same in the backend-neutral vocabulary of intent.ts: the plan's lookup
- * tables become scopes, its SID routes local SIDs, and a link with its rule and filter one attachment.
+ * and why, object by object; the intent says the same in the backend-neutral vocabulary of intent.ts:
+ * its SID routes become local SIDs, its other routes prefix entries, and a link with its filter one
+ * attachment.
  */
-import type { FabricView, HostView, WorkloadView } from '../srv6/fabric.ts';
+import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import {
   HostPathComputer,
   type HostPlan,
@@ -13,65 +14,29 @@ import {
   type PlannedLink,
   type PlannedObject,
   type PlannedRoute,
-  type PlannedRule,
 } from '../srv6/pathcompute.ts';
-import { MAIN_TABLE, RULE_PRIORITY } from '../srv6/tables.ts';
 import {
   type Attachment,
   applyDelta,
   attachmentKey,
   diffIntents,
   type EntryAction,
-  entryKey,
   type ForwardingIntent,
   type IntentDelta,
   type IntentItem,
   type LocalSid,
   type PrefixEntry,
-  type Scope,
   sidKey,
-  UNDERLAY,
 } from './intent.ts';
 
 export class IntentLoweringError extends Error {
   override readonly name = 'IntentLoweringError';
 }
 
-/** The scope of every lookup table a plan of `host` may use. */
-function scopesOf(view: FabricView, host: string): Map<number, Scope> {
-  const scopes = new Map<number, Scope>([[MAIN_TABLE, UNDERLAY]]);
-  for (const t of view.tenants.values()) {
-    scopes.set(t.tables.egress, { kind: 'egress', tenant: t.name, tenantId: t.id });
-    scopes.set(t.tables.delivery, { kind: 'delivery', tenant: t.name, tenantId: t.id });
-    scopes.set(t.tables.forward, { kind: 'forward', tenant: t.name, tenantId: t.id });
-  }
-  for (const s of view.hosts.get(host)?.sids.networkFunctions.values() ?? []) {
-    if (s.table === undefined || s.networkFunction === undefined || s.tenant === undefined) continue;
-    scopes.set(s.table, {
-      kind: 'return',
-      tenant: s.tenant,
-      networkFunction: s.networkFunction,
-      functionIndex: s.index,
-    });
-  }
-  return scopes;
-}
-
-type Scopes = (table: number, what: string) => Scope;
-
-function scopeLookup(view: FabricView, host: string): Scopes {
-  const scopes = scopesOf(view, host);
-  return (table, what) => {
-    const s = scopes.get(table);
-    if (!s) throw new IntentLoweringError(`${what} uses table ${table}, which is no scope of host ${host}`);
-    return s;
-  };
-}
-
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** The local SID or prefix entry of one planned route. */
-function lowerRoute(host: HostView, o: PlannedRoute, scope: Scopes): LocalSid | PrefixEntry {
+/** The local SID or prefix entry of one planned route (entries keep the route's key). */
+export function lowerRoute(o: PlannedRoute): LocalSid | PrefixEntry {
   if (o.kind === 'seg6local') {
     const sid: Mutable<LocalSid> = {
       kind: 'sid',
@@ -81,9 +46,8 @@ function lowerRoute(host: HostView, o: PlannedRoute, scope: Scopes): LocalSid | 
       sidKey: o.sidKey,
       reason: o.reason,
     };
-    const tenant = host.sids.all.find((s) => s.key === o.sidKey)?.tenant;
-    if (tenant !== undefined) sid.tenant = tenant;
-    if (o.lookupTable !== undefined) sid.lookup = scope(o.lookupTable, `SID ${o.sidKey}`);
+    if (o.tenant !== undefined) sid.tenant = o.tenant;
+    if (o.lookup !== undefined) sid.lookup = o.lookup;
     if (o.nextHop !== undefined) sid.nextHop = o.nextHop;
     if (o.link !== undefined) sid.link = o.link;
     return sid;
@@ -108,11 +72,10 @@ function lowerRoute(host: HostView, o: PlannedRoute, scope: Scopes): LocalSid | 
       action = { kind: 'unreachable' };
       break;
   }
-  const s = scope(o.table, o.reason);
   const entry: Mutable<PrefixEntry> = {
     kind: 'entry',
-    key: entryKey(s, o.prefix, o.from),
-    scope: s,
+    key: o.key,
+    scope: o.scope,
     prefix: o.prefix,
     action,
     reason: o.reason,
@@ -121,13 +84,8 @@ function lowerRoute(host: HostView, o: PlannedRoute, scope: Scopes): LocalSid | 
   return entry;
 }
 
-/** The attachment of a planned link, with the rule that chooses its scope and its filter. */
-function lowerAttachment(
-  l: PlannedLink,
-  rule: PlannedRule | undefined,
-  filter: PlannedFilter | undefined,
-  scope: Scopes,
-): Attachment {
+/** The attachment of a planned link, with its filter. */
+export function lowerAttachment(l: PlannedLink, filter: PlannedFilter | undefined): Attachment {
   const a: Mutable<Attachment> = {
     kind: 'attachment',
     key: attachmentKey(l.link),
@@ -138,54 +96,28 @@ function lowerAttachment(
   if (l.workload !== undefined) a.workload = l.workload;
   if (l.networkFunction !== undefined) a.networkFunction = l.networkFunction;
   if (l.address !== undefined) a.address = l.address;
-  if (rule) a.ingress = scope(rule.table, rule.reason);
+  if (l.ingress !== undefined) a.ingress = l.ingress;
   if (filter) a.restrict = { source: filter.source, denyDestinations: filter.denyDestinations };
   return a;
 }
 
-/** The link a link, rule or filter object belongs to. */
-function linkOf(o: PlannedLink | PlannedRule | PlannedFilter): string {
-  return o.kind === 'rule' ? o.iif : o.link;
-}
+/** The plan's keys of a link and of its filter. */
+const linkObjectKey = (link: string) => `l|${link}`;
+const filterObjectKey = (link: string) => `f|${link}`;
 
-/** Links, rules and filters of some plan objects, by link. */
-function linkParts(objects: Iterable<PlannedObject>) {
-  const links = new Map<string, PlannedLink>();
-  const rules = new Map<string, PlannedRule>();
-  const filters = new Map<string, PlannedFilter>();
-  for (const o of objects) {
-    if (o.kind === 'link') links.set(o.link, o);
-    else if (o.kind === 'rule') {
-      const other = rules.get(o.iif);
-      if (other) throw new IntentLoweringError(`link ${o.iif} has two rules (${other.key}, ${o.key})`);
-      rules.set(o.iif, o);
-    } else if (o.kind === 'filter') filters.set(o.link, o);
-  }
-  return { links, rules, filters };
-}
-
-export function intentOf(view: FabricView, plan: HostPlan): ForwardingIntent {
-  const host = view.hosts.get(plan.host);
-  if (!host) throw new IntentLoweringError(`host ${plan.host} is not in the fabric view`);
-  const scope = scopeLookup(view, plan.host);
+export function intentOf(plan: HostPlan): ForwardingIntent {
   const items = new Map<string, IntentItem>();
   for (const o of plan.objects.values()) {
-    if (isRoute(o)) {
-      const item = lowerRoute(host, o, scope);
-      items.set(item.key, item);
+    let item: IntentItem | undefined;
+    if (isRoute(o)) item = lowerRoute(o);
+    else if (o.kind === 'link') {
+      const filter = plan.objects.get(filterObjectKey(o.link));
+      item = lowerAttachment(o, filter?.kind === 'filter' ? filter : undefined);
+    } else if (plan.objects.get(linkObjectKey(o.link))?.kind !== 'link') {
+      throw new IntentLoweringError(`filter ${o.key} is for link ${o.link}, which the plan does not have`);
     }
+    if (item) items.set(item.key, item);
   }
-  const { links, rules, filters } = linkParts(plan.objects.values());
-  for (const l of links.values()) {
-    const a = lowerAttachment(l, rules.get(l.link), filters.get(l.link), scope);
-    items.set(a.key, a);
-  }
-  for (const r of rules.values())
-    if (!links.has(r.iif))
-      throw new IntentLoweringError(`rule ${r.key} is for link ${r.iif}, which the plan does not have`);
-  for (const f of filters.values())
-    if (!links.has(f.link))
-      throw new IntentLoweringError(`filter ${f.key} is for link ${f.link}, which the plan does not have`);
   return { host: plan.host, items };
 }
 
@@ -196,22 +128,18 @@ export function intentOf(view: FabricView, plan: HostPlan): ForwardingIntent {
  */
 export class HostIntentComputer {
   readonly #paths: HostPathComputer;
-  readonly #host: HostView;
-  readonly #scope: Scopes;
+  readonly #host: string;
   #items: Map<string, IntentItem>;
 
   /** `view` becomes the computer's own: it changes the view's workloads as events arrive. */
   constructor(view: FabricView, host: string) {
     this.#paths = new HostPathComputer(view, host);
-    const h = view.hosts.get(host);
-    if (!h) throw new IntentLoweringError(`host ${host} is not in the fabric view`);
-    this.#host = h;
-    this.#scope = scopeLookup(view, host);
-    this.#items = new Map(intentOf(view, { host, objects: this.#paths.objects }).items);
+    this.#host = host;
+    this.#items = new Map(intentOf({ host, objects: this.#paths.objects }).items);
   }
 
   get intent(): ForwardingIntent {
-    return { host: this.#host.name, items: this.#items };
+    return { host: this.#host, items: this.#items };
   }
 
   upsertWorkload(w: WorkloadView): IntentDelta {
@@ -228,38 +156,28 @@ export class HostIntentComputer {
 
   #lower(plan: PlanDelta): IntentDelta {
     const objects = this.#paths.objects;
-    const touchedLinks = new Set<string>();
     const before = new Map<string, IntentItem>();
     const after = new Map<string, IntentItem>();
-    for (const o of [...plan.added, ...plan.changed, ...plan.removed]) {
-      if (!isRoute(o)) {
-        touchedLinks.add(linkOf(o));
-        continue;
-      }
-      // Key of the item, whichever the plan now holds (the object's own key names the same item).
-      const item = lowerRoute(this.#host, o, this.#scope);
-      const old = this.#items.get(item.key);
-      if (old) before.set(item.key, old);
-      const now = objects.get(o.key);
-      if (now && isRoute(now)) {
-        const next = lowerRoute(this.#host, now, this.#scope);
-        after.set(next.key, next);
-      }
-    }
-    for (const link of touchedLinks) {
-      const key = attachmentKey(link);
+    const touch = (key: string, now: () => IntentItem | undefined) => {
       const old = this.#items.get(key);
       if (old) before.set(key, old);
-      const l = objects.get(`l|${link}`);
-      if (l?.kind !== 'link') continue;
-      const parts = linkParts(
-        [
-          objects.get(`rule|${RULE_PRIORITY.workloadEgress}|${link}`),
-          objects.get(`rule|${RULE_PRIORITY.nfReturn}|${link}`),
-          objects.get(`f|${link}`),
-        ].filter((o) => o !== undefined),
-      );
-      after.set(key, lowerAttachment(l, parts.rules.get(link), parts.filters.get(link), this.#scope));
+      const next = now();
+      if (next) after.set(key, next);
+    };
+    for (const o of [...plan.added, ...plan.changed, ...plan.removed] as PlannedObject[]) {
+      if (isRoute(o)) {
+        const key = lowerRoute(o).key;
+        touch(key, () => {
+          const now = objects.get(o.key);
+          return now && isRoute(now) ? lowerRoute(now) : undefined;
+        });
+        continue;
+      }
+      touch(attachmentKey(o.link), () => {
+        const l = objects.get(linkObjectKey(o.link));
+        const f = objects.get(filterObjectKey(o.link));
+        return l?.kind === 'link' ? lowerAttachment(l, f?.kind === 'filter' ? f : undefined) : undefined;
+      });
     }
     const delta = diffIntents(before, after);
     this.#items = applyDelta(this.#items, delta);

@@ -18,29 +18,10 @@
  */
 import type { Ipv6Address, Ipv6Prefix } from '../srv6/address.ts';
 import type { Behavior } from '../srv6/behavior.ts';
+import { type Scope, sameScope } from '../srv6/scope.ts';
 
-/** Where a prefix entry is looked up. Tenant scopes carry the tenant id, return scopes the function index. */
-export type Scope =
-  | { readonly kind: 'underlay' }
-  | {
-      /** egress: what a workload sends; delivery: what the tenant's End.DT6 SID decapsulates;
-       * forward: what the tenant's aggregate SID decapsulates (edge aggregate mode). */
-      readonly kind: 'egress' | 'delivery' | 'forward';
-      readonly tenant: string;
-      readonly tenantId: number;
-    }
-  | {
-      /** What an SR-unaware network function hands back (continues along the rest of its chain). */
-      readonly kind: 'return';
-      readonly tenant: string;
-      readonly networkFunction: string;
-      /** Stable index of the function's SID (backends number per-function state by it). */
-      readonly functionIndex: number;
-    };
-
-export type ScopeKind = Scope['kind'];
-
-export const UNDERLAY: Scope = Object.freeze({ kind: 'underlay' });
+export type { Scope, ScopeKind } from '../srv6/scope.ts';
+export { entryKey, sameScope, scopeKey, UNDERLAY } from '../srv6/scope.ts';
 
 export type EncapMode = 'encap' | 'encap.red';
 
@@ -126,30 +107,6 @@ export interface IntentDelta {
 
 // --- keys -------------------------------------------------------------------------------------------
 
-export function scopeKey(s: Scope): string {
-  switch (s.kind) {
-    case 'underlay':
-      return 'u';
-    case 'egress':
-      return `eg:${s.tenant}`;
-    case 'delivery':
-      return `dl:${s.tenant}`;
-    case 'forward':
-      return `fw:${s.tenant}`;
-    case 'return':
-      return `rt:${s.networkFunction}`;
-  }
-}
-
-function prefixKey(p: Ipv6Prefix): string {
-  return `${p.address.toString(16)}/${p.length}`;
-}
-
-export function entryKey(scope: Scope, prefix: Ipv6Prefix, from?: Ipv6Prefix): string {
-  const base = `e|${scopeKey(scope)}|${prefixKey(prefix)}`;
-  return from ? `${base}|${prefixKey(from)}` : base;
-}
-
 export function sidKey(sid: Ipv6Address): string {
   return `s|${sid.toString(16)}`;
 }
@@ -176,27 +133,6 @@ function sameAddresses(a: readonly Ipv6Address[], b: readonly Ipv6Address[]): bo
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-export function sameScope(a: Scope | undefined, b: Scope | undefined): boolean {
-  if (a === b) return true;
-  if (a === undefined || b === undefined || a.kind !== b.kind) return false;
-  switch (a.kind) {
-    case 'underlay':
-      return true;
-    case 'return': {
-      const o = b as typeof a;
-      return (
-        a.tenant === o.tenant &&
-        a.networkFunction === o.networkFunction &&
-        a.functionIndex === o.functionIndex
-      );
-    }
-    default: {
-      const o = b as typeof a;
-      return a.tenant === o.tenant && a.tenantId === o.tenantId;
-    }
-  }
 }
 
 export function sameAction(a: EntryAction, b: EntryAction): boolean {

@@ -21,6 +21,7 @@ import { type HostCapabilities, LINUX_WITHOUT_VRF, unsupportedReason } from './b
 import { hashHex8 } from './hash.ts';
 import { allocateAddress } from './ipam.ts';
 import { checkLocatorsDisjoint, deriveLocators } from './locator.ts';
+import { type TenantScopes, tenantScopes } from './scope.ts';
 import {
   F3216,
   formatStructure,
@@ -29,13 +30,7 @@ import {
   sidLocator,
   validateStructure,
 } from './sid.ts';
-import {
-  MAX_TENANT_ID,
-  NF_LINK_PREFIX,
-  type TenantTables,
-  tenantTables,
-  WORKLOAD_LINK_PREFIX,
-} from './tables.ts';
+import { MAX_TENANT_ID, NF_LINK_PREFIX, WORKLOAD_LINK_PREFIX } from './tables.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -147,7 +142,8 @@ export interface TenantView {
   readonly routeTarget?: string;
   readonly edgeMode: 'per-workload' | 'aggregate';
   readonly ipv4: boolean;
-  readonly tables: TenantTables;
+  /** Where its traffic is looked up (scope.ts). */
+  readonly scopes: TenantScopes;
 }
 
 export interface WorkloadView {
@@ -277,7 +273,7 @@ export function buildFabricView(input: FabricInput): FabricView {
       ...(t.routeTarget !== undefined ? { routeTarget: t.routeTarget } : {}),
       edgeMode: t.edgeMode ?? 'per-workload',
       ipv4: t.ipv4 ?? false,
-      tables: tenantTables(t.id),
+      scopes: tenantScopes(t.name, t.id),
     });
   }
   const allTenantPrefixes = [...tenants.values()].flatMap((t) => t.prefixes.map((p) => ({ t: t.name, p })));

@@ -14,7 +14,7 @@ import type { IsolationSpec, WorkloadFilter } from '../isolation.ts';
 import type { DesiredState } from '../reconcile.ts';
 import { coverSourceSubtrees, type Route } from '../route.ts';
 import type { Rule } from '../rule.ts';
-import { MAIN_TABLE, RULE_PRIORITY, tableOf } from './tables.ts';
+import { MAIN_TABLE, rulePriority, tableOf } from './tables.ts';
 
 export interface KernelLoweringOptions {
   /** The underlay interface: locator routes, encapsulating routes and SIDs hang off it. */
@@ -100,8 +100,7 @@ export function entryRoute(e: PrefixEntry, opts: KernelLoweringOptions): Route {
 /** The `ip rule` that sends what arrives from an attachment to its scope's table, if it has one. */
 export function attachmentRule(a: Attachment): Rule | undefined {
   if (!a.ingress) return undefined;
-  const priority = a.ingress.kind === 'return' ? RULE_PRIORITY.nfReturn : RULE_PRIORITY.workloadEgress;
-  return { priority, iif: a.link, table: tableOf(a.ingress) };
+  return { priority: rulePriority(a.ingress), iif: a.link, table: tableOf(a.ingress) };
 }
 
 export function kernelLink(a: Attachment): KernelLink {

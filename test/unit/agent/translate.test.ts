@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { desiredDelta } from '../../../src/agent/delta.ts';
 import { toDesiredHost } from '../../../src/agent/translate.ts';
+import { tableOf } from '../../../src/dataplane/kernel/tables.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
 import { type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
@@ -42,7 +43,7 @@ function setup(policies: PolicyInput[]) {
   const view = buildFabricView(fabric(policies));
   const host = view.hosts.get('h0')!;
   const w = (id: string) => view.workloads.get(id)!;
-  const egress = view.tenants.get('t0')!.tables.egress;
+  const egress = tableOf(view.tenants.get('t0')!.scopes.egress);
   const fwSid = view.hosts.get('h2')!.sids.networkFunctions.get('fw')!.sid;
   const dbDelivery = view.hosts.get('h1')!.sids.tenantDelivery.get('t0')!.sid;
   const desired = toDesiredHost(computeHostPlan(view, 'h0'), opts);
