@@ -17,7 +17,6 @@ import { parseRd } from '../bgp/update.ts';
 import { detectVrf } from '../dataplane/dataplane.ts';
 import {
   type Dataplane,
-  type DesiredState,
   LinuxDataplane,
   mssFor,
   nftIsolationRuleset,
@@ -49,9 +48,8 @@ import { deriveLocators } from '../srv6/locator.ts';
 import { computeHostPlan, type HostPlan, routeKey } from '../srv6/pathcompute.ts';
 import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
 import type { AgentSettings } from './config.ts';
-import { desiredDelta } from './delta.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
-import { toDesiredHost } from './translate.ts';
+import { type DesiredHost, desiredDelta, toDesiredHost } from './translate.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
 
 export const AGENT_PROTOCOL = 'segmesh/1';
@@ -143,7 +141,7 @@ export class Agent {
   #burstStartMs = 0;
   #readingView = false;
   /** What the last reconcile applied to the kernel (undefined: unknown, the next one dumps and diffs). */
-  #applied: DesiredState | undefined;
+  #applied: DesiredHost | undefined;
   #appliedLinks = '';
   #fullDue = true;
   #lastHostAdvert = '';
@@ -453,7 +451,7 @@ export class Agent {
    * still holds what it applied.
    */
   async #apply(
-    wanted: DesiredState,
+    wanted: DesiredHost,
     links: string,
   ): Promise<{ added: number; replaced: number; deleted: number; full: boolean }> {
     const dp = this.#dp!;
@@ -482,7 +480,7 @@ export class Agent {
       }
     }
     this.#applied = undefined;
-    const result = await dp.reconcile(wanted);
+    const result = await dp.reconcile(wanted.dataplane);
     this.#fullDue = false;
     this.#appliedLinks = links;
     if (result.conflicts.length === 0) this.#applied = wanted;
@@ -524,7 +522,7 @@ export class Agent {
       const plan = computeHostPlan(view, s.hostName);
       const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
       const result = await this.#apply(
-        desired.dataplane,
+        desired,
         desired.links
           .map((l) => l.link)
           .sort()

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { desiredDelta } from '../../../src/agent/delta.ts';
-import { toDesiredHost } from '../../../src/agent/translate.ts';
+import { desiredDelta, toDesiredHost } from '../../../src/agent/translate.ts';
 import { tableOf } from '../../../src/dataplane/kernel/tables.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
 import { type Route, routeKey } from '../../../src/dataplane/route.ts';
@@ -94,14 +93,14 @@ describe('translate: policies with a `from` selector', () => {
     expect(without.toDb[0]!.src).toBeUndefined();
 
     const withPolicy = setup([policy]);
-    const on = desiredDelta(without.desired.dataplane, withPolicy.desired.dataplane)!;
+    const on = desiredDelta(without.desired, withPolicy.desired)!;
     expect(on).toBeDefined();
     const isDb = (r: Route) => r.dst.address === withPolicy.w('db').address;
     expect(on.routes.add.filter(isDb)).toHaveLength(4);
     expect(on.routes.delete).toEqual(without.toDb);
     expect(on.routes.replace).toEqual([]);
 
-    const off = desiredDelta(withPolicy.desired.dataplane, without.desired.dataplane)!;
+    const off = desiredDelta(withPolicy.desired, without.desired)!;
     expect(off.routes.add).toEqual(without.toDb);
     expect(off.routes.delete.filter(isDb)).toHaveLength(4);
     expect(off.routes.replace).toEqual([]);
@@ -112,7 +111,7 @@ describe('translate: policies with a `from` selector', () => {
     const input = fabric([policy]);
     const oneWeb = buildFabricView({ ...input, workloads: input.workloads!.filter((x) => x.id !== 'web2') });
     const after = toDesiredHost(computeHostPlan(oneWeb, 'h0'), opts);
-    const d = desiredDelta(both.desired.dataplane, after.dataplane)!;
+    const d = desiredDelta(both.desired, after)!;
     const web2 = both.w('web2').address;
     const removedSourceRoutes = d.routes.delete.filter((r) => r.src?.address === web2);
     expect(removedSourceRoutes).toHaveLength(1);
