@@ -15,15 +15,9 @@ import type { Bgp } from '../bgp/index.ts';
 import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
 import { parseRd } from '../bgp/update.ts';
 import { detectVrf } from '../dataplane/dataplane.ts';
-import {
-  type Dataplane,
-  LinuxDataplane,
-  mssFor,
-  nftIsolationRuleset,
-  nftMssClampRuleset,
-  openDataplane,
-} from '../dataplane/index.ts';
+import { type Dataplane, LinuxDataplane, mssFor, openDataplane } from '../dataplane/index.ts';
 import { nftFlushRuleset } from '../dataplane/isolation.ts';
+import { kernelRuleset, kernelSysctls } from '../dataplane/kernel/lower.ts';
 import {
   type Gossip,
   gossip as gossipComponent,
@@ -214,10 +208,7 @@ export class Agent {
         maxSegments: s.spec.dataplane.maxSegments,
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
       });
-    await this.#dp.setSysctl('net.ipv6.conf.all.forwarding', '1');
-    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.seg6_enabled`, '1');
-    // Forwarding on turns router advertisements off; 2 keeps the underlay's RA-learned routes.
-    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.accept_ra`, '2');
+    for (const [key, value] of kernelSysctls(s.underlayDevice)) await this.#dp.setSysctl(key, value);
     await this.#dp.setTunsrc(s.underlay);
 
     // 2. Locator: configured, or derived from the fabric block once and kept.
@@ -535,13 +526,7 @@ export class Agent {
       // milliseconds) and so never delay a route or an announcement.
       await Promise.all([this.#publishClaims(), this.#advertise(view)]);
       const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
-      this.#isolate(
-        nftIsolationRuleset(desired.isolation) +
-          nftMssClampRuleset(
-            desired.links.map((l) => l.link),
-            mssFor(mtu),
-          ),
-      );
+      this.#isolate(kernelRuleset(desired, mssFor(mtu)));
       report = {
         atMs: Date.now(),
         durationMs: performance.now() - started,

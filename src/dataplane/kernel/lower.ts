@@ -10,10 +10,11 @@ import type { Behavior } from '../../srv6/behavior.ts';
 import { TENANT_UNREACHABLE_METRIC } from '../constants.ts';
 import type { Seg6LocalAction } from '../encap.ts';
 import type { Attachment, ForwardingIntent, LocalSid, PrefixEntry } from '../intent.ts';
-import type { IsolationSpec, WorkloadFilter } from '../isolation.ts';
 import type { DesiredState } from '../reconcile.ts';
 import { coverSourceSubtrees, type Route } from '../route.ts';
 import type { Rule } from '../rule.ts';
+import { type IsolationSpec, nftIsolationRuleset, nftMssClampRuleset, type WorkloadFilter } from './nft.ts';
+import { AGENT_SYSCTLS } from './sysctls.ts';
 import { MAIN_TABLE, rulePriority, tableOf } from './tables.ts';
 
 export interface KernelLoweringOptions {
@@ -162,4 +163,31 @@ export function lowerToKernel(intent: ForwardingIntent, opts: KernelLoweringOpti
     isolation: isolationSpec(intent),
     links,
   };
+}
+
+/**
+ * The nftables text of a kernel state (one `nft -f -`, one transaction): the isolation chains of its
+ * attachments and the MSS clamp `mss` toward its links.
+ */
+export function kernelRuleset(state: KernelState, mss: number): string {
+  return (
+    nftIsolationRuleset(state.isolation) +
+    nftMssClampRuleset(
+      state.links.map((l) => l.link),
+      mss,
+    )
+  );
+}
+
+/**
+ * The host sysctls the kernel backend sets before it installs anything, in order: IPv6 forwarding,
+ * SRH processing on the underlay, and accept_ra 2 there (forwarding on turns router advertisements
+ * off; 2 keeps the underlay's RA-learned routes).
+ */
+export function kernelSysctls(underlayDevice: string): [string, string][] {
+  return [
+    [AGENT_SYSCTLS.forwarding, '1'],
+    [AGENT_SYSCTLS.seg6Enabled(underlayDevice), '1'],
+    [AGENT_SYSCTLS.acceptRa(underlayDevice), '2'],
+  ];
 }

@@ -13,7 +13,7 @@ import {
   sameItem,
 } from '../../../src/dataplane/intent.ts';
 import { HostIntentComputer, intentOf } from '../../../src/dataplane/intent-lower.ts';
-import { lowerToKernel } from '../../../src/dataplane/kernel/lower.ts';
+import { kernelRuleset, kernelSysctls, lowerToKernel } from '../../../src/dataplane/kernel/lower.ts';
 import { isAgentTable } from '../../../src/dataplane/kernel/tables.ts';
 import { formatRoute } from '../../../src/dataplane/route.ts';
 import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
@@ -213,5 +213,42 @@ describe('the diff engine', () => {
     expect(reasons.some((r) => /no source-specific entries/.test(r))).toBe(true);
     const w1 = view.workloads.get('w1')!;
     expect(reasons.some((r) => r.includes(formatIpv6(w1.address)))).toBe(true);
+  });
+});
+
+describe('kernel lowering: nftables text and sysctls', () => {
+  it('one chain per restricted attachment (its source, the SID block, the hosts), none for functions; the clamp names every link', () => {
+    const view = buildFabricView(
+      fabricFromShape({
+        hosts: 2,
+        tenants: 1,
+        workloads: [
+          { tenant: 0, host: 0, app: 0 },
+          { tenant: 0, host: 0, app: 1 },
+        ],
+        nfs: [{ tenant: 0, host: 0, unaware: true }],
+        policies: [],
+        hmac: false,
+      }),
+    );
+    const intent = intentOf(computeHostPlan(view, 'h0'));
+    const state = lowerToKernel(intent, opts);
+    const text = kernelRuleset(state, 1328);
+    const nf = view.networkFunctions.get('nf0')!;
+    for (const w of view.workloads.values()) {
+      expect(text).toContain(`type filter hook ingress device "${w.link}"`);
+      expect(text).toContain(`ip6 saddr != { ${formatIpv6(w.address)}/128, fe80::/10 }`);
+      expect(text).toContain(`"${w.link}"`);
+    }
+    expect(text).toContain('ip6 daddr { fc00::/32, fc00:0:ff:1::/64 } counter'); // the SID block and the edge's locator
+    expect(text).toContain('ip6 daddr { 2001:db8:1::1, 2001:db8:1::2 } counter');
+    expect(text).not.toContain(`ingress device "${nf.link}"`);
+    expect(text).toContain(`"${nf.link}"`); // clamped like any link toward a workload or function
+    expect(text).toContain('tcp option maxseg size set 1328');
+    expect(kernelSysctls('eth0')).toStrictEqual([
+      ['net.ipv6.conf.all.forwarding', '1'],
+      ['net.ipv6.conf.eth0.seg6_enabled', '1'],
+      ['net.ipv6.conf.eth0.accept_ra', '2'],
+    ]);
   });
 });
