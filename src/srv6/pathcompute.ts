@@ -145,6 +145,8 @@ class HostContext {
   readonly activeTenants: Set<string>;
   readonly localNfs: NetworkFunctionView[];
   readonly policiesByTenant = new Map<string, PolicyView[]>();
+  /** Tenants with a policy that selects some sources (`from`). */
+  readonly sourcePolicies = new Set<string>();
   readonly denyDestinations: readonly Ipv6Prefix[];
   readonly mtu: number;
   /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
@@ -164,6 +166,7 @@ class HostContext {
       const list = this.policiesByTenant.get(p.tenant) ?? [];
       list.push(p);
       this.policiesByTenant.set(p.tenant, list);
+      if (!selectsAll(p.from)) this.sourcePolicies.add(p.tenant);
     }
     const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
     this.denyDestinations = [
@@ -389,6 +392,43 @@ function tenantObjects(ctx: HostContext, t: TenantView, emit: Emit): void {
   }
 }
 
+/**
+ * Source-specific routes from `w`, wherever it lives, in the return scopes of local SR-unaware
+ * functions: they hold routes from every workload a chain's `from` selects (the same routes the
+ * destination loop of workloadObjects emits, in the same first-policy-wins order), so that adding or
+ * removing w changes them. Kept apart (and skipped for tenants without `from` policies): the move path
+ * stays small.
+ */
+function sourceReturnObjects(
+  ctx: HostContext,
+  w: WorkloadView,
+  policies: readonly PolicyView[],
+  emit: Emit,
+): void {
+  const { view, host } = ctx;
+  const fromW = host128(w.address);
+  const claimedFromW = new Set<string>();
+  for (const p of policies) {
+    if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
+    p.via.forEach((name, i) => {
+      const nf = view.networkFunctions.get(name)!;
+      if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
+      const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
+      const reason = `policy ${p.name} via ${p.via.join(',')}`;
+      for (const d of view.workloads.values()) {
+        if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+        const rest = chainSegments(ctx, p, i + 1, d);
+        const r: PlannedRoute = rest
+          ? encapRoute(ctx, scope, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
+          : { ...deliverRoute(scope, d, fromW), reason: `${reason}, after ${nf.name}: local` };
+        if (claimedFromW.has(r.key)) continue;
+        claimedFromW.add(r.key);
+        emit(r);
+      }
+    });
+  }
+}
+
 /** Everything that depends on workload `w` (as destination, and as a local source). */
 export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): void {
   const { view, host } = ctx;
@@ -466,30 +506,8 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     });
   }
 
-  // Source, wherever w lives: the return tables of local SR-unaware functions hold source-specific
-  // routes from every workload a chain's `from` selects (the same routes the destination loop above
-  // emits, in the same first-policy-wins order), so that adding or removing w changes them.
-  const fromW = host128(w.address);
-  const claimedFromW = new Set<string>();
-  for (const p of policies) {
-    if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
-    p.via.forEach((name, i) => {
-      const nf = view.networkFunctions.get(name)!;
-      if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
-      const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
-      const reason = `policy ${p.name} via ${p.via.join(',')}`;
-      for (const d of view.workloads.values()) {
-        if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
-        const rest = chainSegments(ctx, p, i + 1, d);
-        const r: PlannedRoute = rest
-          ? encapRoute(ctx, scope, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
-          : { ...deliverRoute(scope, d, fromW), reason: `${reason}, after ${nf.name}: local` };
-        if (claimedFromW.has(r.key)) continue;
-        claimedFromW.add(r.key);
-        emit(r);
-      }
-    });
-  }
+  // Source, wherever w lives: see sourceReturnObjects.
+  if (ctx.sourcePolicies.has(w.tenant)) sourceReturnObjects(ctx, w, policies, emit);
 
   if (!local) return;
   // Source: link (looked up in the tenant's egress scope), filter, and source-specific policy routes from w.
