@@ -59,12 +59,12 @@ function anchor(view: FabricView, host: string): Map<string, unknown> {
   for (const w of view.workloads.values()) {
     const prefix = { address: w.address, length: 128 };
     const sid = view.hosts.get(w.host)!.sids.tenantDelivery.get(w.tenant)!.sid;
-    const table = view.tenants.get(w.tenant)!.tables.egress;
+    const scope = view.tenants.get(w.tenant)!.scopes.egress;
     out.set(
-      routeKey(table, prefix),
+      routeKey(scope, prefix),
       w.host === host
-        ? { kind: 'deliver', table, prefix, link: w.link }
-        : { kind: 'encap', table, prefix, segments: [sid] },
+        ? { kind: 'deliver', scope, prefix, link: w.link }
+        : { kind: 'encap', scope, prefix, segments: [sid] },
     );
   }
   return out;
@@ -84,12 +84,12 @@ function verifyFull(view: FabricView, host: string, objects: ReadonlyMap<string,
   // Every workload of every tenant is reachable from this host's egress tables, by exactly one route
   // (delivery or encapsulation), and every tenant table ends in unreachable.
   for (const w of view.workloads.values()) {
-    const key = routeKey(view.tenants.get(w.tenant)!.tables.egress, { address: w.address, length: 128 });
+    const key = routeKey(view.tenants.get(w.tenant)!.scopes.egress, { address: w.address, length: 128 });
     const r = objects.get(key);
     if (!r || (r.kind !== 'encap' && r.kind !== 'deliver')) throw new Error(`no route to ${w.id} on ${host}`);
   }
   for (const t of view.tenants.values()) {
-    if (objects.get(routeKey(t.tables.egress, { address: 0n, length: 0 }))?.kind !== 'unreachable') {
+    if (objects.get(routeKey(t.scopes.egress, { address: 0n, length: 0 }))?.kind !== 'unreachable') {
       throw new Error(`tenant ${t.name} egress table does not end in unreachable`);
     }
   }
@@ -152,9 +152,7 @@ if (expected.size !== computer.objects.size || checksum(expected) !== checksum(c
   throw new Error('incremental moves diverged from a full recomputation');
 }
 
-const routes = [...objects.values()].filter(
-  (o) => o.kind !== 'rule' && o.kind !== 'link' && o.kind !== 'filter',
-).length;
+const routes = [...objects.values()].filter((o) => o.kind !== 'link' && o.kind !== 'filter').length;
 const result = {
   bench: 'pathcompute',
   routes,

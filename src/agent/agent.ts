@@ -16,16 +16,9 @@ import type { Bgp } from '../bgp/index.ts';
 import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
 import { parseRd } from '../bgp/update.ts';
 import { detectVrf } from '../dataplane/dataplane.ts';
-import {
-  type Dataplane,
-  type DesiredState,
-  LinuxDataplane,
-  mssFor,
-  nftIsolationRuleset,
-  nftMssClampRuleset,
-  openDataplane,
-} from '../dataplane/index.ts';
+import { type Dataplane, LinuxDataplane, mssFor, openDataplane } from '../dataplane/index.ts';
 import { nftFlushRuleset } from '../dataplane/isolation.ts';
+import { kernelRuleset, kernelSysctls } from '../dataplane/kernel/lower.ts';
 import {
   type Gossip,
   gossip as gossipComponent,
@@ -47,15 +40,14 @@ import { IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
 import { buildFabricView, type FabricView, workloadLinkName, workloadMtu } from '../srv6/fabric.ts';
 import { allocateAddress } from '../srv6/ipam.ts';
 import { deriveLocators } from '../srv6/locator.ts';
-import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
+import { computeHostPlan, type HostPlan, routeKey } from '../srv6/pathcompute.ts';
 import { attachWorkload, detachWorkload, GATEWAY } from './attach.ts';
 import type { AgentSettings } from './config.ts';
-import { desiredDelta } from './delta.ts';
 import { AgentError, checkIfname } from './errors.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
 import { membershipGossipInit, membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 import { checkNetworkNamespace } from './netns.ts';
-import { toDesiredHost } from './translate.ts';
+import { type DesiredHost, desiredDelta, toDesiredHost } from './translate.ts';
 import { checkUnderlayInterface } from './underlay.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
 
@@ -142,7 +134,7 @@ export class Agent {
   #burstStartMs = 0;
   #readingView = false;
   /** What the last reconcile applied to the kernel (undefined: unknown, the next one dumps and diffs). */
-  #applied: DesiredState | undefined;
+  #applied: DesiredHost | undefined;
   #appliedLinks = '';
   #fullDue = true;
   #lastHostAdvert = '';
@@ -219,10 +211,7 @@ export class Agent {
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
       });
     await checkUnderlayInterface(this.#dp, s.underlayDevice, s.file);
-    await this.#dp.setSysctl('net.ipv6.conf.all.forwarding', '1');
-    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.seg6_enabled`, '1');
-    // Forwarding on turns router advertisements off; 2 keeps the underlay's RA-learned routes.
-    await this.#dp.setSysctl(`net.ipv6.conf.${s.underlayDevice}.accept_ra`, '2');
+    for (const [key, value] of kernelSysctls(s.underlayDevice)) await this.#dp.setSysctl(key, value);
     await this.#dp.setTunsrc(s.underlay);
 
     // 2. Locator: configured, or derived from the fabric block once and kept.
@@ -461,7 +450,7 @@ export class Agent {
    * still holds what it applied.
    */
   async #apply(
-    wanted: DesiredState,
+    wanted: DesiredHost,
     links: string,
   ): Promise<{ added: number; replaced: number; deleted: number; full: boolean }> {
     const dp = this.#dp!;
@@ -490,7 +479,7 @@ export class Agent {
       }
     }
     this.#applied = undefined;
-    const result = await dp.reconcile(wanted);
+    const result = await dp.reconcile(wanted.dataplane);
     this.#fullDue = false;
     this.#appliedLinks = links;
     if (result.conflicts.length === 0) this.#applied = wanted;
@@ -532,7 +521,7 @@ export class Agent {
       const plan = computeHostPlan(view, s.hostName);
       const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
       const result = await this.#apply(
-        desired.dataplane,
+        desired,
         desired.links
           .map((l) => l.link)
           .sort()
@@ -545,13 +534,7 @@ export class Agent {
       // milliseconds) and so never delay a route or an announcement.
       await Promise.all([this.#publishClaims(), this.#advertise(view)]);
       const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
-      this.#isolate(
-        nftIsolationRuleset(desired.isolation) +
-          nftMssClampRuleset(
-            desired.links.map((l) => l.link),
-            mssFor(mtu),
-          ),
-      );
+      this.#isolate(kernelRuleset(desired, mssFor(mtu)));
       report = {
         atMs: Date.now(),
         durationMs: performance.now() - started,
@@ -917,9 +900,9 @@ export class Agent {
         await inside.close();
       }
     }
-    const delivery = this.#plan?.objects.get(
-      `r|${this.#view?.tenants.get(w.tenant)?.tables.delivery}|${parseIpv6(w.address).toString(16)}/128`,
-    );
+    const scope = this.#view?.tenants.get(w.tenant)?.scopes.delivery;
+    const delivery =
+      scope && this.#plan?.objects.get(routeKey(scope, { address: parseIpv6(w.address), length: 128 }));
     if (!delivery) problems.push(`no delivery route for ${w.address} in the agent's plan`);
     return problems;
   }

@@ -28,6 +28,7 @@ import {
 import type { Logger } from 'pino';
 import { routeAction, tableNames } from '../cli/plan-format.ts';
 import { detectKernelFeatures, gobgpdVersion, type KernelFeatures } from '../dataplane/features.ts';
+import { tableOf } from '../dataplane/kernel/tables.ts';
 import { type Peer, PeerState_SessionState } from '../gen/gobgp/gobgp_pb.js';
 import {
   AddWorkloadResponseSchema,
@@ -292,8 +293,8 @@ export function agentHandlers(agent: Agent, version: string): Impl {
       const names = tableNames(view);
       const routes = [...plan.objects.values()].filter(isRoute).map((r) =>
         create(RouteInfoSchema, {
-          table: r.table,
-          tableName: names.get(r.table) ?? '',
+          table: tableOf(r.scope),
+          tableName: names.get(tableOf(r.scope)) ?? '',
           destination: formatPrefix(r.prefix),
           source: r.from ? formatPrefix(r.from) : '',
           action: routeAction(r, names),

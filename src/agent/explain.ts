@@ -2,9 +2,12 @@
  * `segmesh path FROM TO`: the segment list traffic from a workload to an address takes, and why,
  * followed hop by hop through the plans of the hosts on the way (pure).
  */
+
+import { scopeName, tableOf } from '../dataplane/kernel/tables.ts';
 import { formatIpv6, formatPrefix, type Ipv6Address, parseIpv6, prefixContains } from '../srv6/address.ts';
 import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import { computeHostPlan, type HostPlan, isRoute, type PlannedRoute } from '../srv6/pathcompute.ts';
+import { type Scope, sameScope } from '../srv6/scope.ts';
 import { AgentError } from './errors.ts';
 
 export interface PathExplanation {
@@ -15,16 +18,16 @@ export interface PathExplanation {
   readonly steps: string[];
 }
 
-/** The route a table holds for `dst` from `src`: source-specific first, then longest prefix. */
+/** The route a scope holds for `dst` from `src`: source-specific first, then longest prefix. */
 export function lookup(
   plan: HostPlan,
-  table: number,
+  scope: Scope,
   dst: Ipv6Address,
   src: Ipv6Address,
 ): PlannedRoute | undefined {
   let best: PlannedRoute | undefined;
   for (const o of plan.objects.values()) {
-    if (!isRoute(o) || o.table !== table || !prefixContains(o.prefix, dst)) continue;
+    if (!isRoute(o) || !sameScope(o.scope, scope) || !prefixContains(o.prefix, dst)) continue;
     if (o.from && !prefixContains(o.from, src)) continue;
     if (
       !best ||
@@ -73,10 +76,10 @@ export function explainPath(view: FabricView, _self: string, from: string, to: s
     return p;
   };
   const tenant = view.tenants.get(src.tenant)!;
-  const first = lookup(planOf(src.host), tenant.tables.egress, dst, src.address);
+  const first = lookup(planOf(src.host), tenant.scopes.egress, dst, src.address);
   if (!first) throw new AgentError('not-found', `host ${src.host} has no route for ${formatIpv6(dst)}`);
   const steps: string[] = [
-    `${src.id} (${formatIpv6(src.address)}) on ${src.host}: table ${tenant.tables.egress} (${src.tenant} egress) -> ${formatPrefix(first.prefix)}: ${first.reason}`,
+    `${src.id} (${formatIpv6(src.address)}) on ${src.host}: table ${tableOf(tenant.scopes.egress)} (${scopeName(tenant.scopes.egress)}) -> ${formatPrefix(first.prefix)}: ${first.reason}`,
   ];
   let route: PlannedRoute = first;
   for (let hop = 0; hop < 16; hop++) {
@@ -105,11 +108,11 @@ export function explainPath(view: FabricView, _self: string, from: string, to: s
       steps.push(
         `${formatIpv6(last)}: ${sid.behavior} at ${h.name}${sid.networkFunction ? ` (function ${sid.networkFunction})` : ''}`,
       );
-      if (sid.behavior === 'End.DT6' && sid.table !== undefined) {
-        next = lookup(planOf(h.name), sid.table, dst, src.address);
+      if (sid.behavior === 'End.DT6' && sid.lookup !== undefined) {
+        next = lookup(planOf(h.name), sid.lookup, dst, src.address);
       } else if (sid.behavior === 'End.DX6' && sid.networkFunction) {
         steps.push(`handed to ${sid.networkFunction}; what it returns continues from its return table`);
-        next = lookup(planOf(h.name), sid.table!, dst, src.address);
+        next = lookup(planOf(h.name), sid.returns!, dst, src.address);
       }
       break;
     }
@@ -122,7 +125,7 @@ export function explainPath(view: FabricView, _self: string, from: string, to: s
   return {
     segments: first.kind === 'encap' ? first.segments.map(formatIpv6) : [],
     mode: first.kind === 'encap' ? first.mode : first.kind,
-    table: first.table,
+    table: tableOf(first.scope),
     reason: first.reason,
     steps,
   };

@@ -2,24 +2,24 @@
  * Rendering a host plan for people (tables) and for programs (JSON with addresses as text).
  * Pure: returns strings and plain objects.
  */
+
+import { MAIN_TABLE, rulePriority, scopeName, tableOf } from '../dataplane/kernel/tables.ts';
 import { formatIpv6, formatPrefix, type Ipv6Prefix } from '../srv6/address.ts';
 import type { SidEntry } from '../srv6/allocator.ts';
 import type { FabricView } from '../srv6/fabric.ts';
 import { type HostPlan, isRoute, type PlannedObject, type PlannedRoute } from '../srv6/pathcompute.ts';
-import { MAIN_TABLE } from '../srv6/tables.ts';
 import { renderTable } from './table.ts';
 
-/** Human names of the tables a plan uses. */
+/** Human names of the tables a plan uses on a kernel host (the kernel backend's tables of its scopes). */
 export function tableNames(view: FabricView): Map<number, string> {
   const names = new Map<number, string>([[MAIN_TABLE, 'main']]);
   for (const t of view.tenants.values()) {
-    names.set(t.tables.egress, `${t.name} egress`);
-    names.set(t.tables.delivery, `${t.name} delivery`);
-    names.set(t.tables.forward, `${t.name} forward`);
+    for (const scope of [t.scopes.egress, t.scopes.delivery, t.scopes.forward])
+      names.set(tableOf(scope), scopeName(scope));
   }
   for (const h of view.hosts.values()) {
     for (const s of h.sids.networkFunctions.values()) {
-      if (s.table !== undefined) names.set(s.table, `${s.networkFunction} return`);
+      if (s.returns !== undefined) names.set(tableOf(s.returns), scopeName(s.returns));
     }
   }
   return names;
@@ -29,8 +29,10 @@ function sidDetail(s: SidEntry, names: Map<number, string>): string {
   const parts: string[] = [];
   if (s.tenant) parts.push(`tenant ${s.tenant}`);
   if (s.networkFunction) parts.push(`function ${s.networkFunction}`);
-  if (s.table !== undefined && s.behavior === 'End.DT6')
-    parts.push(`lookup ${names.get(s.table) ?? s.table} (${s.table})`);
+  if (s.lookup !== undefined && s.behavior === 'End.DT6') {
+    const table = tableOf(s.lookup);
+    parts.push(`lookup ${names.get(table) ?? table} (${table})`);
+  }
   if (s.nextHop !== undefined) parts.push(`next hop ${formatIpv6(s.nextHop)}`);
   return parts.join(', ');
 }
@@ -44,9 +46,10 @@ export function routeAction(r: PlannedRoute, names?: Map<number, string>): strin
     case 'deliver':
       return `dev ${r.link}`;
     case 'seg6local': {
+      const lookup = r.lookup !== undefined ? tableOf(r.lookup) : undefined;
       const extra =
-        r.lookupTable !== undefined
-          ? ` table ${r.lookupTable}${names?.get(r.lookupTable) ? ` (${names.get(r.lookupTable)})` : ''}`
+        lookup !== undefined
+          ? ` table ${lookup}${names?.get(lookup) ? ` (${names.get(lookup)})` : ''}`
           : r.nextHop !== undefined
             ? ` nh6 ${formatIpv6(r.nextHop)}${r.link ? ` dev ${r.link}` : ''}`
             : '';
@@ -63,7 +66,7 @@ function destination(prefix: Ipv6Prefix, from?: Ipv6Prefix): string {
 
 function sortedRoutes(objects: Iterable<PlannedObject>): PlannedRoute[] {
   return [...objects].filter(isRoute).sort((a, b) => {
-    if (a.table !== b.table) return a.table - b.table;
+    if (tableOf(a.scope) !== tableOf(b.scope)) return tableOf(a.scope) - tableOf(b.scope);
     // The default route last: it is where a table ends.
     if (a.prefix.length !== b.prefix.length && (a.prefix.length === 0 || b.prefix.length === 0)) {
       return b.prefix.length - a.prefix.length;
@@ -98,15 +101,27 @@ export function formatHostPlan(view: FabricView, plan: HostPlan): string {
     rows = [];
   };
   for (const r of routes) {
-    if (r.table !== table) {
+    if (tableOf(r.scope) !== table) {
       flush();
-      table = r.table;
+      table = tableOf(r.scope);
       out.push(`    table ${table} (${names.get(table) ?? 'agent'})`);
     }
     rows.push([destination(r.prefix, r.from), routeAction(r, names), r.reason]);
   }
   flush();
-  const rules = [...plan.objects.values()].filter((o) => o.kind === 'rule');
+  // The kernel's `ip rule`s: one per link with an ingress scope.
+  const rules = [...plan.objects.values()].flatMap((o) =>
+    o.kind === 'link' && o.ingress
+      ? [
+          {
+            priority: rulePriority(o.ingress),
+            iif: o.link,
+            table: tableOf(o.ingress),
+            reason: o.ingressReason ?? '',
+          },
+        ]
+      : [],
+  );
   if (rules.length > 0) {
     out.push('  Rules');
     out.push(
@@ -159,6 +174,8 @@ export function planToJson(view: FabricView, plan: HostPlan): unknown {
       else if (v && typeof v === 'object' && 'length' in v) out[k] = formatPrefix(v as Ipv6Prefix);
       else out[k] = v;
     }
+    // The kernel table of the route's scope, as before scopes existed.
+    if (isRoute(o)) out.table = tableOf(o.scope);
     return out;
   };
   return {
@@ -170,7 +187,9 @@ export function planToJson(view: FabricView, plan: HostPlan): unknown {
       behavior: s.behavior,
       key: s.key,
       ...(s.tenant ? { tenant: s.tenant } : {}),
-      ...(s.table !== undefined ? { table: s.table } : {}),
+      ...(s.lookup !== undefined || s.returns !== undefined
+        ? { table: tableOf((s.lookup ?? s.returns)!) }
+        : {}),
       ...(s.nextHop !== undefined ? { nextHop: formatIpv6(s.nextHop) } : {}),
     })),
     objects: [...plan.objects.values()].map(text),

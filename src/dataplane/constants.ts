@@ -1,4 +1,4 @@
-import { RULE_PRIORITY, TABLE_BASE, TABLE_LIMIT } from '../srv6/tables.ts';
+import { RULE_PRIORITY, TABLE_BASE, TABLE_LIMIT } from './kernel/tables.ts';
 
 /**
  * What the agent owns in the kernel, in one place (documented in docs/dataplane.md).
@@ -16,7 +16,7 @@ export const ROUTE_PROTOCOL = 203;
 export const ROUTE_PROTOCOL_NAME = 'segmesh';
 
 /**
- * Tables and rule priorities are the model's (src/srv6/tables.ts): one definition for the planner, the
+ * Tables and rule priorities are the kernel backend's (kernel/tables.ts): one definition for the planner, the
  * data plane, the docs and `segmesh dataplane flush`.
  */
 export const TENANT_TABLE_BASE = TABLE_BASE;

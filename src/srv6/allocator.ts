@@ -20,8 +20,8 @@
 import type { Ipv6Address, Ipv6Prefix } from './address.ts';
 import { type Behavior, type HostCapabilities, unsupportedReason } from './behavior.ts';
 import { hash53 } from './hash.ts';
+import { returnScope, type Scope, type TenantScopes, tenantScopes } from './scope.ts';
 import { formatStructure, makeSid, type SidStructure, validateStructure } from './sid.ts';
-import { nfReturnTable, type TenantTables, tenantTables } from './tables.ts';
 
 export const SID_KIND = {
   end: 0x0,
@@ -42,8 +42,10 @@ export interface SidEntry {
   readonly fn: bigint;
   readonly behavior: Behavior;
   readonly tenant?: string;
-  /** End.DT6 lookup table. */
-  readonly table?: number;
+  /** End.DT6: the scope the decapsulated packet is looked up in. */
+  readonly lookup?: Scope;
+  /** End.DX6 toward an SR-unaware function: the scope of what the function hands back. */
+  readonly returns?: Scope;
   /** End.X / End.DX6 next hop. */
   readonly nextHop?: Ipv6Address;
   readonly networkFunction?: string;
@@ -176,7 +178,7 @@ export function allocateHostSids(req: SidRequest): HostSids {
     key: string,
     index: number,
     behavior: Behavior,
-    extra: Partial<Pick<SidEntry, 'tenant' | 'table' | 'nextHop' | 'networkFunction'>> = {},
+    extra: Partial<Pick<SidEntry, 'tenant' | 'lookup' | 'returns' | 'nextHop' | 'networkFunction'>> = {},
   ): SidEntry => {
     const fn = functionValue(req.structure, kind, index);
     const entry: SidEntry = {
@@ -227,15 +229,15 @@ export function allocateHostSids(req: SidRequest): HostSids {
       );
     }
     seenIds.set(t.id, t.name);
-    const tables: TenantTables = tenantTables(t.id);
+    const scopes: TenantScopes = tenantScopes(t.name, t.id);
     tenantDelivery.set(
       t.name,
-      make('tenantDelivery', `dt6:${t.name}`, t.id, 'End.DT6', { tenant: t.name, table: tables.delivery }),
+      make('tenantDelivery', `dt6:${t.name}`, t.id, 'End.DT6', { tenant: t.name, lookup: scopes.delivery }),
     );
     if (t.aggregate) {
       tenantForward.set(
         t.name,
-        make('tenantForward', `fwd:${t.name}`, t.id, 'End.DT6', { tenant: t.name, table: tables.forward }),
+        make('tenantForward', `fwd:${t.name}`, t.id, 'End.DT6', { tenant: t.name, lookup: scopes.forward }),
       );
     }
     // IPv4 tenants need VRF devices (End.DT4/DT46 take only `vrftable`): allocated where the kernel has them.
@@ -269,7 +271,7 @@ export function allocateHostSids(req: SidRequest): HostSids {
           tenant: nf.tenant,
           nextHop: nf.address,
           networkFunction: nf.name,
-          table: nfReturnTable(index),
+          returns: returnScope(nf.tenant, nf.name, index),
         }),
       );
     } else {

@@ -12,8 +12,9 @@ import { allocateHostSids, type HostSids } from './allocator.ts';
 import { type HostCapabilities, LINUX_WITHOUT_VRF } from './behavior.ts';
 import { hashHex8 } from './hash.ts';
 import { allocateAddress } from './ipam.ts';
+import { type TenantScopes, tenantScopes } from './scope.ts';
 import { F3216, type SidStructure, sidLocator } from './sid.ts';
-import { NF_LINK_PREFIX, type TenantTables, tenantTables, WORKLOAD_LINK_PREFIX } from './tables.ts';
+import { NF_LINK_PREFIX, WORKLOAD_LINK_PREFIX } from './tables.ts';
 import { checkFabric, type FabricIssue } from './validate.ts';
 
 export type Labels = Readonly<Record<string, string>>;
@@ -126,7 +127,8 @@ export interface TenantView {
   readonly routeTarget?: string;
   readonly edgeMode: 'per-workload' | 'aggregate';
   readonly ipv4: boolean;
-  readonly tables: TenantTables;
+  /** Where its traffic is looked up (scope.ts). */
+  readonly scopes: TenantScopes;
 }
 
 export interface WorkloadView {
@@ -246,7 +248,7 @@ export function buildFabricView(input: FabricInput): FabricView {
       ...(t.routeTarget !== undefined ? { routeTarget: t.routeTarget } : {}),
       edgeMode: t.edgeMode ?? 'per-workload',
       ipv4: t.ipv4 ?? false,
-      tables: tenantTables(t.id),
+      scopes: tenantScopes(t.name, t.id),
     });
   }
 

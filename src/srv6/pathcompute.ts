@@ -3,17 +3,19 @@
  * a change can be applied as a minimal delta.
  *
  * For host H:
- * - its own SIDs as seg6local routes in the main table;
- * - the other hosts' and the edges' locators via their underlay addresses, in the main table and in
- *   every tenant table that encapsulates (the kernel routes the outer packet again through the table
- *   of the workload's input interface after H.Encaps);
+ * - its own SIDs (local SID routes in the underlay scope);
+ * - the other hosts' and the edges' locators via their underlay addresses, in the underlay scope and
+ *   in every tenant scope that encapsulates (a backend may look the outer packet up again in the scope
+ *   of the workload's input link after H.Encaps, as Linux does);
  * - per tenant with a local workload or network function: delivery to local workloads, encapsulation
  *   toward the tenant delivery SID (End.DT6) of the host where each remote workload lives now, the
  *   tenant's policies (segment lists through network functions, in order), external routes learned
- *   from the edge, and a final `unreachable` so that a miss never falls through to the main table;
- * - per local workload: its link (MTU), its `ip rule`, and its ingress filter;
- * - per local network function that is not SR-aware: the return table that sends what it hands back
+ *   from the edge, and a final `unreachable` so that a miss never falls through to the underlay;
+ * - per local workload: its link (MTU, the scope its traffic is looked up in) and its ingress filter;
+ * - per local network function that is not SR-aware: the return scope that sends what it hands back
  *   along the rest of the chain.
+ * Scopes are the model's (scope.ts); how a backend realises them (Linux tables and `ip rule`s) is
+ * src/dataplane's.
  *
  * Everything a workload's location or existence influences is produced by `workloadObjects`, so a
  * workload that moves is handled by recomputing only its own objects (HostPathComputer).
@@ -31,11 +33,12 @@ import {
   type WorkloadView,
   workloadMtu,
 } from './fabric.ts';
-import { MAIN_TABLE, RULE_PRIORITY } from './tables.ts';
+import { entryKey, type Scope, sameScope, UNDERLAY } from './scope.ts';
 
 interface RouteBase {
   readonly key: string;
-  readonly table: number;
+  /** Where the route is looked up (scope.ts). */
+  readonly scope: Scope;
   readonly prefix: Ipv6Prefix;
   /** Source-specific route (`ip -6 route ... from S`). */
   readonly from?: Ipv6Prefix;
@@ -69,7 +72,9 @@ export interface Seg6LocalRoute extends RouteBase {
   readonly kind: 'seg6local';
   readonly behavior: Behavior;
   readonly sidKey: string;
-  readonly lookupTable?: number;
+  readonly tenant?: string;
+  /** End.DT6: the scope the decapsulated packet is looked up in. */
+  readonly lookup?: Scope;
   readonly nextHop?: Ipv6Address;
   /** Output link for End.DX6 toward a network function. */
   readonly link?: string;
@@ -81,15 +86,6 @@ export interface UnreachableRoute extends RouteBase {
 }
 
 export type PlannedRoute = LocatorRoute | EncapRoute | DeliverRoute | Seg6LocalRoute | UnreachableRoute;
-
-export interface PlannedRule {
-  readonly kind: 'rule';
-  readonly key: string;
-  readonly priority: number;
-  readonly iif: string;
-  readonly table: number;
-  readonly reason: string;
-}
 
 /** What a workload may not send (enforced on its link's ingress by the data plane). */
 export interface PlannedFilter {
@@ -113,9 +109,13 @@ export interface PlannedLink {
   readonly workload?: string;
   readonly networkFunction?: string;
   readonly address?: Ipv6Address;
+  /** The scope what arrives from the link is looked up in (none: an SR-aware function's link). */
+  readonly ingress?: Scope;
+  /** Why the link is looked up in that scope. */
+  readonly ingressReason?: string;
 }
 
-export type PlannedObject = PlannedRoute | PlannedRule | PlannedFilter | PlannedLink;
+export type PlannedObject = PlannedRoute | PlannedFilter | PlannedLink;
 
 export interface PlanDelta {
   readonly added: PlannedObject[];
@@ -129,10 +129,8 @@ export class PathComputeError extends Error {
 
 const DEFAULT_ROUTE: Ipv6Prefix = { address: 0n, length: 0 };
 
-export function routeKey(table: number, prefix: Ipv6Prefix, from?: Ipv6Prefix): string {
-  const base = `r|${table}|${prefix.address.toString(16)}/${prefix.length}`;
-  return from ? `${base}|${from.address.toString(16)}/${from.length}` : base;
-}
+/** The key of a route: the intent's entry key (scope.ts). */
+export const routeKey = entryKey;
 
 function host128(address: Ipv6Address): Ipv6Prefix {
   return { address, length: 128 };
@@ -147,6 +145,8 @@ class HostContext {
   readonly activeTenants: Set<string>;
   readonly localNfs: NetworkFunctionView[];
   readonly policiesByTenant = new Map<string, PolicyView[]>();
+  /** Tenants with a policy that selects some sources (`from`). */
+  readonly sourcePolicies = new Set<string>();
   readonly denyDestinations: readonly Ipv6Prefix[];
   readonly mtu: number;
   /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
@@ -166,6 +166,7 @@ class HostContext {
       const list = this.policiesByTenant.get(p.tenant) ?? [];
       list.push(p);
       this.policiesByTenant.set(p.tenant, list);
+      if (!selectsAll(p.from)) this.sourcePolicies.add(p.tenant);
     }
     const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
     this.denyDestinations = [
@@ -234,7 +235,7 @@ function chainSegments(
 
 function encapRoute(
   ctx: HostContext,
-  table: number,
+  scope: Scope,
   prefix: Ipv6Prefix,
   from: Ipv6Prefix | undefined,
   tenant: string,
@@ -245,8 +246,8 @@ function encapRoute(
   // Built field by field rather than with conditional spreads: this runs once per route.
   const route: { -readonly [K in keyof EncapRoute]: EncapRoute[K] } = {
     kind: 'encap',
-    key: routeKey(table, prefix, from),
-    table,
+    key: routeKey(scope, prefix, from),
+    scope,
     prefix,
     tenant,
     mode: ctx.encapMode(segments, hmacKeyId !== undefined),
@@ -258,12 +259,12 @@ function encapRoute(
   return route;
 }
 
-function deliverRoute(table: number, w: WorkloadView, from?: Ipv6Prefix): DeliverRoute {
+function deliverRoute(scope: Scope, w: WorkloadView, from?: Ipv6Prefix): DeliverRoute {
   const prefix = host128(w.address);
   return {
     kind: 'deliver',
-    key: routeKey(table, prefix, from),
-    table,
+    key: routeKey(scope, prefix, from),
+    scope,
     prefix,
     ...(from ? { from } : {}),
     tenant: w.tenant,
@@ -272,7 +273,7 @@ function deliverRoute(table: number, w: WorkloadView, from?: Ipv6Prefix): Delive
   };
 }
 
-/** Host-level objects: SIDs, locators, per-tenant defaults, external routes, NF return tables. */
+/** Host-level objects: SIDs, locators, per-tenant defaults, external routes, NF return scopes. */
 function hostObjects(ctx: HostContext, emit: Emit): void {
   const { view, host } = ctx;
   for (const sid of host.sids.all) {
@@ -281,12 +282,13 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
     if (sid.networkFunction) link = view.networkFunctions.get(sid.networkFunction)?.link;
     const route: Seg6LocalRoute = {
       kind: 'seg6local',
-      key: routeKey(MAIN_TABLE, prefix),
-      table: MAIN_TABLE,
+      key: routeKey(UNDERLAY, prefix),
+      scope: UNDERLAY,
       prefix,
       behavior: sid.behavior,
       sidKey: sid.key,
-      ...(sid.table !== undefined && sid.behavior === 'End.DT6' ? { lookupTable: sid.table } : {}),
+      ...(sid.tenant !== undefined ? { tenant: sid.tenant } : {}),
+      ...(sid.lookup !== undefined && sid.behavior === 'End.DT6' ? { lookup: sid.lookup } : {}),
       ...(sid.nextHop !== undefined ? { nextHop: sid.nextHop } : {}),
       ...(link !== undefined && sid.behavior === 'End.DX6' ? { link } : {}),
       reason: `own SID ${sid.key}`,
@@ -294,16 +296,16 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
     emit(route);
   }
 
-  // Which tables carry locator routes: main, the egress (and forward) table of every active tenant,
-  // the return table of every local SR-unaware function.
-  const tables: number[] = [MAIN_TABLE];
+  // Which scopes carry locator routes: the underlay, the egress (and forward) scope of every active
+  // tenant, the return scope of every local SR-unaware function.
+  const scopes: Scope[] = [UNDERLAY];
   for (const name of ctx.activeTenants) {
     const t = view.tenants.get(name)!;
-    tables.push(t.tables.egress);
-    if (t.edgeMode === 'aggregate') tables.push(t.tables.forward);
+    scopes.push(t.scopes.egress);
+    if (t.edgeMode === 'aggregate') scopes.push(t.scopes.forward);
   }
   const nfReturn = ctx.localNfs.filter((n) => n.mode === 'sr-unaware');
-  for (const nf of nfReturn) tables.push(host.sids.networkFunctions.get(nf.name)!.table!);
+  for (const nf of nfReturn) scopes.push(host.sids.networkFunctions.get(nf.name)!.returns!);
 
   const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; owner: string }> = [];
   for (const other of view.hosts.values()) {
@@ -314,12 +316,12 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
     for (const l of edge.locators)
       locators.push({ prefix: l, via: edge.underlay, owner: `edge ${edge.name}` });
   }
-  for (const table of tables) {
+  for (const scope of scopes) {
     for (const l of locators) {
       emit({
         kind: 'locator',
-        key: routeKey(table, l.prefix),
-        table,
+        key: routeKey(scope, l.prefix),
+        scope,
         prefix: l.prefix,
         via: l.via,
         reason: `locator of ${l.owner}`,
@@ -334,6 +336,7 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
 
   for (const nf of ctx.localNfs) {
     const sid = host.sids.networkFunctions.get(nf.name)!;
+    const returns = nf.mode === 'sr-unaware' ? sid.returns! : undefined;
     emit({
       kind: 'link',
       key: `l|${nf.link}`,
@@ -341,26 +344,19 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
       mtu: ctx.mtu,
       tenant: nf.tenant,
       networkFunction: nf.name,
+      ...(returns
+        ? { ingress: returns, ingressReason: `traffic handed back by network function ${nf.name}` }
+        : {}),
     });
-    if (nf.mode !== 'sr-unaware') continue;
-    const table = sid.table!;
-    emit({
-      kind: 'rule',
-      key: `rule|${RULE_PRIORITY.nfReturn}|${nf.link}`,
-      priority: RULE_PRIORITY.nfReturn,
-      iif: nf.link,
-      table,
-      reason: `traffic handed back by network function ${nf.name}`,
-    });
-    emit(unreachable(table, nf.tenant, `end of ${nf.name}'s return table`));
+    if (returns) emit(unreachable(returns, nf.tenant, `end of ${nf.name}'s return table`));
   }
 }
 
-function unreachable(table: number, tenant: string, reason: string): UnreachableRoute {
+function unreachable(scope: Scope, tenant: string, reason: string): UnreachableRoute {
   return {
     kind: 'unreachable',
-    key: routeKey(table, DEFAULT_ROUTE),
-    table,
+    key: routeKey(scope, DEFAULT_ROUTE),
+    scope,
     prefix: DEFAULT_ROUTE,
     tenant,
     reason,
@@ -368,23 +364,23 @@ function unreachable(table: number, tenant: string, reason: string): Unreachable
 }
 
 function tenantObjects(ctx: HostContext, t: TenantView, emit: Emit): void {
-  const tables = [
-    t.tables.egress,
-    t.tables.delivery,
-    ...(t.edgeMode === 'aggregate' ? [t.tables.forward] : []),
+  const scopes = [
+    t.scopes.egress,
+    t.scopes.delivery,
+    ...(t.edgeMode === 'aggregate' ? [t.scopes.forward] : []),
   ];
-  for (const table of tables)
-    emit(unreachable(table, t.name, `tenant ${t.name}: a miss never reaches the main table`));
-  // Routes learned from the edge: in the tables that may leave the fabric. An external default route
+  for (const scope of scopes)
+    emit(unreachable(scope, t.name, `tenant ${t.name}: a miss never reaches the main table`));
+  // Routes learned from the edge: in the scopes that may leave the fabric. An external default route
   // replaces `unreachable` (same key), which is the tenant's explicit edge default.
   for (const r of ctx.view.externalRoutes) {
     if (r.tenant !== t.name) continue;
     const segments = [r.sid];
-    for (const table of [t.tables.egress, ...(t.edgeMode === 'aggregate' ? [t.tables.forward] : [])]) {
+    for (const scope of [t.scopes.egress, ...(t.edgeMode === 'aggregate' ? [t.scopes.forward] : [])]) {
       emit({
         kind: 'encap',
-        key: routeKey(table, r.prefix),
-        table,
+        key: routeKey(scope, r.prefix),
+        scope,
         prefix: r.prefix,
         tenant: t.name,
         // No HMAC toward the edge: edge routers here cannot add or check it (FRR 8.4).
@@ -393,6 +389,43 @@ function tenantObjects(ctx: HostContext, t: TenantView, emit: Emit): void {
         reason: `external route from edge ${r.edge}`,
       });
     }
+  }
+}
+
+/**
+ * Source-specific routes from `w`, wherever it lives, in the return scopes of local SR-unaware
+ * functions: they hold routes from every workload a chain's `from` selects (the same routes the
+ * destination loop of workloadObjects emits, in the same first-policy-wins order), so that adding or
+ * removing w changes them. Kept apart (and skipped for tenants without `from` policies): the move path
+ * stays small.
+ */
+function sourceReturnObjects(
+  ctx: HostContext,
+  w: WorkloadView,
+  policies: readonly PolicyView[],
+  emit: Emit,
+): void {
+  const { view, host } = ctx;
+  const fromW = host128(w.address);
+  const claimedFromW = new Set<string>();
+  for (const p of policies) {
+    if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
+    p.via.forEach((name, i) => {
+      const nf = view.networkFunctions.get(name)!;
+      if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
+      const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
+      const reason = `policy ${p.name} via ${p.via.join(',')}`;
+      for (const d of view.workloads.values()) {
+        if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+        const rest = chainSegments(ctx, p, i + 1, d);
+        const r: PlannedRoute = rest
+          ? encapRoute(ctx, scope, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
+          : { ...deliverRoute(scope, d, fromW), reason: `${reason}, after ${nf.name}: local` };
+        if (claimedFromW.has(r.key)) continue;
+        claimedFromW.add(r.key);
+        emit(r);
+      }
+    });
   }
 }
 
@@ -406,19 +439,19 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
 
   // Destination: plain path.
   if (local) {
-    emit(deliverRoute(t.tables.egress, w));
-    emit(deliverRoute(t.tables.delivery, w));
-    if (t.edgeMode === 'aggregate') emit(deliverRoute(t.tables.forward, w));
+    emit(deliverRoute(t.scopes.egress, w));
+    emit(deliverRoute(t.scopes.delivery, w));
+    if (t.edgeMode === 'aggregate') emit(deliverRoute(t.scopes.forward, w));
   } else {
     const segs = ctx.deliverySegments(w.host, w.tenant);
     const reason = `workload ${w.id} lives on ${w.host}`;
-    emit(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
-    // The only case where the delivery table forwards: this host just lost the workload to another.
+    emit(encapRoute(ctx, t.scopes.egress, prefix, undefined, w.tenant, segs, reason));
+    // The only case where the delivery scope forwards: this host just lost the workload to another.
     if (w.formerHosts?.includes(host.name)) {
       emit(
         encapRoute(
           ctx,
-          t.tables.delivery,
+          t.scopes.delivery,
           prefix,
           undefined,
           w.tenant,
@@ -428,7 +461,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       );
     }
     if (t.edgeMode === 'aggregate')
-      emit(encapRoute(ctx, t.tables.forward, prefix, undefined, w.tenant, segs, reason));
+      emit(encapRoute(ctx, t.scopes.forward, prefix, undefined, w.tenant, segs, reason));
   }
 
   // Policies in their declared order: for one (destination, source) route key the first matching
@@ -445,18 +478,18 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     const segs = chainSegments(ctx, p, 0, w)!;
     const reason = `policy ${p.name} via ${p.via.join(',')}`;
     if (selectsAll(p.from)) {
-      emitPolicy(encapRoute(ctx, t.tables.egress, prefix, undefined, w.tenant, segs, reason));
+      emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, undefined, w.tenant, segs, reason));
     } else {
       for (const s of view.workloads.values()) {
         if (s.host !== host.name || s.tenant !== w.tenant || s === w || !selectorMatches(p.from, s)) continue;
-        emitPolicy(encapRoute(ctx, t.tables.egress, prefix, host128(s.address), w.tenant, segs, reason));
+        emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, host128(s.address), w.tenant, segs, reason));
       }
     }
-    // Return tables of local SR-unaware functions on this chain: continue after the function.
+    // Return scopes of local SR-unaware functions on this chain: continue after the function.
     p.via.forEach((name, i) => {
       const nf = view.networkFunctions.get(name)!;
       if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
-      const table = host.sids.networkFunctions.get(nf.name)!.table!;
+      const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
       const rest = chainSegments(ctx, p, i + 1, w);
       const sources = selectsAll(p.from)
         ? [undefined]
@@ -466,15 +499,18 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       for (const from of sources) {
         emitPolicy(
           rest
-            ? encapRoute(ctx, table, prefix, from, w.tenant, rest, `${reason}, after ${nf.name}`)
-            : { ...deliverRoute(table, w, from), reason: `${reason}, after ${nf.name}: local` },
+            ? encapRoute(ctx, scope, prefix, from, w.tenant, rest, `${reason}, after ${nf.name}`)
+            : { ...deliverRoute(scope, w, from), reason: `${reason}, after ${nf.name}: local` },
         );
       }
     });
   }
 
+  // Source, wherever w lives: see sourceReturnObjects.
+  if (ctx.sourcePolicies.has(w.tenant)) sourceReturnObjects(ctx, w, policies, emit);
+
   if (!local) return;
-  // Source: link, rule, filter, and source-specific policy routes from w.
+  // Source: link (looked up in the tenant's egress scope), filter, and source-specific policy routes from w.
   emit({
     kind: 'link',
     key: `l|${w.link}`,
@@ -483,14 +519,8 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     tenant: w.tenant,
     workload: w.id,
     address: w.address,
-  });
-  emit({
-    kind: 'rule',
-    key: `rule|${RULE_PRIORITY.workloadEgress}|${w.link}`,
-    priority: RULE_PRIORITY.workloadEgress,
-    iif: w.link,
-    table: t.tables.egress,
-    reason: `workload ${w.id} of tenant ${w.tenant}`,
+    ingress: t.scopes.egress,
+    ingressReason: `workload ${w.id} of tenant ${w.tenant}`,
   });
   emit({
     kind: 'filter',
@@ -510,7 +540,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       const segs = chainSegments(ctx, p, 0, d)!;
       const r = encapRoute(
         ctx,
-        t.tables.egress,
+        t.scopes.egress,
         host128(d.address),
         source,
         w.tenant,
@@ -564,7 +594,10 @@ export function sameObject(a: PlannedObject, b: PlannedObject): boolean {
       continue;
     }
     if (va && vb && typeof va === 'object' && typeof vb === 'object') {
-      if (prefixText(va as Ipv6Prefix) !== prefixText(vb as Ipv6Prefix)) return false;
+      // Scopes carry a kind; every other object field is a prefix.
+      if ('kind' in va || 'kind' in vb) {
+        if (!sameScope(va as Scope, vb as Scope)) return false;
+      } else if (prefixText(va as Ipv6Prefix) !== prefixText(vb as Ipv6Prefix)) return false;
       continue;
     }
     return false;

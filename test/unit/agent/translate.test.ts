@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { desiredDelta } from '../../../src/agent/delta.ts';
-import { toDesiredHost } from '../../../src/agent/translate.ts';
+import { desiredDelta, toDesiredHost } from '../../../src/agent/translate.ts';
+import { tableOf } from '../../../src/dataplane/kernel/tables.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
 import { type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
@@ -42,7 +42,7 @@ function setup(policies: PolicyInput[]) {
   const view = buildFabricView(fabric(policies));
   const host = view.hosts.get('h0')!;
   const w = (id: string) => view.workloads.get(id)!;
-  const egress = view.tenants.get('t0')!.tables.egress;
+  const egress = tableOf(view.tenants.get('t0')!.scopes.egress);
   const fwSid = view.hosts.get('h2')!.sids.networkFunctions.get('fw')!.sid;
   const dbDelivery = view.hosts.get('h1')!.sids.tenantDelivery.get('t0')!.sid;
   const desired = toDesiredHost(computeHostPlan(view, 'h0'), opts);
@@ -93,14 +93,14 @@ describe('translate: policies with a `from` selector', () => {
     expect(without.toDb[0]!.src).toBeUndefined();
 
     const withPolicy = setup([policy]);
-    const on = desiredDelta(without.desired.dataplane, withPolicy.desired.dataplane)!;
+    const on = desiredDelta(without.desired, withPolicy.desired)!;
     expect(on).toBeDefined();
     const isDb = (r: Route) => r.dst.address === withPolicy.w('db').address;
     expect(on.routes.add.filter(isDb)).toHaveLength(4);
     expect(on.routes.delete).toEqual(without.toDb);
     expect(on.routes.replace).toEqual([]);
 
-    const off = desiredDelta(withPolicy.desired.dataplane, without.desired.dataplane)!;
+    const off = desiredDelta(withPolicy.desired, without.desired)!;
     expect(off.routes.add).toEqual(without.toDb);
     expect(off.routes.delete.filter(isDb)).toHaveLength(4);
     expect(off.routes.replace).toEqual([]);
@@ -111,7 +111,7 @@ describe('translate: policies with a `from` selector', () => {
     const input = fabric([policy]);
     const oneWeb = buildFabricView({ ...input, workloads: input.workloads!.filter((x) => x.id !== 'web2') });
     const after = toDesiredHost(computeHostPlan(oneWeb, 'h0'), opts);
-    const d = desiredDelta(both.desired.dataplane, after.dataplane)!;
+    const d = desiredDelta(both.desired, after)!;
     const web2 = both.w('web2').address;
     const removedSourceRoutes = d.routes.delete.filter((r) => r.src?.address === web2);
     expect(removedSourceRoutes).toHaveLength(1);

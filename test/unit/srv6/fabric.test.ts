@@ -176,11 +176,11 @@ describe('host plan', () => {
       formatIpv6(view.hosts.get('h2')!.sids.tenantDelivery.get('blue')!.sid),
     ]);
     expect(routes.filter((o) => o.kind === 'deliver' && o.prefix.address === web.address)).toHaveLength(2);
-    expect(routes.find((o) => o.kind === 'rule')).toMatchObject({
-      iif: web.link,
-      table: view.tenants.get('blue')!.tables.egress,
+    expect(routes.find((o) => o.kind === 'link')).toMatchObject({
+      link: web.link,
+      mtu: 1388,
+      ingress: { kind: 'egress', tenant: 'blue' },
     });
-    expect(routes.find((o) => o.kind === 'link')).toMatchObject({ link: web.link, mtu: 1388 });
   });
 
   it('uses full encapsulation with the HMAC key when HMAC is on', () => {
@@ -201,9 +201,9 @@ describe('host plan', () => {
     };
     const view = buildFabricView(moved);
     const web = view.workloads.get('web')!;
-    const delivery = view.tenants.get('blue')!.tables.delivery;
+    const delivery = view.tenants.get('blue')!.scopes.delivery;
     const onH1 = [...computeHostPlan(view, 'h1').objects.values()].find(
-      (o): o is EncapRoute => o.kind === 'encap' && o.table === delivery && o.prefix.address === web.address,
+      (o): o is EncapRoute => o.kind === 'encap' && o.scope === delivery && o.prefix.address === web.address,
     );
     expect(onH1?.segments).toEqual([view.hosts.get('h2')!.sids.tenantDelivery.get('blue')!.sid]);
     expect(onH1?.reason).toMatch(/redirect: web moved to h2/);
@@ -212,7 +212,7 @@ describe('host plan', () => {
       workloads: moved.workloads.map((w) => ({ ...w, formerHosts: [] })),
     });
     const after = [...computeHostPlan(settled, 'h1').objects.values()].filter(
-      (o) => 'table' in o && o.table === delivery,
+      (o) => 'scope' in o && o.scope.kind === 'delivery',
     );
     expect(after).toEqual([]);
   });

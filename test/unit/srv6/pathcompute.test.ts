@@ -12,6 +12,7 @@ import {
   type PlannedObject,
   routeKey,
 } from '../../../src/srv6/pathcompute.ts';
+import { type Scope, scopeKey } from '../../../src/srv6/scope.ts';
 import { fabricFromShape, fabricShape } from './fabric-arbitrary.ts';
 
 function sidIndex(view: FabricView): Map<Ipv6Address, { host: string; entry: SidEntry }> {
@@ -70,20 +71,20 @@ describe('path computation properties', () => {
     );
   });
 
-  it('every tenant table of a host ends in unreachable (or the explicit edge default)', () => {
+  it('every tenant scope of a host ends in unreachable (or the explicit edge default)', () => {
     fc.assert(
       fc.property(fabricShape, (shape) => {
         const view = buildFabricView(fabricFromShape(shape));
         for (const host of view.hosts.keys()) {
           const plan = computeHostPlan(view, host);
-          const tables = new Set<number>();
+          const scopes = new Map<string, Scope>();
           for (const o of plan.objects.values()) {
-            if ('table' in o && o.kind !== 'rule' && o.table !== 254) tables.add(o.table);
-            if (o.kind === 'rule') tables.add(o.table);
+            if ('scope' in o && o.scope.kind !== 'underlay') scopes.set(scopeKey(o.scope), o.scope);
+            if (o.kind === 'link' && o.ingress) scopes.set(scopeKey(o.ingress), o.ingress);
           }
-          for (const table of tables) {
-            const last = plan.objects.get(routeKey(table, { address: 0n, length: 0 }));
-            expect(last, `table ${table} on ${host} has a default`).toBeDefined();
+          for (const [name, scope] of scopes) {
+            const last = plan.objects.get(routeKey(scope, { address: 0n, length: 0 }));
+            expect(last, `scope ${name} on ${host} has a default`).toBeDefined();
             expect(['unreachable', 'encap']).toContain(last!.kind);
           }
         }
@@ -106,7 +107,7 @@ describe('path computation properties', () => {
               const tenant = view.tenants.get(p.tenant)!;
               const route = lookup(
                 plans.get(src.host)!.objects,
-                tenant.tables.egress,
+                tenant.scopes.egress,
                 dst.address,
                 src.address,
               );
@@ -122,8 +123,8 @@ describe('path computation properties', () => {
                 }
                 if (!handedTo) break;
                 const nf = view.networkFunctions.get(handedTo)!;
-                const table = view.hosts.get(nf.host)!.sids.networkFunctions.get(nf.name)!.table!;
-                const next = lookup(plans.get(nf.host)!.objects, table, dst.address, src.address);
+                const scope = view.hosts.get(nf.host)!.sids.networkFunctions.get(nf.name)!.returns!;
+                const next = lookup(plans.get(nf.host)!.objects, scope, dst.address, src.address);
                 expect(next, `return route after ${nf.name}`).toBeDefined();
                 if (next!.kind !== 'encap') break; // delivered locally after the function
                 encap = next!;
@@ -188,9 +189,10 @@ describe('path computation properties', () => {
             [...computeHostPlan(view, host).objects.values()].every(
               (o) =>
                 !(
-                  o.kind === 'rule' &&
-                  o.table === view.tenants.get(w.tenant)!.tables.egress &&
-                  o.iif !== w.link
+                  o.kind === 'link' &&
+                  o.ingress?.kind === 'egress' &&
+                  o.ingress.tenant === w.tenant &&
+                  o.link !== w.link
                 ),
             );
           if (tenantChanged) continue; // the first or last workload of a tenant: the tenant's tables come or go
@@ -205,20 +207,20 @@ describe('path computation properties', () => {
 });
 
 function touches(o: PlannedObject, address: Ipv6Address, link: string): boolean {
-  if (o.kind === 'link' || o.kind === 'filter' || o.kind === 'rule') return o.key.endsWith(link);
+  if (o.kind === 'link' || o.kind === 'filter') return o.key.endsWith(link);
   return o.prefix.address === address || o.from?.address === address;
 }
 
 function lookup(
   objects: ReadonlyMap<string, PlannedObject>,
-  table: number,
+  scope: Scope,
   dst: Ipv6Address,
   src: Ipv6Address,
 ) {
-  const specific = objects.get(routeKey(table, { address: dst, length: 128 }, { address: src, length: 128 }));
-  const plain = objects.get(routeKey(table, { address: dst, length: 128 }));
+  const specific = objects.get(routeKey(scope, { address: dst, length: 128 }, { address: src, length: 128 }));
+  const plain = objects.get(routeKey(scope, { address: dst, length: 128 }));
   const r = specific ?? plain;
-  return r && r.kind !== 'rule' && r.kind !== 'link' && r.kind !== 'filter' ? r : undefined;
+  return r && r.kind !== 'link' && r.kind !== 'filter' ? r : undefined;
 }
 
 function shuffle<T>(items: readonly T[], seed: number): T[] {

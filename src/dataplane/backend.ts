@@ -1,0 +1,123 @@
+/**
+ * The port between the agent and a data plane: a backend realises a {@link ForwardingIntent}. The
+ * kernel backend (kernel/) lowers it to routes, `ip rule`s, nftables and sysctls; an eBPF backend to
+ * programs and maps. The agent talks to this interface only, and a fake implements it in unit tests.
+ *
+ * A backend states what it can do ({@link BackendCapabilities}); {@link unsupportedItems} says which
+ * items of an intent it cannot realise, so that the agent refuses them with a reason instead of
+ * programming something else.
+ */
+import { formatIpv6, formatPrefix } from '../srv6/address.ts';
+import type { Behavior } from '../srv6/behavior.ts';
+import type { EncapMode, ForwardingIntent, IntentDelta, IntentItem } from './intent.ts';
+
+export interface BackendCapabilities {
+  /** Backend name, for messages (`kernel`, `ebpf`). */
+  readonly name: string;
+  /** Local SID behaviours it can run. */
+  readonly behaviors: ReadonlySet<Behavior>;
+  readonly encapModes: ReadonlySet<EncapMode>;
+  /** Adds (on encapsulation) and checks (on arrival) the SRH HMAC TLV. */
+  readonly hmac: boolean;
+  /** Carries IPv4 inside SRv6 (End.DT4 / End.DT46 tenants). */
+  readonly ipv4Inner: boolean;
+  /** Prefix entries with a source prefix (policies with a `from` selector). */
+  readonly sourceSpecific: boolean;
+}
+
+/** Packet counters of one local SID (what was processed by it). */
+export interface SidCounters {
+  readonly packets: bigint;
+  readonly bytes: bigint;
+  readonly errors: bigint;
+}
+
+/** Drops at one attachment's ingress, by reason. */
+export interface AttachmentDrops {
+  readonly spoofedSource: number;
+  readonly sidBlock: number;
+  readonly hostAddress: number;
+}
+
+export interface BackendCounters {
+  /** By SID item key ({@link sidKey}). */
+  readonly sids: ReadonlyMap<string, SidCounters>;
+  /** By link name. */
+  readonly attachments: ReadonlyMap<string, AttachmentDrops>;
+}
+
+export interface RealiseResult {
+  readonly added: number;
+  readonly replaced: number;
+  readonly deleted: number;
+  /** Objects the backend found in its place that it does not own; it left them alone. */
+  readonly conflicts: readonly string[];
+}
+
+export interface DataplaneBackend {
+  readonly capabilities: BackendCapabilities;
+  /**
+   * Makes the data plane hold exactly `intent`: compares with what is installed (not with what it
+   * believes it installed), so it also repairs drift. At start, periodically, after a failed delta.
+   */
+  realise(intent: ForwardingIntent): Promise<RealiseResult>;
+  /**
+   * Applies `delta`, which turns `before` (the last intent realised) into `after`, without reading the
+   * data plane back. Throws when a write fails; the caller then realises `after` in full.
+   */
+  applyDelta(before: ForwardingIntent, after: ForwardingIntent, delta: IntentDelta): Promise<RealiseResult>;
+  /** Hooks a workload's or function's link into the data plane (before its entries reference it). */
+  attach(link: string): Promise<void>;
+  /** Unhooks a link that is about to go. */
+  detach(link: string): Promise<void>;
+  readCounters(): Promise<BackendCounters>;
+  /** Removes everything the backend owns (routes, rules, maps, programs, filters, its sysctls). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function describe(item: IntentItem): string {
+  switch (item.kind) {
+    case 'sid':
+      return `SID ${formatIpv6(item.sid)} (${item.behavior})`;
+    case 'entry':
+      return `entry ${formatPrefix(item.prefix)}${item.from ? ` from ${formatPrefix(item.from)}` : ''}`;
+    case 'attachment':
+      return `link ${item.link}`;
+  }
+}
+
+const IPV4_BEHAVIORS: ReadonlySet<Behavior> = new Set(['End.DT4', 'End.DT46', 'End.DX4']);
+
+/** Why `caps` cannot realise `item`, or undefined when it can. */
+export function unsupportedReason(caps: BackendCapabilities, item: IntentItem): string | undefined {
+  const what = describe(item);
+  if (item.kind === 'sid') {
+    if (IPV4_BEHAVIORS.has(item.behavior) && !caps.ipv4Inner)
+      return `${what}: the ${caps.name} backend does not carry IPv4 inside SRv6`;
+    if (!caps.behaviors.has(item.behavior))
+      return `${what}: the ${caps.name} backend has no ${item.behavior}; it runs ${[...caps.behaviors].join(', ')}`;
+  }
+  if (item.kind === 'entry') {
+    if (item.from !== undefined && !caps.sourceSpecific)
+      return `${what}: the ${caps.name} backend has no source-specific entries (policies with 'from')`;
+    const a = item.action;
+    if (a.kind === 'encap') {
+      if (!caps.encapModes.has(a.mode))
+        return `${what}: the ${caps.name} backend has no encapsulation mode ${a.mode}`;
+      if (a.hmacKeyId !== undefined && !caps.hmac)
+        return `${what}: the ${caps.name} backend cannot add an SRH HMAC (key ${a.hmacKeyId}); turn HMAC off or use another backend`;
+    }
+  }
+  return undefined;
+}
+
+/** Every reason `caps` cannot realise `intent` (empty: it can). */
+export function unsupportedItems(caps: BackendCapabilities, intent: ForwardingIntent): string[] {
+  const reasons: string[] = [];
+  for (const item of intent.items.values()) {
+    const why = unsupportedReason(caps, item);
+    if (why) reasons.push(why);
+  }
+  return reasons;
+}

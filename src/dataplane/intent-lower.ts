@@ -1,0 +1,186 @@
+/**
+ * From the model's plan of one host to its forwarding intent (pure). The plan says what to forward
+ * and why, object by object; the intent says the same in the backend-neutral vocabulary of intent.ts:
+ * its SID routes become local SIDs, its other routes prefix entries, and a link with its filter one
+ * attachment.
+ */
+import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
+import {
+  HostPathComputer,
+  type HostPlan,
+  isRoute,
+  type PlanDelta,
+  type PlannedFilter,
+  type PlannedLink,
+  type PlannedObject,
+  type PlannedRoute,
+} from '../srv6/pathcompute.ts';
+import {
+  type Attachment,
+  applyDelta,
+  attachmentKey,
+  diffIntents,
+  type EntryAction,
+  type ForwardingIntent,
+  type IntentDelta,
+  type IntentItem,
+  type LocalSid,
+  type PrefixEntry,
+  sidKey,
+} from './intent.ts';
+
+export class IntentLoweringError extends Error {
+  override readonly name = 'IntentLoweringError';
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The local SID or prefix entry of one planned route (entries keep the route's key). */
+export function lowerRoute(o: PlannedRoute): LocalSid | PrefixEntry {
+  if (o.kind === 'seg6local') {
+    const sid: Mutable<LocalSid> = {
+      kind: 'sid',
+      key: sidKey(o.prefix.address),
+      sid: o.prefix.address,
+      behavior: o.behavior,
+      sidKey: o.sidKey,
+      reason: o.reason,
+    };
+    if (o.tenant !== undefined) sid.tenant = o.tenant;
+    if (o.lookup !== undefined) sid.lookup = o.lookup;
+    if (o.nextHop !== undefined) sid.nextHop = o.nextHop;
+    if (o.link !== undefined) sid.link = o.link;
+    return sid;
+  }
+  let action: EntryAction;
+  switch (o.kind) {
+    case 'locator':
+      action = { kind: 'locator', via: o.via };
+      break;
+    case 'encap':
+      action = {
+        kind: 'encap',
+        mode: o.mode,
+        segments: o.segments,
+        ...(o.hmacKeyId !== undefined ? { hmacKeyId: o.hmacKeyId } : {}),
+      };
+      break;
+    case 'deliver':
+      action = { kind: 'deliver', link: o.link };
+      break;
+    case 'unreachable':
+      action = { kind: 'unreachable' };
+      break;
+  }
+  const entry: Mutable<PrefixEntry> = {
+    kind: 'entry',
+    key: o.key,
+    scope: o.scope,
+    prefix: o.prefix,
+    action,
+    reason: o.reason,
+  };
+  if (o.from) entry.from = o.from;
+  return entry;
+}
+
+/** The attachment of a planned link, with its filter. */
+export function lowerAttachment(l: PlannedLink, filter: PlannedFilter | undefined): Attachment {
+  const a: Mutable<Attachment> = {
+    kind: 'attachment',
+    key: attachmentKey(l.link),
+    link: l.link,
+    mtu: l.mtu,
+    tenant: l.tenant,
+  };
+  if (l.workload !== undefined) a.workload = l.workload;
+  if (l.networkFunction !== undefined) a.networkFunction = l.networkFunction;
+  if (l.address !== undefined) a.address = l.address;
+  if (l.ingress !== undefined) a.ingress = l.ingress;
+  if (filter) a.restrict = { source: filter.source, denyDestinations: filter.denyDestinations };
+  return a;
+}
+
+/** The plan's keys of a link and of its filter. */
+const linkObjectKey = (link: string) => `l|${link}`;
+const filterObjectKey = (link: string) => `f|${link}`;
+
+export function intentOf(plan: HostPlan): ForwardingIntent {
+  const items = new Map<string, IntentItem>();
+  for (const o of plan.objects.values()) {
+    let item: IntentItem | undefined;
+    if (isRoute(o)) item = lowerRoute(o);
+    else if (o.kind === 'link') {
+      const filter = plan.objects.get(filterObjectKey(o.link));
+      item = lowerAttachment(o, filter?.kind === 'filter' ? filter : undefined);
+    } else if (plan.objects.get(linkObjectKey(o.link))?.kind !== 'link') {
+      throw new IntentLoweringError(`filter ${o.key} is for link ${o.link}, which the plan does not have`);
+    }
+    if (item) items.set(item.key, item);
+  }
+  return { host: plan.host, items };
+}
+
+/**
+ * Keeps one host's intent current under workload changes, on the model's incremental path
+ * computation: each change re-lowers only the intent items its plan delta touches, and returns their
+ * delta (through the one diff engine, {@link diffIntents}).
+ */
+export class HostIntentComputer {
+  readonly #paths: HostPathComputer;
+  readonly #host: string;
+  #items: Map<string, IntentItem>;
+
+  /** `view` becomes the computer's own: it changes the view's workloads as events arrive. */
+  constructor(view: FabricView, host: string) {
+    this.#paths = new HostPathComputer(view, host);
+    this.#host = host;
+    this.#items = new Map(intentOf({ host, objects: this.#paths.objects }).items);
+  }
+
+  get intent(): ForwardingIntent {
+    return { host: this.#host, items: this.#items };
+  }
+
+  upsertWorkload(w: WorkloadView): IntentDelta {
+    return this.#lower(this.#paths.upsertWorkload(w));
+  }
+
+  removeWorkload(id: string): IntentDelta {
+    return this.#lower(this.#paths.removeWorkload(id));
+  }
+
+  moveWorkload(id: string, host: string): IntentDelta {
+    return this.#lower(this.#paths.moveWorkload(id, host));
+  }
+
+  #lower(plan: PlanDelta): IntentDelta {
+    const objects = this.#paths.objects;
+    const before = new Map<string, IntentItem>();
+    const after = new Map<string, IntentItem>();
+    const touch = (key: string, now: () => IntentItem | undefined) => {
+      const old = this.#items.get(key);
+      if (old) before.set(key, old);
+      const next = now();
+      if (next) after.set(key, next);
+    };
+    for (const o of [...plan.added, ...plan.changed, ...plan.removed] as PlannedObject[]) {
+      if (isRoute(o)) {
+        const key = lowerRoute(o).key;
+        touch(key, () => {
+          const now = objects.get(o.key);
+          return now && isRoute(now) ? lowerRoute(now) : undefined;
+        });
+        continue;
+      }
+      touch(attachmentKey(o.link), () => {
+        const l = objects.get(linkObjectKey(o.link));
+        const f = objects.get(filterObjectKey(o.link));
+        return l?.kind === 'link' ? lowerAttachment(l, f?.kind === 'filter' ? f : undefined) : undefined;
+      });
+    }
+    const delta = diffIntents(before, after);
+    this.#items = applyDelta(this.#items, delta);
+    return delta;
+  }
+}

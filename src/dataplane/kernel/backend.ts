@@ -1,0 +1,163 @@
+/**
+ * The kernel backend: realises forwarding intents on a Linux kernel through a {@link Dataplane}
+ * (rtnetlink, generic netlink, `nft`), with the pure lowering of lower.ts and delta.ts. Everything it
+ * installs carries the agent's protocol number and lives in its tables and nft tables (docs/dataplane.md).
+ */
+import type { Behavior } from '../../srv6/behavior.ts';
+import type {
+  AttachmentDrops,
+  BackendCapabilities,
+  BackendCounters,
+  DataplaneBackend,
+  RealiseResult,
+  SidCounters,
+} from '../backend.ts';
+import type { Dataplane } from '../dataplane.ts';
+import {
+  attachments,
+  diffIntents,
+  emptyDelta,
+  type ForwardingIntent,
+  type IntentDelta,
+  localSids,
+} from '../intent.ts';
+import { kernelDelta } from './delta.ts';
+import { type KernelLoweringOptions, kernelRuleset, kernelSysctls, lowerToKernel } from './lower.ts';
+import { counterName, nftFlushRuleset } from './nft.ts';
+import { workloadSysctls } from './sysctls.ts';
+import { MAIN_TABLE } from './tables.ts';
+
+export interface KernelBackendOptions extends KernelLoweringOptions {
+  /** TCP MSS the clamp toward the attached links enforces. */
+  readonly mss: number;
+  /** The kernel has VRF devices (End.DT4/DT46, IPv4 inside SRv6). */
+  readonly vrf?: boolean;
+  /** The kernel has seg6 HMAC (CONFIG_IPV6_SEG6_HMAC). */
+  readonly hmac?: boolean;
+}
+
+const BASE_BEHAVIORS: readonly Behavior[] = ['End', 'End.X', 'End.T', 'End.DX6', 'End.DT6', 'End.B6.Encaps'];
+
+export function kernelCapabilities(o: { vrf?: boolean; hmac?: boolean }): BackendCapabilities {
+  return {
+    name: 'kernel',
+    // Linux has no End.B6.Encaps.Red; End.DT4/DT46 take a VRF table; End.DX4 an IPv4 next hop.
+    behaviors: new Set<Behavior>([
+      ...BASE_BEHAVIORS,
+      ...(o.vrf ? (['End.DT4', 'End.DT46', 'End.DX4'] as const) : []),
+    ]),
+    encapModes: new Set(['encap', 'encap.red']),
+    hmac: o.hmac ?? false,
+    ipv4Inner: o.vrf ?? false,
+    sourceSpecific: true,
+  };
+}
+
+export class KernelBackend implements DataplaneBackend {
+  readonly capabilities: BackendCapabilities;
+  readonly #dp: Dataplane;
+  readonly #opts: KernelBackendOptions;
+  #ruleset: string | undefined;
+  #realised: ForwardingIntent | undefined;
+
+  /** `dp` stays the caller's: close() closes it. */
+  constructor(dp: Dataplane, opts: KernelBackendOptions) {
+    this.#dp = dp;
+    this.#opts = opts;
+    this.capabilities = kernelCapabilities(opts);
+  }
+
+  /** The host sysctls (forwarding, SRH processing on the underlay); once, before the first intent. */
+  async prepare(): Promise<void> {
+    for (const [key, value] of kernelSysctls(this.#opts.underlayDevice)) await this.#dp.setSysctl(key, value);
+  }
+
+  async realise(intent: ForwardingIntent): Promise<RealiseResult> {
+    const state = lowerToKernel(intent, this.#opts);
+    const r = await this.#dp.reconcile(state.dataplane);
+    await this.#applyRuleset(kernelRuleset(state, this.#opts.mss));
+    this.#realised = r.conflicts.length === 0 ? intent : undefined;
+    return {
+      added: r.added,
+      replaced: r.replaced,
+      deleted: r.deleted,
+      conflicts: r.conflicts.map((c) => `${c.object}: ${c.reason}`),
+    };
+  }
+
+  async applyDelta(
+    before: ForwardingIntent,
+    after: ForwardingIntent,
+    delta: IntentDelta = diffIntents(before.items, after.items),
+  ): Promise<RealiseResult> {
+    if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [] };
+    const writes = kernelDelta(before, after, delta, this.#opts);
+    if (!writes) return this.realise(after);
+    const { routes, rules } = writes;
+    // Rules and new routes first, stale ones last: no packet meets a table without its route.
+    if (rules.add.length > 0) await this.#dp.addRules(rules.add);
+    if (routes.add.length > 0) await this.#dp.addRoutes(routes.add);
+    if (routes.replace.length > 0) await this.#dp.replaceRoutes(routes.replace);
+    if (routes.delete.length > 0) await this.#dp.deleteRoutes(routes.delete);
+    if (rules.delete.length > 0) await this.#dp.deleteRules(rules.delete);
+    const touched = [...delta.added, ...delta.changed, ...delta.removed];
+    if (touched.some((i) => i.kind === 'attachment'))
+      await this.#applyRuleset(kernelRuleset(lowerToKernel(after, this.#opts), this.#opts.mss));
+    this.#realised = after;
+    return {
+      added: routes.add.length + rules.add.length,
+      replaced: routes.replace.length,
+      deleted: routes.delete.length + rules.delete.length,
+      conflicts: [],
+    };
+  }
+
+  async #applyRuleset(ruleset: string): Promise<void> {
+    if (ruleset === this.#ruleset) return;
+    await this.#dp.applyNft(ruleset);
+    this.#ruleset = ruleset;
+  }
+
+  /** SRv6 is never processed on a workload's link (its SRHs would reach the host's SIDs). */
+  async attach(link: string): Promise<void> {
+    for (const [key, value] of workloadSysctls(link)) await this.#dp.setSysctl(key, value);
+  }
+
+  /** Nothing to undo: the kernel drops a link's routes with it; the next intent drops its rule and chain. */
+  async detach(_link: string): Promise<void> {}
+
+  async readCounters(): Promise<BackendCounters> {
+    const sids = new Map<string, SidCounters>();
+    const drops = new Map<string, AttachmentDrops>();
+    const intent = this.#realised;
+    if (!intent) return { sids, attachments: drops };
+    for (const s of localSids(intent)) {
+      const c = await this.#dp.sidCounters(s.sid, MAIN_TABLE);
+      if (c) sids.set(s.key, c);
+    }
+    const nft = await this.#dp.nftCounters();
+    for (const a of attachments(intent)) {
+      if (!a.restrict) continue;
+      const n = (reason: Parameters<typeof counterName>[1]) =>
+        nft.get(counterName(a.link, reason))?.packets ?? 0;
+      drops.set(a.link, {
+        spoofedSource: n('spoofed_source'),
+        sidBlock: n('sid_block'),
+        hostAddress: n('host_address'),
+      });
+    }
+    return { sids, attachments: drops };
+  }
+
+  /** Routes, rules and nexthops carrying the agent's protocol, its nft tables, its sysctls. */
+  async flush(): Promise<void> {
+    await this.#dp.flushOwned();
+    await this.#dp.applyNft(nftFlushRuleset());
+    this.#ruleset = undefined;
+    this.#realised = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#dp.close();
+  }
+}
