@@ -361,9 +361,15 @@ export class Vm {
           }
           continue;
         }
-        const rc = /^SEGMESH_VM_RC=(\d+)\s*$/.exec(line);
+        // The status line follows the output directly, also when the output did not end with a newline.
+        const rc = /^([\s\S]*)SEGMESH_VM_RC=(\d+)\s*$/.exec(line);
         if (rc) {
-          code = Number(rc[1]);
+          code = Number(rc[2]);
+          if (rc[1]) {
+            output += rc[1];
+            writeFileSync(outputLog, rc[1]);
+            opts.output?.(rc[1]);
+          }
           continue;
         }
         output += line;
