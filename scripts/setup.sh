@@ -21,6 +21,7 @@ packages=(
   docker.io podman containernetworking-plugins debootstrap  # topologies and container runtimes
   mmdebstrap                                                # faster lab base images (scripts/images.sh)
   busybox-static                                            # a tiny root file system for runtime tests
+  qemu-system-x86 qemu-system-common                        # the seg6 kernel VM (src/vm; virtiofsd is in -common)
 )
 missing=()
 for p in "${packages[@]}"; do

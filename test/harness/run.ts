@@ -151,18 +151,29 @@ export async function removeNetns(name: string): Promise<void> {
   await sh('ip', ['netns', 'del', name], { allowFail: true });
 }
 
+/** Links of the host's namespace named with a run prefix (a VM's taps; veths of tests). */
+async function listHostLinks(): Promise<string[]> {
+  const out = await sh('ip', ['-o', 'link', 'show'], { allowFail: true });
+  return out.stdout
+    .split('\n')
+    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] ?? '')
+    .filter((n) => PREFIX_PATTERN.test(n));
+}
+
 export interface SweepReport {
+  readonly links: string[];
   readonly namespaces: string[];
   readonly processes: number[];
   readonly runs: string[];
 }
 
 /**
- * Removes what runs that are no longer alive left behind: their recorded processes, their namespaces,
- * their state files. With `includeRun`, that run's objects go too (its own final teardown).
+ * Removes what runs that are no longer alive left behind: their recorded processes (daemons, VMs'
+ * qemu and virtiofsd), their namespaces, their links in the host's namespace (VMs' taps), their state
+ * files. With `includeRun`, that run's objects go too (its own final teardown).
  */
 export async function sweep(includeRun?: string): Promise<SweepReport> {
-  const report: SweepReport = { namespaces: [], processes: [], runs: [] };
+  const report: SweepReport = { links: [], namespaces: [], processes: [], runs: [] };
   const dead = (prefix: string) => prefix === includeRun || !runIsAlive(prefix);
   mkdirSync(STATE_DIR, { recursive: true });
   for (const file of readdirSync(STATE_DIR)) {
@@ -182,6 +193,14 @@ export async function sweep(includeRun?: string): Promise<SweepReport> {
     if (m && dead(m[1]!)) {
       await removeNetns(ns);
       report.namespaces.push(ns);
+    }
+  }
+  // Processes first (a VM's qemu holds its taps), then the links they leave in the host's namespace.
+  for (const link of await listHostLinks()) {
+    const m = PREFIX_PATTERN.exec(link);
+    if (m && dead(m[1]!)) {
+      await sh('ip', ['link', 'del', link], { allowFail: true });
+      report.links.push(link);
     }
   }
   for (const hook of sweepHooks) await hook(dead);
