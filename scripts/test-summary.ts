@@ -12,7 +12,8 @@
  * scripts/test.sh: `counts PASSED FAILED SKIPPED NOWHERE`.
  *
  * --files-for-vm prints only the test files (one a line) that hold a test needing a kernel feature the
- * first place lacks: what the runner hands to the VM.
+ * first place lacks and that test/kernel-matrix.json lets the VM run (`vm.include`): what the runner
+ * hands to the VM.
  */
 import { readFileSync } from 'node:fs';
 
@@ -81,9 +82,16 @@ function main(): void {
   if (places.length === 0) throw new Error('test-summary: give at least one --place LABEL=REPORT.json');
 
   if (filesForVm) {
+    // Only files under the folders test/kernel-matrix.json lets the VM run (its `vm.include`).
+    const matrix = JSON.parse(readFileSync(`${root}/test/kernel-matrix.json`, 'utf8')) as {
+      vm?: { include?: string[] };
+    };
+    const include = matrix.vm?.include ?? [];
     const files = new Set<string>();
     for (const f of places[0]!.report.testResults) {
-      if (f.assertionResults.some((a) => needsOf(a) !== undefined)) files.add(relFile(root, f.name));
+      const rel = relFile(root, f.name);
+      if (!include.some((prefix) => rel.startsWith(prefix))) continue;
+      if (f.assertionResults.some((a) => needsOf(a) !== undefined)) files.add(rel);
     }
     for (const f of [...files].sort()) console.log(f);
     return;

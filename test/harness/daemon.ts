@@ -3,7 +3,7 @@
  * stopped by PID.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { commandLine, waitFor } from './exec.ts';
 import { freshLogPath, processStartTime, recordProcess } from './run.ts';
 
@@ -69,6 +69,14 @@ export class Daemon {
   }
 }
 
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
 export async function spawnDaemon(opts: DaemonOptions): Promise<Daemon> {
   let argv = commandLine(opts.command, opts.args ?? [], opts.netns);
   if (opts.user) {
@@ -96,13 +104,12 @@ export async function spawnDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (opts.ready) {
     const ready = opts.ready;
     try {
-      await waitFor(
-        async () => {
-          if (!daemon.alive()) throw new Error(`${opts.name} exited early; see ${logFile}`);
-          return ready();
-        },
-        { timeoutMs: opts.readyTimeoutMs ?? 10_000, what: `${opts.name} to be ready (log: ${logFile})` },
-      );
+      await waitFor(ready, {
+        timeoutMs: opts.readyTimeoutMs ?? 10_000,
+        what: `${opts.name} to be ready (log: ${logFile})`,
+        // A daemon that exited will never be ready: say so at once, with the end of its log.
+        stopIf: () => !daemon.alive() && `${opts.name} exited early:\n${logTail(logFile)}`,
+      });
     } catch (e) {
       await daemon.stop();
       throw e;

@@ -26,6 +26,7 @@ import { Agent } from '../../../src/agent/agent.ts';
 import { ApiServer } from '../../../src/agent/api.ts';
 import { loadAgentSettings } from '../../../src/agent/config.ts';
 import { AgentMetrics } from '../../../src/agent/metrics.ts';
+import { claimRuntime } from '../../../src/agent/runtime.ts';
 import { AgentClient } from '../../../src/cli/client.ts';
 import { ConfigError } from '../../../src/config/load.ts';
 import type { Dataplane, DesiredState, Route } from '../../../src/dataplane/index.ts';
@@ -192,6 +193,13 @@ api: { socket: ${h.socket}, group: segmesh }
     h.agent = new Agent({ logger, dataplane: recording.dp }, settings);
     h.metrics = new AgentMetrics(h.agent);
     h.api = new ApiServer(h.agent, settings.spec.api, logger, 'test');
+    // As `segmesh agent` does before it starts anything: the runtime directory and the socket path.
+    const runtime = await claimRuntime({
+      socket: h.socket,
+      group: settings.spec.api.group,
+      stateDir: settings.stateDir,
+      host: settings.hostName,
+    });
     await h.agent.start();
     await h.api.start();
     h.client = new AgentClient(h.socket);
@@ -204,6 +212,7 @@ api: { socket: ${h.socket}, group: segmesh }
       await h.api?.stop();
       await h.agent?.stop();
       await real.close();
+      runtime.release();
     };
     stoppers.push(stop);
     return stop;

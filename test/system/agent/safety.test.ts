@@ -57,6 +57,8 @@ host: { name: ${name}, underlay: { interface: eth0, address: "2001:db8:100::${in
 locator: "fc00:0:${index}::/48"
 stateDir: ${stateDir}
 operatorKeys: ["${operatorPublic}"]
+# This suite is about the host, not membership (test/system/agent/membership.test.ts covers that).
+membership: open
 gossip:
   listen: ["/ip6/2001:db8:100::${index}/tcp/7946"]
 api: { socket: ${socket}, group: segmesh }
