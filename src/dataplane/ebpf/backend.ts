@@ -378,8 +378,10 @@ export class EbpfBackend implements DataplaneBackend {
     this.#links.clear();
     for (const d of this.#clsact.values()) inNetns(this.#o.netns, d);
     this.#clsact.clear();
+    // Its pins only: the bpffs also shows the kernel's own files (maps.debug, progs.debug).
     if (existsSync(this.#o.pinDir))
-      for (const f of readdirSync(this.#o.pinDir)) unpin(join(this.#o.pinDir, f));
+      for (const f of readdirSync(this.#o.pinDir))
+        if (f.startsWith('sm_') || f.startsWith('link_')) unpin(join(this.#o.pinDir, f));
     this.#obj?.close();
     this.#obj = undefined;
     this.#realised = undefined;
