@@ -6,7 +6,7 @@
  * realise is idempotent; a delta equals a full realise; a new backend adopts the pins while a 50 pps
  * ping goes on; flush leaves no pin and no tcx link.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
@@ -109,6 +109,20 @@ async function ping(from: Netns, dst: string, count = 3, interval = '0.2'): Prom
     timeoutMs: 60_000,
   });
   return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+}
+
+/** The backend's pinned tcx links in `pinDir`: pin name -> link id. */
+async function tcxLinks(pinDir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const f of readdirSync(pinDir).filter((x) => x.startsWith('link_'))) {
+    const r = await sh('bpftool', ['-j', 'link', 'show', 'pinned', `${pinDir}/${f}`]);
+    out.set(f, (JSON.parse(r.stdout) as { id: number }).id);
+  }
+  return out;
+}
+
+async function linkExists(id: number): Promise<boolean> {
+  return (await sh('bpftool', ['link', 'show', 'id', String(id)], { allowFail: true })).code === 0;
 }
 
 systemSuite(
@@ -268,6 +282,13 @@ systemSuite(
 
     it('a new backend on the same pins adopts the maps and links and writes nothing while a 50 pps ping goes on (0 lost)', async () => {
       const [b1] = backends as [EbpfBackend];
+      const mapId = async () =>
+        (
+          JSON.parse(
+            (await sh('bpftool', ['-j', 'map', 'show', 'pinned', `${opts[0]!.pinDir}/sm_policy`])).stdout,
+          ) as { id: number }
+        ).id;
+      const idBefore = await mapId();
       const start = await b1.readCounters();
       const pinging = ping(wl.a1!, 'fd01:2::10', 150, '0.02');
       await waitFor(
@@ -282,19 +303,40 @@ systemSuite(
       backends[0] = again;
       expect(await again.realise(hostIntent(1))).toStrictEqual(ZERO);
       expect(await pinging).toBe(150);
+      expect(await mapId()).toBe(idBefore); // the same map, adopted, not a new one refilled
       const end = await again.readCounters();
       expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(150);
+    });
+
+    it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {
+      const h1 = hosts[0]!;
+      const b1 = backends[0]!;
+      const before = await tcxLinks(opts[0]!.pinDir);
+      expect([...before.keys()].sort()).toStrictEqual(['link_ul_in_ul0', 'link_wl_in_wa0', 'link_wl_in_wb0']);
+      await b1.detach('wb0');
+      const after = await tcxLinks(opts[0]!.pinDir);
+      expect([...after.keys()].sort()).toStrictEqual(['link_ul_in_ul0', 'link_wl_in_wa0']);
+      expect(await linkExists(before.get('link_wl_in_wb0')!)).toBe(false);
+      expect(await linkExists(before.get('link_wl_in_wa0')!)).toBe(true);
+      expect(await ping(wl.b1!, 'fd02:2::10', 2)).toBe(0);
+      expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(2);
+      await b1.attach('wb0');
+      expect((await tcxLinks(opts[0]!.pinDir)).has('link_wl_in_wb0')).toBe(true);
+      expect(await b1.realise(hostIntent(1))).toStrictEqual({ ...ZERO, added: 1 }); // the endpoint
+      expect(await ping(wl.b1!, 'fd02:2::10', 2)).toBe(2);
     });
 
     it('flush leaves nothing: no pins, no bpffs, no tcx links, no routes; forwarding stops (it passed before)', async () => {
       expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(2);
       for (const [i, b] of backends.entries()) {
+        const links = await tcxLinks(opts[i]!.pinDir);
+        expect(links.size).toBe(3);
+        for (const id of links.values()) expect(await linkExists(id)).toBe(true);
         await b.flush();
         const h = hosts[i]!;
         expect(existsSync(opts[i]!.pinDir)).toBe(false);
         expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(opts[i]!.pinDir);
-        const net = (await h.exec('bpftool', ['net', 'show'])).stdout;
-        expect(net).not.toMatch(/wl_in|ul_in/);
+        for (const id of links.values()) expect(await linkExists(id)).toBe(false);
         expect((await h.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.trim()).toBe('');
       }
       expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(0);
