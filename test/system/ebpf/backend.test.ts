@@ -309,7 +309,6 @@ systemSuite(
     });
 
     it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {
-      const h1 = hosts[0]!;
       const b1 = backends[0]!;
       const before = await tcxLinks(opts[0]!.pinDir);
       expect([...before.keys()].sort()).toStrictEqual(['link_ul_in_ul0', 'link_wl_in_wa0', 'link_wl_in_wb0']);
