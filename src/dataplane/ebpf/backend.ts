@@ -1,0 +1,403 @@
+/**
+ * The eBPF backend: realises forwarding intents with the tc programs of bpf/segmesh.c and their maps,
+ * for kernels without seg6 lwtunnels or VRF. A thin adapter: lower.ts lowers the intent to map entries
+ * (and the few routes the programs' FIB lookups need); here they are compared with what the pinned maps
+ * hold and the minimal writes made, new before old.
+ *
+ * Pins (one folder per host on its own bpffs, `ip netns exec` hides /sys/fs/bpf): the maps by name,
+ * `link_ul_in_<dev>` / `link_wl_in_<dev>` the tcx links. close() leaves them, so forwarding goes on
+ * across agent restarts and a new backend adopts them; flush() removes them.
+ */
+import { execFile } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import koffi from 'koffi';
+import { type Ipv6Address, parseIpv6 } from '../../srv6/address.ts';
+import type { Behavior } from '../../srv6/behavior.ts';
+import type {
+  AttachmentDrops,
+  BackendCapabilities,
+  BackendCounters,
+  DataplaneBackend,
+  RealiseResult,
+  SidCounters,
+} from '../backend.ts';
+import { type Dataplane, netnsPath } from '../dataplane.ts';
+import { attachments, type ForwardingIntent, type IntentDelta, localSids } from '../intent.ts';
+import { sameRoute } from '../kernel/delta.ts';
+import { AGENT_SYSCTLS } from '../kernel/sysctls.ts';
+import { ifindexKey, MAP, REASON_SLOTS, Reason, type ReasonName, sidKey, u32Key } from './abi.ts';
+import {
+  attachClsact,
+  attachTcx,
+  BpfError,
+  BpfObject,
+  type BpfProgram,
+  closeFd,
+  ensureBpffs,
+  linkUpdate,
+  objGet,
+  pinFd,
+  unpin,
+} from './libbpf.ts';
+import {
+  asHave,
+  diffMap,
+  diffRoutes,
+  type EbpfState,
+  hex,
+  type LinkFacts,
+  lowerToEbpf,
+  OWNED_MAPS,
+  parseMac,
+} from './lower.ts';
+
+const run = promisify(execFile);
+
+export interface EbpfBackendOptions {
+  readonly underlayDevice: string;
+  /** Outer source address of encapsulated packets (this host's SRv6 source). */
+  readonly source: Ipv6Address;
+  /** The host's pin folder, e.g. /run/segmesh/bpf/<host>; a bpffs is mounted there if none is. */
+  readonly pinDir: string;
+  /** build/bpf/segmesh.o by default. */
+  readonly objectPath?: string;
+  /** The network namespace (a /run/netns name) the host's links live in; omit: this one. */
+  readonly netns?: string;
+  readonly icmp4Source?: string;
+}
+
+/** Behaviours the programs run (sm_behavior in bpf/lib/abi.h). */
+const BEHAVIORS: readonly Behavior[] = [
+  'End',
+  'End.X',
+  'End.DT6',
+  'End.DT4',
+  'End.DT46',
+  'End.DX6',
+  'End.DX4',
+];
+
+export function ebpfCapabilities(): BackendCapabilities {
+  return {
+    name: 'ebpf',
+    behaviors: new Set(BEHAVIORS),
+    encapModes: new Set(['encap', 'encap.red']),
+    hmac: false, // no HMAC in BPF yet
+    ipv4Inner: true, // End.DT4 / End.DT46 by FIB lookup in the tenant's table, no VRF
+    // The policy LPM is keyed by {tenant, destination}: no source prefix.
+    sourceSpecific: false,
+  };
+}
+
+/**
+ * The host sysctls of the eBPF backend: forwarding on, and SRH processing OFF on all interfaces and the
+ * underlay: ul_in runs the local SIDs, and the kernel's own End.DT of a SID that is a local address
+ * would decapsulate into the main table, past the tenants. SIDs are never assigned as addresses.
+ */
+export function ebpfSysctls(underlayDevice: string): [string, string][] {
+  return [
+    [AGENT_SYSCTLS.acceptRa(underlayDevice), '2'],
+    [AGENT_SYSCTLS.forwarding, '1'],
+    ['net.ipv6.conf.all.seg6_enabled', '0'],
+    [AGENT_SYSCTLS.seg6Enabled(underlayDevice), '0'],
+  ];
+}
+
+export interface EbpfCounters extends BackendCounters {
+  /** Every verdict slot of sm_counters, per-CPU summed (the programs count per host, not per link). */
+  readonly reasons: ReadonlyMap<ReasonName, bigint>;
+}
+
+const CLONE_NEWNET = 0x40000000;
+let setns: ((fd: number, type: number) => number) | undefined;
+
+/** Runs `fn` (synchronous FFI only) with this thread in `netns`: ifindexes and tcx attach are per namespace. */
+function inNetns<T>(netns: string | undefined, fn: () => T): T {
+  if (!netns) return fn();
+  setns ??= koffi.load('libc.so.6').func('int setns(int fd, int nstype)') as (
+    fd: number,
+    type: number,
+  ) => number;
+  const back = openSync('/proc/thread-self/ns/net', 'r');
+  const fd = openSync(netnsPath(netns), 'r');
+  try {
+    if (setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns into ${netns}: errno ${koffi.errno()}`);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    return fn();
+  } finally {
+    // Back to where the thread was; a failure here leaves it elsewhere: say so loudly.
+    if (setns(back, CLONE_NEWNET) !== 0)
+      process.emitWarning(`setns back from ${netns}: errno ${koffi.errno()}`);
+    closeSync(back);
+  }
+}
+
+const REPO_OBJECT = join(import.meta.dirname, '../../../build/bpf/segmesh.o');
+
+export class EbpfBackend implements DataplaneBackend {
+  readonly capabilities = ebpfCapabilities();
+  readonly #dp: Dataplane;
+  readonly #o: EbpfBackendOptions;
+  #obj: BpfObject | undefined;
+  /** Open tcx link fds by pin name. */
+  readonly #links = new Map<string, number>();
+  /** clsact detaches (kernels before 6.6), by pin name. */
+  readonly #clsact = new Map<string, () => void>();
+  #facts = new Map<string, LinkFacts>();
+  #realised: { intent: ForwardingIntent; state: EbpfState } | undefined;
+  /** Items of the last intent it could not realise, with the reason. */
+  skipped: readonly string[] = [];
+
+  /** `dp` (routes of the underlay and delivery scopes, sysctls, links) stays the caller's. */
+  constructor(dp: Dataplane, opts: EbpfBackendOptions) {
+    this.#dp = dp;
+    this.#o = opts;
+  }
+
+  /** The host sysctls (docs/dataplane.md); once, before the first intent. */
+  async prepare(): Promise<void> {
+    for (const [key, value] of ebpfSysctls(this.#o.underlayDevice)) await this.#dp.setSysctl(key, value);
+  }
+
+  #load(): BpfObject {
+    if (this.#obj) return this.#obj;
+    ensureBpffs(this.#o.pinDir);
+    // Pinned maps of an earlier run are adopted (libbpf reuses a compatible pin), new ones pinned.
+    this.#obj = BpfObject.load(this.#o.objectPath ?? REPO_OBJECT, {
+      pinMapsDir: this.#o.pinDir,
+      programs: ['wl_in', 'ul_in'],
+    });
+    return this.#obj;
+  }
+
+  /** tcx link of `prog` on `dev`, pinned: adopted (and pointed at this object's program) when pinned. */
+  #hook(prog: BpfProgram, dev: string, ifindex: number): void {
+    const name = `link_${prog.name}_${dev}`;
+    const pin = join(this.#o.pinDir, name);
+    if (this.#links.has(name) || this.#clsact.has(name)) return;
+    if (existsSync(pin)) {
+      const fd = objGet(pin);
+      try {
+        linkUpdate(fd, prog); // atomic: no packet meets no program
+        this.#links.set(name, fd);
+        return;
+      } catch {
+        // a link whose device went away: replace it
+        closeFd(fd);
+        unpin(pin);
+      }
+    }
+    inNetns(this.#o.netns, () => {
+      try {
+        const fd = attachTcx(prog, ifindex);
+        pinFd(fd, pin);
+        this.#links.set(name, fd);
+      } catch (e) {
+        if (!(e instanceof BpfError)) throw e;
+        // No tcx (kernel < 6.6): clsact, which lives with the qdisc, not with a pin.
+        this.#clsact.set(name, attachClsact(prog, ifindex));
+      }
+    });
+  }
+
+  #unhook(prog: string, dev: string): void {
+    const name = `link_${prog}_${dev}`;
+    const fd = this.#links.get(name);
+    if (fd !== undefined) closeFd(fd);
+    this.#links.delete(name);
+    unpin(join(this.#o.pinDir, name));
+    const d = this.#clsact.get(name);
+    if (d) inNetns(this.#o.netns, d);
+    this.#clsact.delete(name);
+  }
+
+  async #readFacts(intent: ForwardingIntent): Promise<Map<string, LinkFacts>> {
+    const facts = new Map<string, LinkFacts>();
+    const links = await this.#dp.listLinks();
+    const byName = new Map(links.map((l) => [l.name, l]));
+    for (const l of links) facts.set(l.name, { index: l.index, ...(l.mac ? { mac: parseMac(l.mac) } : {}) });
+    // Local delivery rewrites the MACs: the workload's from its neighbour entry (the CNI adds it).
+    for (const a of attachments(intent)) {
+      const l = byName.get(a.link);
+      if (!l || a.address === undefined) continue;
+      const mac = await this.#neighbourMac(a.link, a.address);
+      if (mac) facts.set(a.link, { ...facts.get(a.link)!, peerMac: parseMac(mac) });
+    }
+    return facts;
+  }
+
+  async #neighbourMac(link: string, address: Ipv6Address): Promise<string | undefined> {
+    const ns = this.#o.netns ? ['-n', this.#o.netns] : [];
+    const r = await run('ip', [...ns, '-j', '-6', 'neigh', 'show', 'dev', link]);
+    const list = JSON.parse(r.stdout || '[]') as { dst: string; lladdr?: string }[];
+    return list.find((n) => n.lladdr && parseIpv6(n.dst) === address)?.lladdr;
+  }
+
+  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
+    return lowerToEbpf(intent, {
+      underlayDevice: this.#o.underlayDevice,
+      source: this.#o.source,
+      ...(this.#o.icmp4Source ? { icmp4Source: this.#o.icmp4Source } : {}),
+      links: facts,
+    });
+  }
+
+  #hookAll(intent: ForwardingIntent): void {
+    const obj = this.#load();
+    const ul = this.#facts.get(this.#o.underlayDevice);
+    if (!ul) throw new Error(`underlay device ${this.#o.underlayDevice} not found: set dataplane.underlay`);
+    this.#hook(obj.program('ul_in'), this.#o.underlayDevice, ul.index);
+    for (const a of attachments(intent)) {
+      const l = this.#facts.get(a.link);
+      if (l && a.ingress) this.#hook(obj.program('wl_in'), a.link, l.index);
+    }
+  }
+
+  async realise(intent: ForwardingIntent): Promise<RealiseResult> {
+    const obj = this.#load();
+    this.#facts = await this.#readFacts(intent);
+    this.#hookAll(intent);
+    const state = this.#lower(intent, this.#facts);
+    let added = 0;
+    let replaced = 0;
+    let deleted = 0;
+    // Maps first, new before old; then routes (delivery tables before the SIDs that look into them
+    // would be nicer, but a missing route only drops what would have had no route anyway).
+    for (const name of OWNED_MAPS) {
+      const m = obj.map(name);
+      const have = new Map<string, Uint8Array>();
+      for (const k of m.keys()) {
+        const v = m.lookup(k);
+        if (v) have.set(hex(k), v);
+      }
+      const w = diffMap(state.maps.get(name)!, have);
+      for (const e of w.put) m.update(e.key, e.value);
+      for (const k of w.delete) m.delete(k);
+      added += w.added;
+      replaced += w.replaced;
+      deleted += w.delete.length;
+    }
+    const r = await this.#dp.reconcile({ routes: state.routes });
+    this.#realised = { intent, state };
+    this.skipped = state.skipped;
+    return {
+      added: added + r.added,
+      replaced: replaced + r.replaced,
+      deleted: deleted + r.deleted,
+      conflicts: r.conflicts.map((c) => `${c.object}: ${c.reason}`),
+    };
+  }
+
+  async applyDelta(
+    before: ForwardingIntent,
+    after: ForwardingIntent,
+    delta: IntentDelta,
+  ): Promise<RealiseResult> {
+    const prev = this.#realised;
+    if (!prev || prev.intent !== before) return this.realise(after);
+    const obj = this.#load();
+    if ([...delta.added, ...delta.changed].some((i) => i.kind === 'attachment'))
+      this.#facts = await this.#readFacts(after);
+    this.#hookAll(after);
+    // Both sides lowered (pure, cheap); only the entries that differ are written.
+    const state = this.#lower(after, this.#facts);
+    let added = 0;
+    let replaced = 0;
+    let deleted = 0;
+    for (const name of OWNED_MAPS) {
+      const m = obj.map(name);
+      const w = diffMap(state.maps.get(name)!, asHave(prev.state.maps.get(name)!));
+      for (const e of w.put) m.update(e.key, e.value);
+      for (const k of w.delete) m.delete(k);
+      added += w.added;
+      replaced += w.replaced;
+      deleted += w.delete.length;
+    }
+    const rw = diffRoutes(prev.state.routes, state.routes, sameRoute);
+    if (rw.add.length > 0) await this.#dp.addRoutes(rw.add);
+    if (rw.replace.length > 0) await this.#dp.replaceRoutes(rw.replace);
+    if (rw.delete.length > 0) await this.#dp.deleteRoutes(rw.delete);
+    for (const i of delta.removed) if (i.kind === 'attachment') this.#unhook('wl_in', i.link);
+    this.#realised = { intent: after, state };
+    this.skipped = state.skipped;
+    return {
+      added: added + rw.add.length,
+      replaced: replaced + rw.replace.length,
+      deleted: deleted + rw.delete.length,
+      conflicts: [],
+    };
+  }
+
+  /** wl_in on the link's ingress; its endpoint entry comes with the attachment item of the intent. */
+  async attach(link: string): Promise<void> {
+    const obj = this.#load();
+    const l = (await this.#dp.listLinks()).find((x) => x.name === link);
+    if (!l) throw new Error(`attach: link ${link} not found`);
+    this.#hook(obj.program('wl_in'), link, l.index);
+  }
+
+  /** Removes wl_in and the link's endpoint entry. */
+  async detach(link: string): Promise<void> {
+    this.#unhook('wl_in', link);
+    const index = this.#facts.get(link)?.index;
+    if (this.#obj && index !== undefined) this.#obj.map(MAP.endpoints).delete(ifindexKey(index));
+  }
+
+  async readCounters(): Promise<EbpfCounters> {
+    const obj = this.#load();
+    const reasons = new Map<ReasonName, bigint>();
+    const c = obj.map(MAP.counters);
+    const names = new Map(Object.entries(Reason).map(([k, v]) => [v as number, k as ReasonName]));
+    for (let i = 0; i < REASON_SLOTS; i++) {
+      const n = names.get(i);
+      if (n) reasons.set(n, c.lookupSum(u32Key(i))?.[0] ?? 0n);
+    }
+    const sids = new Map<string, SidCounters>();
+    const stats = obj.map(MAP.sidStats);
+    for (const s of this.#realised ? localSids(this.#realised.intent) : []) {
+      const v = stats.lookupSum(sidKey(s.sid));
+      sids.set(s.key, { packets: v?.[0] ?? 0n, bytes: v?.[1] ?? 0n, errors: 0n });
+    }
+    // Drops are counted per host; '*' stands for all attachments.
+    const all: AttachmentDrops = {
+      spoofedSource: Number(reasons.get('drop_spoof') ?? 0n),
+      sidBlock: Number(reasons.get('drop_sid_block') ?? 0n),
+      hostAddress: Number(reasons.get('drop_host_address') ?? 0n),
+    };
+    return { sids, attachments: new Map([['*', all]]), reasons };
+  }
+
+  /** Detaches both programs, removes the pinned links and maps (and the bpffs), its routes and sysctls. */
+  async flush(): Promise<void> {
+    for (const fd of this.#links.values()) closeFd(fd);
+    this.#links.clear();
+    for (const d of this.#clsact.values()) inNetns(this.#o.netns, d);
+    this.#clsact.clear();
+    // Its pins only: the bpffs also shows the kernel's own files (maps.debug, progs.debug).
+    if (existsSync(this.#o.pinDir))
+      for (const f of readdirSync(this.#o.pinDir))
+        if (f.startsWith('sm_') || f.startsWith('link_')) unpin(join(this.#o.pinDir, f));
+    this.#obj?.close();
+    this.#obj = undefined;
+    this.#realised = undefined;
+    await this.#dp.flushOwned();
+    const mounted = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[1] === this.#o.pinDir);
+    if (mounted) await run('umount', [this.#o.pinDir]);
+    if (existsSync(this.#o.pinDir)) rmdirSync(this.#o.pinDir);
+  }
+
+  /** Releases fds; pins stay (forwarding continues; the next backend adopts them). */
+  async close(): Promise<void> {
+    for (const fd of this.#links.values()) closeFd(fd);
+    this.#links.clear();
+    this.#obj?.close();
+    this.#obj = undefined;
+  }
+}

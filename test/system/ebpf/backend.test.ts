@@ -1,0 +1,344 @@
+/**
+ * Conformance of the eBPF backend on this kernel (no seg6 lwtunnels, no VRF): two hosts (namespaces)
+ * with workloads of two tenants, everything programmed through EbpfBackend.realise / applyDelta /
+ * flush only. Tenant A crosses with H.Encaps one way and H.Encaps.Red back, delivered by End.DT6 into
+ * its delivery table; tenant B cannot reach A (drops counted by the BPF counters beside A's pings);
+ * realise is idempotent; a delta equals a full realise; a new backend adopts the pins while a 50 pps
+ * ping goes on; flush leaves no pin and no tcx link.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
+import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
+import { openDataplane } from '../../../src/dataplane/index.ts';
+import {
+  type Attachment,
+  attachmentKey,
+  diffIntents,
+  entryKey,
+  type ForwardingIntent,
+  type IntentItem,
+  type LocalSid,
+  type PrefixEntry,
+  type Scope,
+  sidKey,
+  UNDERLAY,
+} from '../../../src/dataplane/intent.ts';
+import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+import { createLab, type Netns, objectName, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { compileDatapath } from './fixture.ts';
+
+const ip = parseIpv6;
+const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [] };
+
+function scopes(tenant: string, tenantId: number): { egress: Scope; delivery: Scope } {
+  return {
+    egress: { kind: 'egress', tenant, tenantId },
+    delivery: { kind: 'delivery', tenant, tenantId },
+  };
+}
+const A = scopes('a', 1);
+const B = scopes('b', 2);
+
+function entry(scope: Scope, prefix: string, action: PrefixEntry['action']): PrefixEntry {
+  const p = parsePrefix(prefix);
+  return { kind: 'entry', key: entryKey(scope, p), scope, prefix: p, action, reason: 'test' };
+}
+function sid(s: string, behavior: LocalSid['behavior'], lookup?: Scope): LocalSid {
+  return {
+    kind: 'sid',
+    key: sidKey(ip(s)),
+    sid: ip(s),
+    behavior,
+    sidKey: s,
+    ...(lookup ? { lookup } : {}),
+    reason: 'test',
+  };
+}
+function attachment(n: number, link: string, tenant: string, s: Scope, addr: string): Attachment {
+  return {
+    kind: 'attachment',
+    key: attachmentKey(link),
+    link,
+    mtu: 1500,
+    tenant,
+    address: ip(addr),
+    ingress: s,
+    restrict: {
+      source: ip(addr),
+      denyDestinations: [parsePrefix('fc00::/32'), parsePrefix(`2001:db8:12::${n}/128`)],
+    },
+  };
+}
+
+/** Host n's intent: its SIDs, the other host's locator, tenants A (2 segments) and B (1 segment). */
+function hostIntent(n: number, extra: IntentItem[] = []): ForwardingIntent {
+  const m = 3 - n;
+  const items: IntentItem[] = [
+    sid(`fc00:0:${n}::e`, 'End'),
+    sid(`fc00:0:${n}::a6`, 'End.DT6', A.delivery),
+    sid(`fc00:0:${n}::b6`, 'End.DT6', B.delivery),
+    entry(UNDERLAY, `fc00:0:${m}::/48`, { kind: 'locator', via: ip(`2001:db8:12::${m}`) }),
+    entry(A.egress, `fd01:${m}::/64`, {
+      kind: 'encap',
+      mode: n === 1 ? 'encap' : 'encap.red',
+      segments: [ip(`fc00:0:${m}::e`), ip(`fc00:0:${m}::a6`)],
+    }),
+    entry(B.egress, `fd02:${m}::/64`, { kind: 'encap', mode: 'encap', segments: [ip(`fc00:0:${m}::b6`)] }),
+  ];
+  for (const [t, s, link] of [
+    ['a', A, 'wa0'],
+    ['b', B, 'wb0'],
+  ] as const) {
+    const addr = `fd0${t === 'a' ? 1 : 2}:${n}::10`;
+    items.push(
+      attachment(n, link, t, s.egress, addr),
+      entry(s.egress, `${addr}/128`, { kind: 'deliver', link }),
+      entry(s.egress, '::/0', { kind: 'unreachable' }),
+      entry(s.delivery, `${addr}/128`, { kind: 'deliver', link }),
+      entry(s.delivery, '::/0', { kind: 'unreachable' }),
+    );
+  }
+  for (const i of extra) items.push(i);
+  return { host: `h${n}`, items: new Map(items.map((i) => [i.key, i])) };
+}
+
+async function ping(from: Netns, dst: string, count = 3, interval = '0.2'): Promise<number> {
+  const r = await from.exec('ping', ['-c', String(count), '-i', interval, '-W', '2', dst], {
+    allowFail: true,
+    timeoutMs: 60_000,
+  });
+  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+}
+
+/** The backend's pinned tcx links in `pinDir`: pin name -> link id. */
+async function tcxLinks(pinDir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const f of readdirSync(pinDir).filter((x) => x.startsWith('link_'))) {
+    const r = await sh('bpftool', ['-j', 'link', 'show', 'pinned', `${pinDir}/${f}`]);
+    out.set(f, (JSON.parse(r.stdout) as { id: number }).id);
+  }
+  return out;
+}
+
+async function linkExists(id: number): Promise<boolean> {
+  return (await sh('bpftool', ['link', 'show', 'id', String(id)], { allowFail: true })).code === 0;
+}
+
+systemSuite(
+  'ebpf backend: intents realised in tc BPF on two hosts, two tenants',
+  { tools: ['clang', 'ip', 'ping', 'bpftool'] },
+  () => {
+    const lab = createLab();
+    const hosts: Netns[] = [];
+    const wl: Record<string, Netns> = {};
+    const dps: Dataplane[] = [];
+    const opts: EbpfBackendOptions[] = [];
+    const backends: EbpfBackend[] = [];
+
+    beforeAll(async () => {
+      const objectPath = await compileDatapath();
+      for (const n of [1, 2]) hosts.push(await lab.netns(`bh${n}`));
+      const [h1, h2] = hosts as [Netns, Netns];
+      await lab.veth(h1, 'ul0', h2, 'ul0', {
+        addresses: ['2001:db8:12::1/64'],
+        peerAddresses: ['2001:db8:12::2/64'],
+      });
+      for (const n of [1, 2]) {
+        const h = hosts[n - 1]!;
+        for (const t of ['a', 'b'] as const) {
+          const w = await lab.netns(`b${t}${n}`);
+          wl[`${t}${n}`] = w;
+          const addr = `fd0${t === 'a' ? 1 : 2}:${n}::10`;
+          await lab.veth(h, `w${t}0`, w, 'eth0', {
+            addresses: ['fe80::1/64'],
+            peerAddresses: [`${addr}/64`],
+          });
+          await w.ip('-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0');
+          // The workload's MAC as the CNI knows it: local delivery (mode local) rewrites to it.
+          const [link] = await w.ipJson<{ address: string }[]>('link', 'show', 'eth0');
+          await h.ip(
+            '-6',
+            'neigh',
+            'replace',
+            addr,
+            'lladdr',
+            link!.address,
+            'dev',
+            `w${t}0`,
+            'nud',
+            'permanent',
+          );
+        }
+        const dp = await openDataplane({ netns: h.name });
+        dps.push(dp);
+        const pinDir = `/run/segmesh-test/${objectName(`bpf${n}`)}`;
+        lab.onTeardown(async () => {
+          await sh('umount', [pinDir], { allowFail: true });
+          await sh('rmdir', [pinDir], { allowFail: true });
+        });
+        const o: EbpfBackendOptions = {
+          underlayDevice: 'ul0',
+          source: ip(`2001:db8:12::${n}`),
+          pinDir,
+          objectPath,
+          netns: h.name,
+        };
+        opts.push(o);
+        const b = new EbpfBackend(dp, o);
+        await b.prepare();
+        backends.push(b);
+      }
+    });
+
+    afterAll(async () => {
+      for (const b of backends) await b.flush().catch(() => undefined);
+      for (const d of dps) await d.close().catch(() => undefined);
+      await lab.teardown();
+    });
+
+    it('host settings: forwarding on, seg6_enabled 0 everywhere (no kernel decapsulation past the tenants)', async () => {
+      const h = hosts[0]!;
+      expect(await h.readSysctl('net.ipv6.conf.all.forwarding')).toBe('1');
+      expect(await h.readSysctl('net.ipv6.conf.all.seg6_enabled')).toBe('0');
+      expect(await h.readSysctl('net.ipv6.conf.ul0.seg6_enabled')).toBe('0');
+    });
+
+    it('realise: tenant A pings across (H.Encaps out, H.Encaps.Red back, End + End.DT6); B too (no SRH); a second realise writes nothing', async () => {
+      for (const [i, b] of backends.entries()) {
+        const r = await b.realise(hostIntent(i + 1));
+        expect(r.conflicts).toStrictEqual([]);
+        expect(b.skipped).toStrictEqual([]);
+        // 2 endpoints, 3 SIDs, 2 blocked, 6 policies; routes: 1 underlay + 4 delivery; the config
+        // slot of the array map exists from the start (zeros): replaced.
+        expect(r).toMatchObject({ added: 2 + 3 + 2 + 6 + 5, replaced: 1, deleted: 0 });
+      }
+      const [b1, b2] = backends as [EbpfBackend, EbpfBackend];
+      const c1 = await b1.readCounters();
+      const c2 = await b2.readCounters();
+      expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
+      expect(await ping(wl.b1!, 'fd02:2::10')).toBe(3);
+      const d1 = await b1.readCounters();
+      const d2 = await b2.readCounters();
+      const inc = (a: typeof c1, b: typeof c1, r: Parameters<typeof c1.reasons.get>[0]) =>
+        Number((b.reasons.get(r) ?? 0n) - (a.reasons.get(r) ?? 0n));
+      expect(inc(c1, d1, 'encap')).toBe(3); // A, two segments
+      expect(inc(c1, d1, 'encap_nosrh')).toBe(3); // B, one segment
+      expect(inc(c2, d2, 'encap_red')).toBe(3); // A's replies
+      expect(inc(c2, d2, 'end')).toBe(3);
+      expect(inc(c2, d2, 'dt6')).toBe(6);
+      expect(inc(c1, d1, 'dt6')).toBe(6);
+      const dt6a = sidKey(ip('fc00:0:2::a6'));
+      expect(d2.sids.get(dt6a)!.packets - (c2.sids.get(dt6a)?.packets ?? 0n)).toBe(3n);
+      for (const [a, b] of [
+        [c1, d1],
+        [c2, d2],
+      ] as const)
+        expect(
+          [...b.reasons].filter(([k, v]) => k.startsWith('drop_') && v !== a.reasons.get(k)),
+        ).toStrictEqual([]);
+
+      for (const [i, b] of backends.entries()) expect(await b.realise(hostIntent(i + 1))).toStrictEqual(ZERO);
+    });
+
+    it("isolation: B's workload reaches neither A's workload nor A's SID (0 received, drops in readCounters); A's ping beside it passes", async () => {
+      const b1 = backends[0]!;
+      const before = await b1.readCounters();
+      expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(2);
+      expect(await ping(wl.b1!, 'fd01:2::10', 2)).toBe(0);
+      expect(await ping(wl.b1!, 'fc00:0:2::a6', 2)).toBe(0);
+      expect(await ping(wl.b1!, 'fd01:1::10', 2)).toBe(0); // A's workload on the same host
+      const after = await b1.readCounters();
+      const inc = (r: 'drop_policy' | 'encap') => Number(after.reasons.get(r)! - before.reasons.get(r)!);
+      expect(inc('drop_policy')).toBe(4); // B's ::/0 unreachable
+      expect(after.attachments.get('*')!.sidBlock - before.attachments.get('*')!.sidBlock).toBe(2);
+      expect(inc('encap')).toBe(2);
+    });
+
+    it('applyDelta of a moved workload equals a full realise (which then writes nothing); back again', async () => {
+      const b1 = backends[0]!;
+      const to = (host: number) =>
+        entry(A.egress, 'fd01:2::20/128', {
+          kind: 'encap',
+          mode: 'encap',
+          segments: [ip(`fc00:0:${host}::a6`)],
+        });
+      const h3 = entry(UNDERLAY, 'fc00:0:3::/48', { kind: 'locator', via: ip('2001:db8:12::2') });
+      const base = hostIntent(1);
+      const at2 = hostIntent(1, [to(2)]);
+      const at3 = hostIntent(1, [to(3), h3]);
+      expect(await b1.applyDelta(base, at2, diffIntents(base.items, at2.items))).toStrictEqual({
+        ...ZERO,
+        added: 1,
+      });
+      expect(await b1.applyDelta(at2, at3, diffIntents(at2.items, at3.items))).toStrictEqual({
+        ...ZERO,
+        added: 1, // the route to the new locator
+        replaced: 1, // the policy
+      });
+      expect(await b1.realise(at3)).toStrictEqual(ZERO);
+      expect(await b1.realise(base)).toStrictEqual({ ...ZERO, deleted: 2 });
+    });
+
+    it('a new backend on the same pins adopts the maps and links and writes nothing while a 50 pps ping goes on (0 lost)', async () => {
+      const [b1] = backends as [EbpfBackend];
+      const mapId = async () =>
+        (
+          JSON.parse(
+            (await sh('bpftool', ['-j', 'map', 'show', 'pinned', `${opts[0]!.pinDir}/sm_policy`])).stdout,
+          ) as { id: number }
+        ).id;
+      const idBefore = await mapId();
+      const start = await b1.readCounters();
+      const pinging = ping(wl.a1!, 'fd01:2::10', 150, '0.02');
+      await waitFor(
+        async () => (await b1.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
+        {
+          timeoutMs: 10_000,
+          what: 'the ping to start',
+        },
+      );
+      await b1.close();
+      const again = new EbpfBackend(dps[0]!, opts[0]!);
+      backends[0] = again;
+      expect(await again.realise(hostIntent(1))).toStrictEqual(ZERO);
+      expect(await pinging).toBe(150);
+      expect(await mapId()).toBe(idBefore); // the same map, adopted, not a new one refilled
+      const end = await again.readCounters();
+      expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(150);
+    });
+
+    it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {
+      const b1 = backends[0]!;
+      const before = await tcxLinks(opts[0]!.pinDir);
+      expect([...before.keys()].sort()).toStrictEqual(['link_ul_in_ul0', 'link_wl_in_wa0', 'link_wl_in_wb0']);
+      await b1.detach('wb0');
+      const after = await tcxLinks(opts[0]!.pinDir);
+      expect([...after.keys()].sort()).toStrictEqual(['link_ul_in_ul0', 'link_wl_in_wa0']);
+      expect(await linkExists(before.get('link_wl_in_wb0')!)).toBe(false);
+      expect(await linkExists(before.get('link_wl_in_wa0')!)).toBe(true);
+      expect(await ping(wl.b1!, 'fd02:2::10', 2)).toBe(0);
+      expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(2);
+      await b1.attach('wb0');
+      expect((await tcxLinks(opts[0]!.pinDir)).has('link_wl_in_wb0')).toBe(true);
+      expect(await b1.realise(hostIntent(1))).toStrictEqual({ ...ZERO, added: 1 }); // the endpoint
+      expect(await ping(wl.b1!, 'fd02:2::10', 2)).toBe(2);
+    });
+
+    it('flush leaves nothing: no pins, no bpffs, no tcx links, no routes; forwarding stops (it passed before)', async () => {
+      expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(2);
+      for (const [i, b] of backends.entries()) {
+        const links = await tcxLinks(opts[i]!.pinDir);
+        expect(links.size).toBe(3);
+        for (const id of links.values()) expect(await linkExists(id)).toBe(true);
+        await b.flush();
+        const h = hosts[i]!;
+        expect(existsSync(opts[i]!.pinDir)).toBe(false);
+        expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain(opts[i]!.pinDir);
+        for (const id of links.values()) expect(await linkExists(id)).toBe(false);
+        expect((await h.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.trim()).toBe('');
+      }
+      expect(await ping(wl.a1!, 'fd01:2::10', 2)).toBe(0);
+    });
+  },
+);

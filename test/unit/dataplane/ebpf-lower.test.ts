@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import {
+  addrKey,
+  endpointValue,
+  ifindexKey,
+  MAP,
+  policyKey,
+  policyValue,
+  reasonValue,
+  sidKey,
+  sidValue,
+} from '../../../src/dataplane/ebpf/abi.ts';
+import { asHave, diffMap, hex, type LinkFacts, lowerToEbpf } from '../../../src/dataplane/ebpf/lower.ts';
+import {
+  type Attachment,
+  attachmentKey,
+  entryKey,
+  type ForwardingIntent,
+  type IntentItem,
+  sidKey as itemSidKey,
+  type LocalSid,
+  type PrefixEntry,
+  type Scope,
+  UNDERLAY,
+} from '../../../src/dataplane/intent.ts';
+import { ipv6ToBytes, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+
+const ip = parseIpv6;
+const egress: Scope = { kind: 'egress', tenant: 'blue', tenantId: 7 };
+const delivery: Scope = { kind: 'delivery', tenant: 'blue', tenantId: 7 };
+const mac = (s: string) => Uint8Array.from(s.split(':').map((x) => Number.parseInt(x, 16)));
+const links = new Map<string, LinkFacts>([
+  ['ul0', { index: 2 }],
+  ['wb0', { index: 9, mac: mac('02:00:00:00:00:09'), peerMac: mac('02:00:00:00:01:09') }],
+  ['wc0', { index: 10, mac: mac('02:00:00:00:00:0a') }],
+]);
+const opts = { underlayDevice: 'ul0', source: ip('2001:db8:12::1'), links };
+
+function entry(scope: Scope, prefix: string, action: PrefixEntry['action'], from?: string): PrefixEntry {
+  const p = parsePrefix(prefix);
+  const f = from ? parsePrefix(from) : undefined;
+  return {
+    kind: 'entry',
+    key: entryKey(scope, p, f),
+    scope,
+    prefix: p,
+    ...(f ? { from: f } : {}),
+    action,
+    reason: 't',
+  };
+}
+function sid(s: string, behavior: LocalSid['behavior'], extra: Partial<LocalSid> = {}): LocalSid {
+  return { kind: 'sid', key: itemSidKey(ip(s)), sid: ip(s), behavior, sidKey: s, reason: 't', ...extra };
+}
+const attachment: Attachment = {
+  kind: 'attachment',
+  key: attachmentKey('wb0'),
+  link: 'wb0',
+  mtu: 1500,
+  tenant: 'blue',
+  address: ip('fd07:1::10'),
+  ingress: egress,
+  restrict: {
+    source: ip('fd07:1::10'),
+    denyDestinations: [parsePrefix('fc00::/32'), parsePrefix('2001:db8:12::1/128')],
+  },
+};
+function intent(items: IntentItem[]): ForwardingIntent {
+  return { host: 'h1', items: new Map(items.map((i) => [i.key, i])) };
+}
+const segs = [ip('fc00:0:2::e'), ip('fc00:0:2::d6:7')];
+const base = [
+  attachment,
+  sid('fc00:0:1::e', 'End'),
+  sid('fc00:0:1::d6:7', 'End.DT6', { tenant: 'blue', lookup: delivery }),
+  sid('fc00:0:1::5', 'End.X', { nextHop: ip('2001:db8:12::2') }),
+  entry(UNDERLAY, 'fc00:0:2::/48', { kind: 'locator', via: ip('2001:db8:12::2') }),
+  entry(egress, 'fc00:0:2::/48', { kind: 'locator', via: ip('2001:db8:12::2') }),
+  entry(egress, 'fd07:2::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+  entry(egress, 'fd07:3::/64', { kind: 'encap', mode: 'encap.red', segments: segs }),
+  entry(egress, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }),
+  entry(egress, '::/0', { kind: 'unreachable' }),
+  entry(delivery, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }),
+  entry(delivery, '::/0', { kind: 'unreachable' }),
+];
+const hexes = (m: ReadonlyMap<string, { value: Uint8Array }> | undefined) =>
+  new Map([...(m ?? new Map())].map(([k, e]) => [k, hex(e.value)]));
+
+describe('eBPF lowering of a forwarding intent', () => {
+  const s = lowerToEbpf(intent(base), opts);
+
+  it('attachments become endpoints keyed by ifindex (tenant id, allowed source) and their denied destinations blocked entries', () => {
+    expect(hexes(s.maps.get(MAP.endpoints))).toStrictEqual(
+      new Map([[hex(ifindexKey(9)), hex(endpointValue({ tenant: 7, addr6: ip('fd07:1::10') }))]]),
+    );
+    expect(hexes(s.maps.get(MAP.blocked))).toStrictEqual(
+      new Map([
+        [hex(addrKey(ipv6ToBytes(ip('fc00::')), 32)), hex(reasonValue('drop_sid_block'))],
+        [hex(addrKey(ipv6ToBytes(ip('2001:db8:12::1')), 128)), hex(reasonValue('drop_host_address'))],
+      ]),
+    );
+  });
+
+  it('egress entries become policies: encap, encap.red, local delivery with the MACs, unreachable as drop; locators none', () => {
+    const src = ip('2001:db8:12::1');
+    const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l));
+    expect(hexes(s.maps.get(MAP.policy))).toStrictEqual(
+      new Map([
+        [k('fd07:2::', 64), hex(policyValue({ mode: 'encap', segments: segs, source: src }))],
+        [k('fd07:3::', 64), hex(policyValue({ mode: 'encapRed', segments: segs, source: src }))],
+        [
+          k('fd07:1::10', 128),
+          hex(
+            policyValue({
+              mode: 'local',
+              oif: 9,
+              dmac: mac('02:00:00:00:01:09'),
+              smac: mac('02:00:00:00:00:09'),
+            }),
+          ),
+        ],
+        [k('::', 0), hex(policyValue({ mode: 'drop' }))],
+      ]),
+    );
+  });
+
+  it("local SIDs: End, End.DT6 into its delivery scope's table with the tenant, End.X out of the underlay", () => {
+    expect(hexes(s.maps.get(MAP.sids))).toStrictEqual(
+      new Map([
+        [hex(sidKey(ip('fc00:0:1::e'))), hex(sidValue({ behavior: 'End' }))],
+        [
+          hex(sidKey(ip('fc00:0:1::d6:7'))),
+          hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 1, tenant: 7 })),
+        ],
+        [
+          hex(sidKey(ip('fc00:0:1::5'))),
+          hex(sidValue({ behavior: 'End.X', oif: 2, nexthop: ip('2001:db8:12::2') })),
+        ],
+      ]),
+    );
+  });
+
+  it('underlay and delivery entries become routes (main table, the delivery table); nothing skipped', () => {
+    expect(s.routes.map((r) => [r.table, r.dev, r.type ?? 'unicast'])).toStrictEqual([
+      [254, 'ul0', 'unicast'],
+      [385053, 'wb0', 'unicast'],
+      [385053, undefined, 'unreachable'],
+    ]);
+    expect(s.skipped).toStrictEqual([]);
+  });
+
+  it('refuses with a reason what the programs cannot do, and programs nothing of it', () => {
+    const bad = lowerToEbpf(
+      intent([
+        entry(egress, 'fd07:4::/64', { kind: 'encap', mode: 'encap', segments: segs }, 'fd07:1::/64'),
+        entry(egress, 'fd07:5::/64', { kind: 'encap', mode: 'encap', segments: segs, hmacKeyId: 1 }),
+        entry(delivery, 'fd07:6::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+        entry(egress, 'fd07:1::11/128', { kind: 'deliver', link: 'wc0' }),
+        sid('fc00:0:1::b6', 'End.B6.Encaps'),
+      ]),
+      opts,
+    );
+    expect(bad.skipped).toHaveLength(5);
+    expect(bad.skipped.join('\n')).toMatch(/source-specific/);
+    expect(bad.skipped.join('\n')).toMatch(/HMAC/);
+    expect(bad.skipped.join('\n')).toMatch(/MACs of link wc0/);
+    expect(bad.skipped.join('\n')).toMatch(/no End.B6.Encaps/);
+    expect(bad.maps.get(MAP.policy)!.size).toBe(0);
+    expect(bad.maps.get(MAP.sids)!.size).toBe(0);
+    expect(bad.routes).toStrictEqual([]);
+  });
+
+  it('diff: the same state writes nothing; a moved workload is one replaced policy, a gone one one delete', () => {
+    const same = diffMap(s.maps.get(MAP.policy)!, asHave(s.maps.get(MAP.policy)!));
+    expect([same.put.length, same.delete.length]).toStrictEqual([0, 0]);
+    const moved = lowerToEbpf(
+      intent([
+        ...base.filter((i) => i.key !== entryKey(egress, parsePrefix('fd07:3::/64'))),
+        entry(egress, 'fd07:2::/64', { kind: 'encap', mode: 'encap', segments: [ip('fc00:0:3::d6:7')] }),
+      ]),
+      opts,
+    );
+    const w = diffMap(moved.maps.get(MAP.policy)!, asHave(s.maps.get(MAP.policy)!));
+    expect({ added: w.added, replaced: w.replaced, deleted: w.delete.length }).toStrictEqual({
+      added: 0,
+      replaced: 1,
+      deleted: 1,
+    });
+    expect(hex(w.delete[0]!)).toBe(hex(policyKey(7, ipv6ToBytes(ip('fd07:3::')), 64)));
+  });
+});
