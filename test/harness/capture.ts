@@ -92,3 +92,52 @@ export async function decodePcap(file: string, displayFilter?: string): Promise<
   );
   return JSON.parse(out.stdout || '[]') as TsharkPacket[];
 }
+
+/** One captured packet's Segment Routing Header, as tshark (an independent decoder) reads it. */
+export interface SrhView {
+  /** Outer destination. */
+  readonly dst: string;
+  /** The SRH's Next Header (41: IPv6 inside, 4: IPv4). */
+  readonly nextHeader: number;
+  readonly segmentsLeft: number;
+  readonly lastEntry: number;
+  /** SRH order (segments[0] is the last segment). */
+  readonly segments: string[];
+}
+
+/** Stops the capture and decodes the SRH of each packet that has one. */
+export async function srhPackets(cap: Capture): Promise<SrhView[]> {
+  const file = await cap.stop();
+  const fields = [
+    'ipv6.dst',
+    'ipv6.routing.nxt',
+    'ipv6.routing.segleft',
+    'ipv6.routing.srh.last_entry',
+    'ipv6.routing.srh.addr',
+  ];
+  const out = await sh('tshark', [
+    '-n',
+    '-r',
+    file,
+    '-Y',
+    'ipv6.routing',
+    '-T',
+    'fields',
+    '-E',
+    'separator=|',
+    ...fields.flatMap((x) => ['-e', x]),
+  ]);
+  return out.stdout
+    .split('\n')
+    .filter((l) => l.includes('|'))
+    .map((l) => {
+      const [dst, nh, sl, le, addrs] = l.split('|');
+      return {
+        dst: dst!.split(',')[0]!,
+        nextHeader: Number(nh),
+        segmentsLeft: Number(sl),
+        lastEntry: Number(le),
+        segments: addrs ? addrs.split(',') : [],
+      };
+    });
+}

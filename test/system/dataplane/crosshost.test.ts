@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Seg6Encap } from '../../../src/dataplane/encap.ts';
 import { counterName, nftIsolationRuleset } from '../../../src/dataplane/isolation.ts';
 import { formatIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { type Capture, createLab, kernelIt, type Netns, sh, systemSuite } from '../../harness/index.ts';
+import { createLab, kernelIt, type Netns, sh, srhPackets, systemSuite } from '../../harness/index.ts';
 import {
   buildFabric,
   dt6Sid,
@@ -20,44 +20,6 @@ async function pingOk(from: Netns, dst: string, count = 3): Promise<number> {
   });
   const m = /(\d+) received/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
-}
-
-interface SrhView {
-  readonly dst: string;
-  readonly segmentsLeft: number;
-  readonly lastEntry: number;
-  /** SRH order (segments[0] is the last segment). */
-  readonly segments: string[];
-}
-
-/** Stops the capture and decodes the SRH of each packet with tshark (an independent decoder). */
-async function srhPackets(cap: Capture): Promise<SrhView[]> {
-  const file = await cap.stop();
-  const fields = ['ipv6.dst', 'ipv6.routing.segleft', 'ipv6.routing.srh.last_entry', 'ipv6.routing.srh.addr'];
-  const out = await sh('tshark', [
-    '-n',
-    '-r',
-    file,
-    '-Y',
-    'ipv6.routing',
-    '-T',
-    'fields',
-    '-E',
-    'separator=|',
-    ...fields.flatMap((x) => ['-e', x]),
-  ]);
-  return out.stdout
-    .split('\n')
-    .filter((l) => l.includes('|'))
-    .map((l) => {
-      const [dst, sl, le, addrs] = l.split('|');
-      return {
-        dst: dst!.split(',')[0]!,
-        segmentsLeft: Number(sl),
-        lastEntry: Number(le),
-        segments: addrs ? addrs.split(',') : [],
-      };
-    });
 }
 
 systemSuite(

@@ -33,7 +33,7 @@ import {
   unpin,
 } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { parseIpv6 } from '../../../src/srv6/address.ts';
-import { type Capture, createLab, type Netns, objectName, sh, systemSuite } from '../../harness/index.ts';
+import { createLab, type Netns, objectName, sh, srhPackets, systemSuite } from '../../harness/index.ts';
 import { v6 } from '../../harness/packet.ts';
 import { compileDatapath, counters, delta, enterNetns } from './fixture.ts';
 
@@ -43,50 +43,6 @@ async function ping(from: Netns, dst: string, count = 3): Promise<number> {
   const r = await from.exec('ping', ['-c', String(count), '-i', '0.2', '-W', '2', dst], { allowFail: true });
   const m = /(\d+) received/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
-}
-
-interface SrhView {
-  readonly dst: string;
-  readonly nextHeader: number;
-  readonly segmentsLeft: number;
-  readonly lastEntry: number;
-  readonly segments: string[];
-}
-
-async function srhPackets(cap: Capture): Promise<SrhView[]> {
-  const file = await cap.stop();
-  const fields = [
-    'ipv6.dst',
-    'ipv6.routing.nxt',
-    'ipv6.routing.segleft',
-    'ipv6.routing.srh.last_entry',
-    'ipv6.routing.srh.addr',
-  ];
-  const out = await sh('tshark', [
-    '-n',
-    '-r',
-    file,
-    '-Y',
-    'ipv6.routing',
-    '-T',
-    'fields',
-    '-E',
-    'separator=|',
-    ...fields.flatMap((x) => ['-e', x]),
-  ]);
-  return out.stdout
-    .split('\n')
-    .filter((l) => l.includes('|'))
-    .map((l) => {
-      const [dst, nh, sl, le, addrs] = l.split('|');
-      return {
-        dst: dst!.split(',')[0]!,
-        nextHeader: Number(nh),
-        segmentsLeft: Number(sl),
-        lastEntry: Number(le),
-        segments: addrs ? addrs.split(',') : [],
-      };
-    });
 }
 
 systemSuite(
