@@ -7,7 +7,8 @@
  * A suite that needs kernel features its kernel lacks carries the marker `[needs kernel: a, b]` in its
  * name (or a test its title, `kernelIt`) and is reported skipped. Each test counts once: where it first
  * ran (passed or failed); a later place runs whole files, and its results for tests that already ran
- * are not counted again (a different outcome there is printed). A test no place ran for want of kernel
+ * are not counted again, except that a test that passed in one place and failed in another counts as
+ * one failure (and the difference is printed). A test no place ran for want of kernel
  * features could run nowhere. Plain skips (a missing tool outside CI) stay skips. Last line, for
  * scripts/test.sh: `counts PASSED FAILED SKIPPED NOWHERE`.
  *
@@ -129,6 +130,12 @@ function main(): void {
               console.log(
                 `differs: ${id}: ${before.status} on ${before.place}, ${a.status} on ${place.label}`,
               );
+              // A test that failed on any kernel has failed: it still counts once, as a failure.
+              if (a.status === 'failed') {
+                ran.set(id, { status: 'failed', place: place.label });
+                passed--;
+                f++;
+              }
             }
             continue;
           }

@@ -6,6 +6,7 @@ import { NetnsDataplane } from '../../../src/dataplane/netns.ts';
 import { type KernelRoute, type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { createLab, kernelIt, type Netns, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
+import { kernelHas } from '../../harness/kernel.ts';
 
 const ip = parseIpv6;
 const TABLE = 10_001;
@@ -212,7 +213,12 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
         DataplaneInputError,
       ],
       [{ ...good, table: undefined as unknown as number }, /a table is required/, DataplaneInputError],
-      [
+    ];
+    // End.DT46 into a VRF table is bad input only where the kernel has no VRF devices (this machine's
+    // 6.18); Debian's kernel in the VM has them, and there the route is the kernel's to judge.
+    const noVrf = !kernelHas().get('vrf');
+    if (noVrf) {
+      cases.push([
         {
           dst: parsePrefix('fc00:0:9::46/128'),
           table: 254,
@@ -221,8 +227,8 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
         },
         /CONFIG_NET_VRF/,
         VrfUnsupportedError,
-      ],
-    ];
+      ]);
+    }
     for (const [bad, message, cls] of cases) {
       // A batch with a good route and the bad one: the call fails before anything is sent.
       const err = await dp.addRoutes([good, bad]).catch((e: unknown) => e);
@@ -231,6 +237,7 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
       expect((err as Error).message).toMatch(/^route /);
       expect((await dp.listRoutes({ protocol: ROUTE_PROTOCOL })).length).toBe(before);
     }
+    if (!noVrf) return;
     // And the kernel agrees with our VRF check: it rejects DT46 vrftable on this kernel too.
     const k = await ns
       .ip(
