@@ -1,44 +1,70 @@
 /** `segmesh plan FILE`: what every host of a described fabric would own and install (a dry run). */
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { fabricInputFromSpec, parseConfig } from '../../config/load.ts';
 import { buildFabricView } from '../../srv6/fabric.ts';
-import { computeHostPlan } from '../../srv6/pathcompute.ts';
-import { formatHostPlan, planToJson } from '../plan-format.ts';
+import { planJsonChunks, planTextChunks } from '../plan-format.ts';
+
+export interface PlanOptions {
+  readonly host?: string;
+  readonly json?: boolean;
+}
+
+/** Where the plan goes: a Writable (process.stdout) or anything with the same write/drain contract. */
+export interface PlanSink {
+  write(chunk: string): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Writes the plan of the fabric in `text` (read from `file`) to `out`, one host at a time: each host's
+ * plan is computed, formatted and written before the next is computed, and a full sink is waited for,
+ * so memory holds one host's plan whatever the fabric's size. Returns the number of hosts written.
+ */
+export async function writePlan(
+  text: string,
+  file: string,
+  opts: PlanOptions,
+  out: PlanSink,
+): Promise<number> {
+  const parsed = parseConfig(text, file, ['Fabric', 'Topology']);
+  if (parsed.kind !== 'Fabric' && parsed.kind !== 'Topology') throw new Error('unreachable');
+  const view = buildFabricView(fabricInputFromSpec(parsed.spec));
+  const hosts = opts.host ? [opts.host] : [...view.hosts.keys()];
+  for (const h of hosts) {
+    if (!view.hosts.has(h))
+      throw new Error(`host ${h} is not in ${file}; hosts: ${[...view.hosts.keys()].join(', ')}`);
+  }
+  const s = parsed.spec;
+  const chunks = opts.json
+    ? planJsonChunks(view, hosts)
+    : planTextChunks(
+        view,
+        hosts,
+        `fabric ${s.name ?? file}: ${count(view.hosts.size, 'host')}, ${count(view.tenants.size, 'tenant')}, ` +
+          `${count(view.workloads.size, 'workload')}, ${count(view.networkFunctions.size, 'network function')}, ` +
+          `${count(view.policies.length, 'policy', 'policies')}`,
+      );
+  for (const chunk of chunks) {
+    if (!out.write(chunk)) await once(out as unknown as NodeJS.EventEmitter, 'drain');
+  }
+  return hosts.length;
+}
 
 export function planCommand(): Command {
   return new Command('plan')
     .description('print, per host, the SIDs it owns and the routes (with segment lists) it would install')
     .argument('<file>', 'fabric description (kind: Fabric or Topology)')
     .option('--host <name>', 'only this host')
-    .option('--json', 'machine-readable output')
-    .action(async (file: string, opts: { host?: string; json?: boolean }) => {
-      const parsed = parseConfig(await readFile(file, 'utf8'), file, ['Fabric', 'Topology']);
-      if (parsed.kind !== 'Fabric' && parsed.kind !== 'Topology') throw new Error('unreachable');
-      const view = buildFabricView(fabricInputFromSpec(parsed.spec));
-      const hosts = opts.host ? [opts.host] : [...view.hosts.keys()];
-      for (const h of hosts) {
-        if (!view.hosts.has(h))
-          throw new Error(`host ${h} is not in ${file}; hosts: ${[...view.hosts.keys()].join(', ')}`);
-      }
-      const plans = hosts.map((h) => computeHostPlan(view, h));
-      if (opts.json) {
-        process.stdout.write(
-          `${JSON.stringify(
-            plans.map((p) => planToJson(view, p)),
-            null,
-            2,
-          )}\n`,
-        );
-        return;
-      }
-      const s = parsed.spec;
-      process.stdout.write(
-        `fabric ${s.name ?? file}: ${count(view.hosts.size, 'host')}, ${count(view.tenants.size, 'tenant')}, ` +
-          `${count(view.workloads.size, 'workload')}, ${count(view.networkFunctions.size, 'network function')}, ` +
-          `${count(view.policies.length, 'policy', 'policies')}\n\n`,
-      );
-      process.stdout.write(`${plans.map((p) => formatHostPlan(view, p)).join('\n\n')}\n`);
+    .option('--json', 'machine-readable output (one JSON array, an element per host, written host by host)')
+    .action(async (file: string, opts: PlanOptions) => {
+      // `segmesh plan big.yaml | head`: a reader that has seen enough is not an error.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') process.exit(0);
+        throw e;
+      });
+      await writePlan(await readFile(file, 'utf8'), file, opts, process.stdout);
     });
 }
 
