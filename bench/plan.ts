@@ -59,36 +59,44 @@ function anchor(): { ms: number; objects: number } {
   return { ms, objects };
 }
 
-/** One verification run, stdout piped here: a summary line, then every host's header in order. */
+/**
+ * One verification run, stdout piped here: the summary line, then every host's header in order.
+ * Scans bytes for "\nhost " (no split into lines: the plan is gigabytes, the scan must not be what
+ * slows the child down).
+ */
 async function verify(): Promise<{ bytes: number }> {
   const child = spawn(process.execPath, [cli, 'plan', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
+  const marker = Buffer.from('\nhost ');
   let bytes = 0;
   let next = 0;
-  let carry = '';
-  let summary = false;
-  child.stdout.setEncoding('utf8');
-  for await (const chunk of child.stdout as AsyncIterable<string>) {
-    bytes += Buffer.byteLength(chunk);
-    const lines = (carry + chunk).split('\n');
-    carry = lines.pop()!;
-    for (const line of lines) {
-      if (!summary) {
-        summary = line.startsWith(`fabric scale-${HOSTS}x${WORKLOADS}: ${HOSTS} hosts,`);
-        if (!summary) throw new Error(`verify: first line is ${JSON.stringify(line)}`);
-      } else if (line.startsWith('host ')) {
-        const name = line.slice(5, line.indexOf(' ', 5));
-        if (name !== hostNames[next])
-          throw new Error(`verify: host ${name} where ${hostNames[next]} was due`);
-        next++;
-      }
+  let head = '';
+  let tail = Buffer.alloc(0);
+  for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+    if (bytes < 256) head += chunk.subarray(0, 256).toString();
+    bytes += chunk.length;
+    // Keep the last bytes of the previous chunk so that a header split across chunks is found.
+    const buf = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+    let at = buf.indexOf(marker);
+    let done = 0;
+    while (at >= 0) {
+      const nl = buf.indexOf(0x20, at + marker.length);
+      if (nl < 0) break; // header incomplete: finish it with the next chunk
+      const name = buf.toString('latin1', at + marker.length, nl);
+      if (name !== hostNames[next]) throw new Error(`verify: host ${name} where ${hostNames[next]} was due`);
+      next++;
+      done = nl;
+      at = buf.indexOf(marker, nl);
     }
+    tail = Buffer.from(buf.subarray(Math.max(done, buf.length - 128)));
   }
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   if (code !== 0) throw new Error(`verify: segmesh plan exited ${code}: ${stderr}`);
+  if (!head.startsWith(`fabric scale-${HOSTS}x${WORKLOADS}: ${HOSTS} hosts,`))
+    throw new Error(`verify: output starts ${JSON.stringify(head.slice(0, 80))}`);
   if (next !== HOSTS) throw new Error(`verify: ${next} host plans printed, ${HOSTS} expected`);
   return { bytes };
 }
