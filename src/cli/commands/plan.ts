@@ -37,7 +37,7 @@ export async function writePlan(
       throw new Error(`host ${h} is not in ${file}; hosts: ${[...view.hosts.keys()].join(', ')}`);
   }
   const chunks = opts.json ? planJsonChunks(view, hosts) : planTextChunks(view, hosts, summary);
-  const cap = heapCap(HEAP_CAP_BYTES);
+  const cap = heapCap(HEAP_SLACK_BYTES);
   for (const chunk of chunks) {
     if (!out.write(chunk)) await once(out as unknown as NodeJS.EventEmitter, 'drain');
     cap();
@@ -77,17 +77,18 @@ export function planCommand(): Command {
     });
 }
 
-/** Past this much heap in use between two hosts, collect: what is live then is the fabric's view. */
-const HEAP_CAP_BYTES = 96 * 2 ** 20;
+/** Garbage allowed on top of what was live after the last collection before collecting again. */
+const HEAP_SLACK_BYTES = 96 * 2 ** 20;
 
 /**
  * Keeps the heap near what is live. Each host's plan and text are garbage once written, but V8 lets
  * garbage that survived a scavenge pile up in the old generation and grows the heap toward its limit
  * (gigabytes on a large machine) before collecting it: a 1,000-host plan reached 500+ MB RSS. A full
- * collection when the heap passes the cap, between two hosts, keeps memory bounded by the view plus
- * about one host's plan; it runs rarely (the cap is many hosts' worth of garbage).
+ * collection between two hosts once the heap exceeds what was live after the previous one by `slack`
+ * keeps memory bounded by the view plus about one host's plan plus the slack, and runs only once per
+ * `slack` of garbage (not per host: with a large view, a fixed cap would collect after every host).
  */
-function heapCap(limit: number): () => void {
+function heapCap(slack: number): () => void {
   let gc: (() => void) | undefined;
   try {
     setFlagsFromString('--expose-gc');
@@ -95,8 +96,11 @@ function heapCap(limit: number): () => void {
   } catch {
     gc = undefined; // without it, V8's own heuristics decide
   }
+  let next = slack;
   return () => {
-    if (gc && getHeapStatistics().used_heap_size > limit) gc();
+    if (gc === undefined || getHeapStatistics().used_heap_size <= next) return;
+    gc();
+    next = getHeapStatistics().used_heap_size + slack;
   };
 }
 
