@@ -423,6 +423,19 @@ function parseAddr(text: string, what: string): Ipv6Address {
  * throws ApiShapeError for a path of a used family that cannot be read.
  */
 export function pathFromApi(path: Path): ReceivedPath | undefined {
+  try {
+    return readPath(path);
+  } catch (e) {
+    if (e instanceof ApiShapeError) throw e;
+    // The attributes and NLRI are google.protobuf.Any values whose bytes are decoded here, late: a
+    // malformed one must surface as what it is (a path that cannot be read), not as a protobuf
+    // library error that callers do not expect (issue 12, found by fuzzing the own-path checks).
+    const why = e instanceof Error ? e.message : String(e);
+    throw new ApiShapeError(`path from ${path.neighborIp || 'this gobgpd'} cannot be read: ${why}`);
+  }
+}
+
+function readPath(path: Path): ReceivedPath | undefined {
   const nlri = path.nlri;
   if (!nlri) throw new ApiShapeError('path without NLRI');
   const peer = path.neighborIp;

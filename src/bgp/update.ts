@@ -162,6 +162,15 @@ function parseIpv4(text: string): Uint8Array {
 }
 
 export function decodeRouteDistinguisher(bytes: Uint8Array, offset: number): RouteDistinguisher {
+  need(
+    bytes,
+    offset,
+    bytes.length,
+    8,
+    'route distinguisher',
+    'treat-as-withdraw',
+    UpdateErrorSubcode.OptionalAttribute,
+  );
   const type = view(bytes).getUint16(offset);
   if (type > 2)
     throw bad(`route distinguisher type ${type} unknown`, offset, UpdateErrorSubcode.OptionalAttribute);

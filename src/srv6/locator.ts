@@ -33,10 +33,12 @@ export function deriveLocators(
   const slots = 2 ** Math.min(nodeBits, 48);
   const length = locatorLength(structure);
   const result = new Map<string, Ipv6Prefix>();
-  const taken = new Set<bigint>();
+  // Hex text, not the bigint: V8 hashes a BigInt by its low 64 bits, zero in every locator, so a
+  // Set<bigint> of locators is a list and placing n hosts took O(n^2).
+  const taken = new Set<string>();
   for (const [host, locator] of fixed) {
     result.set(host, locator);
-    taken.add(locator.address);
+    taken.add(locator.address.toString(16));
   }
   const pending = hosts
     .filter((h) => !fixed.has(h))
@@ -51,8 +53,9 @@ export function deriveLocators(
       const address = setBits(block.address, block.length, nodeBits, BigInt(s));
       const candidate = makePrefix(address, length);
       const clash = [...fixedOverlaps(candidate, fixed)];
-      if (!taken.has(address) && clash.length === 0) {
-        taken.add(address);
+      const key = address.toString(16);
+      if (!taken.has(key) && clash.length === 0) {
+        taken.add(key);
         result.set(host, candidate);
         break;
       }
