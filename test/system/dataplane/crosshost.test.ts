@@ -65,6 +65,7 @@ systemSuite(
         // SRH in wire order: segments[0] is the last segment (the End.DT6 SID); Segments Left 1 before End.
         expect(toA2[0]).toEqual({
           dst: formatIpv6(endSid(3)),
+          nextHeader: 41, // the tenant's IPv6 packet inside
           segmentsLeft: 1,
           lastEntry: 1,
           segments: [formatIpv6(dt6Sid(2, 'a')), formatIpv6(endSid(3))],
@@ -91,6 +92,7 @@ systemSuite(
         // Reduced: the first segment is only in the destination address; the SRH holds the rest.
         expect(pkts[0]).toEqual({
           dst: formatIpv6(endSid(3)),
+          nextHeader: 41,
           segmentsLeft: 1,
           lastEntry: 0,
           segments: [formatIpv6(dt6Sid(2, 'a'))],
@@ -127,6 +129,7 @@ systemSuite(
         // inline (H.Insert): no outer header; segments[0] is the original destination.
         expect(pkts[0]).toEqual({
           dst: formatIpv6(endSid(3)),
+          nextHeader: 58, // inline: the SRH sits in front of the ping's own ICMPv6
           segmentsLeft: 1,
           lastEntry: 1,
           segments: [formatIpv6(hostAddr(2)), formatIpv6(endSid(3))],
