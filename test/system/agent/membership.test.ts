@@ -230,6 +230,24 @@ api: { socket: ${h.socket}, group: segmesh }
   const hostOf = async (h: Host, id: string) =>
     (await h.client!.call('listWorkloads', {})).workloads.find((w) => w.identity === id)?.host;
 
+  /** Host `n`: its namespace on the underlay switch (2001:db8:100::n) and its files' paths. */
+  async function newHost(n: number): Promise<Host> {
+    const ns = await lab.netns(`m${n}`);
+    await sw.attach(ns, 'eth0', [`2001:db8:100::${n}/64`]);
+    const hdir = `${dir}/host${n}`;
+    mkdirSync(hdir, { recursive: true });
+    return {
+      name: `host${n}`,
+      ns,
+      dir: hdir,
+      config: `${hdir}/agent.yaml`,
+      socket: `${hdir}/run/agent.sock`,
+      port: await freePort(),
+      logFile: `${hdir}/agent.log`,
+      rejected: [],
+    };
+  }
+
   beforeAll(async () => {
     mkdirSync(dir, { recursive: true });
     const operator = await newOperatorKey();
@@ -238,22 +256,7 @@ api: { socket: ${h.socket}, group: segmesh }
     writeFileSync(`${dir}/operator.pub`, operator.publicKey);
     writeFileSync(`${dir}/cluster.key`, await newClusterKey(), { mode: 0o600 });
     sw = await lab.underlaySwitch('sw');
-    for (let i = 1; i <= 3; i++) {
-      const ns = await lab.netns(`m${i}`);
-      await sw.attach(ns, 'eth0', [`2001:db8:100::${i}/64`]);
-      const hdir = `${dir}/host${i}`;
-      mkdirSync(hdir, { recursive: true });
-      hosts.push({
-        name: `host${i}`,
-        ns,
-        dir: hdir,
-        config: `${hdir}/agent.yaml`,
-        socket: `${hdir}/run/agent.sock`,
-        port: await freePort(),
-        logFile: `${hdir}/agent.log`,
-        rejected: [],
-      });
-    }
+    for (let i = 1; i <= 3; i++) hosts.push(await newHost(i));
     for (const [j, h] of hosts.entries())
       writeFileSync(
         h.config,
@@ -523,20 +526,7 @@ api: { socket: ${h.socket}, group: segmesh }
   }, 180_000);
 
   it('membership: open starts, and warns in the log and in segmesh status on every start', async () => {
-    const ns = await lab.netns('m4');
-    await sw.attach(ns, 'eth0', ['2001:db8:100::4/64']);
-    const hdir = `${dir}/host4`;
-    mkdirSync(hdir, { recursive: true });
-    const h: Host = {
-      name: 'host4',
-      ns,
-      dir: hdir,
-      config: `${hdir}/agent.yaml`,
-      socket: `${hdir}/run/agent.sock`,
-      port: await freePort(),
-      logFile: `${hdir}/agent.log`,
-      rejected: [],
-    };
+    const h = await newHost(4);
     writeFileSync(h.config, configText(h, 4, 'open', []));
     const openWarnings = () =>
       readFileSync(h.logFile, 'utf8')
@@ -567,20 +557,7 @@ api: { socket: ${h.socket}, group: segmesh }
   });
 
   it('allowlist: a node outside gossip.allowedPeers cannot connect and is counted; a listed one joins', async () => {
-    const ns = await lab.netns('m5');
-    await sw.attach(ns, 'eth0', ['2001:db8:100::5/64']);
-    const hdir = `${dir}/host5`;
-    mkdirSync(hdir, { recursive: true });
-    const h: Host = {
-      name: 'host5',
-      ns,
-      dir: hdir,
-      config: `${hdir}/agent.yaml`,
-      socket: `${hdir}/run/agent.sock`,
-      port: await freePort(),
-      logFile: `${hdir}/agent.log`,
-      rejected: [],
-    };
+    const h = await newHost(5);
     const memberKey = await generateKeyPair('Ed25519');
     const memberId = peerIdFromPrivateKey(memberKey).toString();
     writeFileSync(h.config, configText(h, 5, { allow: [memberId] }, []));
