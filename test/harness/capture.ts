@@ -105,22 +105,18 @@ export interface SrhView {
   readonly segments: string[];
 }
 
-/** Stops the capture and decodes the SRH of each packet that has one. */
-export async function srhPackets(cap: Capture): Promise<SrhView[]> {
-  const file = await cap.stop();
-  const fields = [
-    'ipv6.dst',
-    'ipv6.routing.nxt',
-    'ipv6.routing.segleft',
-    'ipv6.routing.srh.last_entry',
-    'ipv6.routing.srh.addr',
-  ];
+/** tshark's `-T fields` for the packets of `file` matching `displayFilter`: one row of field texts each. */
+export async function tsharkFields(
+  file: string,
+  displayFilter: string,
+  fields: readonly string[],
+): Promise<string[][]> {
   const out = await sh('tshark', [
     '-n',
     '-r',
     file,
     '-Y',
-    'ipv6.routing',
+    displayFilter,
     '-T',
     'fields',
     '-E',
@@ -130,14 +126,23 @@ export async function srhPackets(cap: Capture): Promise<SrhView[]> {
   return out.stdout
     .split('\n')
     .filter((l) => l.includes('|'))
-    .map((l) => {
-      const [dst, nh, sl, le, addrs] = l.split('|');
-      return {
-        dst: dst!.split(',')[0]!,
-        nextHeader: Number(nh),
-        segmentsLeft: Number(sl),
-        lastEntry: Number(le),
-        segments: addrs ? addrs.split(',') : [],
-      };
-    });
+    .map((l) => l.split('|'));
+}
+
+/** Stops the capture and decodes the SRH of each packet that has one. */
+export async function srhPackets(cap: Capture): Promise<SrhView[]> {
+  const rows = await tsharkFields(await cap.stop(), 'ipv6.routing', [
+    'ipv6.dst',
+    'ipv6.routing.nxt',
+    'ipv6.routing.segleft',
+    'ipv6.routing.srh.last_entry',
+    'ipv6.routing.srh.addr',
+  ]);
+  return rows.map(([dst, nh, sl, le, addrs]) => ({
+    dst: dst!.split(',')[0]!,
+    nextHeader: Number(nh),
+    segmentsLeft: Number(sl),
+    lastEntry: Number(le),
+    segments: addrs ? addrs.split(',') : [],
+  }));
 }

@@ -1,4 +1,4 @@
-export { Capture, decodePcap, type SrhView, srhPackets, type TsharkPacket } from './capture.ts';
+export { Capture, decodePcap, type SrhView, srhPackets, type TsharkPacket, tsharkFields } from './capture.ts';
 export { Daemon, spawnDaemon } from './daemon.ts';
 export { CommandError, findTool, type ShResult, sh, waitFor } from './exec.ts';
 export { createLab, Lab } from './lab.ts';

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Seg6Encap } from '../../../src/dataplane/encap.ts';
 import { counterName, nftIsolationRuleset } from '../../../src/dataplane/isolation.ts';
 import { formatIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { createLab, kernelIt, type Netns, sh, srhPackets, systemSuite } from '../../harness/index.ts';
+import {
+  createLab,
+  kernelIt,
+  type Netns,
+  srhPackets,
+  systemSuite,
+  tsharkFields,
+} from '../../harness/index.ts';
 import {
   buildFabric,
   dt6Sid,
@@ -194,22 +201,11 @@ systemSuite(
           const file = await cap.stop();
           // tshark 4.0 decodes the SRH header, not its TLVs: the HMAC flag and the 40 extra bytes
           // (hdrlen 4 -> 9 for two segments) show the HMAC TLV is there.
-          const hmac = await sh('tshark', [
-            '-n',
-            '-r',
-            file,
-            '-Y',
-            'ipv6.routing',
-            '-T',
-            'fields',
-            '-E',
-            'separator=|',
-            '-e',
+          const [first] = await tsharkFields(file, 'ipv6.routing', [
             'ipv6.routing.srh.flags',
-            '-e',
             'ipv6.routing.len',
           ]);
-          const first = hmac.stdout.split('\n')[0]!.split('|');
+          if (!first) throw new Error('no SRH packet captured');
           expect(Number(first[0]) & 0x08).toBe(0x08);
           expect(first[1]).toBe('9');
           // Unsigned from h1: h2 requires HMAC on eth0, so nothing is delivered.
