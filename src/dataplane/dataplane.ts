@@ -4,6 +4,7 @@
  * thread's network namespace; `openDataplane({ netns })` (netns.ts) runs the same class on a worker
  * thread that entered another namespace.
  */
+
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -15,6 +16,7 @@ import { DataplaneInputError, DumpInterruptedError, type NetlinkError } from './
 import { type HmacKey, Seg6Genl } from './genl-seg6.ts';
 import { nft, parseNftCounters, runNft } from './isolation.ts';
 import { buildLinkDelete, buildLinkDump, buildLinkSet, buildVethAdd, decodeLink, type Link } from './link.ts';
+import { buildNeighborDump, buildNeighborRequest, decodeNeighbor, type Neighbor } from './neighbor.ts';
 import {
   buildNexthopDump,
   buildNexthopRequest,
@@ -121,6 +123,10 @@ export interface Dataplane {
   listAddresses(): Promise<KernelAddress[]>;
   addAddress(dev: string, address: Ipv6Prefix): Promise<void>;
   deleteAddress(dev: string, address: Ipv6Prefix): Promise<void>;
+
+  listNeighbors(): Promise<Neighbor[]>;
+  /** A permanent neighbour entry (NUD_PERMANENT), replacing any entry for `address` on `dev`. */
+  setNeighbor(dev: string, address: Ipv6Address, mac: string): Promise<void>;
 
   listRoutes(filter?: RouteFilter): Promise<KernelRoute[]>;
   addRoutes(routes: readonly Route[]): Promise<WriteSummary>;
@@ -328,6 +334,24 @@ export class LinuxDataplane implements Dataplane {
     const index = await this.indexOf(dev);
     await this.single('delete', `address on ${dev}`, (w) =>
       buildAddressRequest(w, 'delete', { index, address }),
+    );
+  }
+
+  // ---- neighbours ----
+
+  async listNeighbors(): Promise<Neighbor[]> {
+    const out: Neighbor[] = [];
+    await this.rt.dump(this.one(buildNeighborDump), 'neighbours', (m) => {
+      const n = decodeNeighbor(m);
+      if (n) out.push(n);
+    });
+    return out;
+  }
+
+  async setNeighbor(dev: string, address: Ipv6Address, mac: string): Promise<void> {
+    const index = await this.indexOf(dev);
+    await this.single('replace', `neighbour on ${dev}`, (w) =>
+      buildNeighborRequest(w, 'replace', { index, address, mac }),
     );
   }
 

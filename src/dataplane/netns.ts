@@ -140,6 +140,9 @@ export class NetnsDataplane implements Dataplane {
     this.call<Awaited<ReturnType<Dataplane['listAddresses']>>>('listAddresses', a);
   addAddress = (...a: Parameters<Dataplane['addAddress']>) => this.call<void>('addAddress', a);
   deleteAddress = (...a: Parameters<Dataplane['deleteAddress']>) => this.call<void>('deleteAddress', a);
+  listNeighbors = (...a: Parameters<Dataplane['listNeighbors']>) =>
+    this.call<Awaited<ReturnType<Dataplane['listNeighbors']>>>('listNeighbors', a);
+  setNeighbor = (...a: Parameters<Dataplane['setNeighbor']>) => this.call<void>('setNeighbor', a);
   listRoutes = (...a: Parameters<Dataplane['listRoutes']>) =>
     this.call<Awaited<ReturnType<Dataplane['listRoutes']>>>('listRoutes', a);
   addRoutes = (...a: Parameters<Dataplane['addRoutes']>) =>

@@ -147,3 +147,12 @@ export const NEXTHOP_GRP_LEN = 8;
 export const NHA_RES_GROUP_BUCKETS = 1;
 export const NHA_RES_GROUP_IDLE_TIMER = 2;
 export const NHA_RES_GROUP_UNBALANCED_TIMER = 3;
+
+// Neighbours (linux/neighbour.h).
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
+export const NDMSG_LEN = 12;
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NUD_PERMANENT = 0x80;
