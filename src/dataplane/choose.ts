@@ -1,8 +1,8 @@
 /**
  * Which backend the agent config `dataplane.backend: auto | ebpf | kernel` selects on a host (pure; the
- * agent probes the kernel with features.ts and checks the BPF object, then asks here). Not wired into
- * the agent yet. `auto` prefers the kernel backend (the reference: source-specific entries, HMAC) when
- * the kernel has what the configuration needs, else the eBPF backend.
+ * agent probes the kernel with features.ts and loads the BPF object, then asks here: open-backend.ts).
+ * `auto` prefers the kernel backend (the reference: source-specific entries, HMAC) when the kernel has
+ * what the configuration needs, else the eBPF backend.
  */
 import type { KernelFeatures } from './features.ts';
 
@@ -27,7 +27,7 @@ export type BackendChoice =
 
 type Features = Pick<KernelFeatures, 'seg6' | 'seg6local' | 'vrf' | 'hmac'>;
 
-function kernelGaps(f: Features, needs: BackendNeeds): string[] {
+export function kernelGaps(f: Features, needs: BackendNeeds): string[] {
   const gaps: string[] = [];
   if (!f.seg6 || !f.seg6local) gaps.push('no seg6 lwtunnel routes (CONFIG_IPV6_SEG6_LWTUNNEL)');
   if (needs.ipv4 && !f.vrf) gaps.push('no VRF devices for IPv4 tenants (CONFIG_NET_VRF)');

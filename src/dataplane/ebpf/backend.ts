@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync }
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import koffi from 'koffi';
-import { type Ipv6Address, parseIpv6 } from '../../srv6/address.ts';
+import type { Ipv6Address } from '../../srv6/address.ts';
 import type { Behavior } from '../../srv6/behavior.ts';
 import type {
   AttachmentDrops,
@@ -139,6 +139,31 @@ function inNetns<T>(netns: string | undefined, fn: () => T): T {
 
 const REPO_OBJECT = join(import.meta.dirname, '../../../build/bpf/segmesh.o');
 
+/** The BPF object the build step makes (build/bpf/segmesh.o of this checkout). */
+export function ebpfObjectPath(): string {
+  return REPO_OBJECT;
+}
+
+/**
+ * Removes the backend's pins in `pinDir` (maps `sm_*`, tcx links `link_*`: a link whose last pin and fd
+ * go detaches its program) and the folder, unmounting a bpffs mounted there. What a running agent
+ * holds open lives on until it exits: flush a stopped agent's pins (`segmesh dataplane flush`).
+ * Returns the pins removed.
+ */
+export async function flushPins(pinDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  if (!existsSync(pinDir)) return removed;
+  // Its pins only: the bpffs also shows the kernel's own files (maps.debug, progs.debug).
+  for (const f of readdirSync(pinDir))
+    if ((f.startsWith('sm_') || f.startsWith('link_')) && unpin(join(pinDir, f))) removed.push(f);
+  const mounted = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === pinDir);
+  if (mounted) await run('umount', [pinDir]);
+  if (existsSync(pinDir)) rmdirSync(pinDir);
+  return removed;
+}
+
 export class EbpfBackend implements DataplaneBackend {
   readonly capabilities = ebpfCapabilities();
   readonly #dp: Dataplane;
@@ -221,21 +246,17 @@ export class EbpfBackend implements DataplaneBackend {
     const links = await this.#dp.listLinks();
     const byName = new Map(links.map((l) => [l.name, l]));
     for (const l of links) facts.set(l.name, { index: l.index, ...(l.mac ? { mac: parseMac(l.mac) } : {}) });
-    // Local delivery rewrites the MACs: the workload's from its neighbour entry (the CNI adds it).
-    for (const a of attachments(intent)) {
-      const l = byName.get(a.link);
-      if (!l || a.address === undefined) continue;
-      const mac = await this.#neighbourMac(a.link, a.address);
-      if (mac) facts.set(a.link, { ...facts.get(a.link)!, peerMac: parseMac(mac) });
+    // Local delivery rewrites the MACs: the workload's from its permanent neighbour entry (the agent
+    // adds it on attach); one dump for all links.
+    const wanted = [...attachments(intent)].filter((a) => a.address !== undefined && byName.has(a.link));
+    if (wanted.length === 0) return facts;
+    const neighbors = await this.#dp.listNeighbors();
+    for (const a of wanted) {
+      const l = byName.get(a.link)!;
+      const n = neighbors.find((x) => x.index === l.index && x.address === a.address && x.mac);
+      if (n?.mac) facts.set(a.link, { ...facts.get(a.link)!, peerMac: parseMac(n.mac) });
     }
     return facts;
-  }
-
-  async #neighbourMac(link: string, address: Ipv6Address): Promise<string | undefined> {
-    const ns = this.#o.netns ? ['-n', this.#o.netns] : [];
-    const r = await run('ip', [...ns, '-j', '-6', 'neigh', 'show', 'dev', link]);
-    const list = JSON.parse(r.stdout || '[]') as { dst: string; lladdr?: string }[];
-    return list.find((n) => n.lladdr && parseIpv6(n.dst) === address)?.lladdr;
   }
 
   #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
@@ -290,6 +311,7 @@ export class EbpfBackend implements DataplaneBackend {
       replaced: replaced + r.replaced,
       deleted: deleted + r.deleted,
       conflicts: r.conflicts.map((c) => `${c.object}: ${c.reason}`),
+      skipped: state.skipped,
     };
   }
 
@@ -330,6 +352,7 @@ export class EbpfBackend implements DataplaneBackend {
       replaced: replaced + rw.replace.length,
       deleted: deleted + rw.delete.length,
       conflicts: [],
+      skipped: state.skipped,
     };
   }
 
@@ -378,19 +401,11 @@ export class EbpfBackend implements DataplaneBackend {
     this.#links.clear();
     for (const d of this.#clsact.values()) inNetns(this.#o.netns, d);
     this.#clsact.clear();
-    // Its pins only: the bpffs also shows the kernel's own files (maps.debug, progs.debug).
-    if (existsSync(this.#o.pinDir))
-      for (const f of readdirSync(this.#o.pinDir))
-        if (f.startsWith('sm_') || f.startsWith('link_')) unpin(join(this.#o.pinDir, f));
     this.#obj?.close();
     this.#obj = undefined;
     this.#realised = undefined;
     await this.#dp.flushOwned();
-    const mounted = readFileSync('/proc/self/mounts', 'utf8')
-      .split('\n')
-      .some((l) => l.split(' ')[1] === this.#o.pinDir);
-    if (mounted) await run('umount', [this.#o.pinDir]);
-    if (existsSync(this.#o.pinDir)) rmdirSync(this.#o.pinDir);
+    await flushPins(this.#o.pinDir);
   }
 
   /** Releases fds; pins stay (forwarding continues; the next backend adopts them). */

@@ -7,7 +7,7 @@
  * All calls are synchronous FFI calls on the calling thread (the kernel objects belong to the caller's
  * network namespace for test runs and FIB lookups).
  */
-import { mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 
@@ -124,6 +124,7 @@ interface Lib {
   bpf_prog_test_run_opts: (fd: number, opts: Record<string, unknown>) => number;
   bpf_obj_pin: (fd: number, path: string) => number;
   bpf_obj_get: (path: string) => number;
+  bpf_obj_get_info_by_fd: (fd: number, info: Uint8Array, len: number[]) => number;
   bpf_link_create: (progFd: number, targetFd: number, attachType: number, opts: unknown) => number;
   bpf_link_update: (linkFd: number, newProgFd: number, opts: null) => number;
   bpf_tc_hook_create: (hook: Record<string, unknown>) => number;
@@ -193,6 +194,11 @@ export function libbpf(): Lib {
     ]),
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
+    bpf_obj_get_info_by_fd: so.func('bpf_obj_get_info_by_fd', 'int', [
+      'int',
+      'void *',
+      koffi.inout(koffi.pointer('uint32_t')),
+    ]),
     bpf_link_create: so.func('bpf_link_create', 'int', ['int', 'int', 'int', koffi.pointer(LinkCreateOpts)]),
     bpf_link_update: f('int bpf_link_update(int link_fd, int new_prog_fd, void *opts)'),
     bpf_tc_hook_create: so.func('bpf_tc_hook_create', 'int', [koffi.pointer(TcHook)]),
@@ -341,6 +347,36 @@ export class BpfMap {
     this.keySize = keySize;
     this.valueSize = valueSize;
     this.maxEntries = maxEntries;
+  }
+
+  /**
+   * A map pinned at `path` (another process's, e.g. a running agent's), with its type and sizes from
+   * the kernel (struct bpf_map_info: type, id, key_size, value_size, max_entries, flags, name[16]).
+   */
+  static openPinned(path: string): BpfMap {
+    const fd = objGet(path);
+    const info = new Uint8Array(80);
+    const len = [info.length];
+    const rc = libbpf().bpf_obj_get_info_by_fd(fd, info, len);
+    if (rc !== 0) {
+      closeFd(fd);
+      throw new BpfError(`reading the info of pinned map ${path}`, -rc, '');
+    }
+    const v = new DataView(info.buffer);
+    const name = Buffer.from(info.subarray(24, 40)).toString('latin1').replace(/\0.*$/s, '');
+    return new BpfMap(
+      name,
+      fd,
+      v.getUint32(0, true),
+      v.getUint32(8, true),
+      v.getUint32(12, true),
+      v.getUint32(16, true),
+    );
+  }
+
+  /** Closes the map's fd (maps of a BpfObject close with it). */
+  close(): void {
+    closeFd(this.fd);
   }
 
   get perCpu(): boolean {
@@ -610,10 +646,24 @@ export class BpfObject {
 
 /** Mounts a bpffs at `dir` unless one is mounted there (Debian does not mount /sys/fs/bpf, and `ip netns
  * exec` remounts /sys and hides it: the agent pins on its own bpffs under /run). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** Whether `dir` lies on a bpffs (itself a mount point or inside one, such as /sys/fs/bpf/segmesh). */
+export function onBpffs(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes `dir` usable for pins: a folder on a bpffs, mounting one there when it is not. A bpffs mounted
+ * in a private mount namespace (`ip netns exec`) lives only as long as that namespace: the agent warns.
+ */
 export function ensureBpffs(dir: string): void {
   mkdirSync(dir, { recursive: true });
-  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n');
-  if (mounts.some((line) => line.split(' ')[1] === dir && line.split(' ')[2] === 'bpf')) return;
+  if (onBpffs(dir)) return;
   const libc = koffi.load('libc.so.6');
   const mount = libc.func(
     'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)',

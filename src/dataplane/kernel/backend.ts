@@ -3,6 +3,7 @@
  * (rtnetlink, generic netlink, `nft`), with the pure lowering of lower.ts and delta.ts. Everything it
  * installs carries the agent's protocol number and lives in its tables and nft tables (docs/dataplane.md).
  */
+import type { Ipv6Address } from '../../srv6/address.ts';
 import type { Behavior } from '../../srv6/behavior.ts';
 import type {
   AttachmentDrops,
@@ -34,6 +35,8 @@ export interface KernelBackendOptions extends KernelLoweringOptions {
   readonly vrf?: boolean;
   /** The kernel has seg6 HMAC (CONFIG_IPV6_SEG6_HMAC). */
   readonly hmac?: boolean;
+  /** The outer source of packets the kernel encapsulates (seg6 tunsrc), set by prepare(). */
+  readonly tunnelSource?: Ipv6Address;
 }
 
 const BASE_BEHAVIORS: readonly Behavior[] = ['End', 'End.X', 'End.T', 'End.DX6', 'End.DT6', 'End.B6.Encaps'];
@@ -41,14 +44,13 @@ const BASE_BEHAVIORS: readonly Behavior[] = ['End', 'End.X', 'End.T', 'End.DX6',
 export function kernelCapabilities(o: { vrf?: boolean; hmac?: boolean }): BackendCapabilities {
   return {
     name: 'kernel',
-    // Linux has no End.B6.Encaps.Red; End.DT4/DT46 take a VRF table; End.DX4 an IPv4 next hop.
-    behaviors: new Set<Behavior>([
-      ...BASE_BEHAVIORS,
-      ...(o.vrf ? (['End.DT4', 'End.DT46', 'End.DX4'] as const) : []),
-    ]),
+    // Linux has no End.B6.Encaps.Red. End.DT4/DT46 take only `vrftable` (a VRF device bound to the
+    // tenant's table), which this backend does not create yet: it claims neither, so IPv4 tenants are
+    // refused by name on it (the eBPF backend runs them without VRF).
+    behaviors: new Set<Behavior>(BASE_BEHAVIORS),
     encapModes: new Set(['encap', 'encap.red']),
     hmac: o.hmac ?? false,
-    ipv4Inner: o.vrf ?? false,
+    ipv4Inner: false,
     sourceSpecific: true,
   };
 }
@@ -67,9 +69,10 @@ export class KernelBackend implements DataplaneBackend {
     this.capabilities = kernelCapabilities(opts);
   }
 
-  /** The host sysctls (forwarding, SRH processing on the underlay); once, before the first intent. */
+  /** The host sysctls (forwarding, SRH processing on the underlay) and the tunnel source; once, first. */
   async prepare(): Promise<void> {
     for (const [key, value] of kernelSysctls(this.#opts.underlayDevice)) await this.#dp.setSysctl(key, value);
+    if (this.#opts.tunnelSource !== undefined) await this.#dp.setTunsrc(this.#opts.tunnelSource);
   }
 
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
