@@ -242,8 +242,10 @@ export function allocateHostSids(req: SidRequest): HostSids {
     }
     // IPv4 tenants need VRF devices (End.DT4/DT46 take only `vrftable`): allocated where the kernel has them.
     if (!unsupportedReason('End.DT46', req.capabilities)) {
-      tenantDt4.set(t.name, make('tenantDt4', `dt4:${t.name}`, t.id, 'End.DT4', { tenant: t.name }));
-      tenantDt46.set(t.name, make('tenantDt46', `dt46:${t.name}`, t.id, 'End.DT46', { tenant: t.name }));
+      // Decapsulated into the tenant's delivery scope, as End.DT6 is.
+      const lookup = { tenant: t.name, lookup: scopes.delivery };
+      tenantDt4.set(t.name, make('tenantDt4', `dt4:${t.name}`, t.id, 'End.DT4', lookup));
+      tenantDt46.set(t.name, make('tenantDt46', `dt46:${t.name}`, t.id, 'End.DT46', lookup));
     }
   }
 

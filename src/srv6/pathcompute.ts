@@ -273,6 +273,9 @@ function deliverRoute(scope: Scope, w: WorkloadView, from?: Ipv6Prefix): Deliver
   };
 }
 
+/** Behaviours that decapsulate into a lookup scope (the tenant's). */
+const DECAP_LOOKUP: ReadonlySet<string> = new Set(['End.DT6', 'End.DT4', 'End.DT46']);
+
 /** Host-level objects: SIDs, locators, per-tenant defaults, external routes, NF return scopes. */
 function hostObjects(ctx: HostContext, emit: Emit): void {
   const { view, host } = ctx;
@@ -288,7 +291,7 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
       behavior: sid.behavior,
       sidKey: sid.key,
       ...(sid.tenant !== undefined ? { tenant: sid.tenant } : {}),
-      ...(sid.lookup !== undefined && sid.behavior === 'End.DT6' ? { lookup: sid.lookup } : {}),
+      ...(sid.lookup !== undefined && DECAP_LOOKUP.has(sid.behavior) ? { lookup: sid.lookup } : {}),
       ...(sid.nextHop !== undefined ? { nextHop: sid.nextHop } : {}),
       ...(link !== undefined && sid.behavior === 'End.DX6' ? { link } : {}),
       reason: `own SID ${sid.key}`,
