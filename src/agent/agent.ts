@@ -15,10 +15,23 @@ import type { Logger } from 'pino';
 import type { Bgp } from '../bgp/index.ts';
 import { bgp as bgpComponent, type ExternalRoute, type VpnAdvert } from '../bgp/index.ts';
 import { parseRd } from '../bgp/update.ts';
-import { detectVrf } from '../dataplane/dataplane.ts';
+import { unsupportedReason } from '../dataplane/backend.ts';
 import { type Dataplane, LinuxDataplane, mssFor, openDataplane } from '../dataplane/index.ts';
-import { nftFlushRuleset } from '../dataplane/isolation.ts';
-import { kernelRuleset, kernelSysctls } from '../dataplane/kernel/lower.ts';
+import {
+  diffIntents,
+  emptyDelta,
+  type ForwardingIntent,
+  type IntentItem,
+  sidKey,
+} from '../dataplane/intent.ts';
+import { intentOf } from '../dataplane/intent-lower.ts';
+import {
+  BackendUnavailableError,
+  type OpenBackendOptions,
+  type OpenedBackend,
+  openBackend,
+  type PreparableBackend,
+} from '../dataplane/open-backend.ts';
 import {
   type Gossip,
   gossip as gossipComponent,
@@ -47,7 +60,6 @@ import { AgentError, checkIfname } from './errors.ts';
 import { buildFabricState, type EdgePeer } from './fabric-state.ts';
 import { membershipGossipInit, membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 import { checkNetworkNamespace } from './netns.ts';
-import { type DesiredHost, desiredDelta, toDesiredHost } from './translate.ts';
 import { checkUnderlayInterface } from './underlay.ts';
 import { type LocalWorkload, LocalWorkloadStore } from './workloads.ts';
 
@@ -59,6 +71,8 @@ export interface AgentComponents {
   readonly logger: Logger;
   /** Injected in tests; the agent opens the host's own otherwise. */
   readonly dataplane?: Dataplane;
+  /** Opens the data-plane backend (tests inject one); open-backend.ts's choice by default. */
+  readonly openBackend?: (o: OpenBackendOptions) => Promise<OpenedBackend>;
 }
 
 export interface AddWorkloadInput {
@@ -119,23 +133,21 @@ export class Agent {
   readonly #store: LocalWorkloadStore;
   #dp: Dataplane | undefined;
   readonly #injectedDp: Dataplane | undefined;
+  readonly #openBackend: (o: OpenBackendOptions) => Promise<OpenedBackend>;
+  #backend: PreparableBackend | undefined;
+  #backendInfo: { name: string; why: string } | undefined;
   #gossip: Gossip | undefined;
   #bgp: Bgp | undefined;
   #locator: Ipv6Prefix | undefined;
-  #vrf = false;
   readonly #external = new Map<string, ExternalRoute>();
   #view: FabricView | undefined;
   #plan: HostPlan | undefined;
-  #lastNft = '';
-  /** The nftables rulesets the latest reconcile wants, applied off the route path (see #isolate). */
-  #nftWanted: string | undefined;
-  #nftRunning: Promise<void> | undefined;
-  #nftError: string | undefined;
   #burstStartMs = 0;
   #readingView = false;
-  /** What the last reconcile applied to the kernel (undefined: unknown, the next one dumps and diffs). */
-  #applied: DesiredHost | undefined;
-  #appliedLinks = '';
+  /** The intent the backend holds (undefined: unknown, the next reconcile realises in full). */
+  #applied: ForwardingIntent | undefined;
+  /** What the backend could not realise of #applied, with reasons (reported by every reconcile). */
+  #backendSkipped: readonly string[] = [];
   #fullDue = true;
   #lastHostAdvert = '';
   #lastBgpLocators: string | undefined;
@@ -160,6 +172,7 @@ export class Agent {
     this.#hostLog = components.logger.child({ host: settings.hostName });
     this.#log = this.#hostLog.child({ component: 'agent' });
     this.#injectedDp = components.dataplane;
+    this.#openBackend = components.openBackend ?? openBackend;
     this.#store = new LocalWorkloadStore(`${settings.stateDir}/workloads.json`);
   }
 
@@ -184,8 +197,12 @@ export class Agent {
   get dataplane(): Dataplane | undefined {
     return this.#dp;
   }
-  get vrf(): boolean {
-    return this.#vrf;
+  get backend(): PreparableBackend | undefined {
+    return this.#backend;
+  }
+  /** The data-plane backend in use and why it was chosen (`segmesh status`). */
+  get backendInfo(): { readonly name: string; readonly why: string } | undefined {
+    return this.#backendInfo;
   }
   get lastReconcile(): ReconcileReport | undefined {
     return this.#lastReport;
@@ -202,8 +219,8 @@ export class Agent {
     await mkdir(s.stateDir, { recursive: true, mode: 0o750 });
     await this.#store.load();
 
-    // 1. Data plane: the kernel's forwarding switches, the encapsulation source.
-    this.#vrf = detectVrf();
+    // 1. Data plane: the backend the config asks for (auto: kernel seg6 where the kernel has it, else
+    // eBPF), then its host settings (forwarding switches, encapsulation source).
     this.#dp =
       this.#injectedDp ??
       new LinuxDataplane({
@@ -211,8 +228,26 @@ export class Agent {
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
       });
     await checkUnderlayInterface(this.#dp, s.underlayDevice, s.file);
-    for (const [key, value] of kernelSysctls(s.underlayDevice)) await this.#dp.setSysctl(key, value);
-    await this.#dp.setTunsrc(s.underlay);
+    const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
+    let opened: OpenedBackend;
+    try {
+      opened = await this.#openBackend({
+        setting: s.spec.dataplane.backend,
+        dp: this.#dp,
+        underlayDevice: s.underlayDevice,
+        source: s.underlay,
+        mss: mssFor(mtu),
+        pinDir: s.spec.dataplane.bpfPinDir,
+      });
+    } catch (e) {
+      if (e instanceof BackendUnavailableError)
+        throw new AgentError('precondition', `${s.file}: ${e.message}`);
+      throw e;
+    }
+    this.#backend = opened.backend;
+    this.#backendInfo = { name: opened.name, why: opened.why };
+    this.#log.info({ backend: opened.name, why: opened.why }, 'data-plane backend');
+    await this.#backend.prepare();
 
     // 2. Locator: configured, or derived from the fabric block once and kept.
     this.#locator = s.locator ?? (await this.#derivedLocator());
@@ -341,9 +376,10 @@ export class Agent {
     clearTimeout(this.#timer);
     clearInterval(this.#fullTimer);
     await this.#running?.catch(() => undefined);
-    await this.isolationSettled();
     await this.#bgp?.stop();
     await this.#gossip?.stop();
+    // Releases fds only: routes, maps, pinned programs stay and forward.
+    await this.#backend?.close().catch(() => undefined);
     if (!this.#injectedDp) await this.#dp?.close();
     this.#log.info('agent stopped (kernel state and gobgpd left running)');
   }
@@ -442,48 +478,69 @@ export class Agent {
   }
 
   /**
-   * Applies the desired kernel state: as a delta against what the last reconcile applied when that is
-   * known (no kernel dump: a moved workload costs one route write per host), else with the data
-   * plane's full dump and diff, which also repairs drift. Full: at start, every FULL_RECHECK_MS, when
-   * the set of workload links changed (a link takes its routes with it when it goes), after a
-   * conflict, and whenever a delta write fails. Between full checks the agent assumes the kernel
-   * still holds what it applied.
+   * Hands the wanted intent to the backend: as a delta against the intent it last realised when that
+   * is known (no dump: a moved workload costs one write per host), else in full (the backend compares
+   * with what is installed, so drift is repaired). In full at start, every FULL_RECHECK_MS, after a
+   * conflict, and whenever a delta write fails.
    */
-  async #apply(
-    wanted: DesiredHost,
-    links: string,
-  ): Promise<{ added: number; replaced: number; deleted: number; full: boolean }> {
-    const dp = this.#dp!;
+  async #apply(wanted: ForwardingIntent): Promise<{
+    added: number;
+    replaced: number;
+    deleted: number;
+    full: boolean;
+    conflicts: number;
+    skipped: readonly string[];
+  }> {
+    const backend = this.#backend!;
     const applied = this.#applied;
-    const delta =
-      !this.#fullDue && applied !== undefined && links === this.#appliedLinks
-        ? desiredDelta(applied, wanted)
-        : undefined;
-    if (delta) {
-      try {
-        const { routes, rules } = delta;
-        if (rules.add.length > 0) await dp.addRules(rules.add);
-        if (routes.add.length > 0) await dp.addRoutes(routes.add);
-        if (routes.replace.length > 0) await dp.replaceRoutes(routes.replace);
-        if (routes.delete.length > 0) await dp.deleteRoutes(routes.delete);
-        if (rules.delete.length > 0) await dp.deleteRules(rules.delete);
-        this.#applied = wanted;
+    if (!this.#fullDue && applied !== undefined) {
+      const delta = diffIntents(applied.items, wanted.items);
+      if (emptyDelta(delta))
         return {
-          added: routes.add.length + rules.add.length,
-          replaced: routes.replace.length,
-          deleted: routes.delete.length + rules.delete.length,
+          added: 0,
+          replaced: 0,
+          deleted: 0,
           full: false,
+          conflicts: 0,
+          skipped: this.#backendSkipped,
+        };
+      try {
+        const r = await backend.applyDelta(applied, wanted, delta);
+        this.#applied = wanted;
+        this.#backendSkipped = r.skipped ?? [];
+        return {
+          added: r.added,
+          replaced: r.replaced,
+          deleted: r.deleted,
+          full: false,
+          conflicts: 0,
+          skipped: this.#backendSkipped,
         };
       } catch (e) {
-        this.#log.warn({ err: e }, 'incremental kernel update failed; reconciling against a full dump');
+        this.#log.warn({ err: e }, 'incremental data-plane update failed; realising the intent in full');
       }
     }
     this.#applied = undefined;
-    const result = await dp.reconcile(wanted.dataplane);
+    const result = await backend.realise(wanted);
     this.#fullDue = false;
-    this.#appliedLinks = links;
     if (result.conflicts.length === 0) this.#applied = wanted;
-    return { ...result, full: true };
+    else this.#log.warn({ conflicts: result.conflicts.slice(0, 10) }, 'objects in the way were left alone');
+    this.#backendSkipped = result.skipped ?? [];
+    return { ...result, full: true, conflicts: result.conflicts.length, skipped: this.#backendSkipped };
+  }
+
+  /** The intent without what the backend cannot realise (each refused item named in the report). */
+  #realisable(intent: ForwardingIntent, skipped: string[]): ForwardingIntent {
+    const caps = this.#backend!.capabilities;
+    let items: Map<string, IntentItem> | undefined;
+    for (const item of intent.items.values()) {
+      const why = unsupportedReason(caps, item);
+      if (!why) continue;
+      items ??= new Map(intent.items);
+      items.delete(item.key);
+      skipped.push(why);
+    }
+    return items ? { host: intent.host, items } : intent;
   }
 
   /** The gossip view; the change events reading it raises trigger no second reconcile. */
@@ -512,41 +569,37 @@ export class Agent {
         external: [...this.#external.values()],
         edgePeers: this.#edgePeers(),
       });
+      // The backend says what this host can run (End.DT4/DT46 need VRF devices or the eBPF programs).
+      const caps = this.#backend!.capabilities;
       const view = buildFabricView({
         ...state.input,
         hosts: state.input.hosts.map((h) =>
-          h.name === s.hostName ? { ...h, capabilities: { vrf: this.#vrf, hmac: true } } : h,
+          h.name === s.hostName ? { ...h, capabilities: { vrf: caps.ipv4Inner, hmac: caps.hmac } } : h,
         ),
       });
       const plan = computeHostPlan(view, s.hostName);
-      const desired = toDesiredHost(plan, { underlayDevice: s.underlayDevice, sidCounters: true });
-      const result = await this.#apply(
-        desired,
-        desired.links
-          .map((l) => l.link)
-          .sort()
-          .join(' '),
-      );
+      const skipped = [...state.skipped];
+      const intent = this.#realisable(intentOf(plan), skipped);
+      const result = await this.#apply(intent);
+      skipped.push(...result.skipped);
       this.#view = view;
       this.#plan = plan;
-      // Routes are in place: claim the workloads attached since (gossip) and announce (host record,
-      // BGP) side by side, then the filters, which take an `nft` process (tens to hundreds of
-      // milliseconds) and so never delay a route or an announcement.
+      // Forwarding and filters are in place: claim the workloads attached since (gossip) and announce
+      // (host record, BGP) side by side.
       await Promise.all([this.#publishClaims(), this.#advertise(view)]);
-      const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
-      this.#isolate(kernelRuleset(desired, mssFor(mtu)));
+      let entries = 0;
+      for (const item of intent.items.values()) if (item.kind !== 'attachment') entries++;
       report = {
         atMs: Date.now(),
         durationMs: performance.now() - started,
-        routes: desired.dataplane.routes?.length ?? 0,
+        routes: entries,
         added: result.added,
         replaced: result.replaced,
         deleted: result.deleted,
-        skipped: state.skipped,
-        ...(this.#nftError !== undefined ? { error: this.#nftError } : {}),
+        skipped,
       };
-      if (result.added + result.replaced + result.deleted > 0 || state.skipped.length > 0) {
-        this.#log.info({ ...report, full: result.full, skipped: state.skipped.slice(0, 10) }, 'reconciled');
+      if (result.added + result.replaced + result.deleted > 0 || skipped.length > 0) {
+        this.#log.info({ ...report, full: result.full, skipped: skipped.slice(0, 10) }, 'reconciled');
       }
     } catch (e) {
       report = {
@@ -559,8 +612,8 @@ export class Agent {
         skipped: [],
         error: (e as Error).message,
       };
-      // The kernel keeps what it had: a bad view never tears down working forwarding.
-      this.#log.error({ err: e }, 'reconcile failed; kernel state left as it was');
+      // The data plane keeps what it had: a bad view never tears down working forwarding.
+      this.#log.error({ err: e }, 'reconcile failed; data-plane state left as it was');
     }
     this.#lastReport = report;
     this.onReconcile?.(report);
@@ -568,43 +621,12 @@ export class Agent {
   }
 
   /**
-   * Applies the isolation and MSS-clamp tables (one `nft -f -`, one transaction) in a lane of its own:
-   * only the newest wanted ruleset is applied, and a reconcile does not wait for it. Callers that need
-   * the filters in place (a workload added, a link about to be deleted) await {@link isolationSettled}.
+   * Kept for callers that wait for the filters: the backend puts them in place within each reconcile
+   * (the kernel backend's nft ruleset, the eBPF backend's endpoint entries), so they are settled when
+   * the reconcile that wanted them returned.
    */
-  #isolate(ruleset: string): void {
-    if (ruleset === this.#lastNft && this.#nftWanted === undefined) return;
-    this.#nftWanted = ruleset;
-    if (this.#nftRunning) return;
-    this.#nftRunning = (async () => {
-      while (this.#nftWanted !== undefined) {
-        const next = this.#nftWanted;
-        this.#nftWanted = undefined;
-        if (next === this.#lastNft) continue;
-        try {
-          await this.#dp!.applyNft(next);
-          this.#lastNft = next;
-          if (this.#nftError !== undefined && this.#lastReport?.error === this.#nftError) {
-            const { error: _, ...rest } = this.#lastReport;
-            this.#lastReport = rest;
-          }
-          this.#nftError = undefined;
-        } catch (e) {
-          // Retried by the next reconcile (the wanted ruleset still differs from the applied one).
-          this.#nftError = `nftables: ${(e as Error).message}`;
-          if (this.#lastReport && this.#lastReport.error === undefined)
-            this.#lastReport = { ...this.#lastReport, error: this.#nftError };
-          this.#log.error({ err: e }, 'applying the isolation filters failed; the previous ones stay');
-        }
-      }
-    })().finally(() => {
-      this.#nftRunning = undefined;
-    });
-  }
-
-  /** Resolves when the newest isolation ruleset a reconcile wanted has been applied (or failed). */
   async isolationSettled(): Promise<void> {
-    while (this.#nftRunning) await this.#nftRunning;
+    await this.#running?.catch(() => undefined);
   }
 
   /** Our own host record and the VPN routes of our workloads, when they changed. */
@@ -774,6 +796,15 @@ export class Agent {
       address,
       mtu,
     });
+    try {
+      // The workload's link-layer address pinned on the host link (the eBPF backend delivers straight to
+      // it), then the backend's hook on the link, before any entry points at it.
+      await this.#dp!.setNeighbor(hostLink, address, mac);
+      await this.#backend!.attach(hostLink);
+    } catch (e) {
+      await detachWorkload(this.#dp!, hostLink).catch(() => undefined);
+      throw new AgentError('failed', `cannot hook ${hostLink} into the data plane: ${(e as Error).message}`);
+    }
     const workload: LocalWorkload = {
       id,
       sticky,
@@ -810,6 +841,9 @@ export class Agent {
     await this.reconcileNow();
     // The filters must no longer name the link before it goes (nft refuses a chain on a missing device).
     await this.isolationSettled();
+    await this.#backend!.detach(w.hostLink).catch((e: Error) => {
+      this.#log.warn({ err: e, link: w.hostLink }, 'unhooking the link failed; it goes anyway');
+    });
     await detachWorkload(this.#dp!, w.hostLink);
     this.#log.info({ workload: w.id }, 'workload detached');
     return true;
@@ -950,13 +984,14 @@ export class Agent {
     this.#checkStopping();
     this.#started = false;
     await this.isolationSettled();
-    const flushed = await this.#dp!.flushOwned();
-    await this.#dp!.applyNft(nftFlushRuleset());
-    this.#lastNft = '';
+    // Everything the backend owns: routes and rules, or maps and programs; its filters and sysctls.
+    const removed = this.#applied?.items.size ?? 0;
+    await this.#backend!.flush();
+    this.#applied = undefined;
     await this.#gossip!.stop();
     const report = {
       withdrawn: local.length,
-      removed: flushed.routes + flushed.rules,
+      removed,
       gracefulShutdownPaths,
       waitedMs,
       trafficStopped,
@@ -997,11 +1032,13 @@ export class Agent {
   ): Promise<{ waitedMs: number; trafficStopped: boolean }> {
     const started = Date.now();
     const self = this.#view?.hosts.get(this.settings.hostName);
-    const sids = (self?.sids.all ?? []).filter((x) => x.behavior !== 'End').map((x) => x.sid);
+    const sids = new Set(
+      (self?.sids.all ?? []).filter((x) => x.behavior !== 'End').map((x) => sidKey(x.sid)),
+    );
     const total = async () => {
+      const counters = await this.#backend!.readCounters().catch(() => undefined);
       let n = 0;
-      for (const sid of sids)
-        n += Number((await this.#dp!.sidCounters(sid).catch(() => undefined))?.packets ?? 0);
+      for (const [key, c] of counters?.sids ?? []) if (sids.has(key)) n += Number(c.packets);
       return n;
     };
     let last = await total();

@@ -241,6 +241,9 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         membership: membershipSummary(agent.settings.membership),
         membershipWarning: agent.settings.membership.mode === 'open' ? OPEN_MEMBERSHIP_WARNING : '',
         hostId: agent.hostId,
+        dataplaneBackend: agent.backendInfo?.name ?? '',
+        dataplaneBackendWhy: agent.backendInfo?.why ?? '',
+        notReady: agent.ready ? '' : (last?.error ?? 'starting: no reconcile yet'),
         lastReconcileUnixMs: BigInt(last?.atMs ?? 0),
         lastReconcileMs: last?.durationMs ?? 0,
       });

@@ -259,11 +259,15 @@ export const agentConfigSchema = z
       .default({ listen: '127.0.0.1:9469' }),
     dataplane: z
       .object({
+        // auto: the kernel's seg6 routes where the kernel has them, else the eBPF programs.
+        backend: z.enum(['auto', 'ebpf', 'kernel']).default('auto'),
+        // Where the eBPF backend pins its maps and program links (a folder on a bpffs).
+        bpfPinDir: z.string().min(1).default('/sys/fs/bpf/segmesh'),
         maxSegments: z.number().int().min(1).max(16).default(4),
         underlayMtu: z.number().int().default(1500),
       })
       .strict()
-      .default({ maxSegments: 4, underlayMtu: 1500 }),
+      .default({ backend: 'auto', bpfPinDir: '/sys/fs/bpf/segmesh', maxSegments: 4, underlayMtu: 1500 }),
   })
   .strict()
   .refine((c) => (c.locator === undefined) !== (c.locatorBlock === undefined), {

@@ -37,7 +37,7 @@ export function inspectCommands(): Command[] {
           ['host', s.host],
           ['host id', s.hostId],
           ['membership', s.membership],
-          ['ready', String(s.ready)],
+          ['ready', s.ready ? 'true' : `false: ${s.notReady}`],
           ['version', `${s.version} (protocol ${s.protocol})`],
           ['underlay', s.underlay],
           ['locator', s.locator],
@@ -47,10 +47,14 @@ export function inspectCommands(): Command[] {
             'last reconcile',
             `${new Date(Number(s.lastReconcileUnixMs)).toISOString()} (${s.lastReconcileMs.toFixed(1)} ms)`,
           ],
+          [
+            'data plane',
+            s.dataplaneBackend ? `${s.dataplaneBackend} (${s.dataplaneBackendWhy})` : 'not open',
+          ],
           ['gobgp api', s.gobgpApi || 'not configured'],
           [
             'kernel',
-            `${s.kernel?.release} vrf=${s.kernel?.vrf} seg6=${s.kernel?.seg6} hmac=${s.kernel?.hmac} nft-srh=${s.kernel?.nftSrh}`,
+            `${s.kernel?.release} vrf=${s.kernel?.vrf} seg6=${s.kernel?.seg6} seg6local=${s.kernel?.seg6local} hmac=${s.kernel?.hmac} nft-srh=${s.kernel?.nftSrh}`,
           ],
         ],
       );

@@ -6,6 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/cli/client.ts';
+import { MAP, Mode as PolicyMode, Reason, type ReasonName, u32Key } from '../../../src/dataplane/ebpf/abi.ts';
+import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
+import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { runLogDir, sh, waitFor } from '../../harness/index.ts';
@@ -35,8 +38,13 @@ export interface AgentHost {
   readonly stateDir: string;
   readonly socket: string;
   readonly config: string;
+  /** The eBPF backend's pins (a bpffs mounted by the cluster). */
+  readonly pinDir: string;
   agent: Daemon | undefined;
 }
+
+/** A drop the tests count, by what was dropped; each backend counts it in the kernel its own way. */
+export type DropKind = 'no-route' | 'workload-srv6' | 'host-address';
 
 /** Runs the CLI (from source) and returns stdout; throws with stderr on failure unless allowFail. */
 export function segmesh(
@@ -107,6 +115,21 @@ export class AgentCluster {
     return { frr, edge, ext };
   }
 
+  /**
+   * A bpffs for one host's eBPF pins, mounted here in the test's mount namespace: an agent runs under
+   * `ip netns exec` (a private mount namespace of its own), where a bpffs it mounted itself would die
+   * with it, and its pinned programs with it. Unmounted at teardown.
+   */
+  async bpffs(stateDir: string): Promise<string> {
+    const dir = `${stateDir}/bpf`;
+    mkdirSync(dir, { recursive: true });
+    await sh('mount', ['-t', 'bpf', 'bpf', dir]);
+    this.lab.onTeardown(async () => {
+      await sh('umount', ['-l', dir], { allowFail: true });
+    });
+    return dir;
+  }
+
   async create(count: number, opts: { edge?: EdgePeer } = {}): Promise<void> {
     this.operatorKey = `${this.dir}/operator.key`;
     this.operatorPublic = segmesh(['keygen', '--out', this.operatorKey]).out.trim();
@@ -120,6 +143,7 @@ export class AgentCluster {
       const stateDir = `${this.dir}/h${i}`;
       mkdirSync(stateDir, { recursive: true });
       const config = `${stateDir}/agent.yaml`;
+      const pinDir = await this.bpffs(stateDir);
       const peers = Array.from({ length: count }, (_, j) => j + 1)
         .filter((j) => j !== i)
         .map((j) => `"/ip6/2001:db8:100::${j}/tcp/7946"`);
@@ -138,6 +162,7 @@ gossip:
   suspectAfter: 2s
   deadAfter: 6s
 api: { socket: ${stateDir}/run/agent.sock, group: segmesh }
+dataplane: { bpfPinDir: ${pinDir} }
 ${
   opts.edge
     ? `bgp:
@@ -158,6 +183,7 @@ ${
         // run/: the agent's runtime directory, created by the agent (it refuses one it did not create).
         socket: `${stateDir}/run/agent.sock`,
         config,
+        pinDir,
         agent: undefined,
       });
     }
@@ -182,6 +208,66 @@ ${
       ready: async () => (await this.api(h).call('getStatus', {}, 2_000)).ready,
       readyTimeoutMs: 30_000,
     });
+  }
+
+  /** The data-plane backend `h`'s agent chose (`segmesh status`). */
+  async backend(h: AgentHost): Promise<'ebpf' | 'kernel'> {
+    const b = (await this.api(h).call('getStatus', {})).dataplaneBackend;
+    if (b !== 'ebpf' && b !== 'kernel') throw new Error(`agent ${h.name} reports data-plane backend '${b}'`);
+    return b;
+  }
+
+  /**
+   * Drops of one kind on host `h`, read from the kernel: the eBPF programs' verdict counters (the
+   * pinned per-CPU map, summed) or, on the kernel backend, the IPv6 MIB and the agent's nft counters
+   * of `link`. eBPF counts per host, not per link.
+   */
+  async drops(h: AgentHost, kind: DropKind, link: string): Promise<number> {
+    if ((await this.backend(h)) === 'ebpf') {
+      const c = bpfVerdicts(h);
+      const n = (...names: ReasonName[]) => names.reduce((sum, x) => sum + Number(c.get(x) ?? 0n), 0);
+      // A destination outside the tenant: no entry, or the tenant's explicit unreachable, or no route.
+      if (kind === 'no-route') return n('drop_no_policy', 'drop_policy', 'drop_no_route');
+      if (kind === 'workload-srv6') return n('drop_sid_block', 'drop_workload_srh');
+      return n('drop_host_address', 'drop_control_port');
+    }
+    if (kind === 'no-route') return snmp6(h.ns, 'Ip6InNoRoutes');
+    const counter = `${link}_${kind === 'workload-srv6' ? 'sid_block' : 'host_address'}`;
+    const r = await sh('nft', ['-j', 'list', 'counter', 'netdev', 'segmesh', counter], { netns: h.ns.name });
+    return (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> }).nftables.find(
+      (x) => x.counter,
+    )!.counter!.packets;
+  }
+
+  /**
+   * How `h`'s data plane forwards packets to `address` (a /128), read back from the kernel and
+   * normalised across backends: `encap SEG,SEG` for each encapsulating entry, `local` for delivery to
+   * a link. Kernel backend: its routes (protocol 203) in any table; eBPF backend: its policy map.
+   */
+  async forwardingOf(h: AgentHost, address: string): Promise<string[]> {
+    const want = parseIpv6(address);
+    if ((await this.backend(h)) === 'kernel') {
+      const r = await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
+      return r.stdout
+        .split('\n')
+        .filter((l) => l.trim() && !l.startsWith('unreachable') && parseIpv6(l.split(' ')[0]!) === want)
+        .map((l) => {
+          const segs = /encap seg6 mode \S+ segs \d+ \[ ([^\]]+) \]/.exec(l);
+          return segs ? `encap ${segs[1]!.trim().split(' ').join(',')}` : / dev /.test(l) ? 'local' : l;
+        });
+    }
+    const out: string[] = [];
+    for (const [k, v] of bpfMapEntries(h, MAP.policy)) {
+      const key = Buffer.from(k, 'hex');
+      if (key.readUInt32LE(0) !== 32 + 128 || ipv6FromBytes(key.subarray(8, 24)) !== want) continue;
+      const value = Buffer.from(v, 'hex');
+      const segs = Array.from({ length: value[1]! }, (_, i) =>
+        formatIpv6(ipv6FromBytes(value.subarray(36 + 16 * i, 52 + 16 * i))),
+      );
+      const mode = Object.entries(PolicyMode).find(([, n]) => n === value[0])?.[0] ?? `mode ${value[0]}`;
+      out.push(mode.startsWith('encap') ? `encap ${segs.join(',')}` : mode);
+    }
+    return out;
   }
 
   applyTenants(via: AgentHost = this.hosts[0]!): void {
@@ -294,4 +380,47 @@ export async function startPing(
       return { answered: seqs.size, lastSeq, transmitted, lost };
     },
   };
+}
+
+/** The eBPF programs' verdict counters of `h` (sm_counters in its pin folder), per-CPU summed. */
+export function bpfVerdicts(h: AgentHost): Map<ReasonName, bigint> {
+  const m = BpfMap.openPinned(`${h.pinDir}/${MAP.counters}`);
+  try {
+    const out = new Map<ReasonName, bigint>();
+    for (const [name, slot] of Object.entries(Reason) as [ReasonName, number][])
+      out.set(name, m.lookupSum(u32Key(slot))?.[0] ?? 0n);
+    return out;
+  } finally {
+    m.close();
+  }
+}
+
+/** Every entry of a pinned map of `h`'s eBPF backend, as hex key -> hex value (per-CPU maps excluded). */
+export function bpfMapEntries(h: AgentHost, map: string): Map<string, string> {
+  const m = BpfMap.openPinned(`${h.pinDir}/${map}`);
+  try {
+    const out = new Map<string, string>();
+    for (const k of m.keys()) {
+      const v = m.lookup(k);
+      if (v) out.set(Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex'));
+    }
+    return out;
+  } finally {
+    m.close();
+  }
+}
+
+/**
+ * Sends one raw IPv6 packet (built by scapy from `expr`, a Python expression) from inside `ns`, as a
+ * workload that builds its own headers would: a raw socket, routed by the namespace's routes.
+ */
+export async function sendRawIpv6(ns: Netns, expr: string, count = 1): Promise<void> {
+  const script = [
+    'import socket, sys',
+    'from scapy.all import IPv6, IPv6ExtHdrSegmentRouting, ICMPv6EchoRequest, UDP, raw',
+    `p = ${expr}`,
+    's = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)',
+    `for _ in range(${count}): s.sendto(raw(p), (p[IPv6].dst, 0))`,
+  ].join('\n');
+  await ns.exec('/usr/bin/python3', ['-c', script]);
 }

@@ -1,312 +1,317 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLab, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, ping, segmesh, segmeshJson, snmp6, startPing } from './cluster.ts';
+import { MAP } from '../../../src/dataplane/ebpf/abi.ts';
+import { tsharkFields } from '../../harness/capture.ts';
+import { createLab, systemSuite, waitFor } from '../../harness/index.ts';
+import {
+  AgentCluster,
+  bpfMapEntries,
+  ping,
+  segmesh,
+  segmeshJson,
+  sendRawIpv6,
+  startPing,
+} from './cluster.ts';
 
-systemSuite(
-  'agent: a fabric of three agents',
-  { tools: ['ip', 'nft', 'ping'], kernel: ['seg6', 'seg6local'] },
-  () => {
-    const lab = createLab();
-    const cluster = new AgentCluster(lab);
-    let blue1: { ns: import('../../harness/index.ts').Netns; address: string };
-    let blue2: typeof blue1;
-    let blue3: typeof blue1;
-    let red1: typeof blue1;
-    let red2: typeof blue1;
+systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 'tcpdump', 'tshark'] }, () => {
+  const lab = createLab();
+  const cluster = new AgentCluster(lab);
+  let blue1: { ns: import('../../harness/index.ts').Netns; address: string };
+  let blue2: typeof blue1;
+  let blue3: typeof blue1;
+  let red1: typeof blue1;
+  let red2: typeof blue1;
 
-    beforeAll(async () => {
-      await cluster.create(3);
-      cluster.applyTenants();
-      const [h1, h2, h3] = cluster.hosts;
-      blue1 = await cluster.workload(h1!, 'b1', 'blue', 'shop.web-1');
-      blue2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.web-2');
-      blue3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-1');
-      red1 = await cluster.workload(h1!, 'r1', 'red', 'bank.api-1');
-      red2 = await cluster.workload(h2!, 'r2', 'red', 'bank.api-2');
-      await cluster.converged(5);
-    }, 120_000);
-    afterAll(async () => {
-      cluster.close();
-      await lab.teardown();
+  beforeAll(async () => {
+    await cluster.create(3);
+    cluster.applyTenants();
+    const [h1, h2, h3] = cluster.hosts;
+    blue1 = await cluster.workload(h1!, 'b1', 'blue', 'shop.web-1');
+    blue2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.web-2');
+    blue3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-1');
+    red1 = await cluster.workload(h1!, 'r1', 'red', 'bank.api-1');
+    red2 = await cluster.workload(h2!, 'r2', 'red', 'bank.api-2');
+    await cluster.converged(5);
+  }, 120_000);
+  afterAll(async () => {
+    cluster.close();
+    await lab.teardown();
+  });
+
+  it('same-tenant workloads reach each other across hosts over SRv6', async () => {
+    expect(await ping(blue1.ns, blue2.address)).toBe(3);
+    expect(await ping(blue2.ns, blue3.address)).toBe(3);
+    expect(await ping(red1.ns, red2.address)).toBe(3);
+    // The path is SRv6, seen on the wire: host1 encapsulates toward host2's End.DT6 SID of tenant blue
+    // (H.Encaps.Red with one segment: the SID is the outer destination, no SRH, IPv6 inside).
+    const cap = await lab.capture({ netns: cluster.hosts[1]!.ns, ifname: 'eth0', filter: 'ip6' });
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+    const rows = await tsharkFields(await cap.stop(), 'ipv6.nxt == 41', ['ipv6.dst', 'ipv6.nxt']);
+    const toBlue2 = rows.filter(([dst]) => dst === `fc00:0:2:2064::,${blue2.address}`);
+    expect(toBlue2.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('different tenants cannot reach each other, on the same host or across hosts (kernel counts the drops)', async () => {
+    const h1 = cluster.hosts[0]!;
+    const before = await cluster.drops(h1, 'no-route', '');
+    expect(await ping(blue1.ns, red1.address, 2)).toBe(0); // same host
+    expect(await ping(blue1.ns, red2.address, 2)).toBe(0); // remote host
+    expect(await ping(red1.ns, blue2.address, 2)).toBe(0); // the other direction
+    const after = await cluster.drops(h1, 'no-route', '');
+    expect(after - before).toBeGreaterThanOrEqual(6);
+    // Positive control in the same run.
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+  });
+
+  it('a workload that encapsulates its own packets toward the other tenant SID gets nothing delivered', async () => {
+    // blue1 builds H.Encaps itself toward host2's red End.DT6 SID: its link's ingress drops it.
+    const h1 = cluster.hosts[0]!;
+    const link = segmeshJson<Array<{ identity: string; hostLink: string }>>([
+      'workloads',
+      '--socket',
+      h1.socket,
+    ]).find((w) => w.identity === 'shop.web-1')!.hostLink;
+    const cap = await lab.capture({ netns: red2.ns, ifname: 'eth0', filter: 'icmp6' });
+    const before = await cluster.drops(h1, 'workload-srv6', link);
+    await sendRawIpv6(
+      blue1.ns,
+      `IPv6(src='${blue1.address}', dst='fc00:0:2:20c8::') / ` +
+        `IPv6ExtHdrSegmentRouting(addresses=['fc00:0:2:20c8::'], segleft=0, lastentry=0) / ` +
+        `IPv6(src='${blue1.address}', dst='${red2.address}') / ICMPv6EchoRequest(id=7, seq=1)`,
+      3,
+    );
+    await waitFor(async () => (await cluster.drops(h1, 'workload-srv6', link)) - before >= 3, {
+      timeoutMs: 5_000,
+      what: 'three drops of the workload-built SRv6 packets counted on host1',
     });
+    expect((await cluster.drops(h1, 'workload-srv6', link)) - before).toBe(3);
+    // Positive control in the same run, then nothing reached red2.
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+    const seen = await tsharkFields(await cap.stop(), 'icmpv6.type == 128', ['ipv6.src']);
+    expect(seen.filter(([src]) => src === blue1.address)).toEqual([]);
+  });
 
-    it('same-tenant workloads reach each other across hosts over SRv6', async () => {
-      expect(await ping(blue1.ns, blue2.address)).toBe(3);
-      expect(await ping(blue2.ns, blue3.address)).toBe(3);
-      expect(await ping(red1.ns, red2.address)).toBe(3);
-      // The path is SRv6: host1 encapsulates toward host2's End.DT6 SID of tenant blue.
-      const routes = await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
-      expect(routes.stdout).toMatch(
-        new RegExp(`${blue2.address} +encap seg6 mode encap.red segs 1 \\[ fc00:0:2:2064:: \\]`),
-      );
-    });
-
-    it('different tenants cannot reach each other, on the same host or across hosts (kernel counts the drops)', async () => {
-      const h1 = cluster.hosts[0]!.ns;
-      const before = await snmp6(h1, 'Ip6InNoRoutes');
-      expect(await ping(blue1.ns, red1.address, 2)).toBe(0); // same host
-      expect(await ping(blue1.ns, red2.address, 2)).toBe(0); // remote host
-      expect(await ping(red1.ns, blue2.address, 2)).toBe(0); // the other direction
-      const after = await snmp6(h1, 'Ip6InNoRoutes');
-      expect(after - before).toBeGreaterThanOrEqual(6);
-      // Positive control in the same run.
-      expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
-    });
-
-    it('a workload that encapsulates its own packets toward the other tenant SID gets nothing delivered', async () => {
-      // blue1 builds H.Encaps itself toward host2's red End.DT6 SID: its link's ingress filter drops it.
-      await blue1.ns.sysctl('net.ipv6.conf.all.seg6_enabled', '1');
-      await blue1.ns.ip(
-        '-6',
-        'route',
-        'add',
-        red2.address,
-        'encap',
-        'seg6',
-        'mode',
-        'encap',
-        'segs',
-        'fc00:0:2:20c8::',
-        'dev',
-        'eth0',
-      );
-      const link = segmeshJson<Array<{ identity: string; hostLink: string }>>([
-        'workloads',
-        '--socket',
-        cluster.hosts[0]!.socket,
-      ]).find((w) => w.identity === 'shop.web-1')!.hostLink;
-      const counter = async () => {
-        const r = await sh('nft', ['-j', 'list', 'counter', 'netdev', 'segmesh', `${link}_sid_block`], {
-          netns: cluster.hosts[0]!.ns.name,
-        });
-        return (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> }).nftables.find(
-          (x) => x.counter,
-        )!.counter!.packets;
-      };
-      const before = await counter();
-      expect(await ping(blue1.ns, red2.address, 3)).toBe(0);
-      expect((await counter()) - before).toBe(3);
-      await blue1.ns.ip('-6', 'route', 'del', red2.address);
-      expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
-    });
-
-    it('the CLI agrees with the kernel and the gossip view', async () => {
-      const h1 = cluster.hosts[0]!;
-      const status = segmeshJson<{
-        host: string;
-        ready: boolean;
-        hosts: number;
-        workloads: number;
-        localWorkloads: number;
-        routes: number;
-      }>(['status', '--socket', h1.socket]);
-      expect(status).toMatchObject({ host: 'host1', ready: true, hosts: 3, workloads: 5, localWorkloads: 2 });
+  it('the CLI agrees with the kernel and the gossip view', async () => {
+    const h1 = cluster.hosts[0]!;
+    const status = segmeshJson<{
+      host: string;
+      ready: boolean;
+      hosts: number;
+      workloads: number;
+      localWorkloads: number;
+      routes: number;
+    }>(['status', '--socket', h1.socket]);
+    expect(status).toMatchObject({ host: 'host1', ready: true, hosts: 3, workloads: 5, localWorkloads: 2 });
+    const routes = segmeshJson<Array<{ action: string }>>(['routes', '--socket', h1.socket]);
+    expect(routes.length).toBe(status.routes);
+    // What the CLI lists is what the data plane holds: one kernel route per entry, or on the eBPF
+    // backend one sm_sids entry per local SID.
+    if ((await cluster.backend(h1)) === 'kernel') {
       const kernel = await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
-      const kernelRoutes = kernel.stdout.split('\n').filter((l) => l.trim().length > 0).length;
-      expect(status.routes).toBe(kernelRoutes);
-      const routes = segmeshJson<unknown[]>(['routes', '--socket', h1.socket]);
-      expect(routes.length).toBe(kernelRoutes);
-      const path = segmeshJson<{ segments: string[]; steps: string[] }>([
-        'path',
-        'shop.web-1',
-        blue3.address,
-        '--socket',
-        h1.socket,
-      ]);
-      expect(path.segments).toEqual(['fc00:0:3:2064::']);
-      expect(path.steps.at(-1)).toMatch(/delivered on link smw/);
-      // Metrics and health on the host's loopback.
-      const fetchIn = async (url: string) =>
-        (
-          await h1.ns.exec(process.execPath, [
-            '-e',
-            `fetch(${JSON.stringify(url)}).then(async (r) => console.log(r.status + '\\n' + (await r.text())))`,
-          ])
-        ).stdout;
-      expect(await fetchIn('http://127.0.0.1:9469/readyz')).toMatch(/^200\nready/);
-      const metrics = await fetchIn('http://127.0.0.1:9469/metrics');
-      expect(metrics).toMatch(/segmesh_workloads\{locality="local"\} 2/);
-      expect(metrics).toMatch(/segmesh_hosts 3/);
-      expect(metrics).toMatch(/segmesh_reconcile_seconds_count \d+/);
-    });
+      expect(kernel.stdout.split('\n').filter((l) => l.trim().length > 0).length).toBe(routes.length);
+    } else {
+      const sids = routes.filter((r) => r.action.startsWith('encap seg6local')).length;
+      expect(sids).toBeGreaterThan(2);
+      expect(bpfMapEntries(h1, MAP.sids).size).toBe(sids);
+    }
+    const path = segmeshJson<{ segments: string[]; steps: string[] }>([
+      'path',
+      'shop.web-1',
+      blue3.address,
+      '--socket',
+      h1.socket,
+    ]);
+    expect(path.segments).toEqual(['fc00:0:3:2064::']);
+    expect(path.steps.at(-1)).toMatch(/delivered on link smw/);
+    // Metrics and health on the host's loopback.
+    const fetchIn = async (url: string) =>
+      (
+        await h1.ns.exec(process.execPath, [
+          '-e',
+          `fetch(${JSON.stringify(url)}).then(async (r) => console.log(r.status + '\\n' + (await r.text())))`,
+        ])
+      ).stdout;
+    expect(await fetchIn('http://127.0.0.1:9469/readyz')).toMatch(/^200\nready/);
+    const metrics = await fetchIn('http://127.0.0.1:9469/metrics');
+    expect(metrics).toMatch(/segmesh_workloads\{locality="local"\} 2/);
+    expect(metrics).toMatch(/segmesh_hosts 3/);
+    expect(metrics).toMatch(/segmesh_reconcile_seconds_count \d+/);
+  });
 
-    it('kill -9 of an agent and its restart under 100 pings per second each way: none lost, no route deleted or re-added', async () => {
-      const h1 = cluster.hosts[0]!;
-      const before = (await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
-      const owned = new Set(
-        before
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => l.split(' ')[0]),
-      );
-      expect(owned.size).toBeGreaterThan(5);
-      const monitor = await lab.daemon({
-        name: 'ipmon-h1',
-        command: 'ip',
-        args: ['-6', 'monitor', 'route'],
-        netns: h1.ns,
-      });
-      // Into the restarted host (host2's workload to host1's) and out of it, all the time.
-      const inbound = await startPing(lab, blue2.ns, blue1.address);
-      const outbound = await startPing(lab, blue1.ns, blue2.address);
-      await new Promise((r) => setTimeout(r, 1_000));
-      h1.agent!.kill('SIGKILL');
-      await h1.agent!.exited;
-      await new Promise((r) => setTimeout(r, 2_000)); // the host forwards without its agent
-      await cluster.startAgent(h1);
-      await waitFor(async () => (await cluster.api(h1).call('getStatus', {})).ready, {
-        timeoutMs: 20_000,
-        what: 'restarted agent ready',
-      });
-      // Ready means its first reconcile ran; traffic flows on a little after it.
-      await new Promise((r) => setTimeout(r, 2_000));
-      const [inResult, outResult] = [await inbound.stop(), await outbound.stop()];
-      await monitor.stop();
-      for (const r of [inResult, outResult]) {
-        expect(r.lastSeq).toBeGreaterThan(300); // seconds of pings (ping slows down under load)
-        expect(r.lost).toEqual([]);
-      }
-      const events = readFileSync(monitor.logFile, 'utf8')
+  it('kill -9 of an agent and its restart under 100 pings per second each way: none lost, no route deleted or re-added', async () => {
+    const h1 = cluster.hosts[0]!;
+    const ebpf = (await cluster.backend(h1)) === 'ebpf';
+    const before = (await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
+    const owned = new Set(
+      before
         .split('\n')
-        .filter((l) => l.trim());
-      expect(events.filter((l) => l.startsWith('Deleted'))).toEqual([]);
-      // Nothing the host had was written again (a delete-and-add, or a needless replace).
-      expect(events.filter((l) => owned.has(l.split(' ')[0]))).toEqual([]);
-      expect((await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout).toBe(before);
+        .filter((l) => l.trim())
+        .map((l) => l.split(' ')[0]),
+    );
+    // The kernel backend's routes; the eBPF backend's few (underlay and delivery) beside its maps.
+    expect(owned.size).toBeGreaterThan(ebpf ? 2 : 5);
+    const maps = [MAP.sids, MAP.policy, MAP.endpoints];
+    const mapsBefore = ebpf ? maps.map((m) => bpfMapEntries(h1, m)) : [];
+    if (ebpf) expect(mapsBefore[0]!.size).toBeGreaterThan(2);
+    const monitor = await lab.daemon({
+      name: 'ipmon-h1',
+      command: 'ip',
+      args: ['-6', 'monitor', 'route'],
+      netns: h1.ns,
     });
+    // Into the restarted host (host2's workload to host1's) and out of it, all the time.
+    const inbound = await startPing(lab, blue2.ns, blue1.address);
+    const outbound = await startPing(lab, blue1.ns, blue2.address);
+    await new Promise((r) => setTimeout(r, 1_000));
+    h1.agent!.kill('SIGKILL');
+    await h1.agent!.exited;
+    await new Promise((r) => setTimeout(r, 2_000)); // the host forwards without its agent
+    await cluster.startAgent(h1);
+    await waitFor(async () => (await cluster.api(h1).call('getStatus', {})).ready, {
+      timeoutMs: 20_000,
+      what: 'restarted agent ready',
+    });
+    // Ready means its first reconcile ran; traffic flows on a little after it.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const [inResult, outResult] = [await inbound.stop(), await outbound.stop()];
+    await monitor.stop();
+    for (const r of [inResult, outResult]) {
+      expect(r.lastSeq).toBeGreaterThan(300); // seconds of pings (ping slows down under load)
+      expect(r.lost).toEqual([]);
+    }
+    const events = readFileSync(monitor.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
+    expect(events.filter((l) => l.startsWith('Deleted'))).toEqual([]);
+    // Nothing the host had was written again (a delete-and-add, or a needless replace).
+    expect(events.filter((l) => owned.has(l.split(' ')[0]))).toEqual([]);
+    expect((await h1.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout).toBe(before);
+    if (ebpf) expect(maps.map((m) => bpfMapEntries(h1, m))).toEqual(mapsBefore);
+  });
 
-    it('rejects bad input with a clear error and disturbs nothing else', async () => {
-      const h1 = cluster.hosts[0]!;
-      const ns = await lab.netns('bad');
-      const unknownTenant = segmesh(
-        ['workload', 'add', '--netns', ns.name, '--tenant', 'green', '--socket', h1.socket],
-        {
-          allowFail: true,
-        },
-      );
-      expect(unknownTenant.code).toBe(1);
-      expect(unknownTenant.err).toMatch(/unknown tenant green/);
-      const outside = segmesh(
-        [
-          'workload',
-          'add',
-          '--netns',
-          ns.name,
-          '--tenant',
-          'blue',
-          '--address',
-          '2001:db8:b200::9',
-          '--socket',
-          h1.socket,
-        ],
-        { allowFail: true },
-      );
-      expect(outside.err).toMatch(/outside tenant blue's prefixes/);
-      const duplicate = segmesh(
-        [
-          'workload',
-          'add',
-          '--netns',
-          ns.name,
-          '--tenant',
-          'blue',
-          '--identity',
-          'shop.web-1',
-          '--socket',
-          h1.socket,
-        ],
-        { allowFail: true },
-      );
-      expect(duplicate.err).toMatch(/identity shop.web-1 already runs on this host/);
-      // A user outside the segmesh group cannot use the API (the socket is 0660 root:segmesh).
-      const outsider = spawnSync(
-        'setpriv',
-        [
-          '--reuid=nobody',
-          '--regid=nogroup',
-          '--clear-groups',
-          process.execPath,
-          'src/cli/main.ts',
-          'status',
-          '--socket',
-          h1.socket,
-        ],
-        { encoding: 'utf8' },
-      );
-      expect(outsider.status).toBe(1);
-      expect(outsider.stderr).toMatch(
-        /permission denied on .*agent.sock: the API is for root and the group 'segmesh'/,
-      );
-      const anonymous = segmesh([
+  it('rejects bad input with a clear error and disturbs nothing else', async () => {
+    const h1 = cluster.hosts[0]!;
+    const ns = await lab.netns('bad');
+    const unknownTenant = segmesh(
+      ['workload', 'add', '--netns', ns.name, '--tenant', 'green', '--socket', h1.socket],
+      {
+        allowFail: true,
+      },
+    );
+    expect(unknownTenant.code).toBe(1);
+    expect(unknownTenant.err).toMatch(/unknown tenant green/);
+    const outside = segmesh(
+      [
         'workload',
         'add',
         '--netns',
         ns.name,
         '--tenant',
         'blue',
+        '--address',
+        '2001:db8:b200::9',
         '--socket',
         h1.socket,
-      ]);
-      expect(anonymous.out).toMatch(/the address is not sticky/);
-      expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
-    });
+      ],
+      { allowFail: true },
+    );
+    expect(outside.err).toMatch(/outside tenant blue's prefixes/);
+    const duplicate = segmesh(
+      [
+        'workload',
+        'add',
+        '--netns',
+        ns.name,
+        '--tenant',
+        'blue',
+        '--identity',
+        'shop.web-1',
+        '--socket',
+        h1.socket,
+      ],
+      { allowFail: true },
+    );
+    expect(duplicate.err).toMatch(/identity shop.web-1 already runs on this host/);
+    // A user outside the segmesh group cannot use the API (the socket is 0660 root:segmesh).
+    const outsider = spawnSync(
+      'setpriv',
+      [
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        process.execPath,
+        'src/cli/main.ts',
+        'status',
+        '--socket',
+        h1.socket,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(outsider.status).toBe(1);
+    expect(outsider.stderr).toMatch(
+      /permission denied on .*agent.sock: the API is for root and the group 'segmesh'/,
+    );
+    const anonymous = segmesh([
+      'workload',
+      'add',
+      '--netns',
+      ns.name,
+      '--tenant',
+      'blue',
+      '--socket',
+      h1.socket,
+    ]);
+    expect(anonymous.out).toMatch(/the address is not sticky/);
+    expect(await ping(blue1.ns, blue2.address, 2)).toBe(2);
+  });
 
-    it("a workload cannot reach its host's own services (BGP, gossip, metrics); another host can", async () => {
-      const h1 = cluster.hosts[0]!;
-      const tcp = (ns: import('../../harness/index.ts').Netns, address: string, port: number) =>
-        ns.exec('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], { allowFail: true });
-      // Positive control: the gossip port of host1 answers host2.
-      expect((await tcp(cluster.hosts[1]!.ns, h1.underlay, 7946)).code).toBe(0);
-      const link = (await cluster.api(h1).call('listWorkloads', {})).workloads.find(
-        (w) => w.identity === 'shop.web-1',
-      )!.hostLink;
-      const dropped = async () => {
-        const r = await sh('nft', ['-j', 'list', 'counter', 'netdev', 'segmesh', `${link}_host_address`], {
-          netns: h1.ns.name,
-        });
-        return (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> }).nftables.find(
-          (x) => x.counter,
-        )!.counter!.packets;
-      };
-      const before = await dropped();
-      expect((await tcp(blue1.ns, h1.underlay, 7946)).code).not.toBe(0); // libp2p
-      expect((await tcp(blue1.ns, h1.underlay, 179)).code).not.toBe(0); // BGP
-      expect((await tcp(blue1.ns, '::1', 9469)).code).not.toBe(0); // metrics listen on the host's loopback only
-      expect((await dropped()) - before).toBeGreaterThanOrEqual(2);
-    });
+  it("a workload cannot reach its host's own services (BGP, gossip, metrics); another host can", async () => {
+    const h1 = cluster.hosts[0]!;
+    const tcp = (ns: import('../../harness/index.ts').Netns, address: string, port: number) =>
+      ns.exec('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], { allowFail: true });
+    // Positive control: the gossip port of host1 answers host2.
+    expect((await tcp(cluster.hosts[1]!.ns, h1.underlay, 7946)).code).toBe(0);
+    const link = (await cluster.api(h1).call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.web-1',
+    )!.hostLink;
+    const dropped = () => cluster.drops(h1, 'host-address', link);
+    const before = await dropped();
+    expect((await tcp(blue1.ns, h1.underlay, 7946)).code).not.toBe(0); // libp2p
+    expect((await tcp(blue1.ns, h1.underlay, 179)).code).not.toBe(0); // BGP
+    expect((await tcp(blue1.ns, '::1', 9469)).code).not.toBe(0); // metrics listen on the host's loopback only
+    expect((await dropped()) - before).toBeGreaterThanOrEqual(2);
+  });
 
-    it('a gossip-only partition of one host loses no packet', async () => {
-      const [h1, h2] = cluster.hosts;
-      // Cut host2's gossip (TCP 7946) in both directions; the data plane stays as it is.
-      const cut = [
-        'table inet smtest {',
-        '  chain in {',
-        '    type filter hook input priority 0; policy accept;',
-        '    tcp dport 7946 drop',
-        '    tcp sport 7946 drop',
-        '  }',
-        '}',
-        '',
-      ].join('\n');
-      await h2!.ns.exec('nft', ['-f', '-'], { input: cut });
-      const pinging = blue1.ns.exec('ping', ['-6', '-i', '0.01', '-c', '600', '-W', '1', blue2.address], {
-        allowFail: true,
-        timeoutMs: 60_000,
-      });
-      // The partition is real: host1 stops hearing host2 and suspects it; forwarding goes on.
-      await waitFor(
-        async () =>
-          (await cluster.api(h1!).call('listHosts', {})).hosts.find((h) => h.name === 'host2')?.state ===
-          'suspect',
-        { timeoutMs: 5_000, what: 'host1 to suspect host2' },
-      );
-      const r = await pinging;
-      await h2!.ns.exec('nft', ['delete', 'table', 'inet', 'smtest']);
-      expect(r.stdout).toMatch(/600 packets transmitted, 600 received/);
-      const hosts = (await cluster.api(h1!).call('listHosts', {})).hosts;
-      expect(hosts.length).toBe(3);
+  it('a gossip-only partition of one host loses no packet', async () => {
+    const [h1, h2] = cluster.hosts;
+    // Cut host2's gossip (TCP 7946) in both directions; the data plane stays as it is.
+    const cut = [
+      'table inet smtest {',
+      '  chain in {',
+      '    type filter hook input priority 0; policy accept;',
+      '    tcp dport 7946 drop',
+      '    tcp sport 7946 drop',
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    await h2!.ns.exec('nft', ['-f', '-'], { input: cut });
+    const pinging = blue1.ns.exec('ping', ['-6', '-i', '0.01', '-c', '600', '-W', '1', blue2.address], {
+      allowFail: true,
+      timeoutMs: 60_000,
     });
-  },
-);
+    // The partition is real: host1 stops hearing host2 and suspects it; forwarding goes on.
+    await waitFor(
+      async () =>
+        (await cluster.api(h1!).call('listHosts', {})).hosts.find((h) => h.name === 'host2')?.state ===
+        'suspect',
+      { timeoutMs: 5_000, what: 'host1 to suspect host2' },
+    );
+    const r = await pinging;
+    await h2!.ns.exec('nft', ['delete', 'table', 'inet', 'smtest']);
+    expect(r.stdout).toMatch(/600 packets transmitted, 600 received/);
+    const hosts = (await cluster.api(h1!).call('listHosts', {})).hosts;
+    expect(hosts.length).toBe(3);
+  });
+});

@@ -29,8 +29,10 @@ import { AgentMetrics } from '../../../src/agent/metrics.ts';
 import { claimRuntime } from '../../../src/agent/runtime.ts';
 import { AgentClient } from '../../../src/cli/client.ts';
 import { ConfigError } from '../../../src/config/load.ts';
+import { detectKernelFeatures } from '../../../src/dataplane/features.ts';
 import type { Dataplane, DesiredState, Route } from '../../../src/dataplane/index.ts';
 import { openDataplane } from '../../../src/dataplane/index.ts';
+import { KernelBackend } from '../../../src/dataplane/kernel/backend.ts';
 import { Ipv6PrefixSchema } from '../../../src/gen/segmesh/v1/common_pb.js';
 import {
   GossipMessageSchema,
@@ -190,7 +192,25 @@ api: { socket: ${h.socket}, group: segmesh }
     const real = await openDataplane({ netns: h.ns.name });
     const recording = recordingDataplane(real);
     h.routes = recording.routes;
-    h.agent = new Agent({ logger, dataplane: recording.dp }, settings);
+    // The kernel backend over the recording data plane: its route writes are recorded, its nft and
+    // sysctls are real (an in-process agent cannot hook eBPF programs into another namespace's links).
+    h.agent = new Agent(
+      {
+        logger,
+        dataplane: recording.dp,
+        openBackend: async (o) => ({
+          backend: new KernelBackend(o.dp, {
+            underlayDevice: o.underlayDevice,
+            sidCounters: true,
+            mss: o.mss,
+          }),
+          name: 'kernel',
+          why: 'test: routes recorded in memory',
+          features: await detectKernelFeatures(),
+        }),
+      },
+      settings,
+    );
     h.metrics = new AgentMetrics(h.agent);
     h.api = new ApiServer(h.agent, settings.spec.api, logger, 'test');
     // As `segmesh agent` does before it starts anything: the runtime directory and the socket path.

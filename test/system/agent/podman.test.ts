@@ -5,7 +5,7 @@ import { containerName, type Podman, podmanFor } from './podman.ts';
 
 systemSuite(
   'agent: the CNI plugin under podman',
-  { tools: ['ip', 'nft', 'ping', 'podman', 'busybox'], kernel: ['seg6', 'seg6local'] },
+  { tools: ['ip', 'nft', 'ping', 'podman', 'busybox'] },
   () => {
     const lab = createLab();
     const cluster = new AgentCluster(lab);
