@@ -411,6 +411,10 @@ export function conformanceSuite(target: ConformanceTarget): void {
           sidBlock: d1.sidBlock - d0.sidBlock,
           hostAddress: d1.hostAddress - d0.hostAddress,
         }).toStrictEqual({ spoofedSource: 5, sidBlock: 3 + 5, hostAddress: 0 });
+        // Counted on b1's link, not on a1's (the positive control's) beside it.
+        const a0 = before.attachments.get(linkOf('a1'));
+        const a1Drops = after.attachments.get(linkOf('a1'));
+        if (after.attachments.has(b1Link)) expect(a1Drops).toStrictEqual(a0);
         // a's delivery SID on h2 processed a's 3 echo requests and nothing of b's.
         const h2After = await backend(2).readCounters();
         expect(sidPackets(h2After, aSid) - sidPackets(h2Before, aSid)).toBe(3n);
