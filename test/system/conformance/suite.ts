@@ -234,8 +234,10 @@ export function conformanceSuite(target: ConformanceTarget): void {
             // fw processes the SRH itself (its SID is an End on the host): its link only has to exist.
             const fns = await lab.netns(`c${f.name}`);
             if (f.mode === 'sr-unaware') dxNs = fns;
+            // The function's on-link prefix on the host side: the kernel's End.DX6 looks its next hop
+            // up in the main table (the route's dev is not used), and no intent item routes it.
             await lab.veth(ns, f.link, fns, 'eth0', {
-              addresses: ['fe80::1/64'],
+              addresses: ['fe80::1/64', ...(f.address ? ['2001:db8:d::1/64'] : [])],
               ...(f.address ? { peerAddresses: [`${text(f.address)}/64`] } : {}),
             });
           }
@@ -300,11 +302,13 @@ export function conformanceSuite(target: ConformanceTarget): void {
             'ipv6.nxt',
             'ipv6.src',
           ]);
-          expect(rows.length, `to End.DT6 of h${to}`).toBe(to === 1 ? 9 : 6);
+          // Exact counts come from the SID counters below; a capture may start a packet late.
+          expect(rows.length, `to End.DT6 of h${to}`).toBeGreaterThanOrEqual(3);
           for (const [nxt, src] of rows) {
             expect(nxt!.split(',')[0], `outer next header to h${to}`).toBe('41');
             expect(from).toContain(src!.split(',')[0]);
           }
+          expect(new Set(rows.map((r) => r[1]!.split(',')[0])).size).toBe(from.length);
         }
         const after = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
         const inc = (n: number, sid: Ipv6Address) =>
