@@ -53,6 +53,8 @@ const p = parsePrefix;
 const text = formatIpv6;
 export const UNDERLAY_DEVICE = 'eth0';
 const HOSTS = [1, 2, 3] as const;
+/** Timeout of the traffic tests: the kernel instance runs in an emulated VM, 5-12x slower than here. */
+const SLOW = 300_000;
 
 /** One host of the conformance fabric, as a backend factory sees it. */
 export interface ConformanceHost {
@@ -131,15 +133,25 @@ async function ping(from: Netns, dst: string, count = 3): Promise<number> {
   return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
 }
 
-/** Sends `packet` (a scapy expression) `count` times as an Ethernet frame on `iface`, with /usr/bin/python3. */
-async function scapySend(from: Netns, iface: string, packet: string, count: number): Promise<void> {
+/**
+ * Sends each packet (a scapy expression) its count of times as Ethernet frames on `iface`, in order, with
+ * /usr/bin/python3: one interpreter for all (importing scapy takes seconds, more in the emulated VM).
+ */
+async function scapySend(
+  from: Netns,
+  iface: string,
+  packets: ReadonlyArray<[string, number]>,
+): Promise<void> {
   const script = [
     'import logging',
     'logging.getLogger("scapy.runtime").setLevel(logging.ERROR)',
     'from scapy.all import Ether, IPv6, IPv6ExtHdrSegmentRouting, ICMPv6EchoRequest, sendp',
-    `sendp(${packet}, iface=${JSON.stringify(iface)}, count=${count}, inter=0.05, verbose=False)`,
+    ...packets.map(
+      ([packet, count]) =>
+        `sendp(${packet}, iface=${JSON.stringify(iface)}, count=${count}, inter=0.05, verbose=False)`,
+    ),
   ].join('\n');
-  await from.exec('/usr/bin/python3', ['-c', script], { timeoutMs: 60_000 });
+  await from.exec('/usr/bin/python3', ['-c', script], { timeoutMs: 120_000 });
 }
 
 async function macOf(ns: Netns, link: string): Promise<string> {
@@ -189,7 +201,7 @@ export function conformanceSuite(target: ConformanceTarget): void {
       const linkOf = (id: string) => view.workloads.get(id)!.link;
       /** A test the backend can run, or one skipped with the capability it lacks in the title. */
       const capIt = (has: boolean, lacks: string, title: string, fn: () => Promise<void>) =>
-        has ? it(title, fn) : it.skip(`${title} [${target.name} backend lacks ${lacks}]`, fn);
+        has ? it(title, fn, SLOW) : it.skip(`${title} [${target.name} backend lacks ${lacks}]`, fn);
 
       beforeAll(async () => {
         await target.setup?.(lab);
@@ -245,79 +257,87 @@ export function conformanceSuite(target: ConformanceTarget): void {
           backends.push(b.backend);
           releases.push(b.release);
         }
-      });
+      }, SLOW);
 
       afterAll(async () => {
         for (const b of backends) await b.flush().catch(() => undefined);
         for (const b of backends) await b.close().catch(() => undefined);
         for (const r of releases) await r().catch(() => undefined);
         await lab.teardown();
-      });
+      }, SLOW);
 
-      it('realise: each host takes its intent from the model, all of it supported, no conflicts; a second realise writes nothing', async () => {
-        for (const n of HOSTS) {
-          const intent = hostIntent(view, n);
-          expect(unsupportedItems(backend(n).capabilities, intent)).toStrictEqual([]);
-          for (const a of attachments(intent)) await backend(n).attach(a.link);
-          const r = await backend(n).realise(intent);
-          expect(r.conflicts).toStrictEqual([]);
-          expect(r.added).toBeGreaterThan(0);
-        }
-        for (const n of HOSTS) expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual(ZERO);
-      });
-
-      it('same tenant across three hosts: a1 -> a2 H.Encaps with End on h3 (tshark: SRH [End.DT6 h2, fw], Segments Left 1 then 0); replies and a1 <-> a3 H.Encaps.Red (one segment, no SRH); SID counters', async () => {
-        const fw = sids(3).networkFunctions.get('fw')!.sid;
-        const before = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
-        const cap = await lab.capture({ netns: sw, ifname: 'br0', filter: 'ip6' });
-        expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
-        expect(await ping(wl.get('a1')!, text(wlAddr('a', 3)))).toBe(3);
-        expect(await ping(wl.get('a3')!, text(wlAddr('a', 1)))).toBe(3);
-        const srh = await srhPackets(cap);
-        const segments = [text(dt6(2, 'a')), text(fw)]; // SRH order: the last segment first
-        const intoTransit = srh.filter((x) => x.dst === text(fw));
-        const outOfTransit = srh.filter((x) => x.dst === text(dt6(2, 'a')));
-        expect(intoTransit.length).toBeGreaterThanOrEqual(3);
-        expect(outOfTransit.length).toBeGreaterThanOrEqual(3);
-        expect(intoTransit[0]).toEqual({
-          dst: text(fw),
-          nextHeader: 41,
-          segmentsLeft: 1,
-          lastEntry: 1,
-          segments,
-        });
-        expect(outOfTransit[0]).toEqual({
-          dst: text(dt6(2, 'a')),
-          nextHeader: 41,
-          segmentsLeft: 0,
-          lastEntry: 1,
-          segments,
-        });
-        // H.Encaps.Red with one segment: IPv6 in IPv6 to the delivery SID, no SRH (RFC 8986 5.2).
-        for (const [to, from] of [
-          [1, ['2001:db8:f::2', '2001:db8:f::3']],
-          [3, ['2001:db8:f::1']],
-        ] as const) {
-          const rows = await tsharkFields(cap.file, `ipv6.dst == ${text(dt6(to, 'a'))}`, [
-            'ipv6.nxt',
-            'ipv6.src',
-          ]);
-          // Exact counts come from the SID counters below; a capture may start a packet late.
-          expect(rows.length, `to End.DT6 of h${to}`).toBeGreaterThanOrEqual(3);
-          for (const [nxt, src] of rows) {
-            expect(nxt!.split(',')[0], `outer next header to h${to}`).toBe('41');
-            expect(from).toContain(src!.split(',')[0]);
+      it(
+        'realise: each host takes its intent from the model, all of it supported, no conflicts; a second realise writes nothing',
+        async () => {
+          for (const n of HOSTS) {
+            const intent = hostIntent(view, n);
+            expect(unsupportedItems(backend(n).capabilities, intent)).toStrictEqual([]);
+            for (const a of attachments(intent)) await backend(n).attach(a.link);
+            const r = await backend(n).realise(intent);
+            expect(r.conflicts).toStrictEqual([]);
+            expect(r.added).toBeGreaterThan(0);
           }
-          expect(new Set(rows.map((r) => r[1]!.split(',')[0])).size).toBe(from.length);
-        }
-        const after = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
-        const inc = (n: number, sid: Ipv6Address) =>
-          sidPackets(after[n - 1]!, sid) - sidPackets(before[n - 1]!, sid);
-        expect(inc(3, fw)).toBe(3n); // End on the transit host
-        expect(inc(2, dt6(2, 'a'))).toBe(3n); // End.DT6 delivery of the requests to a2
-        expect(inc(1, dt6(1, 'a'))).toBe(9n); // the replies from a2 and a3, the requests from a3
-        expect(inc(3, dt6(3, 'a'))).toBe(6n);
-      });
+          for (const n of HOSTS) expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual(ZERO);
+        },
+        SLOW,
+      );
+
+      it(
+        'same tenant across three hosts: a1 -> a2 H.Encaps with End on h3 (tshark: SRH [End.DT6 h2, fw], Segments Left 1 then 0); replies and a1 <-> a3 H.Encaps.Red (one segment, no SRH); SID counters',
+        async () => {
+          const fw = sids(3).networkFunctions.get('fw')!.sid;
+          const before = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
+          const cap = await lab.capture({ netns: sw, ifname: 'br0', filter: 'ip6' });
+          expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
+          expect(await ping(wl.get('a1')!, text(wlAddr('a', 3)))).toBe(3);
+          expect(await ping(wl.get('a3')!, text(wlAddr('a', 1)))).toBe(3);
+          const srh = await srhPackets(cap);
+          const segments = [text(dt6(2, 'a')), text(fw)]; // SRH order: the last segment first
+          const intoTransit = srh.filter((x) => x.dst === text(fw));
+          const outOfTransit = srh.filter((x) => x.dst === text(dt6(2, 'a')));
+          expect(intoTransit.length).toBeGreaterThanOrEqual(3);
+          expect(outOfTransit.length).toBeGreaterThanOrEqual(3);
+          expect(intoTransit[0]).toEqual({
+            dst: text(fw),
+            nextHeader: 41,
+            segmentsLeft: 1,
+            lastEntry: 1,
+            segments,
+          });
+          expect(outOfTransit[0]).toEqual({
+            dst: text(dt6(2, 'a')),
+            nextHeader: 41,
+            segmentsLeft: 0,
+            lastEntry: 1,
+            segments,
+          });
+          // H.Encaps.Red with one segment: IPv6 in IPv6 to the delivery SID, no SRH (RFC 8986 5.2).
+          for (const [to, from] of [
+            [1, ['2001:db8:f::2', '2001:db8:f::3']],
+            [3, ['2001:db8:f::1']],
+          ] as const) {
+            const rows = await tsharkFields(cap.file, `ipv6.dst == ${text(dt6(to, 'a'))}`, [
+              'ipv6.nxt',
+              'ipv6.src',
+            ]);
+            // Exact counts come from the SID counters below; a capture may start a packet late.
+            expect(rows.length, `to End.DT6 of h${to}`).toBeGreaterThanOrEqual(3);
+            for (const [nxt, src] of rows) {
+              expect(nxt!.split(',')[0], `outer next header to h${to}`).toBe('41');
+              expect(from).toContain(src!.split(',')[0]);
+            }
+            expect(new Set(rows.map((r) => r[1]!.split(',')[0])).size).toBe(from.length);
+          }
+          const after = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
+          const inc = (n: number, sid: Ipv6Address) =>
+            sidPackets(after[n - 1]!, sid) - sidPackets(before[n - 1]!, sid);
+          expect(inc(3, fw)).toBe(3n); // End on the transit host
+          expect(inc(2, dt6(2, 'a'))).toBe(3n); // End.DT6 delivery of the requests to a2
+          expect(inc(1, dt6(1, 'a'))).toBe(9n); // the replies from a2 and a3, the requests from a3
+          expect(inc(3, dt6(3, 'a'))).toBe(6n);
+        },
+        SLOW,
+      );
 
       capIt(
         target.capabilities.behaviors.has('End.DX6'),
@@ -329,12 +349,12 @@ export function conformanceSuite(target: ConformanceTarget): void {
           const cap = await lab.capture({ netns: dxNs, ifname: 'eth0', filter: 'ip6' });
           const inner = `IPv6(src="${text(wlAddr('a', 1))}", dst="${text(DX_ADDRESS)}")/ICMPv6EchoRequest(id=7)`;
           const h3mac = await macOf(host(3).ns, UNDERLAY_DEVICE);
-          await scapySend(
-            host(1).ns,
-            UNDERLAY_DEVICE,
-            `Ether(dst="${h3mac}")/IPv6(src="2001:db8:f::1", dst="${text(dx)}")/IPv6ExtHdrSegmentRouting(addresses=["${text(dx)}"], segleft=0, nh=41)/${inner}`,
-            5,
-          );
+          await scapySend(host(1).ns, UNDERLAY_DEVICE, [
+            [
+              `Ether(dst="${h3mac}")/IPv6(src="2001:db8:f::1", dst="${text(dx)}")/IPv6ExtHdrSegmentRouting(addresses=["${text(dx)}"], segleft=0, nh=41)/${inner}`,
+              5,
+            ],
+          ]);
           await waitFor(
             async () => sidPackets(await backend(3).readCounters(), dx) - sidPackets(before, dx) >= 5n,
             {
@@ -359,157 +379,163 @@ export function conformanceSuite(target: ConformanceTarget): void {
       else
         it.skip(`${dt4} [not yet: the model has no IPv4 entries and its End.DT4 SIDs no lookup scope, so intentOf gives no IPv4 path]`, () => {});
 
-      it("isolation: tenant b reaches neither a's workloads (same host, remote host) nor a's SID (ping; its own SRv6 packet, scapy) nor b2 with a spoofed source: 0 delivered, drops counted per reason; a's and b's own traffic passes in the same run", async () => {
-        const b1 = wl.get('b1')!;
-        const b1Link = linkOf('b1');
-        const aSid = dt6(2, 'a');
-        const spoofed = '2001:db8:b:1::99';
-        const before = await backend(1).readCounters();
-        const h2Before = await backend(2).readCounters();
-        const caps = await Promise.all(
-          (['a1', 'a2', 'a3', 'b2'] as const).map((id) =>
-            lab.capture({ netns: wl.get(id)!, ifname: 'eth0', filter: 'ip6' }),
-          ),
-        );
-        // Positive controls, in the same run.
-        expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
-        expect(await ping(b1, text(wlAddr('b', 2)))).toBe(3);
-        // Another tenant: on the same host and on remote hosts.
-        expect(await ping(b1, text(wlAddr('a', 1)))).toBe(0);
-        expect(await ping(b1, text(wlAddr('a', 2)))).toBe(0);
-        expect(await ping(wl.get('b2')!, text(wlAddr('a', 3)))).toBe(0);
-        // a's SID: plainly, and as a workload's own SRv6 packet (scapy) with a's workload inside.
-        expect(await ping(b1, text(aSid))).toBe(0);
-        const gw = await macOf(host(1).ns, b1Link);
-        const self = text(wlAddr('b', 1));
-        await scapySend(
-          b1,
-          'eth0',
-          `Ether(dst="${gw}")/IPv6(src="${self}", dst="${text(aSid)}")/IPv6ExtHdrSegmentRouting(addresses=["${text(aSid)}"], segleft=0, nh=41)/IPv6(src="${self}", dst="${text(wlAddr('a', 2))}")/ICMPv6EchoRequest(id=9)`,
-          5,
-        );
-        // A spoofed source toward b's own workload, next to the same packets with b1's own source.
-        for (const src of [spoofed, self])
-          await scapySend(
-            b1,
-            'eth0',
-            `Ether(dst="${gw}")/IPv6(src="${src}", dst="${text(wlAddr('b', 2))}")/ICMPv6EchoRequest(id=11)`,
-            5,
+      it(
+        "isolation: tenant b reaches neither a's workloads (same host, remote host) nor a's SID (ping; its own SRv6 packet, scapy) nor b2 with a spoofed source: 0 delivered, drops counted per reason; a's and b's own traffic passes in the same run",
+        async () => {
+          const b1 = wl.get('b1')!;
+          const b1Link = linkOf('b1');
+          const aSid = dt6(2, 'a');
+          const spoofed = '2001:db8:b:1::99';
+          const before = await backend(1).readCounters();
+          const h2Before = await backend(2).readCounters();
+          const caps = await Promise.all(
+            (['a1', 'a2', 'a3', 'b2'] as const).map((id) =>
+              lab.capture({ netns: wl.get(id)!, ifname: 'eth0', filter: 'ip6' }),
+            ),
           );
-        // b's End.DT6 on h2 took the 3 pings and the 5 with b1's own source: then the captures can stop.
-        const bSid = dt6(2, 'b');
-        await waitFor(
-          async () => sidPackets(await backend(2).readCounters(), bSid) - sidPackets(h2Before, bSid) >= 8n,
-          { timeoutMs: 10_000, what: `End.DT6 ${text(bSid)} on h2 to count 8 packets` },
-        );
-        const after = await backend(1).readCounters();
-        const [a1, a2, a3, b2] = caps as [Capture, Capture, Capture, Capture];
-        for (const c of [a1, a2]) expect(await echoRequests(c, self)).toBe(0);
-        expect(await echoRequests(a3, text(wlAddr('b', 2)))).toBe(0);
-        expect(await echoRequests(b2, spoofed)).toBe(0);
-        expect(await echoRequests(b2, self)).toBe(8); // 3 pings + 5 scapy
-        const d0 = dropsAt(before, b1Link);
-        const d1 = dropsAt(after, b1Link);
-        expect({
-          spoofedSource: d1.spoofedSource - d0.spoofedSource,
-          sidBlock: d1.sidBlock - d0.sidBlock,
-          hostAddress: d1.hostAddress - d0.hostAddress,
-        }).toStrictEqual({ spoofedSource: 5, sidBlock: 3 + 5, hostAddress: 0 });
-        // Counted on b1's link, not on a1's (the positive control's) beside it.
-        const a0 = before.attachments.get(linkOf('a1'));
-        const a1Drops = after.attachments.get(linkOf('a1'));
-        if (after.attachments.has(b1Link)) expect(a1Drops).toStrictEqual(a0);
-        // a's delivery SID on h2 processed a's 3 echo requests and nothing of b's.
-        const h2After = await backend(2).readCounters();
-        expect(sidPackets(h2After, aSid) - sidPackets(h2Before, aSid)).toBe(3n);
-      });
+          // Positive controls, in the same run.
+          expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
+          expect(await ping(b1, text(wlAddr('b', 2)))).toBe(3);
+          // Another tenant: on the same host and on remote hosts.
+          expect(await ping(b1, text(wlAddr('a', 1)))).toBe(0);
+          expect(await ping(b1, text(wlAddr('a', 2)))).toBe(0);
+          expect(await ping(wl.get('b2')!, text(wlAddr('a', 3)))).toBe(0);
+          // a's SID: plainly, and as a workload's own SRv6 packet (scapy) with a's workload inside.
+          expect(await ping(b1, text(aSid))).toBe(0);
+          const gw = await macOf(host(1).ns, b1Link);
+          const self = text(wlAddr('b', 1));
+          // Its own SRv6 packet toward a's SID; then a spoofed source toward b's own workload, next to the
+          // same packets with b1's own source.
+          const toB2 = (src: string) =>
+            `Ether(dst="${gw}")/IPv6(src="${src}", dst="${text(wlAddr('b', 2))}")/ICMPv6EchoRequest(id=11)`;
+          await scapySend(b1, 'eth0', [
+            [
+              `Ether(dst="${gw}")/IPv6(src="${self}", dst="${text(aSid)}")/IPv6ExtHdrSegmentRouting(addresses=["${text(aSid)}"], segleft=0, nh=41)/IPv6(src="${self}", dst="${text(wlAddr('a', 2))}")/ICMPv6EchoRequest(id=9)`,
+              5,
+            ],
+            [toB2(spoofed), 5],
+            [toB2(self), 5],
+          ]);
+          // b's End.DT6 on h2 took the 3 pings and the 5 with b1's own source: then the captures can stop.
+          const bSid = dt6(2, 'b');
+          await waitFor(
+            async () => sidPackets(await backend(2).readCounters(), bSid) - sidPackets(h2Before, bSid) >= 8n,
+            { timeoutMs: 10_000, what: `End.DT6 ${text(bSid)} on h2 to count 8 packets` },
+          );
+          const after = await backend(1).readCounters();
+          const [a1, a2, a3, b2] = caps as [Capture, Capture, Capture, Capture];
+          for (const c of [a1, a2]) expect(await echoRequests(c, self)).toBe(0);
+          expect(await echoRequests(a3, text(wlAddr('b', 2)))).toBe(0);
+          expect(await echoRequests(b2, spoofed)).toBe(0);
+          expect(await echoRequests(b2, self)).toBe(8); // 3 pings + 5 scapy
+          const d0 = dropsAt(before, b1Link);
+          const d1 = dropsAt(after, b1Link);
+          expect({
+            spoofedSource: d1.spoofedSource - d0.spoofedSource,
+            sidBlock: d1.sidBlock - d0.sidBlock,
+            hostAddress: d1.hostAddress - d0.hostAddress,
+          }).toStrictEqual({ spoofedSource: 5, sidBlock: 3 + 5, hostAddress: 0 });
+          // Counted on b1's link, not on a1's (the positive control's) beside it.
+          const a0 = before.attachments.get(linkOf('a1'));
+          const a1Drops = after.attachments.get(linkOf('a1'));
+          if (after.attachments.has(b1Link)) expect(a1Drops).toStrictEqual(a0);
+          // a's delivery SID on h2 processed a's 3 echo requests and nothing of b's.
+          const h2After = await backend(2).readCounters();
+          expect(sidPackets(h2After, aSid) - sidPackets(h2Before, aSid)).toBe(3n);
+        },
+        SLOW,
+      );
 
-      it('reconcile: 1,000 more workloads of a on h2 become 1,000 entries on h1 and go again; foreign routes, rule and nft table untouched; traffic passes after', async () => {
-        const h1 = host(1).ns;
-        const egress = view.tenants.get('a')!.scopes.egress;
-        const delivery = view.tenants.get('a')!.scopes.delivery;
-        const foreign = [
-          [
-            '-6',
-            'route',
-            'add',
-            '2001:db8:ee::/64',
-            'via',
-            '2001:db8:f::9',
-            'dev',
-            UNDERLAY_DEVICE,
-            'proto',
-            'static',
-          ],
-          [
-            '-6',
-            'route',
-            'add',
-            '2001:db8:ee:1::/64',
-            'via',
-            '2001:db8:f::9',
-            'dev',
-            UNDERLAY_DEVICE,
-            'proto',
-            'static',
-            'table',
-            String(tableOf(egress)),
-          ],
-          [
-            '-6',
-            'route',
-            'add',
-            '2001:db8:ee:2::/64',
-            'via',
-            '2001:db8:f::9',
-            'dev',
-            UNDERLAY_DEVICE,
-            'proto',
-            'static',
-            'table',
-            String(tableOf(delivery)),
-          ],
-          ['-6', 'rule', 'add', 'priority', '31000', 'from', '2001:db8:ee::/48', 'lookup', '31000'],
-        ];
-        for (const args of foreign) await h1.ip(...args);
-        await h1.exec('nft', ['-f', '-'], {
-          input: 'table inet conformance_foreign {\n chain c {\n counter\n }\n}\n',
-        });
-        const snapshot = async () =>
-          [
-            (await h1.ip('-6', 'route', 'show', 'table', 'all', 'proto', 'static')).stdout,
-            (await h1.ip('-6', 'rule', 'show', 'priority', '31000')).stdout,
-            (await h1.exec('nft', ['list', 'table', 'inet', 'conformance_foreign'])).stdout,
-          ].join('\n');
-        const was = await snapshot();
-        expect(was).toContain('2001:db8:ee:2::/64');
+      it(
+        'reconcile: 1,000 more workloads of a on h2 become 1,000 entries on h1 and go again; foreign routes, rule and nft table untouched; traffic passes after',
+        async () => {
+          const h1 = host(1).ns;
+          const egress = view.tenants.get('a')!.scopes.egress;
+          const delivery = view.tenants.get('a')!.scopes.delivery;
+          const foreign = [
+            [
+              '-6',
+              'route',
+              'add',
+              '2001:db8:ee::/64',
+              'via',
+              '2001:db8:f::9',
+              'dev',
+              UNDERLAY_DEVICE,
+              'proto',
+              'static',
+            ],
+            [
+              '-6',
+              'route',
+              'add',
+              '2001:db8:ee:1::/64',
+              'via',
+              '2001:db8:f::9',
+              'dev',
+              UNDERLAY_DEVICE,
+              'proto',
+              'static',
+              'table',
+              String(tableOf(egress)),
+            ],
+            [
+              '-6',
+              'route',
+              'add',
+              '2001:db8:ee:2::/64',
+              'via',
+              '2001:db8:f::9',
+              'dev',
+              UNDERLAY_DEVICE,
+              'proto',
+              'static',
+              'table',
+              String(tableOf(delivery)),
+            ],
+            ['-6', 'rule', 'add', 'priority', '31000', 'from', '2001:db8:ee::/48', 'lookup', '31000'],
+          ];
+          for (const args of foreign) await h1.ip(...args);
+          await h1.exec('nft', ['-f', '-'], {
+            input: 'table inet conformance_foreign {\n chain c {\n counter\n }\n}\n',
+          });
+          const snapshot = async () =>
+            [
+              (await h1.ip('-6', 'route', 'show', 'table', 'all', 'proto', 'static')).stdout,
+              (await h1.ip('-6', 'rule', 'show', 'priority', '31000')).stdout,
+              (await h1.exec('nft', ['list', 'table', 'inet', 'conformance_foreign'])).stdout,
+            ].join('\n');
+          const was = await snapshot();
+          expect(was).toContain('2001:db8:ee:2::/64');
 
-        const bulk: WorkloadInput[] = Array.from({ length: 1000 }, (_, i) => ({
-          id: `bulk${i}`,
-          tenant: 'a',
-          host: 'h2',
-          address: ip(`2001:db8:a:2::${(0x1000 + i).toString(16)}`),
-        }));
-        const big = hostIntent(buildFabricView(fabricInput(target.hostCapabilities, bulk)), 1);
-        const base = hostIntent(view, 1);
-        expect([...entries(big)].length - [...entries(base)].length).toBe(1000);
-        let t = performance.now();
-        const grown = await backend(1).realise(big);
-        const growMs = performance.now() - t;
-        expect(grown).toStrictEqual({ ...ZERO, added: 1000 });
-        expect(await backend(1).realise(big)).toStrictEqual(ZERO);
-        expect(await ping(wl.get('a1')!, text(bulk[999]!.address!), 1)).toBe(0); // routed to h2, nobody there
-        t = performance.now();
-        const shrunk = await backend(1).realise(base);
-        const shrinkMs = performance.now() - t;
-        expect(shrunk).toStrictEqual({ ...ZERO, deleted: 1000 });
-        expect(await snapshot()).toBe(was);
-        expect(await backend(1).realise(base)).toStrictEqual(ZERO);
-        expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
-        console.log(
-          `conformance ${target.name}: realise +1000 entries ${growMs.toFixed(0)} ms, -1000 ${shrinkMs.toFixed(0)} ms`,
-        );
-      });
+          const bulk: WorkloadInput[] = Array.from({ length: 1000 }, (_, i) => ({
+            id: `bulk${i}`,
+            tenant: 'a',
+            host: 'h2',
+            address: ip(`2001:db8:a:2::${(0x1000 + i).toString(16)}`),
+          }));
+          const big = hostIntent(buildFabricView(fabricInput(target.hostCapabilities, bulk)), 1);
+          const base = hostIntent(view, 1);
+          expect([...entries(big)].length - [...entries(base)].length).toBe(1000);
+          let t = performance.now();
+          const grown = await backend(1).realise(big);
+          const growMs = performance.now() - t;
+          expect(grown).toStrictEqual({ ...ZERO, added: 1000 });
+          expect(await backend(1).realise(big)).toStrictEqual(ZERO);
+          expect(await ping(wl.get('a1')!, text(bulk[999]!.address!), 1)).toBe(0); // routed to h2, nobody there
+          t = performance.now();
+          const shrunk = await backend(1).realise(base);
+          const shrinkMs = performance.now() - t;
+          expect(shrunk).toStrictEqual({ ...ZERO, deleted: 1000 });
+          expect(await snapshot()).toBe(was);
+          expect(await backend(1).realise(base)).toStrictEqual(ZERO);
+          expect(await ping(wl.get('a1')!, text(wlAddr('a', 2)))).toBe(3);
+          console.log(
+            `conformance ${target.name}: realise +1000 entries ${growMs.toFixed(0)} ms, -1000 ${shrinkMs.toFixed(0)} ms`,
+          );
+        },
+        SLOW,
+      );
     },
   );
 }
