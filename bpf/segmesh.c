@@ -15,9 +15,11 @@
 
 char LICENSE[] SEC("license") = "GPL"; /* bpf_fib_lookup, bpf_redirect_neigh and friends are GPL-only */
 
-static sm_always_inline int drop(__u32 reason)
+/* Counted per host (sm_counters) and per ingress link (sm_link_drops). */
+static sm_always_inline int drop(struct __sk_buff *skb, __u32 reason)
 {
 	count(reason);
+	count_link_drop(skb->ifindex, reason);
 	return TC_ACT_SHOT;
 }
 
@@ -56,22 +58,22 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 {
 	int r;
 	if (skb->len < L3_OFF + inner_len)
-		return drop(SM_R_DROP_TRUNCATED);
+		return drop(skb, SM_R_DROP_TRUNCATED);
 	if (pol->mode == SM_MODE_LOCAL) {
 		r = dec_hop_limit(skb, v4);
 		if (r)
-			return drop(r);
+			return drop(skb, r);
 		if (bpf_skb_store_bytes(skb, 0, pol->dmac, 6, 0) < 0 ||
 		    bpf_skb_store_bytes(skb, 6, pol->smac, 6, 0) < 0)
-			return drop(SM_R_DROP_ERROR);
+			return drop(skb, SM_R_DROP_ERROR);
 		count(SM_R_LOCAL);
 		return bpf_redirect(pol->oif, 0);
 	}
 	if (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED)
-		return drop(SM_R_DROP_POLICY);
+		return drop(skb, SM_R_DROP_POLICY);
 	__u32 n = pol->nsegs;
 	if (n == 0 || n > SM_MAX_SEGS)
-		return drop(SM_R_DROP_POLICY);
+		return drop(skb, SM_R_DROP_POLICY);
 	__u32 nlist, reason;
 	if (n == 1 && !(pol->flags & SM_POL_F_SRH)) {
 		nlist = 0;
@@ -102,23 +104,23 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 				__be32 gw = config_icmp4_src();
 				if (!gw || bpf_skb_load_bytes(skb, L3_OFF + 6, &frag, 2) < 0 ||
 				    !(bpf_ntohs(frag) & 0x4000))
-					return drop(SM_R_DROP_TOOBIG);
+					return drop(skb, SM_R_DROP_TOOBIG);
 				r = send_frag_needed4(skb, gw, mtu);
 			} else {
 				r = send_ptb6(skb, &pol->src, mtu);
 			}
 			if (r)
-				return drop(r);
+				return drop(skb, r);
 			count(SM_R_PTB);
 			return bpf_redirect(skb->ifindex, 0);
 		}
 	}
 	r = dec_hop_limit(skb, v4);
 	if (r)
-		return drop(r);
+		return drop(skb, r);
 	r = srv6_encap(skb, pol, nlist, inner_len, v4);
 	if (r)
-		return drop(r);
+		return drop(skb, r);
 	count(reason);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return fib_redirect(skb, &p, rc);
@@ -130,44 +132,44 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 {
 	struct ipv6hdr ip6;
 	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
-		return drop(SM_R_DROP_TRUNCATED);
+		return drop(skb, SM_R_DROP_TRUNCATED);
 	struct in6 *dst = (struct in6 *)&ip6.daddr;
 	/* Link-local and multicast (neighbour discovery, router solicitation) stay with the host. */
 	if (dst->a[0] == 0xff || (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80))
 		return pass();
 	if (cfg & SM_CFG_F_VALIDATE) {
 		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6))
-			return drop(SM_R_DROP_SPOOF);
+			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(dst);
 		if (b)
-			return drop(b);
+			return drop(skb, b);
 		/* Any Routing Header from a workload, also behind Hop-by-Hop / Destination Options. */
 		__u8 nh = ip6.nexthdr;
 		__u32 off = L3_OFF + IP6_HLEN;
 		for (int i = 0; i < 4; i++) {
 			if (nh == IPPROTO_SRH_RT)
-				return drop(SM_R_DROP_WL_SRH);
+				return drop(skb, SM_R_DROP_WL_SRH);
 			if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_DSTOPTS)
 				break;
 			__u8 ext[2];
 			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
-				return drop(SM_R_DROP_TRUNCATED);
+				return drop(skb, SM_R_DROP_TRUNCATED);
 			nh = ext[0];
 			off += ((__u32)ext[1] + 1) * 8;
 		}
 		if (nh == IPPROTO_SRH_RT)
-			return drop(SM_R_DROP_WL_SRH);
+			return drop(skb, SM_R_DROP_WL_SRH);
 		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP) {
 			__u16 port;
 			if (bpf_skb_load_bytes(skb, off + 2, &port, 2) == 0 && ctl_port(nh, port))
-				return drop(SM_R_DROP_CTLPORT);
+				return drop(skb, SM_R_DROP_CTLPORT);
 		}
 	}
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
 	__builtin_memcpy(&k.dst, dst, 16);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
-		return (cfg & SM_CFG_F_VALIDATE) ? drop(SM_R_DROP_NOPOLICY) : pass();
+		return (cfg & SM_CFG_F_VALIDATE) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, IP6_HLEN + bpf_ntohs(ip6.payload_len), 0, cfg);
 }
 
@@ -175,9 +177,9 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 {
 	struct iphdr ip;
 	if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
-		return drop(SM_R_DROP_TRUNCATED);
+		return drop(skb, SM_R_DROP_TRUNCATED);
 	if (ip.ihl < 5)
-		return drop(SM_R_DROP_TRUNCATED);
+		return drop(skb, SM_R_DROP_TRUNCATED);
 	__u8 *d = (__u8 *)&ip.daddr;
 	if ((d[0] & 0xf0) == 0xe0 || ip.daddr == 0xffffffff)
 		return pass();
@@ -185,24 +187,24 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 	v4mapped(&dst, ip.daddr);
 	if (cfg & SM_CFG_F_VALIDATE) {
 		if (!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0)
-			return drop(SM_R_DROP_SPOOF);
+			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(&dst);
 		if (b)
-			return drop(b);
+			return drop(skb, b);
 		/* Ports only in the first fragment. */
 		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
 		    (bpf_ntohs(ip.frag_off) & 0x1fff) == 0) {
 			__u16 port;
 			if (bpf_skb_load_bytes(skb, L3_OFF + ip.ihl * 4 + 2, &port, 2) == 0 &&
 			    ctl_port(ip.protocol, port))
-				return drop(SM_R_DROP_CTLPORT);
+				return drop(skb, SM_R_DROP_CTLPORT);
 		}
 	}
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
 	__builtin_memcpy(&k.dst, &dst, 16);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
-		return (cfg & SM_CFG_F_VALIDATE) ? drop(SM_R_DROP_NOPOLICY) : pass();
+		return (cfg & SM_CFG_F_VALIDATE) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, bpf_ntohs(ip.tot_len), 1, cfg);
 }
 
@@ -225,7 +227,7 @@ int wl_in(struct __sk_buff *skb)
 static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si)
 {
 	if (si->present && si->sl != 0)
-		return drop(SM_R_DROP_SL_NONZERO);
+		return drop(skb, SM_R_DROP_SL_NONZERO);
 	__u8 b = sid->behavior;
 	int v4;
 	if (si->nexthdr == IPPROTO_IPV6 && (b == SM_END_DT6 || b == SM_END_DT46 || b == SM_END_DX6))
@@ -233,14 +235,14 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 	else if (si->nexthdr == IPPROTO_IPIP && (b == SM_END_DT4 || b == SM_END_DT46 || b == SM_END_DX4))
 		v4 = 1;
 	else
-		return drop(SM_R_DROP_INNER);
+		return drop(skb, SM_R_DROP_INNER);
 	if (skb->len < si->inner_off + (v4 ? sizeof(struct iphdr) : IP6_HLEN))
-		return drop(SM_R_DROP_TRUNCATED);
+		return drop(skb, SM_R_DROP_TRUNCATED);
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);
 	if (r)
-		return drop(r);
+		return drop(skb, r);
 	if (b == SM_END_DX6 || b == SM_END_DX4) {
 		count(v4 ? SM_R_DX4 : SM_R_DX6);
 		struct bpf_redir_neigh nh = {};
@@ -298,7 +300,7 @@ int ul_in(struct __sk_buff *skb)
 		struct sm_addr_key k = {.prefixlen = 128};
 		__builtin_memcpy(&k.addr, &sa, 16);
 		if (!bpf_map_lookup_elem(&sm_trusted, &k))
-			return drop(SM_R_DROP_UNTRUSTED_SRC);
+			return drop(skb, SM_R_DROP_UNTRUSTED_SRC);
 	}
 	/* Up to SM_MAX_LOCAL_SIDS local SIDs in a row (End, End, End.DT6) in one pass. */
 	for (int i = 0; i < SM_MAX_LOCAL_SIDS; i++) {
@@ -306,13 +308,13 @@ int ul_in(struct __sk_buff *skb)
 		struct srv6_info si = {};
 		int r = parse_srv6(skb, &si);
 		if (r)
-			return drop(r);
+			return drop(skb, r);
 		__u8 b = sid->behavior;
 		if (b != SM_END && b != SM_END_X)
 			return ul_decap(skb, sid, &si);
 		r = ul_end(skb, &si);
 		if (r)
-			return drop(r);
+			return drop(skb, r);
 		if (b == SM_END_X) {
 			count(SM_R_END_X);
 			struct bpf_redir_neigh nh = {.nh_family = AF_INET6};
@@ -321,7 +323,7 @@ int ul_in(struct __sk_buff *skb)
 		}
 		count(SM_R_END);
 		if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &da, 16) < 0)
-			return drop(SM_R_DROP_ERROR);
+			return drop(skb, SM_R_DROP_ERROR);
 		sid = bpf_map_lookup_elem(&sm_sids, &da);
 		if (!sid)
 			break;

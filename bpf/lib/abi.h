@@ -92,6 +92,12 @@ struct sm_sid_stats {
 	__u64 bytes;
 };
 
+/* sm_link_drops key: drops by the ingress link they happened on and their reason. */
+struct sm_link_key {
+	__u32 ifindex;
+	__u32 reason; /* enum sm_reason */
+};
+
 /* cfg[0] */
 struct sm_config {
 	__u32 flags;        /* SM_CFG_F_* */

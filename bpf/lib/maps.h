@@ -84,11 +84,38 @@ struct {
 	__type(value, struct sm_scratch);
 } sm_scratch SEC(".maps");
 
+/* Drops per ingress link and reason (per-CPU): the agent reports them per attachment. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sm_link_key);
+	__type(value, __u64);
+} sm_link_drops SEC(".maps");
+
 static sm_always_inline void count(__u32 reason)
 {
 	__u64 *c = bpf_map_lookup_elem(&sm_counters, &reason);
 	if (c)
 		*c += 1; /* per-CPU: no atomics needed */
+}
+
+/* One call, not inlined at each drop site: keeps the programs small for the verifier. */
+static __attribute__((noinline)) int count_link_drop(__u32 ifindex, __u32 reason)
+{
+	struct sm_link_key k = {.ifindex = ifindex, .reason = reason};
+	__u64 *c = bpf_map_lookup_elem(&sm_link_drops, &k);
+	if (c) {
+		*c += 1;
+		return 0;
+	}
+	__u64 one = 1;
+	/* Another CPU may have created the entry meanwhile: then count into it. */
+	if (bpf_map_update_elem(&sm_link_drops, &k, &one, BPF_NOEXIST) == 0)
+		return 0;
+	c = bpf_map_lookup_elem(&sm_link_drops, &k);
+	if (c)
+		*c += 1;
+	return 0;
 }
 
 static sm_always_inline __u32 config_flags(void)

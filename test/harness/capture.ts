@@ -123,9 +123,11 @@ export async function tsharkFields(
     'separator=|',
     ...fields.flatMap((x) => ['-e', x]),
   ]);
+  // One field has no separator: then every non-empty line is a row.
+  const row = fields.length > 1 ? (l: string) => l.includes('|') : (l: string) => l !== '';
   return out.stdout
     .split('\n')
-    .filter((l) => l.includes('|'))
+    .filter(row)
     .map((l) => l.split('|'));
 }
 

@@ -16,6 +16,7 @@ export const MAP = {
   ctlports: 'sm_ctlports',
   counters: 'sm_counters',
   sidStats: 'sm_sid_stats',
+  linkDrops: 'sm_link_drops',
   config: 'sm_config',
 } as const;
 
@@ -28,6 +29,7 @@ export const SIZES = {
   sm_ctlports: { key: 4, value: 4 },
   sm_counters: { key: 4, value: 8 },
   sm_sid_stats: { key: 16, value: 16 },
+  sm_link_drops: { key: 8, value: 8 },
   sm_config: { key: 4, value: 8 },
 } as const;
 
@@ -113,6 +115,20 @@ const u32 = (v: number): Uint8Array => {
 
 export function ifindexKey(ifindex: number): Uint8Array {
   return u32(ifindex);
+}
+
+/** sm_link_drops key: {ifindex, reason}. */
+export function linkDropKey(ifindex: number, reason: number): Uint8Array {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, ifindex, true);
+  v.setUint32(4, reason, true);
+  return b;
+}
+
+export function parseLinkDropKey(key: Uint8Array): { ifindex: number; reason: number } {
+  const v = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return { ifindex: v.getUint32(0, true), reason: v.getUint32(4, true) };
 }
 
 export interface EndpointValue {

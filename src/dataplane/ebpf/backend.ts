@@ -27,7 +27,16 @@ import { type Dataplane, netnsPath } from '../dataplane.ts';
 import { attachments, type ForwardingIntent, type IntentDelta, localSids } from '../intent.ts';
 import { sameRoute } from '../kernel/delta.ts';
 import { AGENT_SYSCTLS } from '../kernel/sysctls.ts';
-import { ifindexKey, MAP, REASON_SLOTS, Reason, type ReasonName, sidKey, u32Key } from './abi.ts';
+import {
+  ifindexKey,
+  MAP,
+  parseLinkDropKey,
+  REASON_SLOTS,
+  Reason,
+  type ReasonName,
+  sidKey,
+  u32Key,
+} from './abi.ts';
 import {
   attachClsact,
   attachTcx,
@@ -106,8 +115,10 @@ export function ebpfSysctls(underlayDevice: string): [string, string][] {
 }
 
 export interface EbpfCounters extends BackendCounters {
-  /** Every verdict slot of sm_counters, per-CPU summed (the programs count per host, not per link). */
+  /** Every verdict slot of sm_counters, per-CPU summed (the whole host). */
   readonly reasons: ReadonlyMap<ReasonName, bigint>;
+  /** Drops by ingress link name (`ifindex N` for a link that is gone) and reason, per-CPU summed. */
+  readonly linkDrops: ReadonlyMap<string, ReadonlyMap<ReasonName, bigint>>;
 }
 
 const CLONE_NEWNET = 0x40000000;
@@ -386,13 +397,36 @@ export class EbpfBackend implements DataplaneBackend {
       const v = stats.lookupSum(sidKey(s.sid));
       sids.set(s.key, { packets: v?.[0] ?? 0n, bytes: v?.[1] ?? 0n, errors: 0n });
     }
-    // Drops are counted per host; '*' stands for all attachments.
-    const all: AttachmentDrops = {
-      spoofedSource: Number(reasons.get('drop_spoof') ?? 0n),
-      sidBlock: Number(reasons.get('drop_sid_block') ?? 0n),
-      hostAddress: Number(reasons.get('drop_host_address') ?? 0n),
-    };
-    return { sids, attachments: new Map([['*', all]]), reasons };
+    // Per link from sm_link_drops; '*' keeps the host's totals (all links together).
+    const byIndex = new Map([...this.#facts].map(([name, f]) => [f.index, name]));
+    const linkDrops = new Map<string, Map<ReasonName, bigint>>();
+    const drops = obj.map(MAP.linkDrops);
+    for (const k of drops.keys()) {
+      const { ifindex, reason } = parseLinkDropKey(k);
+      const name = names.get(reason);
+      const v = drops.lookupSum(k)?.[0];
+      if (!name || v === undefined) continue;
+      const link = byIndex.get(ifindex) ?? `ifindex ${ifindex}`;
+      let m = linkDrops.get(link);
+      if (!m) {
+        m = new Map();
+        linkDrops.set(link, m);
+      }
+      m.set(name, v);
+    }
+    const attachmentDrops = (get: (r: ReasonName) => bigint | undefined): AttachmentDrops => ({
+      spoofedSource: Number(get('drop_spoof') ?? 0n),
+      sidBlock: Number(get('drop_sid_block') ?? 0n),
+      hostAddress: Number(get('drop_host_address') ?? 0n),
+    });
+    const out = new Map<string, AttachmentDrops>([['*', attachmentDrops((r) => reasons.get(r))]]);
+    for (const a of this.#realised ? attachments(this.#realised.intent) : [])
+      if (a.restrict)
+        out.set(
+          a.link,
+          attachmentDrops((r) => linkDrops.get(a.link)?.get(r)),
+        );
+    return { sids, attachments: out, reasons, linkDrops };
   }
 
   /** Detaches both programs, removes the pinned links and maps (and the bpffs), its routes and sysctls. */

@@ -55,7 +55,7 @@ import {
   udp6,
   v6,
 } from '../../harness/packet.ts';
-import { compileDatapath, counters, delta, enterNetns } from './fixture.ts';
+import { compileDatapath, counters, delta, enterNetns, linkDelta, linkDrops } from './fixture.ts';
 
 const ip = parseIpv6;
 const TC_ACT_OK = 0;
@@ -164,9 +164,16 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
 
   function run(prog: 'wl_in' | 'ul_in', data: Bytes, ingressIfindex?: number) {
     const before = counters(obj);
+    const linksBefore = linkDrops(obj);
     const ifx = prog === 'wl_in' ? w0 : u0;
     const r = obj.program(prog).testRun({ data, ingressIfindex: ingressIfindex ?? ifx, ifindex: ifx });
-    return { retval: r.retval, out: hexdump(r.data), counted: delta(before, counters(obj)) };
+    return {
+      retval: r.retval,
+      out: hexdump(r.data),
+      counted: delta(before, counters(obj)),
+      /** Drops by `<ingress ifindex>:<reason>` (sm_link_drops). */
+      linkCounted: linkDelta(linksBefore, linkDrops(obj)),
+    };
   }
 
   it('the object has the maps and key/value sizes of src/dataplane/ebpf/abi.ts, and both programs verify', () => {
@@ -427,9 +434,11 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         const control = run('wl_in', fromWl(wl6pkt('fd01:2::10', 64)));
         expect(control.retval).toBe(TC_ACT_REDIRECT);
         expect(control.counted).toEqual({ encap: 1, redirect: 1 });
+        expect(control.linkCounted).toEqual({});
         const r = run('wl_in', packet());
         expect(r.retval).toBe(TC_ACT_SHOT);
         expect(r.counted).toEqual({ [reason]: 1 });
+        expect(r.linkCounted).toEqual({ [`${w0}:${reason}`]: 1 }); // per link too
       });
     }
 
@@ -693,9 +702,11 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         const control = run('ul_in', endPkt(good()));
         expect(control.retval).toBe(TC_ACT_REDIRECT);
         expect(control.counted).toEqual({ end: 1, redirect: 1 });
+        expect(control.linkCounted).toEqual({});
         const r = run('ul_in', packet());
         expect(r.retval).toBe(TC_ACT_SHOT);
         expect(r.counted).toEqual({ [reason]: 1 });
+        expect(r.linkCounted).toEqual({ [`${u0}:${reason}`]: 1 }); // per link too
       });
     }
   });

@@ -6,7 +6,14 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { MAP, REASON_SLOTS, Reason, type ReasonName, u32Key } from '../../../src/dataplane/ebpf/abi.ts';
+import {
+  MAP,
+  parseLinkDropKey,
+  REASON_SLOTS,
+  Reason,
+  type ReasonName,
+  u32Key,
+} from '../../../src/dataplane/ebpf/abi.ts';
 import type { BpfMap, BpfObject } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { runLogDir, sh } from '../../harness/index.ts';
 
@@ -69,6 +76,27 @@ export function delta(before: Map<number, bigint>, after: Map<number, bigint>): 
   for (const [i, v] of after) {
     const diff = v - (before.get(i) ?? 0n);
     if (diff !== 0n) d[names.get(i) ?? `slot${i}`] = Number(diff);
+  }
+  return d;
+}
+
+/** sm_link_drops summed over CPUs, as `<ifindex>:<reason name>`. */
+export function linkDrops(obj: BpfObject): Map<string, bigint> {
+  const m = obj.map(MAP.linkDrops);
+  const out = new Map<string, bigint>();
+  for (const k of m.keys()) {
+    const { ifindex, reason } = parseLinkDropKey(k);
+    out.set(`${ifindex}:${names.get(reason) ?? `slot${reason}`}`, m.lookupSum(k)?.[0] ?? 0n);
+  }
+  return out;
+}
+
+/** What changed between two sm_link_drops snapshots. */
+export function linkDelta(before: Map<string, bigint>, after: Map<string, bigint>): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const [k, v] of after) {
+    const diff = v - (before.get(k) ?? 0n);
+    if (diff !== 0n) d[k] = Number(diff);
   }
   return d;
 }
