@@ -13,7 +13,7 @@ import { ROUTE_PROTOCOL } from '../src/dataplane/constants.ts';
 import { NetnsDataplane } from '../src/dataplane/netns.ts';
 import type { Route } from '../src/dataplane/route.ts';
 import { formatIpv6, parseIpv6 } from '../src/srv6/address.ts';
-import { createLab, type Netns } from '../test/harness/index.ts';
+import { createLab } from '../test/harness/index.ts';
 import { runIpBatch } from './_ipbatch.ts';
 import { median, round } from './_stats.ts';
 

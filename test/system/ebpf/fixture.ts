@@ -8,8 +8,8 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { MAP, REASON_SLOTS, Reason, type ReasonName, u32Key } from '../../../src/dataplane/ebpf/abi.ts';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
+import { MAP, REASON_SLOTS, Reason, type ReasonName, u32Key } from '../../../src/dataplane/ebpf/abi.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
 import type { BpfMap, BpfObject } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { openDataplane } from '../../../src/dataplane/index.ts';
