@@ -27,9 +27,23 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { MAP, policyKey, policyValue, type ReasonName } from '../src/dataplane/ebpf/abi.ts';
+import {
+  addrKey,
+  CFG_FIB,
+  CFG_VALIDATE,
+  configValue,
+  endpointValue,
+  ifindexKey,
+  MAP,
+  policyKey,
+  policyValue,
+  type ReasonName,
+  reasonValue,
+  u32Key,
+} from '../src/dataplane/ebpf/abi.ts';
 import { EbpfBackend } from '../src/dataplane/ebpf/backend.ts';
-import { BpfMap, closeFd, objGet, unpin } from '../src/dataplane/ebpf/libbpf.ts';
+import { BpfMap, BpfObject, closeFd, objGet, unpin } from '../src/dataplane/ebpf/libbpf.ts';
+import { type LinkFacts, lowerToEbpf, parseMac } from '../src/dataplane/ebpf/lower.ts';
 import {
   diffIntents,
   type EncapMode,
@@ -39,10 +53,13 @@ import {
 } from '../src/dataplane/intent.ts';
 import { formatIpv6, ipv6ToBytes, parseIpv6 } from '../src/srv6/address.ts';
 import { createLab, type Netns, sh, srhPackets, waitFor } from '../test/harness/index.ts';
+import { ETH_IPV6, eth, ipv6, NH_TCP, tcpSyn6, v6 } from '../test/harness/packet.ts';
 import {
   addWorkload,
   attachment,
   compileDatapath,
+  counters,
+  delta,
   type EbpfHost,
   entry,
   scopes,
@@ -117,7 +134,16 @@ interface Run {
   ns: Record<string, number>;
 }
 const runs: Run[] = [];
-const mapRuns: { rep: number; backendMs: number; batchMs: number; ipMs: number; deleteMs: number }[] = [];
+const mapRuns: {
+  rep: number;
+  backendMs: number;
+  lowerMs: number;
+  batchMs: number;
+  ipMs: number;
+  deleteMs: number;
+}[] = [];
+/** BPF_PROG_TEST_RUN of wl_in, ns per run: [validated, compiled out] per repetition. */
+const testRuns: [number, number][] = [];
 const converge: number[] = [];
 const oldSilent: number[] = [];
 let lost: number | null = null;
@@ -351,12 +377,18 @@ try {
         throw new Error(`${what}: entry ${bulkDst(i)} missing or not the expected policy`);
     }
   };
+  const facts = new Map<string, LinkFacts>(
+    (await h1.dp.listLinks()).map((l) => [
+      l.name,
+      { index: l.index, ...(l.mac ? { mac: parseMac(l.mac) } : {}) },
+    ]),
+  );
   const ipLines = Array.from(
     { length: N },
     (_, i) => `route add ${bulkDst(i)}/128 via 2001:db8:99::2 dev d0`,
   );
   for (let rep = 0; rep < REPS; rep++) {
-    const row = { rep, backendMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
+    const row = { rep, backendMs: 0, lowerMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
     const steps = [
       async () => {
         const t0 = performance.now();
@@ -368,6 +400,10 @@ try {
         await b1().applyDelta(big, base, diffIntents(big.items, base.items));
         row.deleteMs = performance.now() - t1;
         if (policy.keys().length !== baseCount) throw new Error('applyDelta back to base left entries');
+        // Where the backend's time goes: the pure lowering of the whole intent alone.
+        const t3 = performance.now();
+        lowerToEbpf(big, { underlayDevice: 'ul0', source: h1.opts.source, links: facts });
+        row.lowerMs = performance.now() - t3;
         const keys = Array.from({ length: N }, (_, i) =>
           policyKey(1, ipv6ToBytes(BULK_BASE + BigInt(i)), 128),
         );
@@ -393,10 +429,48 @@ try {
     for (const s of rep % 2 === 0 ? steps : [...steps].reverse()) await s();
     mapRuns.push(row);
     process.stdout.write(
-      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms, FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
+      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms (lowering alone ${row.lowerMs.toFixed(0)} ms), FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
     );
   }
   noteLoad('after map writes');
+
+  // What validation costs per packet, without traffic's noise: wl_in on one workload packet (TCP SYN to
+  // a destination whose policy drops it: nothing is rewritten, so every repetition of the run does the
+  // same work), the validated object against the one with validation compiled out, alternating.
+  const syn = eth(
+    '02:00:00:00:00:02',
+    '02:00:00:00:00:01',
+    ETH_IPV6,
+    ipv6(
+      { src: 'fd01:1::10', dst: 'fd01:7::10', nextHeader: NH_TCP },
+      tcpSyn6('fd01:1::10', 'fd01:7::10', 40000, 5201),
+    ),
+  );
+  const testObjs = [objectPath, noValidatePath].map((path) => {
+    const o = BpfObject.load(path);
+    o.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB));
+    o.map(MAP.endpoints).update(ifindexKey(7), endpointValue({ tenant: 1, addr6: ip('fd01:1::10') }));
+    o.map(MAP.blocked).update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
+    o.map(MAP.blocked).update(addrKey(v6('2001:db8:12::1'), 128), reasonValue('drop_host_address'));
+    o.map(MAP.policy).update(policyKey(1, v6('fd01:7::'), 64), policyValue({ mode: 'drop' }));
+    return o;
+  });
+  lab.onTeardown(() => {
+    for (const o of testObjs) o.close();
+  });
+  const REPEAT = 200_000;
+  for (let rep = 0; rep < REPS; rep++) {
+    const row: number[] = [];
+    for (const o of testObjs) {
+      const before = counters(o);
+      const r = o.program('wl_in').testRun({ data: syn, ingressIfindex: 7, ifindex: 1, repeat: REPEAT });
+      const d = delta(before, counters(o));
+      if (r.retval !== 2 || d.drop_policy !== REPEAT || Object.keys(d).length !== 1)
+        throw new Error(`test run of wl_in: verdict ${r.retval}, counters ${JSON.stringify(d)}`);
+      row.push(r.durationNs);
+    }
+    testRuns.push([row[0]!, row[1]!]);
+  }
 
   // Mobility: an instance of MOVER on each host; entries rewritten, a1 and a2 pinging every ms.
   const movers = new Map<number, { ns: Netns; pid: number }>();
@@ -519,6 +593,16 @@ for (const [name, what] of [
       .map((v) => `${v} ${median(nsOf(v, name)).toFixed(0)}`)
       .join(', ')}   (${what})`,
   );
+const valNs = testRuns.map(([a, b]) => a - b);
+console.log(
+  `validation, BPF_PROG_TEST_RUN of wl_in (one TCP SYN, policy drop), ns per run: validated ${fmt(
+    testRuns.map((r) => r[0]),
+    0,
+  )}, compiled out ${fmt(
+    testRuns.map((r) => r[1]),
+    0,
+  )}; difference median ${median(valNs).toFixed(0)} ns = ${((100 * median(valNs)) / median(nsOf('encap', 'encap'))).toFixed(1)} % of wl_in's encap ns in traffic`,
+);
 const rate = (ms: number) => N / (ms / 1000);
 const mapRatio = mapRuns.map((r) => rate(r.backendMs) / rate(r.ipMs));
 console.log(
@@ -531,7 +615,10 @@ console.log(
   )} /s; ip -batch ${fmt(
     mapRuns.map((r) => rate(r.ipMs)),
     0,
-  )} routes/s; backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
+  )} routes/s; lowering alone ${fmt(
+    mapRuns.map((r) => r.lowerMs),
+    0,
+  )} ms; backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
     mapRuns.map((r) => r.ipMs / r.batchMs),
   ).toFixed(2)}`,
 );
