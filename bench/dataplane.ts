@@ -9,12 +9,12 @@
  * `ip -6 route show table all >/dev/null`.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { ROUTE_PROTOCOL } from '../src/dataplane/constants.ts';
 import { NetnsDataplane } from '../src/dataplane/netns.ts';
 import type { Route } from '../src/dataplane/route.ts';
 import { formatIpv6, parseIpv6 } from '../src/srv6/address.ts';
-import { createLab, type Netns, runLogDir } from '../test/harness/index.ts';
+import { createLab } from '../test/harness/index.ts';
+import { runIpBatch } from './_ipbatch.ts';
 import { median, round } from './_stats.ts';
 
 const N = Number(process.argv[2] ?? 100_000);
@@ -44,33 +44,6 @@ function ipBatchFile(op: Op): string[] {
     }
   }
   return lines;
-}
-
-/** Runs `ip -6 -force -batch` until no line fails; returns ms and the number of re-runs. */
-function runIpBatch(
-  ns: Netns,
-  lines: string[],
-  tag: string,
-): { ms: number; reruns: number; retriedLines: number } {
-  const t0 = performance.now();
-  let pending = lines;
-  let reruns = -1;
-  let retriedLines = 0;
-  while (pending.length > 0) {
-    reruns++;
-    const file = `${runLogDir()}/bench-dp-${tag}-${reruns}.batch`;
-    writeFileSync(file, `${pending.join('\n')}\n`);
-    const r = spawnSync('ip', ['-n', ns.name, '-6', '-force', '-batch', file], {
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    const failed = [...(r.stderr ?? '').matchAll(/Command failed .*:(\d+)/g)].map((m) => Number(m[1]) - 1);
-    if (r.status !== 0 && failed.length === 0) throw new Error(`ip -batch failed: ${r.stderr}`);
-    pending = failed.map((i) => pending[i]!);
-    retriedLines += pending.length;
-    if (reruns > 1000) throw new Error('ip -batch keeps failing');
-  }
-  return { ms: performance.now() - t0, reruns, retriedLines };
 }
 
 async function verify(dp: NetnsDataplane, op: Op): Promise<void> {
@@ -142,7 +115,7 @@ try {
         let ms: number;
         let retries: number;
         if (method === 'ip') {
-          const r = runIpBatch(ns, ipBatchFile(op), `${rep}-${op}`);
+          const r = runIpBatch(ns, ipBatchFile(op), `dp-${rep}-${op}`);
           ms = r.ms;
           retries = r.retriedLines;
         } else {

@@ -15,6 +15,7 @@ const KERNEL_NEEDS: Readonly<Record<string, readonly KernelFeatureName[]>> = {
   throughput: ['seg6', 'seg6local'],
   bgp: ['seg6'],
   mobility: ['seg6', 'seg6local'],
+  ebpf: [], // the eBPF data plane: BPF with tcx (or clsact), no seg6 routes
 };
 
 const here = new URL('.', import.meta.url).pathname;

@@ -13,6 +13,16 @@
 #include "lib/srv6.h"
 #include "lib/icmp6.h"
 
+/* -DSM_NO_VALIDATE compiles the workload-edge validation (and ul_in's trusted-source check) out, for
+ * `npm run bench -- ebpf` to measure what validation costs; scripts/build.sh never sets it. */
+#ifdef SM_NO_VALIDATE
+#define SM_VALIDATING(cfg) 0
+#define SM_TRUSTING(cfg) 0
+#else
+#define SM_VALIDATING(cfg) ((cfg) & SM_CFG_F_VALIDATE)
+#define SM_TRUSTING(cfg) ((cfg) & SM_CFG_F_TRUSTSRC)
+#endif
+
 char LICENSE[] SEC("license") = "GPL"; /* bpf_fib_lookup, bpf_redirect_neigh and friends are GPL-only */
 
 /* Counted per host (sm_counters) and per ingress link (sm_link_drops). */
@@ -137,7 +147,7 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	/* Link-local and multicast (neighbour discovery, router solicitation) stay with the host. */
 	if (dst->a[0] == 0xff || (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80))
 		return pass();
-	if (cfg & SM_CFG_F_VALIDATE) {
+	if (SM_VALIDATING(cfg)) {
 		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6))
 			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(dst);
@@ -169,7 +179,7 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	__builtin_memcpy(&k.dst, dst, 16);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
-		return (cfg & SM_CFG_F_VALIDATE) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
+		return SM_VALIDATING(cfg) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, IP6_HLEN + bpf_ntohs(ip6.payload_len), 0, cfg);
 }
 
@@ -185,7 +195,7 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 		return pass();
 	struct in6 dst;
 	v4mapped(&dst, ip.daddr);
-	if (cfg & SM_CFG_F_VALIDATE) {
+	if (SM_VALIDATING(cfg)) {
 		if (!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0)
 			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(&dst);
@@ -204,7 +214,7 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 	__builtin_memcpy(&k.dst, &dst, 16);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
-		return (cfg & SM_CFG_F_VALIDATE) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
+		return SM_VALIDATING(cfg) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, bpf_ntohs(ip.tot_len), 1, cfg);
 }
 
@@ -296,7 +306,7 @@ int ul_in(struct __sk_buff *skb)
 	struct sm_sid *sid = bpf_map_lookup_elem(&sm_sids, &da);
 	if (!sid)
 		return pass();
-	if (cfg & SM_CFG_F_TRUSTSRC) {
+	if (SM_TRUSTING(cfg)) {
 		struct sm_addr_key k = {.prefixlen = 128};
 		__builtin_memcpy(&k.addr, &sa, 16);
 		if (!bpf_map_lookup_elem(&sm_trusted, &k))

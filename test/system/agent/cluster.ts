@@ -6,7 +6,14 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/cli/client.ts';
-import { MAP, Mode as PolicyMode, Reason, type ReasonName, u32Key } from '../../../src/dataplane/ebpf/abi.ts';
+import {
+  linkDropKey,
+  MAP,
+  Mode as PolicyMode,
+  Reason,
+  type ReasonName,
+  u32Key,
+} from '../../../src/dataplane/ebpf/abi.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
@@ -224,7 +231,12 @@ ${
    */
   async drops(h: AgentHost, kind: DropKind, link: string): Promise<number> {
     if ((await this.backend(h)) === 'ebpf') {
-      const c = bpfVerdicts(h);
+      // Per link (sm_link_drops) when one is named, else the host's verdict counters.
+      let c = bpfVerdicts(h);
+      if (link) {
+        const [l] = await h.ns.ipJson<{ ifindex: number }[]>('link', 'show', link);
+        c = bpfLinkDrops(h, l!.ifindex);
+      }
       const n = (...names: ReasonName[]) => names.reduce((sum, x) => sum + Number(c.get(x) ?? 0n), 0);
       // A destination outside the tenant: no entry, or the tenant's explicit unreachable, or no route.
       if (kind === 'no-route') return n('drop_no_policy', 'drop_policy', 'drop_no_route');
@@ -389,6 +401,19 @@ export function bpfVerdicts(h: AgentHost): Map<ReasonName, bigint> {
     const out = new Map<ReasonName, bigint>();
     for (const [name, slot] of Object.entries(Reason) as [ReasonName, number][])
       out.set(name, m.lookupSum(u32Key(slot))?.[0] ?? 0n);
+    return out;
+  } finally {
+    m.close();
+  }
+}
+
+/** The drops at one link of `h` (sm_link_drops of its eBPF backend, per-CPU summed), by reason. */
+export function bpfLinkDrops(h: AgentHost, ifindex: number): Map<ReasonName, bigint> {
+  const m = BpfMap.openPinned(`${h.pinDir}/${MAP.linkDrops}`);
+  try {
+    const out = new Map<ReasonName, bigint>();
+    for (const [name, slot] of Object.entries(Reason) as [ReasonName, number][])
+      out.set(name, m.lookupSum(linkDropKey(ifindex, slot))?.[0] ?? 0n);
     return out;
   } finally {
     m.close();

@@ -10,66 +10,21 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
-import { openDataplane } from '../../../src/dataplane/index.ts';
 import {
-  type Attachment,
-  attachmentKey,
   diffIntents,
-  entryKey,
   type ForwardingIntent,
   type IntentItem,
-  type LocalSid,
-  type PrefixEntry,
-  type Scope,
   sidKey,
   UNDERLAY,
 } from '../../../src/dataplane/intent.ts';
-import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { createLab, type Netns, objectName, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { compileDatapath } from './fixture.ts';
+import { parseIpv6 } from '../../../src/srv6/address.ts';
+import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { attachment, compileDatapath, entry, scopes, sid, twoEbpfHosts } from './fixture.ts';
 
 const ip = parseIpv6;
 const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [] };
-
-function scopes(tenant: string, tenantId: number): { egress: Scope; delivery: Scope } {
-  return {
-    egress: { kind: 'egress', tenant, tenantId },
-    delivery: { kind: 'delivery', tenant, tenantId },
-  };
-}
 const A = scopes('a', 1);
 const B = scopes('b', 2);
-
-function entry(scope: Scope, prefix: string, action: PrefixEntry['action']): PrefixEntry {
-  const p = parsePrefix(prefix);
-  return { kind: 'entry', key: entryKey(scope, p), scope, prefix: p, action, reason: 'test' };
-}
-function sid(s: string, behavior: LocalSid['behavior'], lookup?: Scope): LocalSid {
-  return {
-    kind: 'sid',
-    key: sidKey(ip(s)),
-    sid: ip(s),
-    behavior,
-    sidKey: s,
-    ...(lookup ? { lookup } : {}),
-    reason: 'test',
-  };
-}
-function attachment(n: number, link: string, tenant: string, s: Scope, addr: string): Attachment {
-  return {
-    kind: 'attachment',
-    key: attachmentKey(link),
-    link,
-    mtu: 1500,
-    tenant,
-    address: ip(addr),
-    ingress: s,
-    restrict: {
-      source: ip(addr),
-      denyDestinations: [parsePrefix('fc00::/32'), parsePrefix(`2001:db8:12::${n}/128`)],
-    },
-  };
-}
 
 /** Host n's intent: its SIDs, the other host's locator, tenants A (2 segments) and B (1 segment). */
 function hostIntent(n: number, extra: IntentItem[] = []): ForwardingIntent {
@@ -138,56 +93,13 @@ systemSuite(
 
     beforeAll(async () => {
       const objectPath = await compileDatapath();
-      for (const n of [1, 2]) hosts.push(await lab.netns(`bh${n}`));
-      const [h1, h2] = hosts as [Netns, Netns];
-      await lab.veth(h1, 'ul0', h2, 'ul0', {
-        addresses: ['2001:db8:12::1/64'],
-        peerAddresses: ['2001:db8:12::2/64'],
-      });
-      for (const n of [1, 2]) {
-        const h = hosts[n - 1]!;
-        for (const t of ['a', 'b'] as const) {
-          const w = await lab.netns(`b${t}${n}`);
-          wl[`${t}${n}`] = w;
-          const addr = `fd0${t === 'a' ? 1 : 2}:${n}::10`;
-          await lab.veth(h, `w${t}0`, w, 'eth0', {
-            addresses: ['fe80::1/64'],
-            peerAddresses: [`${addr}/64`],
-          });
-          await w.ip('-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0');
-          // The workload's MAC as the CNI knows it: local delivery (mode local) rewrites to it.
-          const [link] = await w.ipJson<{ address: string }[]>('link', 'show', 'eth0');
-          await h.ip(
-            '-6',
-            'neigh',
-            'replace',
-            addr,
-            'lladdr',
-            link!.address,
-            'dev',
-            `w${t}0`,
-            'nud',
-            'permanent',
-          );
-        }
-        const dp = await openDataplane({ netns: h.name });
-        dps.push(dp);
-        const pinDir = `/run/segmesh-test/${objectName(`bpf${n}`)}`;
-        lab.onTeardown(async () => {
-          await sh('umount', [pinDir], { allowFail: true });
-          await sh('rmdir', [pinDir], { allowFail: true });
-        });
-        const o: EbpfBackendOptions = {
-          underlayDevice: 'ul0',
-          source: ip(`2001:db8:12::${n}`),
-          pinDir,
-          objectPath,
-          netns: h.name,
-        };
-        opts.push(o);
-        const b = new EbpfBackend(dp, o);
-        await b.prepare();
-        backends.push(b);
+      const made = await twoEbpfHosts(lab, { prefix: 'b', tenants: ['a', 'b'], objectPath });
+      Object.assign(wl, made.wl);
+      for (const h of made.hosts) {
+        hosts.push(h.ns);
+        dps.push(h.dp);
+        opts.push(h.opts);
+        backends.push(h.backend);
       }
     });
 
