@@ -53,7 +53,7 @@ export interface RealiseResult {
   /** Objects the backend found in its place that it does not own; it left them alone. */
   readonly conflicts: readonly string[];
   /** Items of the intent it could not realise, each with the reason (none: all of it is in place). */
-  readonly skipped?: readonly string[];
+  readonly skipped: readonly string[];
 }
 
 export interface DataplaneBackend {

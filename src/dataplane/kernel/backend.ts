@@ -85,6 +85,7 @@ export class KernelBackend implements DataplaneBackend {
       replaced: r.replaced,
       deleted: r.deleted,
       conflicts: r.conflicts.map((c) => `${c.object}: ${c.reason}`),
+      skipped: [], // lowering refuses what the kernel cannot do (the agent leaves it out beforehand)
     };
   }
 
@@ -93,7 +94,7 @@ export class KernelBackend implements DataplaneBackend {
     after: ForwardingIntent,
     delta: IntentDelta = diffIntents(before.items, after.items),
   ): Promise<RealiseResult> {
-    if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [] };
+    if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
     const writes = kernelDelta(before, after, delta, this.#opts);
     if (!writes) return this.realise(after);
     const { routes, rules } = writes;
@@ -112,6 +113,7 @@ export class KernelBackend implements DataplaneBackend {
       replaced: routes.replace.length,
       deleted: routes.delete.length + rules.delete.length,
       conflicts: [],
+      skipped: [],
     };
   }
 

@@ -124,7 +124,7 @@ function hostIntent(view: FabricView, n: number): ForwardingIntent {
   return intentOf(computeHostPlan(view, `h${n}`));
 }
 
-const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [] };
+const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
 
 // --- traffic ------------------------------------------------------------------------------------------
 
@@ -270,8 +270,9 @@ export function conformanceSuite(target: ConformanceTarget): void {
       }, SLOW);
 
       it(
-        'realise: each host takes its intent from the model, all of it supported, no conflicts; a second realise writes nothing',
+        "realise: each host takes its intent from the model, no conflicts, what is skipped is named (eBPF: the SR-unaware function's return scope); a second realise writes nothing",
         async () => {
+          const skipped = new Map<number, readonly string[]>();
           for (const n of HOSTS) {
             const intent = hostIntent(view, n);
             expect(unsupportedItems(backend(n).capabilities, intent)).toStrictEqual([]);
@@ -279,8 +280,23 @@ export function conformanceSuite(target: ConformanceTarget): void {
             const r = await backend(n).realise(intent);
             expect(r.conflicts).toStrictEqual([]);
             expect(r.added).toBeGreaterThan(0);
+            skipped.set(n, r.skipped);
           }
-          for (const n of HOSTS) expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual(ZERO);
+          // The one known gap: the eBPF programs have no return scope yet (the replies of dx, the
+          // SR-unaware function on h3, go by the host's main table). The kernel backend skips nothing.
+          for (const n of HOSTS) {
+            const s = skipped.get(n)!;
+            if (backend(n).capabilities.name === 'kernel' || n !== 3) expect(s).toStrictEqual([]);
+            else {
+              expect(s.length).toBeGreaterThan(0);
+              for (const why of s) expect(why).toMatch(/the BPF datapath has no return scope yet/);
+            }
+          }
+          for (const n of HOSTS)
+            expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual({
+              ...ZERO,
+              skipped: skipped.get(n),
+            });
         },
         SLOW,
       );

@@ -109,6 +109,7 @@ systemSuite('dataplane: the kernel backend realises intents', { tools: ['ip', 'n
       replaced: 0,
       deleted: 0,
       conflicts: [],
+      skipped: [],
     });
 
     // The source entry goes: by delta, the halves collapse into the plain route again.
@@ -119,7 +120,13 @@ systemSuite('dataplane: the kernel backend realises intents', { tools: ['ip', 'n
     expect(after).toMatch(/2001:db8:a0::9 via 2001:db8:50::2 dev kbu0 proto 203/);
     expect(after).not.toMatch(/from/);
     // What the delta left is what a full realise wants: nothing to write.
-    expect(await backend.realise(plain)).toStrictEqual({ added: 0, replaced: 0, deleted: 0, conflicts: [] });
+    expect(await backend.realise(plain)).toStrictEqual({
+      added: 0,
+      replaced: 0,
+      deleted: 0,
+      conflicts: [],
+      skipped: [],
+    });
 
     const counters = await backend.readCounters();
     expect(counters.attachments.get('kbw0')).toStrictEqual({ spoofedSource: 0, sidBlock: 0, hostAddress: 0 });

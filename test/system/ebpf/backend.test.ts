@@ -22,7 +22,7 @@ import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/i
 import { attachment, compileDatapath, entry, scopes, sid, twoEbpfHosts } from './fixture.ts';
 
 const ip = parseIpv6;
-const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [] };
+const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
 const A = scopes('a', 1);
 const B = scopes('b', 2);
 

@@ -81,7 +81,13 @@ export class FakeBackend implements DataplaneBackend {
     this.#check(intent.items.values());
     const d = diffIntents(this.installed, intent.items);
     this.installed = new Map(intent.items);
-    return { added: d.added.length, replaced: d.changed.length, deleted: d.removed.length, conflicts: [] };
+    return {
+      added: d.added.length,
+      replaced: d.changed.length,
+      deleted: d.removed.length,
+      conflicts: [],
+      skipped: [],
+    };
   }
 
   async applyDelta(
@@ -99,6 +105,7 @@ export class FakeBackend implements DataplaneBackend {
       replaced: delta.changed.length,
       deleted: delta.removed.length,
       conflicts: [],
+      skipped: [],
     };
   }
 
