@@ -5,8 +5,8 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Command } from 'commander';
 import { fabricInputFromSpec, parseConfig } from '../../config/load.ts';
+import { planJsonChunks, planTextChunks } from '../../format/plan.ts';
 import { buildFabricView, type FabricView } from '../../srv6/fabric.ts';
-import { planJsonChunks, planTextChunks } from '../plan-format.ts';
 
 export interface PlanOptions {
   readonly host?: string;

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { AgentClient } from '../../../src/cli/client.ts';
+import { AgentClient } from '../../../src/agent/client.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { runLogDir, sh, waitFor } from '../../harness/index.ts';
