@@ -13,9 +13,12 @@ export interface PlanOptions {
   readonly json?: boolean;
 }
 
-/** Where the plan goes: a Writable (process.stdout) or anything with the same write/drain contract. */
+/**
+ * Where the plan goes: a Writable (process.stdout) or anything with the same write/drain contract.
+ * Chunks are UTF-8 bytes of about 1 MiB (or one host's plan, if smaller), never written to again.
+ */
 export interface PlanSink {
-  write(chunk: string): boolean;
+  write(chunk: Uint8Array): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 
