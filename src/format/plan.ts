@@ -82,11 +82,11 @@ export class AddressText {
 const defaultText = (): AddressText => new AddressText();
 
 const SPACES = ' '.repeat(256);
-function pad(n: number): string {
-  return n <= SPACES.length ? SPACES.slice(0, n) : ' '.repeat(n);
-}
 /** Runs of spaces, one string per length: padding a cell allocates nothing. */
 const PADS = Array.from({ length: SPACES.length + 1 }, (_, n) => SPACES.slice(0, n));
+function pad(n: number): string {
+  return n < PADS.length ? PADS[n]! : ' '.repeat(n);
+}
 
 /** Node's Buffer method that encodes a string at an offset without argument juggling (not in @types/node). */
 type Utf8Buffer = Buffer & { utf8Write(text: string, offset: number): number };
@@ -442,8 +442,7 @@ export class PlanFormatter {
 
   /**
    * Routes [from, to) of one table as `renderTable` would print them (same widths, same trimming),
-   * each line preceded by a newline, cells encoded one by one: this is where a large fabric's plan
-   * spends its time.
+   * each line preceded by a newline: this is where a large fabric's plan spends its time.
    */
   #routeRows(
     w: ByteChunks,
@@ -476,21 +475,22 @@ export class PlanFormatter {
       if (d.length > wd) wd = d.length;
       if (a.length > wa) wa = a.length;
     }
+    // Lines are joined into a rope of about 32 K characters and encoded in one call: encoding each
+    // cell on its own was slower, as most reasons are ropes themselves (built per route by the model)
+    // and each would be flattened on its own.
+    let rope = '';
     const line = (d: string, a: string, why: string) => {
-      if (endsBlank(why)) {
-        // renderTable trims each line's end; only an empty or space-ended last cell leaves any.
-        w.text(`\n      ${d}${pad(wd - d.length + 2)}${a}${pad(wa - a.length + 2)}${why}`.trimEnd());
-        return;
+      const row = `\n      ${d}${pad(wd - d.length + 2)}${a}${pad(wa - a.length + 2)}${why}`;
+      // renderTable trims each line's end; only an empty or space-ended last cell leaves any.
+      rope += endsBlank(why) ? row.trimEnd() : row;
+      if (rope.length > 32_768) {
+        w.text(rope);
+        rope = '';
       }
-      w.text('\n      ');
-      w.text(d);
-      w.spaces(wd - d.length + 2);
-      w.text(a);
-      w.spaces(wa - a.length + 2);
-      w.text(why);
     };
     line('DESTINATION', 'ACTION', 'WHY');
     for (let k = 0; k < n; k++) line(dests[k]!, actions[k]!, routes[from + k]!.reason);
+    w.text(rope);
   }
 
   /** JSON-ready form of one host's plan (bigints as address text). */
