@@ -94,8 +94,9 @@ type Utf8Buffer = Buffer & { utf8Write(text: string, offset: number): number };
 const allocate = (size: number): Utf8Buffer => Buffer.allocUnsafeSlow(size) as Utf8Buffer;
 
 /**
- * Text encoded straight into large buffers: a plan is gigabytes of short cells, and building each
- * line as a string, joining them and encoding the result cost more than computing the plan. `take()`
+ * Text encoded straight into large buffers: a plan is gigabytes of short cells, and building a host's
+ * text as one string (an array of lines, joined) then encoding it again per write cost more than
+ * computing the plan. `take()`
  * hands out what was written since the last call; those bytes are never written again, so a consumer
  * may keep them (a pipe's queue does).
  */
