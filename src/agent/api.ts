@@ -26,9 +26,9 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { routeAction, tableNames } from '../cli/plan-format.ts';
 import { detectKernelFeatures, gobgpdVersion, type KernelFeatures } from '../dataplane/features.ts';
 import { tableOf } from '../dataplane/kernel/tables.ts';
+import { routeAction, tableNames } from '../format/plan.ts';
 import { type Peer, PeerState_SessionState } from '../gen/gobgp/gobgp_pb.js';
 import {
   AddWorkloadResponseSchema,

@@ -1,5 +1,5 @@
 /** Output helpers: `--json` for programs, tables for people; bigints become strings in JSON. */
-import { renderTable } from './table.ts';
+import { renderTable } from '../format/table.ts';
 
 export function printJson(value: unknown): void {
   process.stdout.write(

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { Command } from 'commander';
-import { renderTable } from '../cli/table.ts';
+import { renderTable } from '../format/table.ts';
 import { newClusterKey, newOperatorKey } from '../gossip/index.ts';
 import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';

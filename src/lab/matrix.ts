@@ -3,7 +3,7 @@
  * what the tenancy says should happen (same tenant: reachable; other tenant: not) against what a ping
  * saw. Pure: the probing is `probe.ts`.
  */
-import { renderTable } from '../cli/table.ts';
+import { renderTable } from '../format/table.ts';
 
 export interface Endpoint {
   /** Workload identity or external client node name. */

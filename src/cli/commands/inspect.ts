@@ -1,7 +1,7 @@
 /** Read-only views of a running agent: status, hosts, workloads, routes, path, bgp peers; and drain. */
 import { Command } from 'commander';
+import { AgentClient, DEFAULT_SOCKET } from '../../agent/client.ts';
 import { checkDurationMs, DRAIN_QUIET_MAX_MS, DRAIN_WAIT_MAX_MS } from '../../agent/errors.ts';
-import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 import { plain, printJson, printTable } from '../output.ts';
 
 interface Common {

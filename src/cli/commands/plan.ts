@@ -5,17 +5,20 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Command } from 'commander';
 import { fabricInputFromSpec, parseConfig } from '../../config/load.ts';
+import { planJsonChunks, planTextChunks } from '../../format/plan.ts';
 import { buildFabricView, type FabricView } from '../../srv6/fabric.ts';
-import { planJsonChunks, planTextChunks } from '../plan-format.ts';
 
 export interface PlanOptions {
   readonly host?: string;
   readonly json?: boolean;
 }
 
-/** Where the plan goes: a Writable (process.stdout) or anything with the same write/drain contract. */
+/**
+ * Where the plan goes: a Writable (process.stdout) or anything with the same write/drain contract.
+ * Chunks are UTF-8 bytes of about 1 MiB (or one host's plan, if smaller), never written to again.
+ */
 export interface PlanSink {
-  write(chunk: string): boolean;
+  write(chunk: Uint8Array): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 

@@ -5,6 +5,7 @@
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Command } from 'commander';
+import { AgentClient, DEFAULT_SOCKET } from '../../agent/client.ts';
 import { parseConfig } from '../../config/load.ts';
 import {
   type Record as GossipRecord,
@@ -22,7 +23,6 @@ import {
   signRecord,
 } from '../../gossip/index.ts';
 import { ipv6ToBytes, parsePrefix } from '../../srv6/address.ts';
-import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 
 export function keygenCommand(): Command {
   return new Command('keygen')

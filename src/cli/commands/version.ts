@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { AGENT_PROTOCOL } from '../../agent/agent.ts';
+import { AgentClient, DEFAULT_SOCKET } from '../../agent/client.ts';
 import { detectKernelFeatures, gobgpdVersion } from '../../dataplane/features.ts';
 import { AgentService } from '../../gen/segmesh/v1/agent_pb.js';
 import { ANTI_ENTROPY_PROTOCOL, GOSSIP_TOPIC, HEARTBEAT_PROTOCOL } from '../../gossip/constants.ts';
-import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
 import { printJson, printTable } from '../output.ts';
 
 export interface VersionInfo {

@@ -1,6 +1,6 @@
 /** `segmesh workload add|del`: the local API for runtimes without CNI, and for tests. */
 import { Command } from 'commander';
-import { AgentClient, DEFAULT_SOCKET } from '../client.ts';
+import { AgentClient, DEFAULT_SOCKET } from '../../agent/client.ts';
 import { plain, printJson } from '../output.ts';
 
 function labels(value: string, previous: Record<string, string>): Record<string, string> {

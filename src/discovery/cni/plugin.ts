@@ -3,7 +3,7 @@
  * stdin in, result or error JSON out) and the local agent, which does the kernel work (the same call
  * as `segmesh workload add`).
  */
-import { AgentCallError, AgentClient } from '../../cli/client.ts';
+import { AgentCallError, AgentClient } from '../../agent/client.ts';
 import {
   CNI_ERROR,
   type CniEnvironment,

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { AgentClient } from '../../../src/cli/client.ts';
+import { AgentClient } from '../../../src/agent/client.ts';
 import {
   linkDropKey,
   MAP,

@@ -8,7 +8,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../../src/cli/client.ts';
+import { AgentClient } from '../../../src/agent/client.ts';
 import {
   createLab,
   type Daemon,

@@ -22,10 +22,11 @@ describe('segmesh plan at scale', () => {
       let maxHeap = 0;
       let chunks = 0;
       const sink = {
-        write(chunk: string): boolean {
+        write(chunk: Uint8Array): boolean {
           bytes += chunk.length;
-          // A host's chunk starts with its header (after the blank line that separates hosts).
-          const m = /^(?:\n\n)?host (\S+) {2}underlay /.exec(chunk);
+          // A host's first chunk starts with its header (after the blank line that separates hosts).
+          const head = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.length, 256)).toString();
+          const m = /^(?:\n\n)?host (\S+) {2}underlay /.exec(head);
           if (m) seen.push(m[1]!);
           if (++chunks % 250 === 0) maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed);
           return true;

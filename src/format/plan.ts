@@ -1,7 +1,8 @@
 /**
  * Rendering a host plan for people (tables) and for programs (JSON with addresses as text), and the
- * whole fabric's plan as a stream of chunks, one host at a time, so that `segmesh plan` holds at most
- * one host's plan (not the fabric's) however large the fabric. Pure: returns strings and plain objects.
+ * whole fabric's plan as a stream of UTF-8 chunks, one host at a time, so that `segmesh plan` holds at
+ * most one host's plan (not the fabric's) however large the fabric. Pure: returns strings, bytes and
+ * plain objects; writes nothing.
  */
 import { MAIN_TABLE, rulePriority, scopeName, tableOf } from '../dataplane/kernel/tables.ts';
 import { formatIpv6, type Ipv6Address, type Ipv6Prefix } from '../srv6/address.ts';
@@ -81,8 +82,72 @@ export class AddressText {
 const defaultText = (): AddressText => new AddressText();
 
 const SPACES = ' '.repeat(256);
+/** Runs of spaces, one string per length: padding a cell allocates nothing. */
+const PADS = Array.from({ length: SPACES.length + 1 }, (_, n) => SPACES.slice(0, n));
 function pad(n: number): string {
-  return n <= SPACES.length ? SPACES.slice(0, n) : ' '.repeat(n);
+  return n < PADS.length ? PADS[n]! : ' '.repeat(n);
+}
+
+/** Node's Buffer method that encodes a string at an offset without argument juggling (not in @types/node). */
+type Utf8Buffer = Buffer & { utf8Write(text: string, offset: number): number };
+
+const allocate = (size: number): Utf8Buffer => Buffer.allocUnsafeSlow(size) as Utf8Buffer;
+
+/**
+ * Text encoded straight into large buffers: a plan is gigabytes of short cells, and building a host's
+ * text as one string (an array of lines, joined) then encoding it again per write cost more than
+ * computing the plan. `take()`
+ * hands out what was written since the last call; those bytes are never written again, so a consumer
+ * may keep them (a pipe's queue does).
+ */
+export class ByteChunks {
+  readonly #size: number;
+  #buf: Utf8Buffer;
+  #pos = 0;
+  #start = 0;
+  readonly #ready: Uint8Array[] = [];
+
+  constructor(size = 1 << 20) {
+    this.#size = size;
+    this.#buf = allocate(size);
+  }
+
+  #room(n: number): void {
+    if (this.#buf.length - this.#pos >= n) return;
+    this.#seal();
+    this.#buf = allocate(Math.max(this.#size, n));
+    this.#pos = 0;
+    this.#start = 0;
+  }
+
+  #seal(): void {
+    if (this.#pos > this.#start) this.#ready.push(this.#buf.subarray(this.#start, this.#pos));
+    this.#start = this.#pos;
+  }
+
+  text(s: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+    this.#room(s.length * 3);
+    this.#pos += this.#buf.utf8Write(s, this.#pos);
+  }
+
+  spaces(n: number): void {
+    if (n < PADS.length) this.text(PADS[n]!);
+    else this.text(' '.repeat(n));
+  }
+
+  /** The bytes written since the last call, in order. */
+  take(): Uint8Array[] {
+    this.#seal();
+    return this.#ready.splice(0);
+  }
+}
+
+/** True if renderTable's trimEnd would shorten a line whose last cell is `why`. */
+function endsBlank(why: string): boolean {
+  if (why === '') return true;
+  const c = why.charCodeAt(why.length - 1);
+  return c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s$/.test(why));
 }
 
 function sidDetail(s: SidEntry, names: ReadonlyMap<number, string>, at: AddressText): string {
@@ -171,41 +236,82 @@ export class PlanFormatter {
       const key = a ^ (a >> 64n);
       if (!this.#rank.has(key)) this.#rank.set(key, rank++);
     }
+    this.#rankBits = Math.max(1, Math.ceil(Math.log2(rank + 1)));
+    const tables = [...this.names.keys()].sort((a, b) => a - b);
+    for (let i = 0; i < tables.length; i++) this.#tableIndex.set(tables[i]!, i);
+    this.#tableBits = Math.max(1, Math.ceil(Math.log2(tables.length + 1)));
   }
+
+  /** Bits of a rank, and of a table's index in table order (`#tableIndex`). */
+  readonly #rankBits: number;
+  readonly #tableBits: number;
+  readonly #tableIndex = new Map<number, number>();
 
   /**
    * The routes in `compareRoutes` order (table, default route last, address, length; stable), by
    * rank; falls back to comparing bigints when a destination is not one the fabric names.
+   * `dests`: per sorted route, rank * 256 + prefix length (a key of its destination's text), or -1;
+   * `tables`: per sorted route, its table.
+   *
+   * Each route's order is one number, [table index | default flag | rank | length | input index],
+   * and a Float64Array sorts those natively (no comparator call per comparison: the comparator sort
+   * was a fifth of the formatting time); the input index makes keys unique and the sort stable.
    */
-  #sortRoutes(routes: PlannedRoute[]): PlannedRoute[] {
+  #sortRoutes(routes: PlannedRoute[]): { sorted: PlannedRoute[]; dests: Int32Array; tables: Float64Array } {
     const n = routes.length;
-    const keys = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const p = routes[i]!.prefix;
-      const rank = this.#rank.get(p.address ^ (p.address >> 64n));
-      if (rank === undefined) return routes.sort(compareRoutes);
-      // rank < 2^32 and length <= 128: exact in a double.
-      keys[i] = (p.length === 0 ? 2 ** 41 : 0) + rank * 256 + p.length;
-    }
+    const dests = new Int32Array(n);
     const tables = new Float64Array(n);
-    for (let i = 0; i < n; i++) tables[i] = tableOf(routes[i]!.scope);
-    const order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    order.sort((i, j) => tables[i]! - tables[j]! || keys[i]! - keys[j]! || i - j);
+    const order = new Float64Array(n);
+    const indexBits = 53 - this.#tableBits - this.#rankBits - 9;
+    const fallback = () => {
+      const sorted = routes.sort(compareRoutes);
+      for (let i = 0; i < n; i++) tables[i] = tableOf(sorted[i]!.scope);
+      return { sorted, dests: dests.fill(-1), tables };
+    };
+    if (indexBits < 1 || n >= 2 ** indexBits) return fallback();
+    const flag = 2 ** (this.#rankBits + 8);
+    const tableUnit = flag * 2;
+    const indexUnit = 2 ** indexBits;
+    for (let i = 0; i < n; i++) {
+      const r = routes[i]!;
+      const p = r.prefix;
+      const rank = this.#rank.get(p.address ^ (p.address >> 64n));
+      const table = tableOf(r.scope);
+      const t = this.#tableIndex.get(table);
+      if (rank === undefined || t === undefined) return fallback();
+      tables[i] = table;
+      dests[i] = rank * 256 + p.length;
+      order[i] = (t * tableUnit + (p.length === 0 ? flag : 0) + dests[i]!) * indexUnit + i;
+    }
+    order.sort();
     const sorted = new Array<PlannedRoute>(n);
-    for (let i = 0; i < n; i++) sorted[i] = routes[order[i]!]!;
-    return sorted;
+    const sortedDests = new Int32Array(n);
+    const sortedTables = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const i = order[k]! % indexUnit;
+      sorted[k] = routes[i]!;
+      sortedDests[k] = dests[i]!;
+      sortedTables[k] = tables[i]!;
+    }
+    return { sorted, dests: sortedDests, tables: sortedTables };
   }
 
   /** One host's plan as tables (no trailing newline). */
   text(plan: HostPlan): string {
+    const w = new ByteChunks(1 << 16);
+    this.writeText(plan, w);
+    return Buffer.concat(w.take()).toString('utf8');
+  }
+
+  /** One host's plan as tables (no trailing newline), encoded into `w`. */
+  writeText(plan: HostPlan, w: ByteChunks): void {
     const { view, names } = this;
     const at = this.#at;
     const host = view.hosts.get(plan.host)!;
-    const out: string[] = [];
-    out.push(`host ${host.name}  underlay ${at.ip(host.underlay)}  locator ${at.prefix(host.locator)}`);
-    out.push('  SIDs');
-    out.push(
+    w.text(
+      `host ${host.name}  underlay ${at.ip(host.underlay)}  locator ${at.prefix(host.locator)}\n  SIDs\n`,
+    );
+    w.text(
       renderTable(
         ['SID', 'BEHAVIOR', 'DETAIL'],
         host.sids.all.map((s) => [at.ip(s.sid), s.behavior, sidDetail(s, names, at)]),
@@ -231,19 +337,19 @@ export class PlanFormatter {
           ]
         : [],
     );
-    const sorted = this.#sortRoutes(routes);
-    out.push(`  Routes (${sorted.length})`);
+    const { sorted, dests, tables } = this.#sortRoutes(routes);
+    w.text(`\n  Routes (${sorted.length})`);
     for (let i = 0; i < sorted.length; ) {
-      const table = tableOf(sorted[i]!.scope);
+      const table = tables[i]!;
       let j = i;
-      while (j < sorted.length && tableOf(sorted[j]!.scope) === table) j++;
-      out.push(`    table ${table} (${names.get(table) ?? 'agent'})`);
-      this.#routeRows(out, sorted, i, j);
+      while (j < sorted.length && tables[j] === table) j++;
+      w.text(`\n    table ${table} (${names.get(table) ?? 'agent'})`);
+      this.#routeRows(w, sorted, dests, i, j);
       i = j;
     }
     if (rules.length > 0) {
-      out.push('  Rules');
-      out.push(
+      w.text('\n  Rules\n');
+      w.text(
         renderTable(
           ['PRIORITY', 'MATCH', 'TABLE', 'WHY'],
           rules.map((r) => [
@@ -257,8 +363,8 @@ export class PlanFormatter {
       );
     }
     if (links.length > 0) {
-      out.push('  Links and ingress filters');
-      out.push(
+      w.text('\n  Links and ingress filters\n');
+      w.text(
         renderTable(
           ['LINK', 'MTU', 'OF', 'ADDRESS', 'FILTER'],
           links.map((l) => {
@@ -269,7 +375,7 @@ export class PlanFormatter {
               l.workload ? `workload ${l.workload}` : `function ${l.networkFunction}`,
               l.address !== undefined ? at.ip(l.address) : '',
               filter && filter.kind === 'filter'
-                ? `source only ${at.ip(filter.source)}; drop to ${filter.denyDestinations.map((p) => at.prefix(p)).join(' ')}`
+                ? `source only ${at.ip(filter.source)}; drop to ${this.#denyText(filter.denyDestinations)}`
                 : '',
             ];
           }),
@@ -277,14 +383,75 @@ export class PlanFormatter {
         ),
       );
     }
-    return out.join('\n');
+  }
+
+  /** A host's links share one deny list (every underlay address): its text once per host. */
+  readonly #deny = new WeakMap<readonly Ipv6Prefix[], string>();
+  #denyText(list: readonly Ipv6Prefix[]): string {
+    let t = this.#deny.get(list);
+    if (t === undefined) {
+      t = list.map((p) => this.#at.prefix(p)).join(' ');
+      this.#deny.set(list, t);
+    }
+    return t;
+  }
+
+  /** Destination texts by `#sortRoutes` key (rank * 256 + length): the fabric's, not the output's. */
+  readonly #destText = new Map<number, string>();
+
+  /** Action texts of locator routes per locator, and of encap routes per shared segment list. */
+  readonly #locatorAction = new WeakMap<Ipv6Prefix, { via: Ipv6Address; action: string }>();
+  readonly #singleSegmentAction = new Map<number, string>();
+  readonly #encapAction = new WeakMap<
+    readonly Ipv6Address[],
+    { mode: string; hmacKeyId: number | undefined; action: string }
+  >();
+
+  #action(r: PlannedRoute): string {
+    if (r.kind === 'locator') {
+      // Every host routes to every other host's locator: one text per locator.
+      const c = this.#locatorAction.get(r.prefix);
+      if (c !== undefined && c.via === r.via) return c.action;
+      const action = routeAction(r, this.names, this.#at);
+      this.#locatorAction.set(r.prefix, { via: r.via, action });
+      return action;
+    }
+    if (r.kind === 'encap') {
+      // Every workload behind the same host and tenant has that host's delivery SID as its one
+      // segment (a list per host computed): one text per SID and mode, by the SID's rank.
+      if (r.segments.length === 1 && r.hmacKeyId === undefined) {
+        const sid = r.segments[0]!;
+        const rank = this.#rank.get(sid ^ (sid >> 64n));
+        if (rank !== undefined) {
+          const key = rank * 2 + (r.mode === 'encap' ? 1 : 0);
+          let action = this.#singleSegmentAction.get(key);
+          if (action === undefined) {
+            action = routeAction(r, this.names, this.#at);
+            this.#singleSegmentAction.set(key, action);
+          }
+          return action;
+        }
+      }
+      const c = this.#encapAction.get(r.segments);
+      if (c !== undefined && c.mode === r.mode && c.hmacKeyId === r.hmacKeyId) return c.action;
+      const action = routeAction(r, this.names, this.#at);
+      this.#encapAction.set(r.segments, { mode: r.mode, hmacKeyId: r.hmacKeyId, action });
+      return action;
+    }
+    return routeAction(r, this.names, this.#at);
   }
 
   /**
    * Routes [from, to) of one table as `renderTable` would print them (same widths, same trimming),
-   * without a row array per route: this is where a large fabric's plan spends its time.
+   * each line preceded by a newline: this is where a large fabric's plan spends its time.
    */
-  #routeRows(out: string[], routes: readonly PlannedRoute[], from: number, to: number): void {
+  #routeRows(
+    w: ByteChunks,
+    routes: readonly PlannedRoute[],
+    keys: Int32Array,
+    from: number,
+    to: number,
+  ): void {
     const at = this.#at;
     const n = to - from;
     const dests = new Array<string>(n);
@@ -293,42 +460,39 @@ export class PlanFormatter {
     let wa = 'ACTION'.length;
     for (let k = 0; k < n; k++) {
       const r = routes[from + k]!;
-      let d: string;
-      let a: string;
-      if (r.kind === 'locator') {
-        // Every host routes to every other host's locator: one text per locator, shared.
-        const cached = this.#locatorCells.get(r.prefix);
-        if (cached && cached.via === r.via) {
-          d = cached.destination;
-          a = cached.action;
-        } else {
+      let d: string | undefined;
+      if (r.from) d = destination(at, r.prefix, r.from);
+      else {
+        const key = keys[from + k]!;
+        d = key >= 0 ? this.#destText.get(key) : undefined;
+        if (d === undefined) {
           d = at.prefix(r.prefix);
-          a = routeAction(r, this.names, at);
-          this.#locatorCells.set(r.prefix, { via: r.via, destination: d, action: a });
+          if (key >= 0) this.#destText.set(key, d);
         }
-        if (r.from) d = destination(at, r.prefix, r.from);
-      } else {
-        d = destination(at, r.prefix, r.from);
-        a = routeAction(r, this.names, at);
       }
+      const a = this.#action(r);
       dests[k] = d;
       actions[k] = a;
       if (d.length > wd) wd = d.length;
       if (a.length > wa) wa = a.length;
     }
+    // Lines are joined into a rope of about 32 K characters and encoded in one call: encoding each
+    // cell on its own was slower, as most reasons are ropes themselves (built per route by the model)
+    // and each would be flattened on its own.
+    let rope = '';
     const line = (d: string, a: string, why: string) => {
-      const s = `      ${d}${pad(wd - d.length + 2)}${a}${pad(wa - a.length + 2)}${why}`;
+      const row = `\n      ${d}${pad(wd - d.length + 2)}${a}${pad(wa - a.length + 2)}${why}`;
       // renderTable trims each line's end; only an empty or space-ended last cell leaves any.
-      return why === '' || /\s$/.test(why) ? s.trimEnd() : s;
+      rope += endsBlank(why) ? row.trimEnd() : row;
+      if (rope.length > 32_768) {
+        w.text(rope);
+        rope = '';
+      }
     };
-    out.push(line('DESTINATION', 'ACTION', 'WHY'));
-    for (let k = 0; k < n; k++) out.push(line(dests[k]!, actions[k]!, routes[from + k]!.reason));
+    line('DESTINATION', 'ACTION', 'WHY');
+    for (let k = 0; k < n; k++) line(dests[k]!, actions[k]!, routes[from + k]!.reason);
+    w.text(rope);
   }
-
-  readonly #locatorCells = new WeakMap<
-    Ipv6Prefix,
-    { via: Ipv6Address; destination: string; action: string }
-  >();
 
   /** JSON-ready form of one host's plan (bigints as address text). */
   json(plan: HostPlan): unknown {
@@ -379,40 +543,51 @@ export function planToJson(view: FabricView, plan: HostPlan): unknown {
 }
 
 /**
- * The plans of `hosts` as text, in chunks: the fabric's summary line, then one chunk per host,
- * computed when the consumer asks for it. Concatenated, the chunks are exactly what the whole output
- * was when `segmesh plan` built it in one piece.
+ * The plans of `hosts` as UTF-8 text, in chunks: the fabric's summary line, then each host's plan,
+ * computed when the consumer asks for it (a host's first chunk starts with its header, after the
+ * blank line between hosts; a large host spans several chunks of about 1 MiB). Concatenated, the
+ * chunks are exactly what the whole output was when `segmesh plan` built it in one piece.
  */
 export function* planTextChunks(
   view: FabricView,
   hosts: Iterable<string>,
   summary: string,
-): Generator<string, void, undefined> {
+): Generator<Uint8Array, void, undefined> {
   const f = new PlanFormatter(view);
-  yield `${summary}\n\n`;
+  const w = new ByteChunks();
+  w.text(`${summary}\n\n`);
+  yield* w.take();
   let first = true;
   for (const h of hosts) {
-    yield `${first ? '' : '\n\n'}${f.text(computeHostPlan(view, h))}`;
+    if (!first) w.text('\n\n');
+    f.writeText(computeHostPlan(view, h), w);
+    yield* w.take();
     first = false;
   }
-  yield '\n';
+  w.text('\n');
+  yield* w.take();
 }
 
 /**
  * The plans of `hosts` as one JSON array (2-space indentation, as `JSON.stringify(plans, null, 2)`
- * would print it), in chunks: the array is written piecewise, one element per host.
+ * would print it), in UTF-8 chunks: the array is written piecewise, one element per host.
  */
 export function* planJsonChunks(
   view: FabricView,
   hosts: Iterable<string>,
-): Generator<string, void, undefined> {
+): Generator<Uint8Array, void, undefined> {
   const f = new PlanFormatter(view);
+  const w = new ByteChunks();
   let first = true;
   for (const h of hosts) {
-    // An element of a top-level array: its own lines, each indented one more level.
-    const element = JSON.stringify(f.json(computeHostPlan(view, h)), null, 2).replaceAll('\n', '\n  ');
-    yield `${first ? '[\n  ' : ',\n  '}${element}`;
+    // An element of a top-level array, as JSON.stringify indents it there: the one-element array's
+    // text without its brackets (no second pass over the text to indent it).
+    const element = JSON.stringify([f.json(computeHostPlan(view, h))], null, 2);
+    w.text(first ? '[\n  ' : ',\n  ');
+    w.text(element.slice(4, -2));
+    yield* w.take();
     first = false;
   }
-  yield first ? '[]\n' : '\n]\n';
+  w.text(first ? '[]\n' : '\n]\n');
+  yield* w.take();
 }
