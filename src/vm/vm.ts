@@ -232,8 +232,9 @@ export class Vm {
     mkdirSync(opts.logDir, { recursive: true });
     writeFileSync(this.consoleLog, '');
     const job = `${opts.logDir}/job.sh`;
-    writeFileSync(job, jobScript(opts));
     const accel = chooseAccel(opts);
+    // The guest's tests read SEGMESH_VM_GUEST to know they run emulated (test/harness/pace.ts).
+    writeFileSync(job, jobScript({ ...opts, env: { SEGMESH_VM_GUEST: accel, ...opts.env } }));
     const qemuLog = `${opts.logDir}/qemu.log`;
 
     const args: string[] = [

@@ -3,5 +3,6 @@ export { Daemon, spawnDaemon } from './daemon.ts';
 export { CommandError, findTool, type ShResult, sh, waitFor } from './exec.ts';
 export { createLab, Lab } from './lab.ts';
 export { createVeth, Netns, UnderlaySwitch } from './netns.ts';
+export { pace, paced } from './pace.ts';
 export { addSweepHook, objectName, runLogDir, runPrefix, sweep } from './run.ts';
 export { isCi, kernelIt, missingRequirements, systemSuite } from './suite.ts';

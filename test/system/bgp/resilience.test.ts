@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BgpInit } from '../../../src/bgp/index.ts';
 import type { Daemon } from '../../harness/daemon.ts';
-import { createLab, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
+import { createLab, paced, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
 import { freshLogPath } from '../../harness/run.ts';
 import type { AgentProcessConfig } from './agent-process.ts';
 import {
@@ -92,7 +92,8 @@ systemSuite(
             return false;
           }
         },
-        readyTimeoutMs: 30_000,
+        // A fresh node importing the BGP component: seconds on the host, half a minute under TCG.
+        readyTimeoutMs: paced(30_000),
       });
       return d;
     }
@@ -139,44 +140,48 @@ systemSuite(
       await e.frr.waitSession(h.address);
       await e.frr.waitRoute(`${h.workloadAddress}/128`, { sid: h.sid });
       await e.frr.waitRoute('2001:db8:c1::5/128', { sid: 'fc00:0:1:e005::' });
-    });
+    }, paced(120_000));
 
-    it('agent killed with SIGKILL and restarted: gobgpd keeps running, FRR never loses the routes', async () => {
-      const pid = gobgpdPid();
-      const before = await e.frr.vtyshJson<Record<string, { connectionsEstablished?: number }>>(
-        `show bgp neighbors ${h.address} json`,
-      );
-      let samples = 0;
-      let missing = 0;
-      let monitoring = true;
-      const monitor = (async () => {
-        while (monitoring) {
-          samples++;
-          if (!(await e.frr.kernelRoute(`${h.workloadAddress}/128`))) missing++;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      })();
-      agent.kill('SIGKILL');
-      await agent.exited;
-      await new Promise((r) => setTimeout(r, 1_000));
-      expect(alive(pid)).toBe(true);
-      // The restarted agent wants w1 and .6 instead of .5: it must adopt gobgpd and diff, not re-add blindly.
-      agent = await startAgent({}, [w1(), extra(6)]);
-      expect(readFileSync(agent.logFile, 'utf8')).toContain('adopted running gobgpd');
-      expect(gobgpdPid()).toBe(pid);
-      await e.frr.waitRoute('2001:db8:c1::6/128', { sid: 'fc00:0:1:e006::' });
-      await e.frr.waitRoute('2001:db8:c1::5/128', { absent: true });
-      await new Promise((r) => setTimeout(r, 500));
-      monitoring = false;
-      await monitor;
-      expect(samples).toBeGreaterThan(10);
-      expect(missing).toBe(0);
-      const after = await e.frr.vtyshJson<Record<string, { connectionsEstablished?: number }>>(
-        `show bgp neighbors ${h.address} json`,
-      );
-      // The BGP session was never reset.
-      expect(after[h.address]?.connectionsEstablished).toBe(before[h.address]?.connectionsEstablished);
-    });
+    it(
+      'agent killed with SIGKILL and restarted: gobgpd keeps running, FRR never loses the routes',
+      async () => {
+        const pid = gobgpdPid();
+        const before = await e.frr.vtyshJson<Record<string, { connectionsEstablished?: number }>>(
+          `show bgp neighbors ${h.address} json`,
+        );
+        let samples = 0;
+        let missing = 0;
+        let monitoring = true;
+        const monitor = (async () => {
+          while (monitoring) {
+            samples++;
+            if (!(await e.frr.kernelRoute(`${h.workloadAddress}/128`))) missing++;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        })();
+        agent.kill('SIGKILL');
+        await agent.exited;
+        await new Promise((r) => setTimeout(r, 1_000));
+        expect(alive(pid)).toBe(true);
+        // The restarted agent wants w1 and .6 instead of .5: it must adopt gobgpd and diff, not re-add blindly.
+        agent = await startAgent({}, [w1(), extra(6)]);
+        expect(readFileSync(agent.logFile, 'utf8')).toContain('adopted running gobgpd');
+        expect(gobgpdPid()).toBe(pid);
+        await e.frr.waitRoute('2001:db8:c1::6/128', { sid: 'fc00:0:1:e006::' });
+        await e.frr.waitRoute('2001:db8:c1::5/128', { absent: true });
+        await new Promise((r) => setTimeout(r, 500));
+        monitoring = false;
+        await monitor;
+        expect(samples).toBeGreaterThan(10);
+        expect(missing).toBe(0);
+        const after = await e.frr.vtyshJson<Record<string, { connectionsEstablished?: number }>>(
+          `show bgp neighbors ${h.address} json`,
+        );
+        // The BGP session was never reset.
+        expect(after[h.address]?.connectionsEstablished).toBe(before[h.address]?.connectionsEstablished);
+      },
+      paced(120_000), // starts an agent process (startAgent)
+    );
 
     it('gobgpd killed: the agent restarts it and FRR has the routes again', async () => {
       const pid = gobgpdPid();
