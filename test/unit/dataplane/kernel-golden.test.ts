@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toDesiredHost } from '../../../src/agent/translate.ts';
+import { intentOf } from '../../../src/dataplane/intent-lower.ts';
+import { lowerToKernel } from '../../../src/dataplane/kernel/lower.ts';
 import { type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { ruleKey } from '../../../src/dataplane/rule.ts';
 import { formatHostPlan } from '../../../src/format/plan.ts';
@@ -42,7 +43,7 @@ function fingerprints(): Record<string, { kernel: string; plan: string; routes: 
     const view = buildFabricView(fabricFromShape(shape));
     for (const host of view.hosts.keys()) {
       const plan = computeHostPlan(view, host);
-      const k = toDesiredHost(plan, { underlayDevice: 'eth0', sidCounters: true });
+      const k = lowerToKernel(intentOf(plan), { underlayDevice: 'eth0', sidCounters: true });
       const routes = [...k.dataplane.routes!].sort((a: Route, b: Route) => {
         const x = routeKey(a);
         const y = routeKey(b);

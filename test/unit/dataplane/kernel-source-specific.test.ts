@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { desiredDelta, toDesiredHost } from '../../../src/agent/translate.ts';
+import type { ForwardingIntent } from '../../../src/dataplane/intent.ts';
+import { diffIntents } from '../../../src/dataplane/intent.ts';
+import { intentOf } from '../../../src/dataplane/intent-lower.ts';
+import { kernelDelta } from '../../../src/dataplane/kernel/delta.ts';
+import { type KernelState, lowerToKernel } from '../../../src/dataplane/kernel/lower.ts';
 import { tableOf } from '../../../src/dataplane/kernel/tables.ts';
 import { planReconcile } from '../../../src/dataplane/reconcile.ts';
 import { type Route, routeKey } from '../../../src/dataplane/route.ts';
@@ -36,6 +40,17 @@ function fabric(policies: PolicyInput[]): FabricInput {
 }
 
 const opts = { underlayDevice: 'eth0' };
+
+/** The kernel backend's lowering of a plan, with the intent it came from (for deltas). */
+type Desired = KernelState & { readonly intent: ForwardingIntent };
+function toDesiredHost(plan: Parameters<typeof intentOf>[0], o: typeof opts): Desired {
+  const intent = intentOf(plan);
+  return { ...lowerToKernel(intent, o), intent };
+}
+/** The kernel backend's writes from one lowering to another (its applyDelta path). */
+function desiredDelta(a: Desired, b: Desired) {
+  return kernelDelta(a.intent, b.intent, diffIntents(a.intent.items, b.intent.items), opts);
+}
 const empty = { routes: [], rules: [], nexthops: [] };
 
 function setup(policies: PolicyInput[]) {
@@ -52,7 +67,7 @@ function setup(policies: PolicyInput[]) {
   return { view, host, w, egress, fwSid, dbDelivery, desired, toDb };
 }
 
-describe('translate: policies with a `from` selector', () => {
+describe('kernel lowering: policies with a `from` selector', () => {
   it('yields one source-specific route per local source, through the function; other sources keep the plain path', () => {
     const { w, egress, fwSid, dbDelivery, toDb } = setup([policy]);
     const bySource = new Map(toDb.map((r) => [r.src ? `${r.src.address}/${r.src.length}` : 'none', r]));
