@@ -4,7 +4,14 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BackendCounters } from '../dataplane/backend.ts';
+import { formatIpv6 } from '../srv6/address.ts';
 import type { Agent } from './agent.ts';
+
+/** A SID item key (`s|<hex>`) as the address people read. */
+function sidText(key: string): string {
+  return formatIpv6(BigInt(`0x${key.slice(2)}`));
+}
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -83,6 +90,64 @@ export class AgentMetrics {
       registers: [r],
       collect() {
         for (const [reason, n] of Object.entries(a.bgp?.stats().invalid ?? {})) this.set({ reason }, n);
+      },
+    });
+    // The data plane's own counters, read from the kernel at scrape time (BPF maps or nft and SID
+    // counters): one readCounters() serves the metrics of one scrape.
+    let counters: Promise<BackendCounters | undefined> | undefined;
+    const readCounters = () => {
+      counters ??= (a.backend?.readCounters() ?? Promise.resolve(undefined))
+        .catch(() => undefined)
+        .finally(() => setTimeout(() => (counters = undefined), 100).unref());
+      return counters;
+    };
+    new Gauge({
+      name: 'segmesh_dataplane_info',
+      help: 'The data-plane backend in use (1) and why it was chosen',
+      labelNames: ['backend', 'why'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const b = a.backendInfo;
+        if (b) this.set({ backend: b.name, why: b.why }, 1);
+      },
+    });
+    new Counter({
+      name: 'segmesh_dataplane_drops_total',
+      help: 'Packets the data plane dropped at a workload link, by link and reason (kernel counters)',
+      labelNames: ['link', 'reason'],
+      registers: [r],
+      async collect() {
+        const c = await readCounters();
+        this.reset();
+        for (const [link, d] of c?.attachments ?? []) {
+          if (link === '*') continue; // the eBPF backend's host total; the links are below
+          this.inc({ link, reason: 'spoofed_source' }, d.spoofedSource);
+          this.inc({ link, reason: 'sid_block' }, d.sidBlock);
+          this.inc({ link, reason: 'host_address' }, d.hostAddress);
+        }
+      },
+    });
+    new Counter({
+      name: 'segmesh_dataplane_verdicts_total',
+      help: 'Verdicts of the eBPF programs, by reason (forwarding and drops; eBPF backend only)',
+      labelNames: ['reason'],
+      registers: [r],
+      async collect() {
+        const c = await readCounters();
+        this.reset();
+        for (const [reason, n] of c?.reasons ?? []) if (n > 0n) this.inc({ reason }, Number(n));
+      },
+    });
+    new Counter({
+      name: 'segmesh_sid_packets_total',
+      help: "Packets processed by this host's local SIDs, by SID (kernel counters)",
+      labelNames: ['sid'],
+      registers: [r],
+      async collect() {
+        const c = await readCounters();
+        this.reset();
+        for (const [key, v] of c?.sids ?? []) this.inc({ sid: sidText(key) }, Number(v.packets));
       },
     });
     this.reconcileDuration = new Histogram({

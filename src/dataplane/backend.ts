@@ -44,6 +44,8 @@ export interface BackendCounters {
   readonly sids: ReadonlyMap<string, SidCounters>;
   /** By link name. */
   readonly attachments: ReadonlyMap<string, AttachmentDrops>;
+  /** Every verdict of the backend's programs by reason, where it has them (eBPF: forwarding and drops). */
+  readonly reasons?: ReadonlyMap<string, bigint>;
 }
 
 export interface RealiseResult {

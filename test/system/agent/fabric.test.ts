@@ -137,6 +137,19 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
     expect(metrics).toMatch(/segmesh_workloads\{locality="local"\} 2/);
     expect(metrics).toMatch(/segmesh_hosts 3/);
     expect(metrics).toMatch(/segmesh_reconcile_seconds_count \d+/);
+    // The data plane's own counters: the backend, the drops of the isolation tests above (counted at
+    // blue1's link by the kernel), the packets of host1's SIDs.
+    const backend = await cluster.backend(h1);
+    expect(metrics).toMatch(new RegExp(`segmesh_dataplane_info\\{backend="${backend}",why="[^"]+"\\} 1`));
+    const link = (await cluster.api(h1).call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.web-1',
+    )!.hostLink;
+    const sidBlock = new RegExp(
+      `segmesh_dataplane_drops_total\\{link="${link}",reason="sid_block"\\} (\\d+)`,
+    );
+    expect(Number(sidBlock.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(3);
+    const sidPackets = [...metrics.matchAll(/segmesh_sid_packets_total\{sid="[^"]+"\} (\d+)/g)];
+    expect(sidPackets.some((m) => Number(m[1]) > 0)).toBe(true);
   });
 
   it('kill -9 of an agent and its restart under 100 pings per second each way: none lost, no route deleted or re-added', async () => {
