@@ -62,25 +62,6 @@ static sm_always_inline int ctl_port(__u8 proto, __u16 port)
 	return bpf_map_lookup_elem(&sm_ctlports, &k) != 0;
 }
 
-/* How many SRH entries an encap policy writes (0: no SRH) and the counter slot; > SM_MAX_SEGS: the
- * policy cannot be applied. */
-static sm_always_inline __u32 encap_list(struct sm_policy *pol, __u32 *reason)
-{
-	__u32 n = pol->nsegs;
-	if (n == 0 || n > SM_MAX_SEGS)
-		return SM_MAX_SEGS + 1;
-	if (n == 1 && !(pol->flags & SM_POL_F_SRH)) {
-		*reason = SM_R_ENCAP_NOSRH;
-		return 0;
-	}
-	if (pol->mode == SM_MODE_ENCAP_RED && n > 1) {
-		*reason = SM_R_ENCAP_RED;
-		return n - 1;
-	}
-	*reason = SM_R_ENCAP;
-	return n;
-}
-
 /* Apply the tenant's policy to a validated workload packet of `inner_len` bytes at L3_OFF. */
 static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_policy *pol,
 					      __u32 inner_len, int v4, __u32 cfg)
@@ -137,7 +118,7 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 	r = dec_hop_limit(skb, v4);
 	if (r)
 		return drop(skb, r);
-	r = srv6_encap(skb, pol, nlist, inner_len, v4);
+	r = srv6_encap(skb, pol, inner_len, v4, 0);
 	if (r)
 		return drop(skb, r);
 	count(reason);
@@ -267,29 +248,29 @@ static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, s
 	return pol;
 }
 
-/* Re-encapsulate a decapsulated packet (inner hop limit already decremented) toward a moved workload's
- * new host, then forward the outer packet like End's: in the main table. */
-static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, int v4, __u32 cfg)
+/* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host: the outer
+ * headers in front of the inner packet at `inner_off` are replaced in place (the inner hop limit - 1,
+ * as a decapsulation would), then the outer packet is forwarded like End's, in the main table. */
+static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
+						 int v4, __u32 cfg)
 {
 	__u32 inner_len;
 	if (v4) {
 		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
+		if (bpf_skb_load_bytes(skb, inner_off, &ip, sizeof(ip)) < 0)
 			return drop(skb, SM_R_DROP_TRUNCATED);
 		inner_len = bpf_ntohs(ip.tot_len);
 	} else {
 		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
+		if (bpf_skb_load_bytes(skb, inner_off, &ip6, sizeof(ip6)) < 0)
 			return drop(skb, SM_R_DROP_TRUNCATED);
 		inner_len = IP6_HLEN + bpf_ntohs(ip6.payload_len);
 	}
-	if (skb->len < L3_OFF + inner_len)
+	if (inner_off <= L3_OFF || skb->len < inner_off + inner_len)
 		return drop(skb, SM_R_DROP_TRUNCATED);
-	__u32 reason;
-	__u32 nlist = encap_list(pol, &reason);
-	if (nlist > SM_MAX_SEGS)
-		return drop(skb, SM_R_DROP_POLICY);
-	int r = srv6_encap(skb, pol, nlist, inner_len, v4);
+	int r = dec_hop_limit_at(skb, inner_off, v4);
+	if (!r)
+		r = srv6_encap(skb, pol, inner_len, v4, inner_off - L3_OFF);
 	if (r)
 		return drop(skb, r);
 	count(SM_R_REDIRECT_MOVE);
@@ -316,13 +297,13 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 	struct sm_policy *mv = move_redirect(skb, sid, si, v4);
 	if (mv && bpf_map_lookup_elem(&sm_sids, &mv->segs[0]))
 		return drop(skb, SM_R_DROP_REDIRECT_LOOP);
+	if (mv)
+		return ul_redirect(skb, mv, si->inner_off, v4, cfg);
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);
 	if (r)
 		return drop(skb, r);
-	if (mv)
-		return ul_redirect(skb, mv, v4, cfg);
 	if (b == SM_END_DX6 || b == SM_END_DX4) {
 		count(v4 ? SM_R_DX4 : SM_R_DX6);
 		struct bpf_redir_neigh nh = {};

@@ -618,14 +618,15 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(miss.counted).toEqual({ dt6: 1, redirect: 1 });
     });
 
-    it('with two segments the redirect writes a reduced SRH (SL 1, LE 0), like wl_in', () => {
-      const r = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, toMoved(MOVED2, 64))));
+    // The outer headers are replaced in place: equal size above, larger here, smaller below (IPv4).
+    it('with two segments the redirect writes a reduced SRH (SL 1, LE 0), like wl_in (the headers grow)', () => {
+      const r = run('ul_in', atDt6(toMoved(MOVED2, 64)));
       const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 });
       expect(r.out).toBe(hexdump(reEncap('fc00:0:2::e', NH_ROUTING, concat(s, toMoved(MOVED2, 63)))));
       expect(r.counted).toEqual({ redirect_move: 1, redirect: 1 });
     });
 
-    it('IPv4 inner at End.DT46: re-encapsulated with next header 4, TTL - 1 with its checksum', () => {
+    it('IPv4 inner at End.DT46 behind an SRH: re-encapsulated with next header 4 and no SRH (the headers shrink), TTL - 1 with its checksum', () => {
       const inner = (ttl: number) =>
         ipv4({ src: '198.18.2.10', dst: '198.18.1.30', protocol: 1, ttl }, echo4(9, 4));
       const r = run('ul_in', fromUl(srv6To('fc00:0:1::d46:1', NH_IPV4, inner(64))));
@@ -647,8 +648,10 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     it("a redirect whose first segment is one of this host's SIDs is dropped and counted (no loop), the packet untouched before the drop; a good redirect beside it", () => {
       const control = run('ul_in', atDt6(toMoved(MOVED, 64)));
       expect(control.counted).toEqual({ redirect_move: 1, redirect: 1 });
-      const r = run('ul_in', atDt6(toMoved(LOOPING, 64)));
+      const input = atDt6(toMoved(LOOPING, 64));
+      const r = run('ul_in', input);
       expect(r.retval).toBe(TC_ACT_SHOT);
+      expect(r.out).toBe(hexdump(input));
       expect(r.counted).toEqual({ drop_redirect_loop: 1 });
       expect(r.linkCounted).toEqual({ [`${u0}:drop_redirect_loop`]: 1 });
     });
