@@ -4,7 +4,7 @@
  * - wl_in: ingress of the host side of a workload veth (traffic leaving the workload): validate,
  *   then H.Encaps / H.Encaps.Red / local delivery by the tenant's policy.
  * - ul_in: ingress of an underlay (fabric) interface: local SIDs (End, End.X, End.DT4/6/46,
- *   End.DX4/6); everything else goes to the stack untouched.
+ *   End.DX4/6), End.DT* redirects toward moved workloads; everything else goes to the stack untouched.
  */
 #include "lib/compat.h"
 #include "lib/abi.h"
@@ -81,20 +81,10 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 	}
 	if (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED)
 		return drop(skb, SM_R_DROP_POLICY);
-	__u32 n = pol->nsegs;
-	if (n == 0 || n > SM_MAX_SEGS)
+	__u32 reason;
+	__u32 nlist = encap_list(pol, &reason);
+	if (nlist > SM_MAX_SEGS)
 		return drop(skb, SM_R_DROP_POLICY);
-	__u32 nlist, reason;
-	if (n == 1 && !(pol->flags & SM_POL_F_SRH)) {
-		nlist = 0;
-		reason = SM_R_ENCAP_NOSRH;
-	} else if (pol->mode == SM_MODE_ENCAP_RED && n > 1) {
-		nlist = n - 1;
-		reason = SM_R_ENCAP_RED;
-	} else {
-		nlist = n;
-		reason = SM_R_ENCAP;
-	}
 	__u32 hdrs = IP6_HLEN + (nlist ? SRH_FIXED + 16 * nlist : 0);
 
 	struct bpf_fib_lookup p;
@@ -128,7 +118,7 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 	r = dec_hop_limit(skb, v4);
 	if (r)
 		return drop(skb, r);
-	r = srv6_encap(skb, pol, nlist, inner_len, v4);
+	r = srv6_encap(skb, pol, inner_len, v4, 0);
 	if (r)
 		return drop(skb, r);
 	count(reason);
@@ -233,8 +223,63 @@ int wl_in(struct __sk_buff *skb)
 	return pass(); /* ARP and the rest */
 }
 
-/* End.DT4 / DT6 / DT46 / DX4 / DX6: decapsulate, then deliver. */
-static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si)
+/*
+ * A redirect of the tenant's delivery scope for the inner destination (its workload moved to another
+ * host; make before break): the encap entry in sm_policy's delivery key space, or none. Only for a SID
+ * that decapsulates into the delivery scope.
+ */
+static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, struct sm_sid *sid,
+							struct srv6_info *si, int v4)
+{
+	if (!(sid->flags & SM_SID_F_DELIVERY))
+		return 0;
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(sid->tenant | SM_TENANT_F_DELIVERY)};
+	if (v4) {
+		__be32 d;
+		if (bpf_skb_load_bytes(skb, si->inner_off + offsetof(struct iphdr, daddr), &d, 4) < 0)
+			return 0;
+		v4mapped(&k.dst, d);
+	} else if (bpf_skb_load_bytes(skb, si->inner_off + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0) {
+		return 0;
+	}
+	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	if (!pol || (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED))
+		return 0;
+	return pol;
+}
+
+/* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host: the outer
+ * headers in front of the inner packet at `inner_off` are replaced in place (the inner hop limit - 1,
+ * as a decapsulation would), then the outer packet is forwarded like End's, in the main table. */
+static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
+						 int v4, __u32 cfg)
+{
+	__u32 inner_len;
+	if (v4) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, inner_off, &ip, sizeof(ip)) < 0)
+			return drop(skb, SM_R_DROP_TRUNCATED);
+		inner_len = bpf_ntohs(ip.tot_len);
+	} else {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, inner_off, &ip6, sizeof(ip6)) < 0)
+			return drop(skb, SM_R_DROP_TRUNCATED);
+		inner_len = IP6_HLEN + bpf_ntohs(ip6.payload_len);
+	}
+	if (inner_off <= L3_OFF || skb->len < inner_off + inner_len)
+		return drop(skb, SM_R_DROP_TRUNCATED);
+	int r = dec_hop_limit_at(skb, inner_off, v4);
+	if (!r)
+		r = srv6_encap(skb, pol, inner_len, v4, inner_off - L3_OFF);
+	if (r)
+		return drop(skb, r);
+	count(SM_R_REDIRECT_MOVE);
+	return forward_main6(skb, cfg);
+}
+
+/* End.DT4 / DT6 / DT46 / DX4 / DX6: decapsulate, then deliver (or redirect toward a moved workload). */
+static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si,
+					      __u32 cfg)
 {
 	if (si->present && si->sl != 0)
 		return drop(skb, SM_R_DROP_SL_NONZERO);
@@ -248,6 +293,12 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 		return drop(skb, SM_R_DROP_INNER);
 	if (skb->len < si->inner_off + (v4 ? sizeof(struct iphdr) : IP6_HLEN))
 		return drop(skb, SM_R_DROP_TRUNCATED);
+	/* Decided before the packet changes: a redirect back to one of this host's SIDs would loop. */
+	struct sm_policy *mv = move_redirect(skb, sid, si, v4);
+	if (mv && bpf_map_lookup_elem(&sm_sids, &mv->segs[0]))
+		return drop(skb, SM_R_DROP_REDIRECT_LOOP);
+	if (mv)
+		return ul_redirect(skb, mv, si->inner_off, v4, cfg);
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);
@@ -321,7 +372,7 @@ int ul_in(struct __sk_buff *skb)
 			return drop(skb, r);
 		__u8 b = sid->behavior;
 		if (b != SM_END && b != SM_END_X)
-			return ul_decap(skb, sid, &si);
+			return ul_decap(skb, sid, &si, cfg);
 		r = ul_end(skb, &si);
 		if (r)
 			return drop(skb, r);

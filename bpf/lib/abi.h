@@ -27,12 +27,16 @@ struct sm_endpoint {
 #define SM_EP_F_V4 1u /* the workload has an IPv4 address */
 
 /* policy: LPM {tenant, destination}; IPv4 destinations as ::ffff:a.b.c.d. prefixlen counts the 32
- * tenant bits too: a /64 is prefixlen 96. */
+ * tenant bits too: a /64 is prefixlen 96. Two key spaces: the tenant id alone keys its egress scope
+ * (wl_in); the tenant id | SM_TENANT_F_DELIVERY keys its delivery scope's redirects (ul_in after
+ * End.DT* of a delivery SID: a workload that moved to another host). Tenant ids stay below 2^12, so the
+ * flag's leading bit never matches an egress prefix (each prefix covers all 32 tenant bits). */
 struct sm_policy_key {
 	__u32 prefixlen;
 	__u32 tenant;   /* network byte order, so that the trie compares it as leading bits */
 	struct in6 dst;
 };
+#define SM_TENANT_F_DELIVERY 0x80000000u /* the delivery key space (before the byte order swap) */
 
 enum sm_mode {
 	SM_MODE_ENCAP = 1,     /* H.Encaps */
@@ -64,9 +68,10 @@ enum sm_behavior {
 	SM_END_DX6 = 6,
 	SM_END_DX4 = 7,
 };
+#define SM_SID_F_DELIVERY 1u /* End.DT*: its lookup scope is the tenant's delivery scope (redirects apply) */
 struct sm_sid {
 	__u8 behavior;
-	__u8 flags;
+	__u8 flags;         /* SM_SID_F_* */
 	__u16 pad;
 	__u32 table;        /* End.DT*: the tenant's FIB table */
 	__u32 tenant;
@@ -123,6 +128,7 @@ enum sm_reason {
 	SM_R_STACK = 11,
 	SM_R_PTB = 12,
 	SM_R_PASS = 13, /* not ours (non-IP, link-local, no endpoint, not a local SID) */
+	SM_R_REDIRECT_MOVE = 14, /* End.DT* re-encapsulated toward a moved workload's new host */
 	SM_R_DROP_SPOOF = 16,
 	SM_R_DROP_SIDBLOCK = 17,
 	SM_R_DROP_HOSTADDR = 18,
@@ -142,6 +148,7 @@ enum sm_reason {
 	SM_R_DROP_FIB = 32,           /* no route (the tenant table never falls back to main) */
 	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
 	SM_R_DROP_ERROR = 34,         /* a helper failed */
+	SM_R_DROP_REDIRECT_LOOP = 35, /* a delivery redirect whose first segment is a SID of this host */
 	SM_R_MAX = 40,
 };
 

@@ -31,32 +31,56 @@ static sm_always_inline int in6_eq(const struct in6 *a, const struct in6 *b)
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* Decrement the hop limit / TTL of the IP header at L3_OFF: we forward past the stack's ip6_forward. */
-static sm_always_inline int dec_hop_limit(struct __sk_buff *skb, int v4)
+/* Decrement the hop limit / TTL of the IP header at `off`: we forward past the stack's ip6_forward. */
+static sm_always_inline int dec_hop_limit_at(struct __sk_buff *skb, __u32 off, int v4)
 {
 	if (!v4) {
 		__u8 h;
-		if (bpf_skb_load_bytes(skb, L3_OFF + 7, &h, 1) < 0)
+		if (bpf_skb_load_bytes(skb, off + 7, &h, 1) < 0)
 			return SM_R_DROP_ERROR;
 		if (h <= 1)
 			return SM_R_DROP_HOPLIMIT;
 		h--;
-		if (bpf_skb_store_bytes(skb, L3_OFF + 7, &h, 1, 0) < 0)
+		if (bpf_skb_store_bytes(skb, off + 7, &h, 1, 0) < 0)
 			return SM_R_DROP_ERROR;
 		return 0;
 	}
 	__u16 old, new;
-	if (bpf_skb_load_bytes(skb, L3_OFF + 8, &old, 2) < 0)
+	if (bpf_skb_load_bytes(skb, off + 8, &old, 2) < 0)
 		return SM_R_DROP_ERROR;
 	__u8 *b = (__u8 *)&new;
 	new = old;
 	if (b[0] <= 1)
 		return SM_R_DROP_HOPLIMIT;
 	b[0]--;
-	if (bpf_l3_csum_replace(skb, L3_OFF + 10, old, new, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, L3_OFF + 8, &new, 2, 0) < 0)
+	if (bpf_l3_csum_replace(skb, off + 10, old, new, 2) < 0 ||
+	    bpf_skb_store_bytes(skb, off + 8, &new, 2, 0) < 0)
 		return SM_R_DROP_ERROR;
 	return 0;
+}
+
+static sm_always_inline int dec_hop_limit(struct __sk_buff *skb, int v4)
+{
+	return dec_hop_limit_at(skb, L3_OFF, v4);
+}
+
+/* How many SRH entries an encap policy writes (0: no SRH) and the counter slot; > SM_MAX_SEGS: the
+ * policy cannot be applied. */
+static sm_always_inline __u32 encap_list(struct sm_policy *pol, __u32 *reason)
+{
+	__u32 n = pol->nsegs;
+	if (n == 0 || n > SM_MAX_SEGS)
+		return SM_MAX_SEGS + 1;
+	if (n == 1 && !(pol->flags & SM_POL_F_SRH)) {
+		*reason = SM_R_ENCAP_NOSRH;
+		return 0;
+	}
+	if (pol->mode == SM_MODE_ENCAP_RED && n > 1) {
+		*reason = SM_R_ENCAP_RED;
+		return n - 1;
+	}
+	*reason = SM_R_ENCAP;
+	return n;
 }
 
 /*
@@ -106,13 +130,20 @@ static __attribute__((noinline)) int parse_srv6(struct __sk_buff *skb, struct sr
 }
 
 /*
- * H.Encaps / H.Encaps.Red of the IP packet at L3_OFF: outer IPv6 from the policy, SRH with `nlist`
- * entries (0 = none). The SRH is built in the per-CPU scratch buffer. Returns 0 or a drop reason.
+ * H.Encaps / H.Encaps.Red of the IP packet of `inner_len` bytes at L3_OFF + `old`: outer IPv6 from the
+ * policy, SRH as encap_list says (none for a single segment without the SRH flag). The SRH is built in
+ * the per-CPU scratch buffer. `old` = 0: a fresh encapsulation. `old` > 0: the outer IPv6 header (and
+ * SRH) already in front of the inner packet are replaced in place (a redirect after End.DT*): one
+ * resize by the difference, no decapsulation, so the skb's tunnel offload state stays consistent (a
+ * second encapsulation of an skb marked encapsulated is refused by bpf_skb_adjust_room).
+ * Returns 0 or a drop reason.
  */
-static __attribute__((noinline)) int srv6_encap(struct __sk_buff *skb, struct sm_policy *pol, __u32 nlist,
-						__u32 inner_len, int v4)
+static __attribute__((noinline)) int srv6_encap(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_len,
+						int v4, __u32 old)
 {
 	__u32 n = pol->nsegs;
+	__u32 reason;
+	__u32 nlist = encap_list(pol, &reason);
 	if (n == 0 || n > SM_MAX_SEGS || nlist > n)
 		return SM_R_DROP_POLICY;
 	__u32 srh_len = nlist ? SRH_FIXED + 16 * nlist : 0;
@@ -121,7 +152,7 @@ static __attribute__((noinline)) int srv6_encap(struct __sk_buff *skb, struct sm
 	/* The outer header inherits the inner traffic class and flow label (RFC 2473 / 6437). */
 	struct ipv6hdr outer;
 	__u8 first[4];
-	if (bpf_skb_load_bytes(skb, L3_OFF, first, 4) < 0)
+	if (bpf_skb_load_bytes(skb, L3_OFF + old, first, 4) < 0)
 		return SM_R_DROP_ERROR;
 	__builtin_memset(&outer, 0, sizeof(outer));
 	__u8 *o = (__u8 *)&outer;
@@ -163,10 +194,15 @@ static __attribute__((noinline)) int srv6_encap(struct __sk_buff *skb, struct sm
 		}
 	}
 
-	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV6;
-	if (bpf_skb_adjust_room(skb, IP6_HLEN + srh_len, BPF_ADJ_ROOM_MAC, flags) < 0)
+	if (old) {
+		/* Room at L3_OFF grows or shrinks; the inner packet stays where it is in the buffer. */
+		__s32 diff = (__s32)(IP6_HLEN + srh_len) - (__s32)old;
+		if (diff && bpf_skb_adjust_room(skb, diff, BPF_ADJ_ROOM_MAC, 0) < 0)
+			return SM_R_DROP_ERROR;
+	} else if (bpf_skb_adjust_room(skb, IP6_HLEN + srh_len, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6) < 0) {
 		return SM_R_DROP_ERROR;
-	if (v4) {
+	}
+	if (v4 && !old) {
 		__be16 p = bpf_htons(ETH_P_IPV6);
 		if (bpf_skb_store_bytes(skb, 12, &p, 2, 0) < 0)
 			return SM_R_DROP_ERROR;

@@ -50,6 +50,10 @@ export const CFG_FIB = 2;
 export const CFG_TRUSTSRC = 4;
 export const EP_V4 = 1;
 export const POL_SRH = 1;
+/** sm_sid.flags: End.DT* into the tenant's delivery scope (its redirects apply). */
+export const SID_DELIVERY = 1;
+/** sm_policy key: the tenant field of the delivery key space (redirects of moved workloads). */
+export const TENANT_DELIVERY = 0x80000000;
 
 /** Counter slots (enum sm_reason). */
 export const Reason = {
@@ -67,6 +71,7 @@ export const Reason = {
   stack: 11,
   ptb: 12,
   pass: 13,
+  redirect_move: 14,
   drop_spoof: 16,
   drop_sid_block: 17,
   drop_host_address: 18,
@@ -86,6 +91,7 @@ export const Reason = {
   drop_no_route: 32,
   drop_too_big: 33,
   drop_error: 34,
+  drop_redirect_loop: 35,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export const REASON_SLOTS = 40;
@@ -147,12 +153,22 @@ export function endpointValue(e: EndpointValue): Uint8Array {
   return b;
 }
 
-/** Policy key: the tenant's bits lead the prefix (network order), then the destination. */
-export function policyKey(tenant: number, dst: Uint8Array, prefixLength: number): Uint8Array {
+/**
+ * Policy key: the tenant's bits lead the prefix (network order), then the destination. `delivery`: the
+ * tenant's delivery key space (End.DT* redirects toward a moved workload), else its egress (wl_in).
+ */
+export function policyKey(
+  tenant: number,
+  dst: Uint8Array,
+  prefixLength: number,
+  space: 'egress' | 'delivery' = 'egress',
+): Uint8Array {
+  if (!Number.isInteger(tenant) || tenant < 0 || tenant >= TENANT_DELIVERY)
+    throw new RangeError(`tenant id ${tenant} does not fit a policy key (0..${TENANT_DELIVERY - 1})`);
   const b = new Uint8Array(SIZES.sm_policy.key);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, 32 + prefixLength, true);
-  dv.setUint32(4, tenant, false);
+  dv.setUint32(4, space === 'delivery' ? (tenant | TENANT_DELIVERY) >>> 0 : tenant, false);
   b.set(dst, 8);
   return b;
 }
@@ -197,12 +213,15 @@ export interface SidValue {
   readonly oif?: number;
   /** IPv6 next hop (End.X, End.DX6), or IPv4 (End.DX4). */
   readonly nexthop?: Ipv6Address | string;
+  /** End.DT*: decapsulates into the tenant's delivery scope (its redirects apply). */
+  readonly delivery?: boolean;
 }
 
 export function sidValue(s: SidValue): Uint8Array {
   const b = new Uint8Array(SIZES.sm_sids.value);
   const dv = new DataView(b.buffer);
   b[0] = Behavior[s.behavior];
+  b[1] = s.delivery ? SID_DELIVERY : 0;
   dv.setUint32(4, s.table ?? 0, true);
   dv.setUint32(8, s.tenant ?? 0, true);
   dv.setUint32(12, s.oif ?? 0, true);

@@ -7,10 +7,13 @@
  * - egress entries -> `sm_policy` ({tenant, prefix}): encap / encap.red, deliver (a workload on this
  *   host: mode local with its MACs), unreachable (mode drop); egress `locator` entries need nothing (the
  *   outer packet is looked up in the main table, where the underlay entries are);
- * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table;
+ * - delivery entries that encapsulate (a workload that moved away) -> `sm_policy` in the delivery key
+ *   space ({tenant | TENANT_DELIVERY, prefix}): ul_in re-encapsulates after End.DT* of a delivery SID;
+ * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table (and the delivery
+ *   flag when that is the delivery scope);
  * - underlay and delivery entries -> kernel routes (main table; the tenant's delivery table, which
  *   End.DT6's `bpf_fib_lookup` reads), as the kernel backend lowers them (kernel/lower.ts);
- * - what the programs cannot do (source-specific entries, encap from a delivery table, forward and
+ * - what the programs cannot do (source-specific entries, encap from the underlay scope, forward and
  *   return scopes, End.T / End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
 import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
@@ -92,6 +95,7 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
     if (oif === undefined) return `${s.key}: link ${dev} not found`;
   }
   const tenantId = lookup && 'tenantId' in lookup ? lookup.tenantId : undefined;
+  const delivery = lookup?.kind === 'delivery';
   return {
     key: sidKey(s.sid),
     value: sidValue({
@@ -100,6 +104,7 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
       ...(tenantId !== undefined ? { tenant: tenantId } : {}),
       ...(oif !== undefined ? { oif } : {}),
       ...(s.nextHop !== undefined ? { nexthop: s.nextHop } : {}),
+      ...(delivery ? { delivery } : {}),
     }),
     item: s.key,
   };
@@ -109,23 +114,40 @@ export function parseMac(s: string): Uint8Array {
   return Uint8Array.from(s.split(':').map((x) => Number.parseInt(x, 16)));
 }
 
+function encapPolicy(e: PrefixEntry, key: Uint8Array, o: EbpfLoweringOptions): MapEntry | string {
+  const a = e.action;
+  if (a.kind !== 'encap') throw new TypeError(`${e.key}: not an encap entry`);
+  if (a.hmacKeyId !== undefined) return `${e.key}: the BPF datapath adds no SRH HMAC`;
+  return {
+    key,
+    value: policyValue({
+      mode: a.mode === 'encap' ? 'encap' : 'encapRed',
+      segments: a.segments,
+      source: o.source,
+    }),
+    item: e.key,
+  };
+}
+
 function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string | undefined {
-  if (e.scope.kind !== 'egress') return undefined;
+  const s = e.scope;
+  // A delivery entry that encapsulates redirects a workload that moved away (make before break): ul_in
+  // re-encapsulates what End.DT* of the delivery SID decapsulated for it, from the delivery key space.
+  if (s.kind === 'delivery' && e.action.kind === 'encap') {
+    if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
+    return encapPolicy(
+      e,
+      policyKey(s.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length, 'delivery'),
+      o,
+    );
+  }
+  if (s.kind !== 'egress') return undefined;
   if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-  const key = policyKey(e.scope.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length);
+  const key = policyKey(s.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length);
   const a = e.action;
   switch (a.kind) {
     case 'encap':
-      if (a.hmacKeyId !== undefined) return `${e.key}: the BPF datapath adds no SRH HMAC`;
-      return {
-        key,
-        value: policyValue({
-          mode: a.mode === 'encap' ? 'encap' : 'encapRed',
-          segments: a.segments,
-          source: o.source,
-        }),
-        item: e.key,
-      };
+      return encapPolicy(e, key, o);
     case 'deliver': {
       const l = o.links.get(a.link);
       if (!l) return `${e.key}: link ${a.link} not found`;
@@ -147,8 +169,11 @@ function lowerRoute(e: PrefixEntry, o: EbpfLoweringOptions): Route | string | un
   const k = e.scope.kind;
   if (k === 'egress') return undefined;
   if (k === 'forward' || k === 'return') return `${e.key}: the BPF datapath has no ${k} scope yet`;
-  if (e.action.kind === 'encap')
-    return `${e.key}: encapsulation from the ${k} scope needs seg6 routes; the BPF datapath encapsulates only at a workload's ingress`;
+  if (e.action.kind === 'encap') {
+    // Delivery: an sm_policy entry (lowerPolicy); the underlay has no encap entries in BPF.
+    if (k === 'delivery') return undefined;
+    return `${e.key}: encapsulation from the ${k} scope needs seg6 routes; the BPF datapath encapsulates only at a workload's ingress or after End.DT* of a delivery SID`;
+  }
   if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
   return entryRoute(e, { underlayDevice: o.underlayDevice });
 }

@@ -4,7 +4,8 @@
  * flush only. Tenant A crosses with H.Encaps one way and H.Encaps.Red back, delivered by End.DT6 into
  * its delivery table; tenant B cannot reach A (drops counted by the BPF counters beside A's pings);
  * realise is idempotent; a delta equals a full realise; a new backend adopts the pins while a 50 pps
- * ping goes on; flush leaves no pin and no tcx link.
+ * ping goes on; a moved workload is reached through host 1's redirect; flush leaves no pin and no tcx
+ * link.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import {
 } from '../../../src/dataplane/intent.ts';
 import { parseIpv6 } from '../../../src/srv6/address.ts';
 import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { attachment, compileDatapath, entry, scopes, sid, twoEbpfHosts } from './fixture.ts';
+import { addWorkload, attachment, compileDatapath, entry, scopes, sid, twoEbpfHosts } from './fixture.ts';
 
 const ip = parseIpv6;
 const ZERO = { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
@@ -56,6 +57,12 @@ function hostIntent(n: number, extra: IntentItem[] = []): ForwardingIntent {
   }
   for (const i of extra) items.push(i);
   return { host: `h${n}`, items: new Map(items.map((i) => [i.key, i])) };
+}
+
+/** ICMPv6 echo requests a namespace's stack has received (which instance of a moved workload answered). */
+async function echoesIn(ns: Netns): Promise<number> {
+  const snmp = (await ns.exec('cat', ['/proc/net/snmp6'])).stdout;
+  return Number(/^Icmp6InEchos\s+(\d+)$/m.exec(snmp)?.[1] ?? Number.NaN);
 }
 
 async function ping(from: Netns, dst: string, count = 3, interval = '0.2'): Promise<number> {
@@ -235,6 +242,76 @@ systemSuite(
       expect((await tcxLinks(opts[0]!.pinDir)).has('link_wl_in_wb0')).toBe(true);
       expect(await b1.realise(hostIntent(1))).toStrictEqual({ ...ZERO, added: 1 }); // the endpoint
       expect(await ping(wl.b1!, 'fd02:2::10', 2)).toBe(2);
+    });
+
+    it("a moved workload: what still reaches host 1's End.DT6 for it is redirected by BPF toward host 2, where the new instance answers (make before break)", async () => {
+      const [b1, b2] = backends as [EbpfBackend, EbpfBackend];
+      const MOVED = 'fd01:1::30';
+      const oldInstance = await addWorkload(lab, hosts[0]!, 'wm0', 'bm1', MOVED);
+      const newInstance = await addWorkload(lab, hosts[1]!, 'wm0', 'bm2', MOVED);
+      const toHost2 = { mode: 'encap.red', segments: [ip('fc00:0:2::a6')] } as const;
+      const h1Before = hostIntent(1, [
+        attachment(1, 'wm0', 'a', A.egress, MOVED),
+        entry(A.egress, `${MOVED}/128`, { kind: 'deliver', link: 'wm0' }),
+        entry(A.delivery, `${MOVED}/128`, { kind: 'deliver', link: 'wm0' }),
+      ]);
+      // Host 1 after the move: its delivery entry turns into encap toward host 2's End.DT6.
+      const h1After = hostIntent(1, [
+        entry(A.egress, `${MOVED}/128`, { kind: 'encap', ...toHost2 }),
+        entry(A.delivery, `${MOVED}/128`, { kind: 'encap', ...toHost2 }),
+      ]);
+      // Host 2 takes the workload in; its egress /64 toward host 1 stays, standing for a sender whose plan
+      // has not caught up yet: a2's pings keep arriving at host 1 (End, then End.DT6).
+      const h2Before = hostIntent(2);
+      const h2After = hostIntent(2, [
+        attachment(2, 'wm0', 'a', A.egress, MOVED),
+        entry(A.delivery, `${MOVED}/128`, { kind: 'deliver', link: 'wm0' }),
+      ]);
+      await b1.realise(h1Before);
+      expect(await b2.realise(h2Before)).toStrictEqual(ZERO);
+      expect(b1.skipped).toStrictEqual([]);
+
+      // Before the move: host 1's instance answers.
+      const echoes = async () => [await echoesIn(oldInstance), await echoesIn(newInstance)];
+      let e0 = await echoes();
+      expect(await ping(wl.a2!, MOVED)).toBe(3);
+      let e1 = await echoes();
+      expect([e1[0]! - e0[0]!, e1[1]! - e0[1]!]).toStrictEqual([3, 0]);
+
+      // The move, new host first: the delivery redirect is a policy in the delivery key space, not skipped.
+      const r2 = await b2.applyDelta(h2Before, h2After, diffIntents(h2Before.items, h2After.items));
+      // The endpoint and the delivery route (its blocked prefixes are host 2's already).
+      expect(r2).toMatchObject({ added: 2, replaced: 0, deleted: 0, skipped: [] });
+      const r1 = await b1.applyDelta(h1Before, h1After, diffIntents(h1Before.items, h1After.items));
+      // The redirect added, the egress policy replaced (local -> encap), endpoint and delivery route deleted.
+      expect(r1).toMatchObject({ added: 1, replaced: 1, deleted: 2, skipped: [] });
+      const m1 = await b1.readCounters();
+      const m2 = await b2.readCounters();
+      e0 = await echoes();
+      expect(await ping(wl.a2!, MOVED)).toBe(3);
+      e1 = await echoes();
+      expect([e1[0]! - e0[0]!, e1[1]! - e0[1]!]).toStrictEqual([0, 3]);
+      const n1 = await b1.readCounters();
+      const n2 = await b2.readCounters();
+      type R = Parameters<typeof m1.reasons.get>[0];
+      const inc = (a: typeof m1, b: typeof m1, r: R) =>
+        Number((b.reasons.get(r) ?? 0n) - (a.reasons.get(r) ?? 0n));
+      // Host 1: End, then the redirect instead of End.DT6's lookup; host 2: End.DT6 delivers; no drops.
+      expect((['end', 'redirect_move', 'dt6'] as const).map((r) => inc(m1, n1, r))).toStrictEqual([3, 3, 0]);
+      expect(inc(m2, n2, 'dt6')).toBe(3);
+      for (const [a, b] of [
+        [m1, n1],
+        [m2, n2],
+      ] as const)
+        expect(
+          [...b.reasons].filter(([k, v]) => k.startsWith('drop_') && v !== a.reasons.get(k)),
+        ).toStrictEqual([]);
+
+      // Back to the base intents (wl_in leaves wm0 on both hosts).
+      await b1.applyDelta(h1After, hostIntent(1), diffIntents(h1After.items, hostIntent(1).items));
+      await b2.applyDelta(h2After, hostIntent(2), diffIntents(h2After.items, hostIntent(2).items));
+      expect(await b1.realise(hostIntent(1))).toStrictEqual(ZERO);
+      expect(await b2.realise(hostIntent(2))).toStrictEqual(ZERO);
     });
 
     it('flush leaves nothing: no pins, no bpffs, no tcx links, no routes; forwarding stops (it passed before)', async () => {

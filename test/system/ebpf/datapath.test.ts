@@ -591,6 +591,72 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     });
   });
 
+  describe('ul_in: End.DT* redirects toward a moved workload (delivery key space of sm_policy)', () => {
+    beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
+    const MOVED = 'fd01:1::30'; // moved to host 2: encap.red toward its End.DT6 (no SRH)
+    const MOVED2 = 'fd01:1::31'; // moved behind two segments: encap.red, SRH with the last one
+    const LOOPING = 'fd01:1::32'; // a redirect back to this host's own End.DT6
+    const toMoved = (dst: string, hl: number) =>
+      ipv6(
+        { src: 'fd01:2::10', dst, nextHeader: NH_ICMPV6, hopLimit: hl },
+        echo6('fd01:2::10', dst, 0x56, 3),
+      );
+    // H.Encaps.Red toward host 1's End.DT6 as the sending host writes it: a single segment, no SRH.
+    const atDt6 = (inner: Bytes) =>
+      fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_IPV6 }, inner));
+    const reEncap = (dst: string, nh: number, payload: Bytes) =>
+      toNh(ipv6({ src: HOST_SRC, dst, nextHeader: nh }, payload));
+
+    it('a packet for a moved workload leaves re-encapsulated toward its new End.DT6, the inner packet intact (hop limit - 1); a miss still goes to the FIB lookup in the tenant table', () => {
+      const r = run('ul_in', atDt6(toMoved(MOVED, 64)));
+      expect(r.out).toBe(hexdump(reEncap('fc00:0:2::d6:1', NH_IPV6, toMoved(MOVED, 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ redirect_move: 1, redirect: 1 });
+      // Control: the workload still here is delivered from table 101, as before.
+      const miss = run('ul_in', atDt6(remoteInner(64)));
+      expect(miss.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, remoteInner(63))));
+      expect(miss.counted).toEqual({ dt6: 1, redirect: 1 });
+    });
+
+    // The outer headers are replaced in place: equal size above, larger here, smaller below (IPv4).
+    it('with two segments the redirect writes a reduced SRH (SL 1, LE 0), like wl_in (the headers grow)', () => {
+      const r = run('ul_in', atDt6(toMoved(MOVED2, 64)));
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 });
+      expect(r.out).toBe(hexdump(reEncap('fc00:0:2::e', NH_ROUTING, concat(s, toMoved(MOVED2, 63)))));
+      expect(r.counted).toEqual({ redirect_move: 1, redirect: 1 });
+    });
+
+    it('IPv4 inner at End.DT46 behind an SRH: re-encapsulated with next header 4 and no SRH (the headers shrink), TTL - 1 with its checksum', () => {
+      const inner = (ttl: number) =>
+        ipv4({ src: '198.18.2.10', dst: '198.18.1.30', protocol: 1, ttl }, echo4(9, 4));
+      const r = run('ul_in', fromUl(srv6To('fc00:0:1::d46:1', NH_IPV4, inner(64))));
+      expect(r.out).toBe(hexdump(reEncap('fc00:0:2::d4:1', NH_IPV4, inner(63))));
+      expect(r.counted).toEqual({ redirect_move: 1, redirect: 1 });
+    });
+
+    it('only a SID into the delivery scope redirects, and only from the delivery key space: the egress policy for the same destination and a SID without the delivery flag go to the FIB (no route: dropped)', () => {
+      // fd01:2::/64 has an egress policy of tenant 1, no delivery entry: End.DT6 looks table 101 up.
+      const egressOnly = run('ul_in', atDt6(toMoved('fd01:2::10', 64)));
+      expect(egressOnly.counted).toEqual({ dt6: 1, drop_no_route: 1 });
+      // Tenant 2 has the same redirect in its delivery space, but its End.DT6 has no delivery flag.
+      const noFlag = run('ul_in', fromUl(srv6To('fc00:0:1::d6:2', NH_IPV6, toMoved(MOVED, 64))));
+      expect(noFlag.counted).toEqual({ dt6: 1, drop_no_route: 1 });
+      const flagged = run('ul_in', atDt6(toMoved(MOVED, 64)));
+      expect(flagged.counted).toEqual({ redirect_move: 1, redirect: 1 });
+    });
+
+    it("a redirect whose first segment is one of this host's SIDs is dropped and counted (no loop), the packet untouched before the drop; a good redirect beside it", () => {
+      const control = run('ul_in', atDt6(toMoved(MOVED, 64)));
+      expect(control.counted).toEqual({ redirect_move: 1, redirect: 1 });
+      const input = atDt6(toMoved(LOOPING, 64));
+      const r = run('ul_in', input);
+      expect(r.retval).toBe(TC_ACT_SHOT);
+      expect(r.out).toBe(hexdump(input));
+      expect(r.counted).toEqual({ drop_redirect_loop: 1 });
+      expect(r.linkCounted).toEqual({ [`${u0}:drop_redirect_loop`]: 1 });
+    });
+  });
+
   describe('ul_in: malformed SRHs are dropped and counted, the well-formed packet beside each is not', () => {
     beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
     const endPkt = (s: Bytes, payloadLength?: number, tail: Bytes = remoteInner(64)) =>
@@ -786,6 +852,15 @@ function populate(obj: BpfObject, w0: number): void {
   put(v4Mapped('198.18.2.0'), 120, { mode: 'encap', segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d4:1')] });
   // Tenant 2 has a route to the same destination: the policy key separates tenants.
   pol.update(policyKey(2, v6('fd02:2::'), 64), policyValue({ mode: 'encap', segments: two, source: src }));
+  // Delivery key space: redirects of tenant 1's workloads that moved away (and one for tenant 2, whose
+  // End.DT6 below is not a delivery SID).
+  const moved = (t: number, dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
+    pol.update(policyKey(t, dst, len, 'delivery'), policyValue({ source: src, ...v }));
+  moved(1, v6('fd01:1::30'), 128, { mode: 'encapRed', segments: [ip('fc00:0:2::d6:1')] });
+  moved(1, v6('fd01:1::31'), 128, { mode: 'encapRed', segments: two });
+  moved(1, v6('fd01:1::32'), 128, { mode: 'encapRed', segments: [ip('fc00:0:1::d6:1')] });
+  moved(1, v4Mapped('198.18.1.30'), 128, { mode: 'encap', segments: [ip('fc00:0:2::d4:1')] });
+  moved(2, v6('fd01:1::30'), 128, { mode: 'encapRed', segments: [ip('fc00:0:2::d6:1')] });
 
   const blocked = obj.map(MAP.blocked);
   blocked.update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
@@ -801,10 +876,16 @@ function populate(obj: BpfObject, w0: number): void {
     sidKey(ip('fc00:0:1::e1')),
     sidValue({ behavior: 'End.X', oif: 1, nexthop: ip('2001:db8:1::2') }),
   );
-  sids.update(sidKey(ip('fc00:0:1::d6:1')), sidValue({ behavior: 'End.DT6', table: 101, tenant: 1 }));
+  sids.update(
+    sidKey(ip('fc00:0:1::d6:1')),
+    sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, delivery: true }),
+  );
   sids.update(sidKey(ip('fc00:0:1::d6:2')), sidValue({ behavior: 'End.DT6', table: 102, tenant: 2 }));
   sids.update(sidKey(ip('fc00:0:1::d4:1')), sidValue({ behavior: 'End.DT4', table: 101, tenant: 1 }));
-  sids.update(sidKey(ip('fc00:0:1::d46:1')), sidValue({ behavior: 'End.DT46', table: 101, tenant: 1 }));
+  sids.update(
+    sidKey(ip('fc00:0:1::d46:1')),
+    sidValue({ behavior: 'End.DT46', table: 101, tenant: 1, delivery: true }),
+  );
   sids.update(sidKey(ip('fc00:0:1::6:1')), sidValue({ behavior: 'End.DX6', oif: w0, nexthop: ip(WL6) }));
   sids.update(sidKey(ip('fc00:0:1::4:1')), sidValue({ behavior: 'End.DX4', oif: w0, nexthop: WL4 }));
 }

@@ -130,7 +130,7 @@ describe('eBPF lowering of a forwarding intent', () => {
         [hex(sidKey(ip('fc00:0:1::e'))), hex(sidValue({ behavior: 'End' }))],
         [
           hex(sidKey(ip('fc00:0:1::d6:7'))),
-          hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 1, tenant: 7 })),
+          hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 1, tenant: 7, delivery: true })),
         ],
         [
           hex(sidKey(ip('fc00:0:1::5'))),
@@ -154,20 +154,49 @@ describe('eBPF lowering of a forwarding intent', () => {
       intent([
         entry(egress, 'fd07:4::/64', { kind: 'encap', mode: 'encap', segments: segs }, 'fd07:1::/64'),
         entry(egress, 'fd07:5::/64', { kind: 'encap', mode: 'encap', segments: segs, hmacKeyId: 1 }),
-        entry(delivery, 'fd07:6::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+        entry(UNDERLAY, 'fd07:6::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+        entry(delivery, 'fd07:8::/64', { kind: 'encap', mode: 'encap', segments: segs, hmacKeyId: 1 }),
         entry(egress, 'fd07:1::11/128', { kind: 'deliver', link: 'wc0' }),
         sid('fc00:0:1::b6', 'End.B6.Encaps'),
       ]),
       opts,
     );
-    expect(bad.skipped).toHaveLength(5);
+    expect(bad.skipped).toHaveLength(6);
     expect(bad.skipped.join('\n')).toMatch(/source-specific/);
+    expect(bad.skipped.join('\n')).toMatch(/encapsulation from the underlay scope/);
     expect(bad.skipped.join('\n')).toMatch(/HMAC/);
     expect(bad.skipped.join('\n')).toMatch(/MACs of link wc0/);
     expect(bad.skipped.join('\n')).toMatch(/no End.B6.Encaps/);
     expect(bad.maps.get(MAP.policy)!.size).toBe(0);
     expect(bad.maps.get(MAP.sids)!.size).toBe(0);
     expect(bad.routes).toStrictEqual([]);
+  });
+
+  it('a delivery entry that encapsulates (a workload moved away) is a policy in the delivery key space, not a route; the egress key space keeps its own', () => {
+    const src = ip('2001:db8:12::1');
+    const to = [ip('fc00:0:3::d6:7')];
+    const moved = lowerToEbpf(
+      intent([
+        ...base.filter((i) => i.key !== entryKey(delivery, parsePrefix('fd07:1::10/128'))),
+        entry(delivery, 'fd07:1::10/128', { kind: 'encap', mode: 'encap.red', segments: to }),
+      ]),
+      opts,
+    );
+    expect(moved.skipped).toStrictEqual([]);
+    const dk = hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, 'delivery'));
+    const ek = hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128));
+    expect(dk).not.toBe(ek);
+    const pol = hexes(moved.maps.get(MAP.policy));
+    expect(pol.get(dk)).toBe(hex(policyValue({ mode: 'encapRed', segments: to, source: src })));
+    expect(pol.get(ek)).toBe(hexes(s.maps.get(MAP.policy)).get(ek)); // egress untouched
+    expect(pol.size).toBe(s.maps.get(MAP.policy)!.size + 1);
+    // The delivery table loses the moved workload's route (the redirect is BPF's); its unreachable stays.
+    expect(moved.routes.map((r) => [r.table, r.dev, r.type ?? 'unicast'])).toStrictEqual([
+      [254, 'ul0', 'unicast'],
+      [385053, undefined, 'unreachable'],
+    ]);
+    // The delivery flag: the key's tenant field is the tenant id with its top bit set.
+    expect(dk.slice(8, 16)).toBe('80000007');
   });
 
   it('diff: the same state writes nothing; a moved workload is one replaced policy, a gone one one delete', () => {
