@@ -7,7 +7,7 @@
  * All calls are synchronous FFI calls on the calling thread (the kernel objects belong to the caller's
  * network namespace for test runs and FIB lookups).
  */
-import { mkdirSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 
@@ -647,6 +647,7 @@ export class BpfObject {
 /** Mounts a bpffs at `dir` unless one is mounted there (Debian does not mount /sys/fs/bpf, and `ip netns
  * exec` remounts /sys and hides it: the agent pins on its own bpffs under /run). */
 const BPF_FS_MAGIC = 0xcafe4a11;
+const SYS_BPF = '/sys/fs/bpf';
 
 /** Whether `dir` lies on a bpffs (itself a mount point or inside one, such as /sys/fs/bpf/segmesh). */
 export function onBpffs(dir: string): boolean {
@@ -662,15 +663,20 @@ export function onBpffs(dir: string): boolean {
  * in a private mount namespace (`ip netns exec`) lives only as long as that namespace: the agent warns.
  */
 export function ensureBpffs(dir: string): void {
+  const mountBpf = (target: string) => {
+    const libc = koffi.load('libc.so.6');
+    const mount = libc.func(
+      'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)',
+    );
+    if (mount('bpf', target, 'bpf', 0, null) !== 0)
+      throw new BpfError(`mounting a bpffs at ${target}`, koffi.errno(), 'needs CAP_SYS_ADMIN');
+  };
+  // Under /sys/fs/bpf, the bpffs belongs at /sys/fs/bpf itself (as systemd mounts it); a fresh sysfs
+  // (`ip netns exec` remounts /sys) has the empty mount point and allows no folder in it.
+  if (dir.startsWith(`${SYS_BPF}/`) && existsSync(SYS_BPF) && !onBpffs(SYS_BPF)) mountBpf(SYS_BPF);
   mkdirSync(dir, { recursive: true });
   if (onBpffs(dir)) return;
-  const libc = koffi.load('libc.so.6');
-  const mount = libc.func(
-    'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)',
-  );
-  if (mount('bpf', dir, 'bpf', 0, null) !== 0) {
-    throw new BpfError(`mounting a bpffs at ${dir}`, koffi.errno(), 'needs CAP_SYS_ADMIN');
-  }
+  mountBpf(dir);
 }
 
 /** Removes a pin (the object lives on while something else holds it). */
