@@ -217,12 +217,21 @@ function checkField(offset: number, length: number): void {
 /** Network byte order (big-endian), 16 bytes. */
 export function ipv6ToBytes(address: Ipv6Address): Uint8Array {
   const out = new Uint8Array(16);
-  let v = address;
-  for (let i = 15; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
+  ipv6IntoBytes(address, out, 0);
   return out;
+}
+
+/**
+ * Writes the 16 bytes of `address` (network byte order) into `out` at `offset`: two 64-bit stores, not a
+ * BigInt shift per byte (lowering 100,000 entries spent most of its time in that loop).
+ */
+export function ipv6IntoBytes(address: Ipv6Address, out: Uint8Array, offset: number): void {
+  if (offset < 0 || offset + 16 > out.length) {
+    throw new RangeError(`need 16 bytes at offset ${offset}, have ${out.length - offset}`);
+  }
+  const dv = new DataView(out.buffer, out.byteOffset + offset, 16);
+  dv.setBigUint64(0, BigInt.asUintN(64, address >> 64n), false);
+  dv.setBigUint64(8, BigInt.asUintN(64, address), false);
 }
 
 /** Reads 16 bytes in network byte order from `bytes` at `offset`. */

@@ -3,7 +3,7 @@
  * network-order addresses and ports). Change both together: the system test compares these sizes with
  * the key and value sizes the loaded object reports.
  */
-import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
+import { type Ipv6Address, ipv6IntoBytes, ipv6ToBytes } from '../../srv6/address.ts';
 
 export const MAX_SEGS = 8;
 
@@ -143,17 +143,18 @@ export function endpointValue(e: EndpointValue): Uint8Array {
   dv.setUint32(0, e.tenant, true);
   dv.setUint32(4, e.addr4 ? EP_V4 : 0, true);
   if (e.addr4) b.set(ipv4Bytes(e.addr4), 8);
-  b.set(ipv6ToBytes(e.addr6), 12);
+  ipv6IntoBytes(e.addr6, b, 12);
   return b;
 }
 
-/** Policy key: the tenant's bits lead the prefix (network order), then the destination. */
-export function policyKey(tenant: number, dst: Uint8Array, prefixLength: number): Uint8Array {
+/** Policy key: the tenant's bits lead the prefix (network order), then the destination (bytes or address). */
+export function policyKey(tenant: number, dst: Uint8Array | Ipv6Address, prefixLength: number): Uint8Array {
   const b = new Uint8Array(SIZES.sm_policy.key);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, 32 + prefixLength, true);
   dv.setUint32(4, tenant, false);
-  b.set(dst, 8);
+  if (typeof dst === 'bigint') ipv6IntoBytes(dst, b, 8);
+  else b.set(dst, 8);
   return b;
 }
 
@@ -181,8 +182,8 @@ export function policyValue(p: PolicyValue): Uint8Array {
   dv.setUint32(4, p.oif ?? 0, true);
   if (p.dmac) b.set(p.dmac, 8);
   if (p.smac) b.set(p.smac, 14);
-  if (p.source !== undefined) b.set(ipv6ToBytes(p.source), 20);
-  for (const [i, s] of segs.entries()) b.set(ipv6ToBytes(s), 36 + 16 * i);
+  if (p.source !== undefined) ipv6IntoBytes(p.source, b, 20);
+  for (let i = 0; i < segs.length; i++) ipv6IntoBytes(segs[i]!, b, 36 + 16 * i);
   return b;
 }
 
@@ -207,7 +208,7 @@ export function sidValue(s: SidValue): Uint8Array {
   dv.setUint32(8, s.tenant ?? 0, true);
   dv.setUint32(12, s.oif ?? 0, true);
   if (typeof s.nexthop === 'string') b.set(ipv4Bytes(s.nexthop), 16);
-  else if (s.nexthop !== undefined) b.set(ipv6ToBytes(s.nexthop), 16);
+  else if (s.nexthop !== undefined) ipv6IntoBytes(s.nexthop, b, 16);
   return b;
 }
 

@@ -14,7 +14,14 @@
  *   return scopes, End.T / End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
 import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
-import type { Attachment, ForwardingIntent, LocalSid, PrefixEntry } from '../intent.ts';
+import type {
+  Attachment,
+  ForwardingIntent,
+  IntentDelta,
+  IntentItem,
+  LocalSid,
+  PrefixEntry,
+} from '../intent.ts';
 import { entryRoute } from '../kernel/lower.ts';
 import { tableOf } from '../kernel/tables.ts';
 import { type Route, routeKey } from '../route.ts';
@@ -71,6 +78,8 @@ export interface EbpfState {
   readonly routes: readonly Route[];
   /** Items it cannot realise, with the reason. */
   readonly skipped: readonly string[];
+  /** The same by intent item key (applyDelta replaces an item's reasons). */
+  readonly skippedBy?: ReadonlyMap<string, readonly string[]>;
 }
 
 export function hex(b: Uint8Array): string {
@@ -112,7 +121,7 @@ export function parseMac(s: string): Uint8Array {
 function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string | undefined {
   if (e.scope.kind !== 'egress') return undefined;
   if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-  const key = policyKey(e.scope.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length);
+  const key = policyKey(e.scope.tenantId, e.prefix.address, e.prefix.length);
   const a = e.action;
   switch (a.kind) {
     case 'encap':
@@ -167,39 +176,57 @@ function lowerAttachment(a: Attachment, o: EbpfLoweringOptions): MapEntry | stri
   };
 }
 
+type Put = (m: OwnedMap, e: MapEntry) => void;
+
+/** Lowers one intent item: its map entries, routes and reasons it cannot be realised go to the sinks. */
+function lowerItem(
+  i: IntentItem,
+  o: EbpfLoweringOptions,
+  put: Put,
+  route: (r: Route) => void,
+  skip: (reason: string) => void,
+): void {
+  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
+    if (typeof r === 'string') skip(r);
+    else if (r !== undefined) use(r);
+  };
+  if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
+  else if (i.kind === 'entry') {
+    take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
+    take(lowerRoute(i, o), route);
+  } else {
+    take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
+    for (const d of i.restrict?.denyDestinations ?? []) {
+      const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
+      put(MAP.blocked, {
+        key: addrKey(ipv6ToBytes(d.address), d.length),
+        value: reasonValue(reason),
+        item: i.key,
+      });
+    }
+  }
+}
+
 /** The whole eBPF state of an intent. */
 export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): EbpfState {
   const maps = new Map<OwnedMap, Map<string, MapEntry>>(OWNED_MAPS.map((m) => [m, new Map()]));
   const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(hex(e.key), e);
   const routes: Route[] = [];
-  const skipped: string[] = [];
-  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
-    if (typeof r === 'string') skipped.push(r);
-    else if (r !== undefined) use(r);
-  };
+  const skippedBy = new Map<string, string[]>();
   put(MAP.config, {
     key: u32Key(0),
     value: configValue(CFG_VALIDATE | CFG_FIB, o.icmp4Source),
     item: 'config',
   });
+  const route = (r: Route) => routes.push(r);
   for (const i of intent.items.values()) {
-    if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
-    else if (i.kind === 'entry') {
-      take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
-      take(lowerRoute(i, o), (r) => routes.push(r));
-    } else {
-      take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
-      for (const d of i.restrict?.denyDestinations ?? []) {
-        const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
-        put(MAP.blocked, {
-          key: addrKey(ipv6ToBytes(d.address), d.length),
-          value: reasonValue(reason),
-          item: i.key,
-        });
-      }
-    }
+    lowerItem(i, o, put, route, (reason) => {
+      const l = skippedBy.get(i.key);
+      if (l) l.push(reason);
+      else skippedBy.set(i.key, [reason]);
+    });
   }
-  return { maps, routes, skipped };
+  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy };
 }
 
 export interface MapWrites {
@@ -211,10 +238,17 @@ export interface MapWrites {
   readonly replaced: number;
 }
 
-/** What turns `have` (hex(key) -> value) into `want`: the minimal writes. */
+/** Whether two byte strings are equal (values of 4 to 164 bytes: a loop beats two hex strings). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** What turns `have` (hex(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
 export function diffMap(
   want: ReadonlyMap<string, MapEntry>,
-  have: ReadonlyMap<string, Uint8Array>,
+  have: ReadonlyMap<string, Uint8Array | MapEntry>,
 ): MapWrites {
   const out: MapWrites = { put: [], delete: [], added: 0, replaced: 0 };
   let added = 0;
@@ -224,13 +258,121 @@ export function diffMap(
     if (!cur) {
       out.put.push(e);
       added++;
-    } else if (hex(cur) !== hex(e.value)) {
+    } else if (!sameBytes(cur instanceof Uint8Array ? cur : cur.value, e.value)) {
       out.put.push(e);
       replaced++;
     }
   }
-  for (const k of have.keys()) if (!want.has(k)) out.delete.push(Uint8Array.from(Buffer.from(k, 'hex')));
+  for (const [k, cur] of have)
+    if (!want.has(k))
+      out.delete.push(cur instanceof Uint8Array ? Uint8Array.from(Buffer.from(k, 'hex')) : cur.key);
   return { ...out, added, replaced };
+}
+
+/** A lowered state after a delta, with the writes that take the maps and routes there. */
+export interface EbpfStep {
+  readonly state: EbpfState;
+  readonly maps: ReadonlyMap<OwnedMap, MapWrites>;
+  readonly routes: { add: Route[]; replace: Route[]; delete: Route[] };
+}
+
+/**
+ * The state after `delta`, lowering only the delta's items (their old versions for what goes, the new
+ * for what comes), and the writes from `prev` to it. Undefined when the delta holds an attachment: the
+ * link facts other items' lowering reads (MACs, ifindexes) may have changed with it, and denied
+ * destinations are shared between attachments; the caller lowers the whole intent then. `prev` must be
+ * the lowering of the delta's `before` with the same options; it is not modified.
+ */
+export function lowerDelta(
+  prev: EbpfState,
+  delta: IntentDelta,
+  o: EbpfLoweringOptions,
+  sameRoute: (a: Route, b: Route) => boolean,
+): EbpfStep | undefined {
+  const gone = [...delta.removed, ...delta.replaced];
+  const come = [...delta.added, ...delta.changed];
+  if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
+    return undefined;
+  const sink = () => {
+    const maps = new Map<OwnedMap, Map<string, MapEntry>>();
+    const put: Put = (m, e) => {
+      let x = maps.get(m);
+      if (!x) {
+        x = new Map();
+        maps.set(m, x);
+      }
+      x.set(hex(e.key), e);
+    };
+    return { maps, put, routes: [] as Route[] };
+  };
+  const old = sink();
+  for (const i of gone)
+    lowerItem(
+      i,
+      o,
+      old.put,
+      (r) => old.routes.push(r),
+      () => {},
+    );
+  const neu = sink();
+  const skippedBy = new Map(prev.skippedBy ?? []);
+  for (const i of gone) skippedBy.delete(i.key);
+  for (const i of come)
+    lowerItem(
+      i,
+      o,
+      neu.put,
+      (r) => neu.routes.push(r),
+      (reason) => {
+        const l = skippedBy.get(i.key);
+        skippedBy.set(i.key, l ? [...l, reason] : [reason]);
+      },
+    );
+
+  const maps = new Map(prev.maps);
+  const writes = new Map<OwnedMap, MapWrites>();
+  for (const name of OWNED_MAPS) {
+    const before = prev.maps.get(name) ?? new Map<string, MapEntry>();
+    const want = neu.maps.get(name);
+    const was = old.maps.get(name);
+    if (!want && !was) continue;
+    const after = new Map(before);
+    const put: MapEntry[] = [];
+    const del: Uint8Array[] = [];
+    let added = 0;
+    let replaced = 0;
+    for (const [k, e] of want ?? []) {
+      const cur = before.get(k);
+      after.set(k, e);
+      if (!cur) added++;
+      else if (!sameBytes(cur.value, e.value)) replaced++;
+      else continue;
+      put.push(e);
+    }
+    for (const [k, e] of was ?? []) {
+      if (want?.has(k)) continue;
+      // Only what the item itself put there: another item may hold the same key.
+      const cur = before.get(k);
+      if (cur?.item !== e.item) continue;
+      after.delete(k);
+      del.push(cur.key);
+    }
+    maps.set(name, after);
+    writes.set(name, { put, delete: del, added, replaced });
+  }
+
+  const rw = diffRoutes(old.routes, neu.routes, sameRoute);
+  let routes: Route[] = [...prev.routes];
+  if (rw.delete.length > 0 || rw.replace.length > 0) {
+    const drop = new Set([...rw.delete, ...rw.replace].map(routeKey));
+    routes = routes.filter((r) => !drop.has(routeKey(r)));
+  }
+  routes.push(...rw.replace, ...rw.add);
+  return {
+    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy },
+    maps: writes,
+    routes: rw,
+  };
 }
 
 /** Route diff of two lowered states (applyDelta: no read-back). */
