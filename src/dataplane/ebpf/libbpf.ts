@@ -590,14 +590,15 @@ export class BpfMap {
     const out: [Uint8Array, Uint8Array][] = [];
     if (!this.#noBatch.lookup) {
       const vs = this.lookupSize;
-      const keys = new Uint8Array(chunk * this.keySize);
-      const values = new Uint8Array(chunk * vs);
       // The resume token: a bucket index (hash maps, u32) or a key (the generic batch): room for both.
       const tokSize = Math.max(this.keySize, 8);
       let inTok: Uint8Array | null = null;
       const outTok = new Uint8Array(tokSize);
       const opts = { sz: koffi.sizeof(BatchOpts), elem_flags: 0n, flags: 0n };
       for (;;) {
+        // Fresh buffers per chunk: the entries returned are views into them (no copy per entry).
+        const keys = new Uint8Array(chunk * this.keySize);
+        const values = new Uint8Array(chunk * vs);
         const count = [chunk];
         const rc = libbpf().bpf_map_lookup_batch(this.fd, inTok, outTok, keys, values, count, opts);
         if (rc < 0 && rc !== -ENOENT) {
@@ -610,8 +611,8 @@ export class BpfMap {
         const n = count[0]!;
         for (let i = 0; i < n; i++)
           out.push([
-            keys.slice(i * this.keySize, (i + 1) * this.keySize),
-            values.slice(i * vs, (i + 1) * vs),
+            keys.subarray(i * this.keySize, (i + 1) * this.keySize),
+            values.subarray(i * vs, (i + 1) * vs),
           ]);
         if (rc === -ENOENT) return out; // the end
         inTok = Uint8Array.from(outTok);

@@ -293,36 +293,60 @@ export function lowerDelta(
   const come = [...delta.added, ...delta.changed];
   if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
     return undefined;
-  const sink = () => {
-    const maps = new Map<OwnedMap, Map<string, MapEntry>>();
-    const put: Put = (m, e) => {
-      let x = maps.get(m);
-      if (!x) {
-        x = new Map();
-        maps.set(m, x);
-      }
-      x.set(hex(e.key), e);
-    };
-    return { maps, put, routes: [] as Route[] };
+  // Per map the delta touches: its entries after (a copy of prev's), what to write, and what the gone
+  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps.
+  interface Touched {
+    after: Map<string, MapEntry>;
+    put: MapEntry[];
+    gone: Map<string, MapEntry>;
+    added: number;
+    replaced: number;
+  }
+  const touched = new Map<OwnedMap, Touched>();
+  const touch = (m: OwnedMap): Touched => {
+    let t = touched.get(m);
+    if (!t) {
+      t = { after: new Map(prev.maps.get(m)), put: [], gone: new Map(), added: 0, replaced: 0 };
+      touched.set(m, t);
+    }
+    return t;
   };
-  const old = sink();
+  const oldRoutes: Route[] = [];
   for (const i of gone)
     lowerItem(
       i,
       o,
-      old.put,
-      (r) => old.routes.push(r),
+      (m, e) => {
+        const t = touch(m);
+        const k = hex(e.key);
+        // Only what the item itself put there: another item may hold the same key.
+        const cur = t.after.get(k);
+        if (cur?.item !== e.item) return;
+        t.after.delete(k);
+        t.gone.set(k, cur);
+      },
+      (r) => oldRoutes.push(r),
       () => {},
     );
-  const neu = sink();
+  const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
   for (const i of come)
     lowerItem(
       i,
       o,
-      neu.put,
-      (r) => neu.routes.push(r),
+      (m, e) => {
+        const t = touch(m);
+        const k = hex(e.key);
+        const cur = t.gone.get(k) ?? t.after.get(k);
+        t.gone.delete(k);
+        t.after.set(k, e);
+        if (!cur) t.added++;
+        else if (!sameBytes(cur.value, e.value)) t.replaced++;
+        else return;
+        t.put.push(e);
+      },
+      (r) => newRoutes.push(r),
       (reason) => {
         const l = skippedBy.get(i.key);
         skippedBy.set(i.key, l ? [...l, reason] : [reason]);
@@ -331,37 +355,17 @@ export function lowerDelta(
 
   const maps = new Map(prev.maps);
   const writes = new Map<OwnedMap, MapWrites>();
-  for (const name of OWNED_MAPS) {
-    const before = prev.maps.get(name) ?? new Map<string, MapEntry>();
-    const want = neu.maps.get(name);
-    const was = old.maps.get(name);
-    if (!want && !was) continue;
-    const after = new Map(before);
-    const put: MapEntry[] = [];
-    const del: Uint8Array[] = [];
-    let added = 0;
-    let replaced = 0;
-    for (const [k, e] of want ?? []) {
-      const cur = before.get(k);
-      after.set(k, e);
-      if (!cur) added++;
-      else if (!sameBytes(cur.value, e.value)) replaced++;
-      else continue;
-      put.push(e);
-    }
-    for (const [k, e] of was ?? []) {
-      if (want?.has(k)) continue;
-      // Only what the item itself put there: another item may hold the same key.
-      const cur = before.get(k);
-      if (cur?.item !== e.item) continue;
-      after.delete(k);
-      del.push(cur.key);
-    }
-    maps.set(name, after);
-    writes.set(name, { put, delete: del, added, replaced });
+  for (const [name, t] of touched) {
+    maps.set(name, t.after);
+    writes.set(name, {
+      put: t.put,
+      delete: [...t.gone.values()].map((e) => e.key),
+      added: t.added,
+      replaced: t.replaced,
+    });
   }
 
-  const rw = diffRoutes(old.routes, neu.routes, sameRoute);
+  const rw = diffRoutes(oldRoutes, newRoutes, sameRoute);
   let routes: Route[] = [...prev.routes];
   if (rw.delete.length > 0 || rw.replace.length > 0) {
     const drop = new Set([...rw.delete, ...rw.replace].map(routeKey));
