@@ -281,7 +281,9 @@ export interface EbpfStep {
  * for what comes), and the writes from `prev` to it. Undefined when the delta holds an attachment: the
  * link facts other items' lowering reads (MACs, ifindexes) may have changed with it, and denied
  * destinations are shared between attachments; the caller lowers the whole intent then. `prev` must be
- * the lowering of the delta's `before` with the same options; it is not modified.
+ * the lowering of the delta's `before` with the same options. Its maps are taken over and changed in
+ * place (copying a 100,000-entry map per delta would cost more than a small delta's writes): do not use
+ * `prev` afterwards.
  */
 export function lowerDelta(
   prev: EbpfState,
@@ -293,7 +295,7 @@ export function lowerDelta(
   const come = [...delta.added, ...delta.changed];
   if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
     return undefined;
-  // Per map the delta touches: its entries after (a copy of prev's), what to write, and what the gone
+  // Per map the delta touches: its entries (prev's, changed in place), what to write, and what the gone
   // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps.
   interface Touched {
     after: Map<string, MapEntry>;
@@ -306,7 +308,9 @@ export function lowerDelta(
   const touch = (m: OwnedMap): Touched => {
     let t = touched.get(m);
     if (!t) {
-      t = { after: new Map(prev.maps.get(m)), put: [], gone: new Map(), added: 0, replaced: 0 };
+      const had = prev.maps.get(m);
+      const after = had instanceof Map ? (had as Map<string, MapEntry>) : new Map(had);
+      t = { after, put: [], gone: new Map(), added: 0, replaced: 0 };
       touched.set(m, t);
     }
     return t;

@@ -223,9 +223,9 @@ describe('eBPF lowering of a delta (only its items)', () => {
   const step = (before: IntentItem[], after: IntentItem[]) => {
     const b = intent(before);
     const a = intent(after);
-    const prev = lowerToEbpf(b, opts);
-    const d = lowerDelta(prev, diffIntents(b.items, a.items), opts, sameRoute);
-    return { prev, d, full: lowerToEbpf(a, opts) };
+    // lowerDelta takes its `prev` over: the checks compare against a second lowering of `before`.
+    const d = lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, a.items), opts, sameRoute);
+    return { prev: lowerToEbpf(b, opts), d, full: lowerToEbpf(a, opts) };
   };
   const moves = [
     entry(egress, 'fd07:2::/64', { kind: 'deliver', link: 'wb0' }), // changed: encap -> deliver
