@@ -348,7 +348,8 @@ try {
   // Map writes: the backend's path and one FFI batch, versus ip -batch.
   await useEbpf(objectPath, 'encap');
   const b1 = () => active.get(1)!.backend;
-  const base = hostIntent(1, 'encap');
+  // The intent object the backend realised: applyDelta from another object (even an equal one) realises.
+  const base = realised.get(1)!;
   const bulkDst = (i: number) => formatIpv6(BULK_BASE + BigInt(i));
   const bigItems = new Map(base.items);
   for (let i = 0; i < N; i++) {
