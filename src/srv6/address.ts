@@ -217,12 +217,33 @@ function checkField(offset: number, length: number): void {
 /** Network byte order (big-endian), 16 bytes. */
 export function ipv6ToBytes(address: Ipv6Address): Uint8Array {
   const out = new Uint8Array(16);
-  let v = address;
-  for (let i = 15; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
+  ipv6IntoBytes(address, out, 0);
   return out;
+}
+
+/**
+ * Writes the 16 bytes of `address` (network byte order) into `out` at `offset`: four BigInt shifts, not
+ * two per byte (lowering 100,000 entries spent most of its time in that loop).
+ */
+export function ipv6IntoBytes(address: Ipv6Address, out: Uint8Array, offset: number): void {
+  if (offset < 0 || offset + 16 > out.length) {
+    throw new RangeError(`need 16 bytes at offset ${offset}, have ${out.length - offset}`);
+  }
+  // Four 32-bit words, bytes by number shifts: no DataView (reading `.buffer` of a small typed array
+  // moves it off the V8 heap, which costs more than the write).
+  const hi = BigInt.asUintN(64, address >> 64n);
+  const lo = BigInt.asUintN(64, address);
+  put32(out, offset, Number(hi >> 32n));
+  put32(out, offset + 4, Number(BigInt.asUintN(32, hi)));
+  put32(out, offset + 8, Number(lo >> 32n));
+  put32(out, offset + 12, Number(BigInt.asUintN(32, lo)));
+}
+
+function put32(out: Uint8Array, at: number, w: number): void {
+  out[at] = w >>> 24;
+  out[at + 1] = (w >>> 16) & 0xff;
+  out[at + 2] = (w >>> 8) & 0xff;
+  out[at + 3] = w & 0xff;
 }
 
 /** Reads 16 bytes in network byte order from `bytes` at `offset`. */

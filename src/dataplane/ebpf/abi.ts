@@ -3,9 +3,41 @@
  * network-order addresses and ports). Change both together: the system test compares these sizes with
  * the key and value sizes the loaded object reports.
  */
-import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
+import { type Ipv6Address, ipv6IntoBytes } from '../../srv6/address.ts';
 
 export const MAX_SEGS = 8;
+
+/**
+ * Zeroed bytes for a key or value, cut from a shared 64 KiB slab: lowering 100,000 entries made 100,000
+ * ArrayBuffers otherwise (values are past V8's on-heap limit of 64 bytes), and most of its time went to
+ * allocating and collecting them. A slab lives while any entry cut from it does.
+ */
+let slab = new Uint8Array(0);
+let slabAt = 0;
+function alloc(n: number): Uint8Array {
+  if (slabAt + n > slab.length) {
+    slab = new Uint8Array(Math.max(65536, n));
+    slabAt = 0;
+  }
+  const b = slab.subarray(slabAt, slabAt + n);
+  slabAt += (n + 7) & ~7;
+  return b;
+}
+
+/** Little-endian u32 (the struct fields of bpf/lib/abi.h), without a DataView per write. */
+function le32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = v >>> 24;
+}
+
+function be32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
 
 export const MAP = {
   endpoints: 'sm_endpoints',
@@ -114,8 +146,8 @@ export function ipv4Bytes(v4: string): Uint8Array {
 }
 
 const u32 = (v: number): Uint8Array => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v, true);
+  const b = alloc(4);
+  le32(b, 0, v);
   return b;
 };
 
@@ -144,32 +176,32 @@ export interface EndpointValue {
 }
 
 export function endpointValue(e: EndpointValue): Uint8Array {
-  const b = new Uint8Array(SIZES.sm_endpoints.value);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, e.tenant, true);
-  dv.setUint32(4, e.addr4 ? EP_V4 : 0, true);
+  const b = alloc(SIZES.sm_endpoints.value);
+  le32(b, 0, e.tenant);
+  le32(b, 4, e.addr4 ? EP_V4 : 0);
   if (e.addr4) b.set(ipv4Bytes(e.addr4), 8);
-  b.set(ipv6ToBytes(e.addr6), 12);
+  ipv6IntoBytes(e.addr6, b, 12);
   return b;
 }
 
 /**
- * Policy key: the tenant's bits lead the prefix (network order), then the destination. `delivery`: the
- * tenant's delivery key space (End.DT* redirects toward a moved workload), else its egress (wl_in).
+ * Policy key: the tenant's bits lead the prefix (network order), then the destination (bytes or an
+ * address). `delivery`: the tenant's delivery key space (End.DT* redirects toward a moved workload), else
+ * its egress (wl_in).
  */
 export function policyKey(
   tenant: number,
-  dst: Uint8Array,
+  dst: Uint8Array | Ipv6Address,
   prefixLength: number,
   space: 'egress' | 'delivery' = 'egress',
 ): Uint8Array {
   if (!Number.isInteger(tenant) || tenant < 0 || tenant >= TENANT_DELIVERY)
     throw new RangeError(`tenant id ${tenant} does not fit a policy key (0..${TENANT_DELIVERY - 1})`);
-  const b = new Uint8Array(SIZES.sm_policy.key);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, 32 + prefixLength, true);
-  dv.setUint32(4, space === 'delivery' ? (tenant | TENANT_DELIVERY) >>> 0 : tenant, false);
-  b.set(dst, 8);
+  const b = alloc(SIZES.sm_policy.key);
+  le32(b, 0, 32 + prefixLength);
+  be32(b, 4, space === 'delivery' ? (tenant | TENANT_DELIVERY) >>> 0 : tenant);
+  if (typeof dst === 'bigint') ipv6IntoBytes(dst, b, 8);
+  else b.set(dst, 8);
   return b;
 }
 
@@ -189,21 +221,22 @@ export function policyValue(p: PolicyValue): Uint8Array {
   const segs = p.segments ?? [];
   if (segs.length > MAX_SEGS)
     throw new RangeError(`policy with ${segs.length} segments: the datapath takes at most ${MAX_SEGS}`);
-  const b = new Uint8Array(SIZES.sm_policy.value);
-  const dv = new DataView(b.buffer);
+  const b = alloc(SIZES.sm_policy.value);
   b[0] = Mode[p.mode];
   b[1] = segs.length;
   b[2] = p.srh ? POL_SRH : 0;
-  dv.setUint32(4, p.oif ?? 0, true);
+  le32(b, 4, p.oif ?? 0);
   if (p.dmac) b.set(p.dmac, 8);
   if (p.smac) b.set(p.smac, 14);
-  if (p.source !== undefined) b.set(ipv6ToBytes(p.source), 20);
-  for (const [i, s] of segs.entries()) b.set(ipv6ToBytes(s), 36 + 16 * i);
+  if (p.source !== undefined) ipv6IntoBytes(p.source, b, 20);
+  for (let i = 0; i < segs.length; i++) ipv6IntoBytes(segs[i]!, b, 36 + 16 * i);
   return b;
 }
 
 export function sidKey(sid: Ipv6Address): Uint8Array {
-  return ipv6ToBytes(sid);
+  const b = alloc(16);
+  ipv6IntoBytes(sid, b, 0);
+  return b;
 }
 
 export interface SidValue {
@@ -218,22 +251,21 @@ export interface SidValue {
 }
 
 export function sidValue(s: SidValue): Uint8Array {
-  const b = new Uint8Array(SIZES.sm_sids.value);
-  const dv = new DataView(b.buffer);
+  const b = alloc(SIZES.sm_sids.value);
   b[0] = Behavior[s.behavior];
   b[1] = s.delivery ? SID_DELIVERY : 0;
-  dv.setUint32(4, s.table ?? 0, true);
-  dv.setUint32(8, s.tenant ?? 0, true);
-  dv.setUint32(12, s.oif ?? 0, true);
+  le32(b, 4, s.table ?? 0);
+  le32(b, 8, s.tenant ?? 0);
+  le32(b, 12, s.oif ?? 0);
   if (typeof s.nexthop === 'string') b.set(ipv4Bytes(s.nexthop), 16);
-  else if (s.nexthop !== undefined) b.set(ipv6ToBytes(s.nexthop), 16);
+  else if (s.nexthop !== undefined) ipv6IntoBytes(s.nexthop, b, 16);
   return b;
 }
 
 /** blocked / trusted LPM key. */
 export function addrKey(addr: Uint8Array, prefixLength: number): Uint8Array {
-  const b = new Uint8Array(SIZES.sm_blocked.key);
-  new DataView(b.buffer).setUint32(0, prefixLength, true);
+  const b = alloc(SIZES.sm_blocked.key);
+  le32(b, 0, prefixLength);
   b.set(addr, 4);
   return b;
 }

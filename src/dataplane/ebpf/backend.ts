@@ -27,6 +27,7 @@ import { type Dataplane, netnsPath } from '../dataplane.ts';
 import { attachments, type ForwardingIntent, type IntentDelta, localSids } from '../intent.ts';
 import { sameRoute } from '../kernel/delta.ts';
 import { AGENT_SYSCTLS } from '../kernel/sysctls.ts';
+import type { Route } from '../route.ts';
 import {
   ifindexKey,
   MAP,
@@ -40,7 +41,9 @@ import {
 import {
   attachClsact,
   attachTcx,
+  BpfBatchError,
   BpfError,
+  type BpfMap,
   BpfObject,
   type BpfProgram,
   closeFd,
@@ -51,13 +54,15 @@ import {
   unpin,
 } from './libbpf.ts';
 import {
-  asHave,
   diffMap,
   diffRoutes,
+  type EbpfLoweringOptions,
   type EbpfState,
   hex,
   type LinkFacts,
+  lowerDelta,
   lowerToEbpf,
+  type MapWrites,
   OWNED_MAPS,
   parseMac,
 } from './lower.ts';
@@ -145,6 +150,36 @@ function inNetns<T>(netns: string | undefined, fn: () => T): T {
     if (setns(back, CLONE_NEWNET) !== 0)
       process.emitWarning(`setns back from ${netns}: errno ${koffi.errno()}`);
     closeSync(back);
+  }
+}
+
+/**
+ * Makes a map's writes: puts (one batch) before deletes (one batch), or per entry where the kernel has
+ * no batch for the map's type. A failed write names the intent item whose entry it was.
+ */
+function writeMap(m: BpfMap, w: MapWrites): void {
+  try {
+    m.updateMany(
+      w.put.map((e) => e.key),
+      w.put.map((e) => e.value),
+    );
+  } catch (e) {
+    if (!(e instanceof BpfBatchError)) throw e;
+    const item = w.put[e.index]?.item ?? '?';
+    throw new Error(
+      `writing map ${m.name}: the entry of ${item} (${e.index} of ${w.put.length}; the ones before it are written) failed: ${e.message}`,
+      { cause: e },
+    );
+  }
+  try {
+    m.deleteMany(w.delete);
+  } catch (e) {
+    if (!(e instanceof BpfBatchError)) throw e;
+    const key = w.delete[e.index];
+    throw new Error(
+      `deleting from map ${m.name}: key ${key ? hex(key) : '?'} (${e.index} of ${w.delete.length}) failed: ${e.message}`,
+      { cause: e },
+    );
   }
 }
 
@@ -270,13 +305,17 @@ export class EbpfBackend implements DataplaneBackend {
     return facts;
   }
 
-  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
-    return lowerToEbpf(intent, {
+  #options(facts: ReadonlyMap<string, LinkFacts>): EbpfLoweringOptions {
+    return {
       underlayDevice: this.#o.underlayDevice,
       source: this.#o.source,
       ...(this.#o.icmp4Source ? { icmp4Source: this.#o.icmp4Source } : {}),
       links: facts,
-    });
+    };
+  }
+
+  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
+    return lowerToEbpf(intent, this.#options(facts));
   }
 
   #hookAll(intent: ForwardingIntent): void {
@@ -300,16 +339,13 @@ export class EbpfBackend implements DataplaneBackend {
     let deleted = 0;
     // Maps first, new before old; then routes (delivery tables before the SIDs that look into them
     // would be nicer, but a missing route only drops what would have had no route anyway).
+    this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
     for (const name of OWNED_MAPS) {
       const m = obj.map(name);
       const have = new Map<string, Uint8Array>();
-      for (const k of m.keys()) {
-        const v = m.lookup(k);
-        if (v) have.set(hex(k), v);
-      }
+      for (const [k, v] of m.entries()) have.set(hex(k), v); // one dump (batch lookups where the map has them)
       const w = diffMap(state.maps.get(name)!, have);
-      for (const e of w.put) m.update(e.key, e.value);
-      for (const k of w.delete) m.delete(k);
+      writeMap(m, w);
       added += w.added;
       replaced += w.replaced;
       deleted += w.delete.length;
@@ -337,21 +373,33 @@ export class EbpfBackend implements DataplaneBackend {
     if ([...delta.added, ...delta.changed].some((i) => i.kind === 'attachment'))
       this.#facts = await this.#readFacts(after);
     this.#hookAll(after);
-    // Both sides lowered (pure, cheap); only the entries that differ are written.
-    const state = this.#lower(after, this.#facts);
+    // Only the delta's items lowered (both versions); with an attachment in it, the whole intent
+    // (link facts changed). Either way only the entries that differ are written.
+    const step = lowerDelta(prev.state, delta, this.#options(this.#facts), sameRoute);
+    let state: EbpfState;
+    let writes: ReadonlyMap<string, MapWrites>;
+    let rw: { add: Route[]; replace: Route[]; delete: Route[] };
+    if (step) {
+      ({ state, maps: writes, routes: rw } = step);
+    } else {
+      state = this.#lower(after, this.#facts);
+      writes = new Map(
+        OWNED_MAPS.map((name) => [name, diffMap(state.maps.get(name)!, prev.state.maps.get(name)!)]),
+      );
+      rw = diffRoutes(prev.state.routes, state.routes, sameRoute);
+    }
     let added = 0;
     let replaced = 0;
     let deleted = 0;
+    this.#realised = undefined; // until written: a failure below makes the next call a full realise
     for (const name of OWNED_MAPS) {
-      const m = obj.map(name);
-      const w = diffMap(state.maps.get(name)!, asHave(prev.state.maps.get(name)!));
-      for (const e of w.put) m.update(e.key, e.value);
-      for (const k of w.delete) m.delete(k);
+      const w = writes.get(name);
+      if (!w) continue;
+      writeMap(obj.map(name), w);
       added += w.added;
       replaced += w.replaced;
       deleted += w.delete.length;
     }
-    const rw = diffRoutes(prev.state.routes, state.routes, sameRoute);
     if (rw.add.length > 0) await this.#dp.addRoutes(rw.add);
     if (rw.replace.length > 0) await this.#dp.replaceRoutes(rw.replace);
     if (rw.delete.length > 0) await this.#dp.deleteRoutes(rw.delete);

@@ -121,6 +121,15 @@ interface Lib {
     opts: unknown,
   ) => number;
   bpf_map_delete_batch: (fd: number, keys: Uint8Array, count: number[], opts: unknown) => number;
+  bpf_map_lookup_batch: (
+    fd: number,
+    inBatch: Uint8Array | null,
+    outBatch: Uint8Array,
+    keys: Uint8Array,
+    values: Uint8Array,
+    count: number[],
+    opts: unknown,
+  ) => number;
   bpf_prog_test_run_opts: (fd: number, opts: Record<string, unknown>) => number;
   bpf_obj_pin: (fd: number, path: string) => number;
   bpf_obj_get: (path: string) => number;
@@ -185,6 +194,15 @@ export function libbpf(): Lib {
     bpf_map_delete_batch: so.func('bpf_map_delete_batch', 'int', [
       'int',
       'const void *',
+      koffi.inout(koffi.pointer('uint32_t')),
+      koffi.pointer(BatchOpts),
+    ]),
+    bpf_map_lookup_batch: so.func('bpf_map_lookup_batch', 'int', [
+      'int',
+      'const void *',
+      '_Out_ void *',
+      '_Out_ void *',
+      '_Out_ void *',
       koffi.inout(koffi.pointer('uint32_t')),
       koffi.pointer(BatchOpts),
     ]),
@@ -321,6 +339,20 @@ export class BpfProgram {
   }
 }
 
+/** A batch operation that stopped at entry `index` (the ones before it are done). */
+export class BpfBatchError extends BpfError {
+  readonly index: number;
+  constructor(op: string, errno: number, index: number, total: number) {
+    super(op, errno, `at entry ${index} of ${total} (the ones before it are done)`);
+    this.name = 'BpfBatchError';
+    this.index = index;
+  }
+}
+
+/** What a kernel says to a batch operation a map type lacks (ENOTSUPP, EOPNOTSUPP). */
+const NO_BATCH = new Set([524, 95]);
+const ENOENT = 2;
+
 export const BPF_ANY = 0n;
 export const BPF_NOEXIST = 1n;
 export const BPF_EXIST = 2n;
@@ -453,7 +485,13 @@ export class BpfMap {
     }
   }
 
-  /** BPF_MAP_UPDATE_BATCH (kernel 5.6+; LPM tries too on 6.x): all entries in one call. */
+  /** Batch operations this map's kernel lacks (learnt on first use): per entry from then on. */
+  #noBatch = { update: false, delete: false, lookup: false };
+
+  /**
+   * BPF_MAP_UPDATE_BATCH (kernel 5.6+; LPM tries too on 6.x): all entries in one call. On an error a
+   * BpfBatchError names the entry it stopped at.
+   */
   updateBatch(keys: readonly Uint8Array[], values: readonly Uint8Array[], flags: bigint = BPF_ANY): void {
     if (keys.length !== values.length)
       throw new RangeError(`map ${this.name}: ${keys.length} keys, ${values.length} values`);
@@ -461,35 +499,130 @@ export class BpfMap {
     const vs = this.perCpu ? this.lookupSize : this.valueSize;
     const k = new Uint8Array(keys.length * this.keySize);
     const v = new Uint8Array(values.length * vs);
-    keys.forEach((key, i) => {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       this.checkKey(key);
       k.set(key, i * this.keySize);
-    });
-    values.forEach((value, i) => {
+      const value = values[i]!;
       if (value.length !== vs)
         throw new RangeError(`map ${this.name}: value ${i} has ${value.length} bytes, not ${vs}`);
       v.set(value, i * vs);
-    });
+    }
     const count = [keys.length];
     const opts = { sz: koffi.sizeof(BatchOpts), elem_flags: flags, flags: 0n };
     const rc = libbpf().bpf_map_update_batch(this.fd, k, v, count, opts);
-    check(rc, `batch update of map ${this.name}`, `${count[0]} of ${keys.length} entries written`);
+    if (rc < 0) throw new BpfBatchError(`batch update of map ${this.name}`, -rc, count[0]!, keys.length);
   }
 
+  /** BPF_MAP_DELETE_BATCH; a BpfBatchError names the entry it stopped at (ENOENT: a key not there). */
   deleteBatch(keys: readonly Uint8Array[]): void {
     if (keys.length === 0) return;
     const k = new Uint8Array(keys.length * this.keySize);
-    keys.forEach((key, i) => {
-      this.checkKey(key);
-      k.set(key, i * this.keySize);
-    });
+    for (let i = 0; i < keys.length; i++) {
+      this.checkKey(keys[i]!);
+      k.set(keys[i]!, i * this.keySize);
+    }
     const count = [keys.length];
     const opts = { sz: koffi.sizeof(BatchOpts), elem_flags: 0n, flags: 0n };
-    check(
-      libbpf().bpf_map_delete_batch(this.fd, k, count, opts),
-      `batch delete from map ${this.name}`,
-      `${count[0]} of ${keys.length} entries deleted`,
-    );
+    const rc = libbpf().bpf_map_delete_batch(this.fd, k, count, opts);
+    if (rc < 0) throw new BpfBatchError(`batch delete from map ${this.name}`, -rc, count[0]!, keys.length);
+  }
+
+  /**
+   * Writes all entries: one batch update, or one update per entry where the kernel has no batch for the
+   * map's type. A failure is a BpfBatchError naming the entry (index into `keys`) it stopped at.
+   */
+  updateMany(keys: readonly Uint8Array[], values: readonly Uint8Array[]): void {
+    if (!this.#noBatch.update) {
+      try {
+        this.updateBatch(keys, values);
+        return;
+      } catch (e) {
+        if (!(e instanceof BpfBatchError && e.index === 0 && NO_BATCH.has(e.errno))) throw e;
+        this.#noBatch.update = true;
+      }
+    }
+    for (let i = 0; i < keys.length; i++) {
+      try {
+        this.update(keys[i]!, values[i]!);
+      } catch (e) {
+        if (!(e instanceof BpfError)) throw e;
+        throw new BpfBatchError(`updating map ${this.name}`, e.errno, i, keys.length);
+      }
+    }
+  }
+
+  /** Deletes all keys (batch where the kernel has it); keys already gone are passed over. */
+  deleteMany(keys: readonly Uint8Array[]): void {
+    let rest = keys;
+    while (!this.#noBatch.delete && rest.length > 0) {
+      try {
+        this.deleteBatch(rest);
+        return;
+      } catch (e) {
+        if (!(e instanceof BpfBatchError)) throw e;
+        if (e.errno === ENOENT)
+          rest = rest.slice(e.index + 1); // gone already: go on after it
+        else if (e.index === 0 && NO_BATCH.has(e.errno)) this.#noBatch.delete = true;
+        else throw e;
+      }
+    }
+    for (let i = 0; i < rest.length; i++) {
+      try {
+        this.delete(rest[i]!);
+      } catch (e) {
+        if (!(e instanceof BpfError)) throw e;
+        throw new BpfBatchError(
+          `deleting from map ${this.name}`,
+          e.errno,
+          keys.length - rest.length + i,
+          keys.length,
+        );
+      }
+    }
+  }
+
+  /**
+   * Every entry (key, value), by BPF_MAP_LOOKUP_BATCH in chunks where the kernel has it for the map's
+   * type, else by key iteration and one lookup per key. Per-CPU maps: all CPUs' slots per value.
+   */
+  entries(chunk = 4096): [Uint8Array, Uint8Array][] {
+    const out: [Uint8Array, Uint8Array][] = [];
+    if (!this.#noBatch.lookup) {
+      const vs = this.lookupSize;
+      // The resume token: a bucket index (hash maps, u32) or a key (the generic batch): room for both.
+      const tokSize = Math.max(this.keySize, 8);
+      let inTok: Uint8Array | null = null;
+      const outTok = new Uint8Array(tokSize);
+      const opts = { sz: koffi.sizeof(BatchOpts), elem_flags: 0n, flags: 0n };
+      for (;;) {
+        // Fresh buffers per chunk: the entries returned are views into them (no copy per entry).
+        const keys = new Uint8Array(chunk * this.keySize);
+        const values = new Uint8Array(chunk * vs);
+        const count = [chunk];
+        const rc = libbpf().bpf_map_lookup_batch(this.fd, inTok, outTok, keys, values, count, opts);
+        if (rc < 0 && rc !== -ENOENT) {
+          if (inTok === null && NO_BATCH.has(-rc)) {
+            this.#noBatch.lookup = true;
+            break;
+          }
+          check(rc, `batch lookup of map ${this.name}`);
+        }
+        const n = count[0]!;
+        for (let i = 0; i < n; i++)
+          out.push([
+            keys.subarray(i * this.keySize, (i + 1) * this.keySize),
+            values.subarray(i * vs, (i + 1) * vs),
+          ]);
+        if (rc === -ENOENT) return out; // the end
+        inTok = Uint8Array.from(outTok);
+      }
+    }
+    for (const k of this.keys()) {
+      const v = this.lookup(k);
+      if (v) out.push([k, v]);
+    }
+    return out;
   }
 
   pin(path: string): void {

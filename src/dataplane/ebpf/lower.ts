@@ -17,7 +17,14 @@
  *   return scopes, End.T / End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
 import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
-import type { Attachment, ForwardingIntent, LocalSid, PrefixEntry } from '../intent.ts';
+import type {
+  Attachment,
+  ForwardingIntent,
+  IntentDelta,
+  IntentItem,
+  LocalSid,
+  PrefixEntry,
+} from '../intent.ts';
 import { entryRoute } from '../kernel/lower.ts';
 import { tableOf } from '../kernel/tables.ts';
 import { type Route, routeKey } from '../route.ts';
@@ -74,6 +81,8 @@ export interface EbpfState {
   readonly routes: readonly Route[];
   /** Items it cannot realise, with the reason. */
   readonly skipped: readonly string[];
+  /** The same by intent item key (applyDelta replaces an item's reasons). */
+  readonly skippedBy?: ReadonlyMap<string, readonly string[]>;
 }
 
 export function hex(b: Uint8Array): string {
@@ -135,15 +144,11 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
   // re-encapsulates what End.DT* of the delivery SID decapsulated for it, from the delivery key space.
   if (s.kind === 'delivery' && e.action.kind === 'encap') {
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-    return encapPolicy(
-      e,
-      policyKey(s.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length, 'delivery'),
-      o,
-    );
+    return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o);
   }
   if (s.kind !== 'egress') return undefined;
   if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-  const key = policyKey(s.tenantId, ipv6ToBytes(e.prefix.address), e.prefix.length);
+  const key = policyKey(s.tenantId, e.prefix.address, e.prefix.length);
   const a = e.action;
   switch (a.kind) {
     case 'encap':
@@ -192,39 +197,57 @@ function lowerAttachment(a: Attachment, o: EbpfLoweringOptions): MapEntry | stri
   };
 }
 
+type Put = (m: OwnedMap, e: MapEntry) => void;
+
+/** Lowers one intent item: its map entries, routes and reasons it cannot be realised go to the sinks. */
+function lowerItem(
+  i: IntentItem,
+  o: EbpfLoweringOptions,
+  put: Put,
+  route: (r: Route) => void,
+  skip: (reason: string) => void,
+): void {
+  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
+    if (typeof r === 'string') skip(r);
+    else if (r !== undefined) use(r);
+  };
+  if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
+  else if (i.kind === 'entry') {
+    take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
+    take(lowerRoute(i, o), route);
+  } else {
+    take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
+    for (const d of i.restrict?.denyDestinations ?? []) {
+      const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
+      put(MAP.blocked, {
+        key: addrKey(ipv6ToBytes(d.address), d.length),
+        value: reasonValue(reason),
+        item: i.key,
+      });
+    }
+  }
+}
+
 /** The whole eBPF state of an intent. */
 export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): EbpfState {
   const maps = new Map<OwnedMap, Map<string, MapEntry>>(OWNED_MAPS.map((m) => [m, new Map()]));
   const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(hex(e.key), e);
   const routes: Route[] = [];
-  const skipped: string[] = [];
-  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
-    if (typeof r === 'string') skipped.push(r);
-    else if (r !== undefined) use(r);
-  };
+  const skippedBy = new Map<string, string[]>();
   put(MAP.config, {
     key: u32Key(0),
     value: configValue(CFG_VALIDATE | CFG_FIB, o.icmp4Source),
     item: 'config',
   });
+  const route = (r: Route) => routes.push(r);
   for (const i of intent.items.values()) {
-    if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
-    else if (i.kind === 'entry') {
-      take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
-      take(lowerRoute(i, o), (r) => routes.push(r));
-    } else {
-      take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
-      for (const d of i.restrict?.denyDestinations ?? []) {
-        const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
-        put(MAP.blocked, {
-          key: addrKey(ipv6ToBytes(d.address), d.length),
-          value: reasonValue(reason),
-          item: i.key,
-        });
-      }
-    }
+    lowerItem(i, o, put, route, (reason) => {
+      const l = skippedBy.get(i.key);
+      if (l) l.push(reason);
+      else skippedBy.set(i.key, [reason]);
+    });
   }
-  return { maps, routes, skipped };
+  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy };
 }
 
 export interface MapWrites {
@@ -236,10 +259,17 @@ export interface MapWrites {
   readonly replaced: number;
 }
 
-/** What turns `have` (hex(key) -> value) into `want`: the minimal writes. */
+/** Whether two byte strings are equal (values of 4 to 164 bytes: a loop beats two hex strings). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** What turns `have` (hex(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
 export function diffMap(
   want: ReadonlyMap<string, MapEntry>,
-  have: ReadonlyMap<string, Uint8Array>,
+  have: ReadonlyMap<string, Uint8Array | MapEntry>,
 ): MapWrites {
   const out: MapWrites = { put: [], delete: [], added: 0, replaced: 0 };
   let added = 0;
@@ -249,13 +279,129 @@ export function diffMap(
     if (!cur) {
       out.put.push(e);
       added++;
-    } else if (hex(cur) !== hex(e.value)) {
+    } else if (!sameBytes(cur instanceof Uint8Array ? cur : cur.value, e.value)) {
       out.put.push(e);
       replaced++;
     }
   }
-  for (const k of have.keys()) if (!want.has(k)) out.delete.push(Uint8Array.from(Buffer.from(k, 'hex')));
+  for (const [k, cur] of have)
+    if (!want.has(k))
+      out.delete.push(cur instanceof Uint8Array ? Uint8Array.from(Buffer.from(k, 'hex')) : cur.key);
   return { ...out, added, replaced };
+}
+
+/** A lowered state after a delta, with the writes that take the maps and routes there. */
+export interface EbpfStep {
+  readonly state: EbpfState;
+  readonly maps: ReadonlyMap<OwnedMap, MapWrites>;
+  readonly routes: { add: Route[]; replace: Route[]; delete: Route[] };
+}
+
+/**
+ * The state after `delta`, lowering only the delta's items (their old versions for what goes, the new
+ * for what comes), and the writes from `prev` to it. Undefined when the delta holds an attachment: the
+ * link facts other items' lowering reads (MACs, ifindexes) may have changed with it, and denied
+ * destinations are shared between attachments; the caller lowers the whole intent then. `prev` must be
+ * the lowering of the delta's `before` with the same options. Its maps are taken over and changed in
+ * place (copying a 100,000-entry map per delta would cost more than a small delta's writes): do not use
+ * `prev` afterwards.
+ */
+export function lowerDelta(
+  prev: EbpfState,
+  delta: IntentDelta,
+  o: EbpfLoweringOptions,
+  sameRoute: (a: Route, b: Route) => boolean,
+): EbpfStep | undefined {
+  const gone = [...delta.removed, ...delta.replaced];
+  const come = [...delta.added, ...delta.changed];
+  if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
+    return undefined;
+  // Per map the delta touches: its entries (prev's, changed in place), what to write, and what the gone
+  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps.
+  interface Touched {
+    after: Map<string, MapEntry>;
+    put: MapEntry[];
+    gone: Map<string, MapEntry>;
+    added: number;
+    replaced: number;
+  }
+  const touched = new Map<OwnedMap, Touched>();
+  const touch = (m: OwnedMap): Touched => {
+    let t = touched.get(m);
+    if (!t) {
+      const had = prev.maps.get(m);
+      const after = had instanceof Map ? (had as Map<string, MapEntry>) : new Map(had);
+      t = { after, put: [], gone: new Map(), added: 0, replaced: 0 };
+      touched.set(m, t);
+    }
+    return t;
+  };
+  const oldRoutes: Route[] = [];
+  for (const i of gone)
+    lowerItem(
+      i,
+      o,
+      (m, e) => {
+        const t = touch(m);
+        const k = hex(e.key);
+        // Only what the item itself put there: another item may hold the same key.
+        const cur = t.after.get(k);
+        if (cur?.item !== e.item) return;
+        t.after.delete(k);
+        t.gone.set(k, cur);
+      },
+      (r) => oldRoutes.push(r),
+      () => {},
+    );
+  const newRoutes: Route[] = [];
+  const skippedBy = new Map(prev.skippedBy ?? []);
+  for (const i of gone) skippedBy.delete(i.key);
+  for (const i of come)
+    lowerItem(
+      i,
+      o,
+      (m, e) => {
+        const t = touch(m);
+        const k = hex(e.key);
+        const cur = t.gone.get(k) ?? t.after.get(k);
+        t.gone.delete(k);
+        t.after.set(k, e);
+        if (!cur) t.added++;
+        else if (!sameBytes(cur.value, e.value)) t.replaced++;
+        else return;
+        t.put.push(e);
+      },
+      (r) => newRoutes.push(r),
+      (reason) => {
+        const l = skippedBy.get(i.key);
+        skippedBy.set(i.key, l ? [...l, reason] : [reason]);
+      },
+    );
+
+  const maps = new Map(prev.maps);
+  const writes = new Map<OwnedMap, MapWrites>();
+  for (const [name, t] of touched) {
+    maps.set(name, t.after);
+    writes.set(name, {
+      put: t.put,
+      delete: [...t.gone.values()].map((e) => e.key),
+      added: t.added,
+      replaced: t.replaced,
+    });
+  }
+
+  const rw = diffRoutes(oldRoutes, newRoutes, sameRoute);
+  let routes: Route[] = [...prev.routes];
+  if (rw.delete.length > 0 || rw.replace.length > 0) {
+    const drop = new Set([...rw.delete, ...rw.replace].map(routeKey));
+    routes = routes.filter((r) => !drop.has(routeKey(r)));
+  }
+  routes.push(...rw.replace, ...rw.add);
+  return {
+    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy },
+    maps: writes,
+    routes: rw,
+  };
 }
 
 /** Route diff of two lowered states (applyDelta: no read-back). */

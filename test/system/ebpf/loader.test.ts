@@ -6,8 +6,22 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { endpointValue, ifindexKey, MAP, policyKey, policyValue } from '../../../src/dataplane/ebpf/abi.ts';
-import { BpfError, BpfObject, ensureBpffs, unpin } from '../../../src/dataplane/ebpf/libbpf.ts';
+import {
+  endpointValue,
+  ifindexKey,
+  MAP,
+  policyKey,
+  policyValue,
+  sidKey,
+  sidValue,
+} from '../../../src/dataplane/ebpf/abi.ts';
+import {
+  BpfBatchError,
+  BpfError,
+  BpfObject,
+  ensureBpffs,
+  unpin,
+} from '../../../src/dataplane/ebpf/libbpf.ts';
 import { parseIpv6 } from '../../../src/srv6/address.ts';
 import { objectName, runLogDir, sh, systemSuite } from '../../harness/index.ts';
 import { compileDatapath } from './fixture.ts';
@@ -79,6 +93,58 @@ systemSuite('ebpf loader: pins, batches, verifier errors', { tools: ['clang'] },
       pol.deleteBatch(keys);
       expect(pol.keys()).toHaveLength(0);
       expect(pol.delete(keys[0]!)).toBe(false);
+    } finally {
+      o.close();
+    }
+  });
+
+  it('updateMany / deleteMany / entries: all written and read back; a bad entry named by index; keys already gone passed over', () => {
+    const o = BpfObject.load(path);
+    try {
+      const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+      const dump = (m: ReturnType<typeof o.map>) =>
+        new Map(m.keys().map((k) => [hexOf(k), hexOf(m.lookup(k)!)]));
+      const pol = o.map(MAP.policy); // LPM trie
+      const sids = o.map(MAP.sids); // hash
+      const n = 5000;
+      const pk = Array.from({ length: n }, (_, i) => policyKey(1, ip('fd01:ff::') + BigInt(i), 128));
+      const pv = Array.from({ length: n }, (_, i) =>
+        policyValue({ mode: 'encap', source: ip('fc00:0:1::1'), segments: [ip('fc00:0:2::') + BigInt(i)] }),
+      );
+      pol.updateMany(pk, pv);
+      const sk = Array.from({ length: n }, (_, i) => sidKey(ip('fc00:0:1::') + BigInt(i)));
+      const sv = Array.from({ length: n }, (_, i) => sidValue({ behavior: 'End.DT6', table: 1000 + i }));
+      sids.updateMany(sk, sv);
+      // entries() (batch lookup in chunks, or iteration where the map type has none) == keys() + lookup.
+      for (const [m, k, v] of [
+        [pol, pk, pv],
+        [sids, sk, sv],
+      ] as const) {
+        const got = new Map(m.entries(1000).map(([a, b]) => [hexOf(a), hexOf(b)]));
+        expect(got.size).toBe(n);
+        expect(got).toStrictEqual(dump(m));
+        for (const i of [0, 1234, n - 1]) expect(got.get(hexOf(k[i]!))).toBe(hexOf(v[i]!));
+      }
+      // A few keys deleted behind its back: deleteMany passes over them and deletes the rest.
+      for (const i of [0, 7, n - 1]) expect(pol.delete(pk[i]!)).toBe(true);
+      pol.deleteMany(pk);
+      expect(pol.keys()).toHaveLength(0);
+      sids.deleteMany(sk);
+      expect(sids.entries()).toHaveLength(0);
+      // A prefix length the trie refuses at entry 3: the error names it, the 3 before it are written.
+      const bad = [...pk.slice(0, 6)];
+      bad[3] = Uint8Array.from(bad[3]!);
+      new DataView(bad[3].buffer).setUint32(0, 32 + 200, true);
+      let err: unknown;
+      try {
+        pol.updateMany(bad, pv.slice(0, 6));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BpfBatchError);
+      expect((err as BpfBatchError).index).toBe(3);
+      expect((err as BpfBatchError).message).toMatch(/EINVAL.*at entry 3 of 6/);
+      expect(pol.keys().map(hexOf).sort()).toStrictEqual(pk.slice(0, 3).map(hexOf).sort());
     } finally {
       o.close();
     }

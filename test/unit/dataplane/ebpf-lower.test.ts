@@ -10,10 +10,21 @@ import {
   sidKey,
   sidValue,
 } from '../../../src/dataplane/ebpf/abi.ts';
-import { asHave, diffMap, hex, type LinkFacts, lowerToEbpf } from '../../../src/dataplane/ebpf/lower.ts';
+import {
+  asHave,
+  diffMap,
+  type EbpfState,
+  hex,
+  type LinkFacts,
+  lowerDelta,
+  lowerToEbpf,
+  OWNED_MAPS,
+  sameBytes,
+} from '../../../src/dataplane/ebpf/lower.ts';
 import {
   type Attachment,
   attachmentKey,
+  diffIntents,
   entryKey,
   type ForwardingIntent,
   type IntentItem,
@@ -23,6 +34,8 @@ import {
   type Scope,
   UNDERLAY,
 } from '../../../src/dataplane/intent.ts';
+import { sameRoute } from '../../../src/dataplane/kernel/delta.ts';
+import { routeKey } from '../../../src/dataplane/route.ts';
 import { ipv6ToBytes, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 
 const ip = parseIpv6;
@@ -216,5 +229,98 @@ describe('eBPF lowering of a forwarding intent', () => {
       deleted: 1,
     });
     expect(hex(w.delete[0]!)).toBe(hex(policyKey(7, ipv6ToBytes(ip('fd07:3::')), 64)));
+  });
+
+  it('diff against a lowered state (its entries as have): the same writes as against the bytes', () => {
+    const moved = lowerToEbpf(intent(base.slice(0, -3)), opts);
+    for (const m of OWNED_MAPS) {
+      const a = diffMap(moved.maps.get(m)!, asHave(s.maps.get(m)!));
+      const b = diffMap(moved.maps.get(m)!, s.maps.get(m)!);
+      expect(b.put).toStrictEqual(a.put);
+      expect(b.delete.map(hex)).toStrictEqual(a.delete.map(hex));
+    }
+    expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 2))).toBe(true);
+    expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 3))).toBe(false);
+    expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 2, 0))).toBe(false);
+  });
+});
+
+describe('eBPF lowering of a delta (only its items)', () => {
+  const bytesOf = (st: EbpfState) =>
+    new Map(OWNED_MAPS.map((m) => [m, new Map([...st.maps.get(m)!].map(([k, e]) => [k, hex(e.value)]))]));
+  const routesOf = (st: EbpfState) => st.routes.map((r) => routeKey(r).toString(16)).sort();
+  const step = (before: IntentItem[], after: IntentItem[]) => {
+    const b = intent(before);
+    const a = intent(after);
+    // lowerDelta takes its `prev` over: the checks compare against a second lowering of `before`.
+    const d = lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, a.items), opts, sameRoute);
+    return { prev: lowerToEbpf(b, opts), d, full: lowerToEbpf(a, opts) };
+  };
+  const moves = [
+    entry(egress, 'fd07:2::/64', { kind: 'deliver', link: 'wb0' }), // changed: encap -> deliver
+    entry(egress, 'fd07:9::/64', { kind: 'encap', mode: 'encap', segments: segs }), // added
+    entry(egress, 'fd07:a::/64', { kind: 'encap', mode: 'encap', segments: segs }, 'fd07:1::/64'), // skipped
+    sid('fc00:0:1::b6', 'End.B6.Encaps'), // skipped
+    entry(delivery, 'fd07:1::11/128', { kind: 'deliver', link: 'wb0' }), // a route added
+    sid('fc00:0:1::e', 'End.X', { nextHop: ip('2001:db8:12::3') }), // changed sid
+  ];
+  const after = [
+    ...base.filter(
+      (i) =>
+        ![
+          entryKey(egress, parsePrefix('fd07:3::/64')), // removed policy
+          entryKey(delivery, parsePrefix('::/0')), // removed route
+          entryKey(egress, parsePrefix('fd07:2::/64')),
+          itemSidKey(ip('fc00:0:1::e')),
+        ].includes(i.key),
+    ),
+    ...moves,
+  ];
+
+  it('reaches the state of the whole lowering; its writes turn the old maps into the new', () => {
+    for (const [from, to] of [
+      [base, after],
+      [after, base],
+    ] as const) {
+      const { prev, d, full } = step([...from], [...to]);
+      expect(d).toBeDefined();
+      expect(bytesOf(d!.state)).toStrictEqual(bytesOf(full));
+      expect(routesOf(d!.state)).toStrictEqual(routesOf(full));
+      expect([...d!.state.skipped].sort()).toStrictEqual([...full.skipped].sort());
+      // The writes, applied to the maps as they were, give the maps as they should be.
+      for (const m of OWNED_MAPS) {
+        const kernel = new Map([...prev.maps.get(m)!].map(([k, e]) => [k, hex(e.value)]));
+        const w = d!.maps.get(m);
+        for (const e of w?.put ?? []) kernel.set(hex(e.key), hex(e.value));
+        for (const k of w?.delete ?? []) expect(kernel.delete(hex(k))).toBe(true);
+        expect(kernel).toStrictEqual(bytesOf(full).get(m));
+      }
+      // The routes written: exactly the difference.
+      const kr = new Map(prev.routes.map((r) => [routeKey(r), r]));
+      for (const r of d!.routes.delete) expect(kr.delete(routeKey(r))).toBe(true);
+      for (const r of [...d!.routes.replace, ...d!.routes.add]) kr.set(routeKey(r), r);
+      expect([...kr.keys()].map((k) => k.toString(16)).sort()).toStrictEqual(routesOf(full));
+    }
+    // Counts of the forward step: policy 1 added (fd07:9), 1 replaced (fd07:2), 1 deleted (fd07:3).
+    const { d } = step(base, after);
+    const p = d!.maps.get(MAP.policy)!;
+    expect([p.added, p.replaced, p.delete.length]).toStrictEqual([1, 1, 1]);
+    expect(d!.maps.get(MAP.sids)!.replaced).toBe(1);
+    expect([d!.routes.add.length, d!.routes.delete.length]).toStrictEqual([1, 1]);
+    // Nothing else written: maps the delta does not touch have no writes.
+    expect(d!.maps.has(MAP.endpoints)).toBe(false);
+  });
+
+  it('an unchanged delta writes nothing; a delta with an attachment asks for the whole lowering', () => {
+    const { d } = step(base, base);
+    expect([...d!.maps.values()].every((w) => w.put.length + w.delete.length === 0)).toBe(true);
+    const other: Attachment = { ...attachment, address: ip('fd07:1::12') };
+    expect(step(base, [...base.filter((i) => i !== attachment), other]).d).toBeUndefined();
+    expect(
+      step(
+        base,
+        base.filter((i) => i !== attachment),
+      ).d,
+    ).toBeUndefined();
   });
 });

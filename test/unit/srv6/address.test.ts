@@ -6,6 +6,7 @@ import {
   formatPrefix,
   getBits,
   ipv6FromBytes,
+  ipv6IntoBytes,
   ipv6ToBytes,
   parseIpv6,
   parsePrefix,
@@ -55,6 +56,22 @@ describe('IPv6 addresses', () => {
         expect(ipv6FromBytes(ipv6ToBytes(a))).toBe(a);
       }),
     );
+  });
+
+  it('writes an address into a buffer at an offset, network order, touching only its 16 bytes', () => {
+    // Against the text form, independently of ipv6ToBytes (which now uses ipv6IntoBytes).
+    const hexOf = (a: bigint) => a.toString(16).padStart(32, '0');
+    fc.assert(
+      fc.property(address, fc.integer({ min: 0, max: 20 }), (a, off) => {
+        const out = new Uint8Array(off + 20).fill(0xaa);
+        ipv6IntoBytes(a, out, off);
+        expect(Buffer.from(out.subarray(off, off + 16)).toString('hex')).toBe(hexOf(a));
+        expect([...out.subarray(0, off), ...out.subarray(off + 16)].every((b) => b === 0xaa)).toBe(true);
+      }),
+    );
+    const high = parseIpv6('8001:203:405:607:809:a0b:c0d:e0f');
+    expect([...ipv6ToBytes(high)]).toStrictEqual([0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(() => ipv6IntoBytes(1n, new Uint8Array(16), 1)).toThrow(RangeError);
   });
 
   it('reads and writes bit fields MSB first', () => {
