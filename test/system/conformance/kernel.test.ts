@@ -14,7 +14,6 @@ conformanceSuite({
   name: 'kernel',
   tools: ['nft', 'python3'],
   kernel: ['seg6', 'seg6local'],
-  ipv4Needs: ['vrf'],
   hostCapabilities: { vrf: false, hmac: false },
   capabilities: kernelCapabilities({ vrf }),
   async backend(host) {

@@ -39,7 +39,6 @@ import { computeHostPlan } from '../../../src/srv6/pathcompute.ts';
 import {
   type Capture,
   createLab,
-  kernelIt,
   type Lab,
   type Netns,
   srhPackets,
@@ -47,7 +46,7 @@ import {
   tsharkFields,
   waitFor,
 } from '../../harness/index.ts';
-import { type KernelNeed, lackedKernelFeatures } from '../../harness/kernel.ts';
+import type { KernelNeed } from '../../harness/kernel.ts';
 
 const ip = parseIpv6;
 const p = parsePrefix;
@@ -75,8 +74,6 @@ export interface ConformanceTarget {
   readonly kernel?: readonly KernelNeed[];
   /** What the model may allocate on this backend's hosts (End.DT4/DT46 need `vrf`). */
   readonly hostCapabilities: HostCapabilities;
-  /** Kernel features the backend needs for IPv4 inside SRv6 (the kernel backend: VRF devices). */
-  readonly ipv4Needs?: readonly KernelNeed[];
   /** What the backend states it can do (the same object its instances carry): tests it lacks are skipped, named. */
   readonly capabilities: BackendCapabilities;
   /** Once, before any host (e.g. compile the BPF object). */
@@ -390,16 +387,10 @@ export function conformanceSuite(target: ConformanceTarget): void {
         },
       );
 
-      // The model allocates End.DT4 only on hosts with VRF, without a lookup scope, and has no IPv4
-      // workload addresses or entries: intentOf hands no backend an IPv4 path to realise yet.
-      const dt4 = 'End.DT4: an IPv4 inner packet across hosts, delivered into its tenant';
-      if (lackedKernelFeatures(target.ipv4Needs ?? []).length > 0)
-        kernelIt(target.ipv4Needs ?? [], dt4, () => {}); // reported `[needs kernel: vrf]`
-      else if (!target.capabilities.ipv4Inner)
-        it.skip(`${dt4} [${target.name} backend lacks capabilities.ipv4Inner]`, () => {});
-      else
-        it.skip(`${dt4} [not yet: the model has no IPv4 entries and its End.DT4 SIDs no lookup scope, so intentOf gives no IPv4 path]`, () => {});
-
+      // No End.DT4 test here yet: the model has no IPv4 workload addresses or entries, so intentOf hands
+      // no backend an IPv4 path to realise. The eBPF End.DT4 path is tested with hand-built entries
+      // (test/system/ebpf/crosshost.test.ts); the kernel backend claims no End.DT4 until it creates VRF
+      // devices (docs/dataplane.md).
       it(
         "isolation: tenant b reaches neither a's workloads (same host, remote host) nor a's SID (ping; its own SRv6 packet, scapy) nor b2 with a spoofed source: 0 delivered, drops counted per reason; a's and b's own traffic passes in the same run",
         async () => {
