@@ -5,6 +5,11 @@
 
 #include "abi.h"
 
+/* Overridable so that tests can build an object whose map layout differs (an upgrade that migrates). */
+#ifndef SM_POLICY_MAX
+#define SM_POLICY_MAX 262144
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -14,7 +19,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 262144);
+	__uint(max_entries, SM_POLICY_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct sm_policy_key);
 	__type(value, struct sm_policy);

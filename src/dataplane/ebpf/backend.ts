@@ -223,6 +223,11 @@ export class EbpfBackend implements DataplaneBackend {
   #realised: { intent: ForwardingIntent; state: EbpfState } | undefined;
   /** Items of the last intent it could not realise, with the reason. */
   skipped: readonly string[] = [];
+  /**
+   * Maps an upgrade replaced because their layout changed (`sm_policy (value size 40 -> 48)`), filled
+   * from the intent before the links moved to the new programs; empty when every pin was adopted.
+   */
+  migrated: readonly string[] = [];
 
   /** `dp` (routes of the underlay and delivery scopes, sysctls, links) stays the caller's. */
   constructor(dp: Dataplane, opts: EbpfBackendOptions) {
@@ -332,13 +337,14 @@ export class EbpfBackend implements DataplaneBackend {
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
     const obj = this.#load();
     this.#facts = await this.#readFacts(intent);
-    this.#hookAll(intent);
     const state = this.#lower(intent, this.#facts);
     let added = 0;
     let replaced = 0;
     let deleted = 0;
     // Maps first, new before old; then routes (delivery tables before the SIDs that look into them
-    // would be nicer, but a missing route only drops what would have had no route anyway).
+    // would be nicer, but a missing route only drops what would have had no route anyway); the
+    // programs last, so that a program never runs on maps not yet filled (a fresh start, or an upgrade
+    // whose maps changed layout: the old programs forward on the old maps until the link update).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
     for (const name of OWNED_MAPS) {
       const m = obj.map(name);
@@ -351,6 +357,8 @@ export class EbpfBackend implements DataplaneBackend {
       deleted += w.delete.length;
     }
     const r = await this.#dp.reconcile({ routes: state.routes });
+    this.#hookAll(intent);
+    if (obj.migrating.length > 0) this.#finishMigration(obj);
     this.#realised = { intent, state };
     this.skipped = state.skipped;
     return {
@@ -413,6 +421,18 @@ export class EbpfBackend implements DataplaneBackend {
       conflicts: [],
       skipped: state.skipped,
     };
+  }
+
+  /**
+   * The links run this object's programs now: its maps take the pins of the ones it changed, and pins
+   * of maps it no longer has go (nothing references them: their programs were replaced).
+   */
+  #finishMigration(obj: BpfObject): void {
+    const done = obj.repin();
+    const names = new Set(obj.maps.keys());
+    const stale = readdirSync(this.#o.pinDir).filter((f) => f.startsWith('sm_') && !names.has(f));
+    for (const f of stale) unpin(join(this.#o.pinDir, f));
+    this.migrated = [...done.map((m) => `${m.name} (${m.why})`), ...stale.map((f) => `${f} (removed)`)];
   }
 
   /** wl_in on the link's ingress; its endpoint entry comes with the attachment item of the intent. */

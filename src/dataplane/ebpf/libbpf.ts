@@ -107,6 +107,7 @@ interface Lib {
   bpf_map__key_size: (m: Ptr) => number;
   bpf_map__value_size: (m: Ptr) => number;
   bpf_map__max_entries: (m: Ptr) => number;
+  bpf_map__map_flags: (m: Ptr) => number;
   bpf_map__is_internal: (m: Ptr) => boolean;
   bpf_map__set_pin_path: (m: Ptr, path: string) => number;
   bpf_map_update_elem: (fd: number, key: Uint8Array, value: Uint8Array, flags: bigint) => number;
@@ -176,6 +177,7 @@ export function libbpf(): Lib {
     bpf_map__key_size: so.func('bpf_map__key_size', 'uint32_t', [mapPtr]),
     bpf_map__value_size: so.func('bpf_map__value_size', 'uint32_t', [mapPtr]),
     bpf_map__max_entries: so.func('bpf_map__max_entries', 'uint32_t', [mapPtr]),
+    bpf_map__map_flags: so.func('bpf_map__map_flags', 'uint32_t', [mapPtr]),
     bpf_map__is_internal: so.func('bpf_map__is_internal', 'bool', [mapPtr]),
     bpf_map__set_pin_path: so.func('bpf_map__set_pin_path', 'int', [mapPtr, 'str']),
     bpf_map_update_elem: f(
@@ -387,23 +389,13 @@ export class BpfMap {
    */
   static openPinned(path: string): BpfMap {
     const fd = objGet(path);
-    const info = new Uint8Array(80);
-    const len = [info.length];
-    const rc = libbpf().bpf_obj_get_info_by_fd(fd, info, len);
-    if (rc !== 0) {
+    try {
+      const l = mapLayoutOf(fd, path);
+      return new BpfMap(l.name, fd, l.type, l.keySize, l.valueSize, l.maxEntries);
+    } catch (e) {
       closeFd(fd);
-      throw new BpfError(`reading the info of pinned map ${path}`, -rc, '');
+      throw e;
     }
-    const v = new DataView(info.buffer);
-    const name = Buffer.from(info.subarray(24, 40)).toString('latin1').replace(/\0.*$/s, '');
-    return new BpfMap(
-      name,
-      fd,
-      v.getUint32(0, true),
-      v.getUint32(8, true),
-      v.getUint32(12, true),
-      v.getUint32(16, true),
-    );
   }
 
   /** Closes the map's fd (maps of a BpfObject close with it). */
@@ -630,11 +622,60 @@ export class BpfMap {
   }
 }
 
+/** What libbpf compares before it reuses a pinned map (map_is_reuse_compat): a map is reused only if all agree. */
+export interface MapLayout {
+  readonly name: string;
+  readonly type: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+}
+
+/** The layout of the map behind `fd` (struct bpf_map_info). */
+function mapLayoutOf(fd: number, what: string): MapLayout {
+  const info = new Uint8Array(80);
+  const len = [info.length];
+  const rc = libbpf().bpf_obj_get_info_by_fd(fd, info, len);
+  if (rc !== 0) throw new BpfError(`reading the info of pinned map ${what}`, -rc, '');
+  const v = new DataView(info.buffer);
+  return {
+    name: Buffer.from(info.subarray(24, 40)).toString('latin1').replace(/\0.*$/s, ''),
+    type: v.getUint32(0, true),
+    keySize: v.getUint32(8, true),
+    valueSize: v.getUint32(12, true),
+    maxEntries: v.getUint32(16, true),
+    flags: v.getUint32(20, true),
+  };
+}
+
+/** How `pinned` differs from `wanted` (empty: libbpf would reuse it). */
+export function layoutChanges(pinned: MapLayout, wanted: MapLayout): string[] {
+  const fields = [
+    ['type', 'type'],
+    ['keySize', 'key size'],
+    ['valueSize', 'value size'],
+    ['maxEntries', 'max entries'],
+    ['flags', 'flags'],
+  ] as const;
+  return fields
+    .filter(([f]) => pinned[f] !== wanted[f])
+    .map(([f, label]) => `${label} ${pinned[f]} -> ${wanted[f]}`);
+}
+
 export interface LoadOptions {
   /** Reuse maps pinned in this folder (a bpffs) and pin the ones created there (libbpf's pin_path). */
   readonly pinMapsDir?: string;
   /** Load only these programs (default: all). */
   readonly programs?: readonly string[];
+}
+
+/** A pinned map whose layout the object changed: created anew, pinned in its place by {@link BpfObject.repin}. */
+export interface MigratingMap {
+  readonly name: string;
+  readonly pin: string;
+  /** What changed, e.g. `value size 40 -> 48`. */
+  readonly why: string;
 }
 
 const STATS_LOG = 64 * 1024;
@@ -644,6 +685,15 @@ export class BpfObject {
   readonly path: string;
   readonly programs: ReadonlyMap<string, BpfProgram>;
   readonly maps: ReadonlyMap<string, BpfMap>;
+  /**
+   * Maps pinned by an older object whose layout this one changed. libbpf would refuse to load over
+   * them; they are created unpinned instead, so the old programs keep forwarding on the old maps until
+   * the caller has filled the new ones, pointed the links at the new programs and called `repin`.
+   */
+  get migrating(): readonly MigratingMap[] {
+    return this.#migrating;
+  }
+  #migrating: readonly MigratingMap[];
   private handle: Ptr;
 
   private constructor(
@@ -651,11 +701,13 @@ export class BpfObject {
     handle: Ptr,
     programs: Map<string, BpfProgram>,
     maps: Map<string, BpfMap>,
+    migrating: MigratingMap[],
   ) {
     this.path = path;
     this.handle = handle;
     this.programs = programs;
     this.maps = maps;
+    this.#migrating = migrating;
   }
 
   /** Opens and loads an object file; on a verifier rejection the error carries the verifier's log. */
@@ -668,6 +720,7 @@ export class BpfObject {
         `BPF object ${path} cannot be read (${(e as Error).message}): build it with 'npm run build'`,
       );
     }
+    const migrating: MigratingMap[] = [];
     const attempt = (logLevel: number, logSize: number) => {
       const obj = l.bpf_object__open_file(path, null);
       if (isNullOrErr(obj)) throw new BpfError(`opening BPF object ${path}`, koffi.errno(), '');
@@ -688,13 +741,25 @@ export class BpfObject {
         l.bpf_program__set_log_level(p, logLevel);
         bufs.push({ prog: p, name, buf });
       }
+      migrating.length = 0;
       if (opts.pinMapsDir) {
         for (let m = l.bpf_object__next_map(obj, null); !isNullOrErr(m); m = l.bpf_object__next_map(obj, m)) {
           if (l.bpf_map__is_internal(m)) continue;
-          check(
-            l.bpf_map__set_pin_path(m, `${opts.pinMapsDir}/${l.bpf_map__name(m)}`),
-            'setting a map pin path',
-          );
+          const name = l.bpf_map__name(m);
+          const pin = `${opts.pinMapsDir}/${name}`;
+          const changes = pinnedLayoutChanges(pin, {
+            name,
+            type: l.bpf_map__type(m),
+            keySize: l.bpf_map__key_size(m),
+            valueSize: l.bpf_map__value_size(m),
+            maxEntries: l.bpf_map__max_entries(m),
+            flags: l.bpf_map__map_flags(m),
+          });
+          if (changes.length > 0) {
+            migrating.push({ name, pin, why: changes.join(', ') });
+            continue; // no pin path: a new map, pinned by repin once the links use it
+          }
+          check(l.bpf_map__set_pin_path(m, pin), 'setting a map pin path');
         }
       }
       const rc = l.bpf_object__load(obj);
@@ -749,7 +814,22 @@ export class BpfObject {
         ),
       );
     }
-    return new BpfObject(path, first.obj, programs, maps);
+    return new BpfObject(path, first.obj, programs, maps, migrating);
+  }
+
+  /**
+   * Pins the maps of `migrating` in place of the old ones (whose programs no link runs any more: the
+   * kernel frees them with their last reference). Returns what was re-pinned.
+   */
+  repin(): MigratingMap[] {
+    const done: MigratingMap[] = [];
+    for (const m of this.#migrating) {
+      unpin(m.pin);
+      this.map(m.name).pin(m.pin);
+      done.push(m);
+    }
+    this.#migrating = [];
+    return done;
   }
 
   program(name: string): BpfProgram {
@@ -774,6 +854,17 @@ export class BpfObject {
   close(): void {
     if (this.handle) libbpf().bpf_object__close(this.handle);
     this.handle = null;
+  }
+}
+
+/** How the map pinned at `pin` differs from `wanted`; empty when nothing is pinned there or it matches. */
+function pinnedLayoutChanges(pin: string, wanted: MapLayout): string[] {
+  if (!existsSync(pin)) return [];
+  const fd = objGet(pin);
+  try {
+    return layoutChanges(mapLayoutOf(fd, pin), wanted);
+  } finally {
+    closeFd(fd);
   }
 }
 

@@ -227,6 +227,74 @@ systemSuite(
       expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(150);
     });
 
+    it('upgrade in place, 100 pps, 0 lost: an object whose sm_policy changed layout replaces the programs through the pinned links, its sm_policy filled before the switch; the other maps are adopted; and back', async () => {
+      const [b1] = backends as [EbpfBackend];
+      const pinDir = opts[0]!.pinDir;
+      const grown = await compileDatapath(['SM_POLICY_MAX=300000']);
+      const mapInfo = async (name: string) =>
+        JSON.parse((await sh('bpftool', ['-j', 'map', 'show', 'pinned', `${pinDir}/${name}`])).stdout) as {
+          id: number;
+          max_entries: number;
+        };
+      const linkProgs = async () => {
+        const out = new Map<string, number>();
+        for (const f of readdirSync(pinDir).filter((x) => x.startsWith('link_'))) {
+          const r = await sh('bpftool', ['-j', 'link', 'show', 'pinned', `${pinDir}/${f}`]);
+          out.set(f, (JSON.parse(r.stdout) as { prog_id: number }).prog_id);
+        }
+        return out;
+      };
+      const mapExists = async (id: number) =>
+        (await sh('bpftool', ['map', 'show', 'id', String(id)], { allowFail: true })).code === 0;
+
+      let current = b1;
+      for (const [objectPath, maxEntries] of [
+        [grown, 300_000],
+        [opts[0]!.objectPath!, 262_144],
+      ] as const) {
+        const policyBefore = await mapInfo('sm_policy');
+        const sidsBefore = await mapInfo('sm_sids');
+        const links = await tcxLinks(pinDir);
+        const progsBefore = await linkProgs();
+        const start = await current.readCounters();
+        const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
+        await waitFor(
+          async () =>
+            (await current.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
+          { timeoutMs: 10_000, what: 'the ping to start' },
+        );
+        await current.close();
+        const next = new EbpfBackend(dps[0]!, { ...opts[0]!, objectPath });
+        backends[0] = next;
+        const r = await next.realise(hostIntent(1));
+        expect(next.migrated).toStrictEqual([
+          `sm_policy (max entries ${policyBefore.max_entries} -> ${maxEntries})`,
+        ]);
+        // Only the new sm_policy is written (from empty); every other map was adopted as it was.
+        const policyAfter = await mapInfo('sm_policy');
+        expect(r.added).toBeGreaterThan(0);
+        expect({ replaced: r.replaced, deleted: r.deleted }).toStrictEqual({ replaced: 0, deleted: 0 });
+        expect(policyAfter.max_entries).toBe(maxEntries);
+        expect(policyAfter.id).not.toBe(policyBefore.id);
+        expect((await mapInfo('sm_sids')).id).toBe(sidsBefore.id);
+        // The same links (never detached), each now running a new program.
+        expect(await tcxLinks(pinDir)).toStrictEqual(links);
+        const progsAfter = await linkProgs();
+        for (const [name, prog] of progsBefore) expect(progsAfter.get(name), name).not.toBe(prog);
+        expect(await pinging).toBe(300);
+        // Nothing holds the old sm_policy any more: the kernel frees it.
+        await waitFor(async () => !(await mapExists(policyBefore.id)), {
+          timeoutMs: 10_000,
+          what: `the old sm_policy (map ${policyBefore.id}) to be freed`,
+        });
+        // Counters were adopted: the ping's packets are counted across the switch.
+        const end = await next.readCounters();
+        expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(300);
+        expect(await next.realise(hostIntent(1))).toStrictEqual(ZERO);
+        current = next;
+      }
+    });
+
     it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {
       const b1 = backends[0]!;
       const before = await tcxLinks(opts[0]!.pinDir);
