@@ -2,9 +2,11 @@
 /*
  * Segmesh SRv6 datapath (tc programs, docs/dataplane.md "eBPF programs and maps"):
  * - wl_in: ingress of the host side of a workload veth (traffic leaving the workload): validate,
- *   then H.Encaps / H.Encaps.Red / local delivery by the tenant's policy.
+ *   then H.Encaps / H.Encaps.Red / local delivery by the tenant's policy (its egress scope); also on an
+ *   SR-unaware network function's link (what it hands back), by the function's return scope.
  * - ul_in: ingress of an underlay (fabric) interface: local SIDs (End, End.X, End.DT4/6/46,
- *   End.DX4/6), End.DT* redirects toward moved workloads; everything else goes to the stack untouched.
+ *   End.DX4/6), End.DT* redirects toward moved workloads, End.DT* of a forward SID by the tenant's
+ *   forward scope; everything else goes to the stack untouched.
  */
 #include "lib/compat.h"
 #include "lib/abi.h"
@@ -138,7 +140,8 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	if (dst->a[0] == 0xff || (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80))
 		return pass();
 	if (SM_VALIDATING(cfg)) {
-		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6))
+		/* A network function's link carries others' sources: tested only after a mismatch. */
+		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6) && !(ep->flags & SM_EP_F_ANYSRC))
 			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(dst);
 		if (b)
@@ -165,6 +168,7 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 				return drop(skb, SM_R_DROP_CTLPORT);
 		}
 	}
+	/* ep->tenant is the key space: the tenant's egress, or a function's return scope. */
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
 	__builtin_memcpy(&k.dst, dst, 16);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
@@ -186,7 +190,8 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 	struct in6 dst;
 	v4mapped(&dst, ip.daddr);
 	if (SM_VALIDATING(cfg)) {
-		if (!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0)
+		if ((!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0) &&
+		    !(ep->flags & SM_EP_F_ANYSRC))
 			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(&dst);
 		if (b)
@@ -228,31 +233,40 @@ int wl_in(struct __sk_buff *skb)
  * host; make before break): the encap entry in sm_policy's delivery key space, or none. Only for a SID
  * that decapsulates into the delivery scope.
  */
+/* The sm_policy entry of key space `space` for the inner destination of the packet at `inner_off`. */
+static sm_always_inline struct sm_policy *inner_policy(struct __sk_buff *skb, __u32 space, __u32 inner_off,
+						       int v4)
+{
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(space)};
+	if (v4) {
+		__be32 d;
+		if (bpf_skb_load_bytes(skb, inner_off + offsetof(struct iphdr, daddr), &d, 4) < 0)
+			return 0;
+		v4mapped(&k.dst, d);
+	} else if (bpf_skb_load_bytes(skb, inner_off + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0) {
+		return 0;
+	}
+	return bpf_map_lookup_elem(&sm_policy, &k);
+}
+
 static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, struct sm_sid *sid,
 							struct srv6_info *si, int v4)
 {
 	if (!(sid->flags & SM_SID_F_DELIVERY))
 		return 0;
-	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(sid->tenant | SM_TENANT_F_DELIVERY)};
-	if (v4) {
-		__be32 d;
-		if (bpf_skb_load_bytes(skb, si->inner_off + offsetof(struct iphdr, daddr), &d, 4) < 0)
-			return 0;
-		v4mapped(&k.dst, d);
-	} else if (bpf_skb_load_bytes(skb, si->inner_off + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0) {
-		return 0;
-	}
-	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	struct sm_policy *pol = inner_policy(skb, sid->tenant | SM_TENANT_F_DELIVERY, si->inner_off, v4);
 	if (!pol || (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED))
 		return 0;
 	return pol;
 }
 
-/* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host: the outer
- * headers in front of the inner packet at `inner_off` are replaced in place (the inner hop limit - 1,
- * as a decapsulation would), then the outer packet is forwarded like End's, in the main table. */
+/* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host, or by the
+ * forward scope (`reason` counts which): the outer headers in front of the inner packet at `inner_off`
+ * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet is
+ * forwarded like End's, in the main table. Not on the common paths: it reads the config itself (a
+ * BPF call takes five arguments). */
 static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
-						 int v4, __u32 cfg)
+						 int v4, __u32 reason)
 {
 	__u32 inner_len;
 	if (v4) {
@@ -273,13 +287,44 @@ static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct s
 		r = srv6_encap(skb, pol, inner_len, v4, inner_off - L3_OFF);
 	if (r)
 		return drop(skb, r);
-	count(SM_R_REDIRECT_MOVE);
-	return forward_main6(skb, cfg);
+	count(reason);
+	return forward_main6(skb, config_flags());
 }
 
-/* End.DT4 / DT6 / DT46 / DX4 / DX6: decapsulate, then deliver (or redirect toward a moved workload). */
-static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si,
-					      __u32 cfg)
+/*
+ * End.DT* of a forward SID (edge aggregate mode): the tenant's forward scope is all in sm_policy, as its
+ * egress is (a split between the map and a FIB table would lose longest-prefix order: the edge's default
+ * route would win over a local workload's /128). Local: decapsulate, deliver to the workload's veth;
+ * encap: re-encapsulate in place; drop or no entry: dropped.
+ */
+static __attribute__((noinline)) int ul_forward(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si,
+						int v4)
+{
+	struct sm_policy *pol = inner_policy(skb, sid->tenant | SM_TENANT_F_FORWARD, si->inner_off, v4);
+	if (!pol)
+		return drop(skb, SM_R_DROP_NOPOLICY);
+	if (pol->mode == SM_MODE_ENCAP || pol->mode == SM_MODE_ENCAP_RED) {
+		if (bpf_map_lookup_elem(&sm_sids, &pol->segs[0]))
+			return drop(skb, SM_R_DROP_REDIRECT_LOOP);
+		return ul_redirect(skb, pol, si->inner_off, v4, SM_R_FORWARD);
+	}
+	if (pol->mode != SM_MODE_LOCAL)
+		return drop(skb, SM_R_DROP_POLICY);
+	int r = srv6_decap(skb, si->inner_off, v4);
+	if (!r)
+		r = dec_hop_limit(skb, v4);
+	if (r)
+		return drop(skb, r);
+	if (bpf_skb_store_bytes(skb, 0, pol->dmac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, pol->smac, 6, 0) < 0)
+		return drop(skb, SM_R_DROP_ERROR);
+	count(v4 ? SM_R_DT4 : SM_R_DT6);
+	count(SM_R_LOCAL);
+	return bpf_redirect(pol->oif, 0);
+}
+
+/* End.DT4 / DT6 / DT46 / DX4 / DX6: decapsulate, then deliver (or redirect toward a moved workload, or
+ * by the forward scope). */
+static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si)
 {
 	if (si->present && si->sl != 0)
 		return drop(skb, SM_R_DROP_SL_NONZERO);
@@ -293,12 +338,14 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 		return drop(skb, SM_R_DROP_INNER);
 	if (skb->len < si->inner_off + (v4 ? sizeof(struct iphdr) : IP6_HLEN))
 		return drop(skb, SM_R_DROP_TRUNCATED);
+	if (sid->flags & SM_SID_F_FORWARD)
+		return ul_forward(skb, sid, si, v4);
 	/* Decided before the packet changes: a redirect back to one of this host's SIDs would loop. */
 	struct sm_policy *mv = move_redirect(skb, sid, si, v4);
 	if (mv && bpf_map_lookup_elem(&sm_sids, &mv->segs[0]))
 		return drop(skb, SM_R_DROP_REDIRECT_LOOP);
 	if (mv)
-		return ul_redirect(skb, mv, si->inner_off, v4, cfg);
+		return ul_redirect(skb, mv, si->inner_off, v4, SM_R_REDIRECT_MOVE);
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);
@@ -372,7 +419,7 @@ int ul_in(struct __sk_buff *skb)
 			return drop(skb, r);
 		__u8 b = sid->behavior;
 		if (b != SM_END && b != SM_END_X)
-			return ul_decap(skb, sid, &si, cfg);
+			return ul_decap(skb, sid, &si);
 		r = ul_end(skb, &si);
 		if (r)
 			return drop(skb, r);

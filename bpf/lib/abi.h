@@ -17,26 +17,38 @@ struct in6 {
 	__u8 a[16];
 };
 
-/* endpoints: host-side workload veth ifindex -> workload. */
+/* endpoints: host-side ifindex of a workload veth, or of an SR-unaware network function's link -> the
+ * sm_policy key space what arrives from it is looked up in, and the source it may use. */
 struct sm_endpoint {
-	__u32 tenant;
+	__u32 tenant;         /* key space: a workload's tenant id (its egress), or a function's index |
+			       * SM_TENANT_F_RETURN (its return scope); wl_in uses it as is */
 	__u32 flags;          /* SM_EP_F_* */
 	__u8 addr4[4];        /* the workload's IPv4 address (0.0.0.0 = no IPv4) */
 	struct in6 addr6;     /* the workload's IPv6 address */
 };
-#define SM_EP_F_V4 1u /* the workload has an IPv4 address */
+#define SM_EP_F_V4 1u     /* the workload has an IPv4 address */
+#define SM_EP_F_ANYSRC 2u /* a network function's link: it hands back other workloads' packets, so no
+			   * source check (the destination, Routing Header and port checks stay) */
 
-/* policy: LPM {tenant, destination}; IPv4 destinations as ::ffff:a.b.c.d. prefixlen counts the 32
- * tenant bits too: a /64 is prefixlen 96. Two key spaces: the tenant id alone keys its egress scope
- * (wl_in); the tenant id | SM_TENANT_F_DELIVERY keys its delivery scope's redirects (ul_in after
- * End.DT* of a delivery SID: a workload that moved to another host). Tenant ids stay below 2^12, so the
- * flag's leading bit never matches an egress prefix (each prefix covers all 32 tenant bits). */
+/* policy: LPM {key space, destination}; IPv4 destinations as ::ffff:a.b.c.d. prefixlen counts the 32
+ * key space bits too: a /64 is prefixlen 96. One key space per lookup scope (src/srv6/scope.ts):
+ * - the tenant id alone: its egress scope (wl_in on a workload's link);
+ * - tenant id | SM_TENANT_F_DELIVERY: its delivery scope's redirects (ul_in after End.DT* of a delivery
+ *   SID: a workload that moved to another host; the rest of delivery is the tenant's FIB table);
+ * - tenant id | SM_TENANT_F_FORWARD: its forward scope, whole (ul_in after End.DT* of a forward SID,
+ *   edge aggregate mode: local workloads delivered, remote ones and the edge's routes re-encapsulated);
+ * - function index | SM_TENANT_F_RETURN: an SR-unaware network function's return scope, whole (wl_in
+ *   on the function's link, whose endpoint carries this key space).
+ * Tenant ids stay below 2^12 and function indexes below 2^29, so the flags' leading bits never match
+ * another space's prefix (each prefix covers all 32 key space bits). */
 struct sm_policy_key {
 	__u32 prefixlen;
-	__u32 tenant;   /* network byte order, so that the trie compares it as leading bits */
+	__u32 tenant;   /* the key space, network byte order, so that the trie compares it as leading bits */
 	struct in6 dst;
 };
 #define SM_TENANT_F_DELIVERY 0x80000000u /* the delivery key space (before the byte order swap) */
+#define SM_TENANT_F_FORWARD 0x40000000u  /* the forward key space */
+#define SM_TENANT_F_RETURN 0x20000000u   /* the return key spaces (of a function index, not a tenant) */
 
 enum sm_mode {
 	SM_MODE_ENCAP = 1,     /* H.Encaps */
@@ -69,6 +81,7 @@ enum sm_behavior {
 	SM_END_DX4 = 7,
 };
 #define SM_SID_F_DELIVERY 1u /* End.DT*: its lookup scope is the tenant's delivery scope (redirects apply) */
+#define SM_SID_F_FORWARD 2u  /* End.DT*: its lookup scope is the tenant's forward scope (sm_policy only) */
 struct sm_sid {
 	__u8 behavior;
 	__u8 flags;         /* SM_SID_F_* */
@@ -129,12 +142,13 @@ enum sm_reason {
 	SM_R_PTB = 12,
 	SM_R_PASS = 13, /* not ours (non-IP, link-local, no endpoint, not a local SID) */
 	SM_R_REDIRECT_MOVE = 14, /* End.DT* re-encapsulated toward a moved workload's new host */
+	SM_R_FORWARD = 15,       /* End.DT* of a forward SID re-encapsulated (a remote workload, the edge) */
 	SM_R_DROP_SPOOF = 16,
 	SM_R_DROP_SIDBLOCK = 17,
 	SM_R_DROP_HOSTADDR = 18,
 	SM_R_DROP_CTLPORT = 19,
 	SM_R_DROP_WL_SRH = 20,
-	SM_R_DROP_NOPOLICY = 21,
+	SM_R_DROP_NOPOLICY = 21,      /* no entry in the scope (egress, forward, return) */
 	SM_R_DROP_POLICY = 22,        /* an explicit deny, or a policy the program cannot apply */
 	SM_R_DROP_UNTRUSTED_SRC = 23,
 	SM_R_DROP_SRH_SL = 24,        /* Segments Left beyond Last Entry */
@@ -148,7 +162,7 @@ enum sm_reason {
 	SM_R_DROP_FIB = 32,           /* no route (the tenant table never falls back to main) */
 	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
 	SM_R_DROP_ERROR = 34,         /* a helper failed */
-	SM_R_DROP_REDIRECT_LOOP = 35, /* a delivery redirect whose first segment is a SID of this host */
+	SM_R_DROP_REDIRECT_LOOP = 35, /* a delivery or forward re-encapsulation toward a SID of this host */
 	SM_R_MAX = 40,
 };
 

@@ -13,10 +13,11 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32); /* ifindex of the workload veth's host side */
+	__type(key, __u32); /* ifindex of a workload veth's host side, or of an SR-unaware function's link */
 	__type(value, struct sm_endpoint);
 } sm_endpoints SEC(".maps");
 
+/* Per-scope key spaces (egress, delivery redirects, forward, return): see struct sm_policy_key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, SM_POLICY_MAX);

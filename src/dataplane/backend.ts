@@ -9,7 +9,7 @@
  */
 import { formatIpv6, formatPrefix } from '../srv6/address.ts';
 import type { Behavior } from '../srv6/behavior.ts';
-import type { EncapMode, ForwardingIntent, IntentDelta, IntentItem } from './intent.ts';
+import type { EncapMode, ForwardingIntent, IntentDelta, IntentItem, Scope, ScopeKind } from './intent.ts';
 
 export interface BackendCapabilities {
   /** Backend name, for messages (`kernel`, `ebpf`). */
@@ -23,7 +23,22 @@ export interface BackendCapabilities {
   readonly ipv4Inner: boolean;
   /** Prefix entries with a source prefix (policies with a `from` selector). */
   readonly sourceSpecific: boolean;
+  /**
+   * Lookup scopes it realises (src/srv6/scope.ts): entries in them, SIDs that decapsulate into them,
+   * links whose arrivals are looked up in them (`forward`: edge aggregate mode; `return`: SR-unaware
+   * network functions).
+   */
+  readonly scopes: ReadonlySet<ScopeKind>;
 }
+
+/** Every lookup scope of the model. */
+export const ALL_SCOPES: ReadonlySet<ScopeKind> = new Set<ScopeKind>([
+  'underlay',
+  'egress',
+  'delivery',
+  'forward',
+  'return',
+]);
 
 /** Packet counters of one local SID (what was processed by it). */
 export interface SidCounters {
@@ -93,9 +108,19 @@ function describe(item: IntentItem): string {
 
 const IPV4_BEHAVIORS: ReadonlySet<Behavior> = new Set(['End.DT4', 'End.DT46', 'End.DX4']);
 
+/** The scope an item looks into or fills, if any. */
+function scopeOf(item: IntentItem): Scope | undefined {
+  if (item.kind === 'entry') return item.scope;
+  if (item.kind === 'sid') return item.lookup;
+  return item.ingress;
+}
+
 /** Why `caps` cannot realise `item`, or undefined when it can. */
 export function unsupportedReason(caps: BackendCapabilities, item: IntentItem): string | undefined {
   const what = describe(item);
+  const scope = scopeOf(item);
+  if (scope && !caps.scopes.has(scope.kind))
+    return `${what}: the ${caps.name} backend has no ${scope.kind} scope; it realises ${[...caps.scopes].join(', ')}`;
   if (item.kind === 'sid') {
     if (IPV4_BEHAVIORS.has(item.behavior) && !caps.ipv4Inner)
       return `${what}: the ${caps.name} backend does not carry IPv4 inside SRv6`;

@@ -81,11 +81,37 @@ export const CFG_VALIDATE = 1;
 export const CFG_FIB = 2;
 export const CFG_TRUSTSRC = 4;
 export const EP_V4 = 1;
+/** sm_endpoint.flags: a network function's link (others' sources: no source check). */
+export const EP_ANYSRC = 2;
 export const POL_SRH = 1;
 /** sm_sid.flags: End.DT* into the tenant's delivery scope (its redirects apply). */
 export const SID_DELIVERY = 1;
+/** sm_sid.flags: End.DT* into the tenant's forward scope (edge aggregate mode; all in sm_policy). */
+export const SID_FORWARD = 2;
 /** sm_policy key: the tenant field of the delivery key space (redirects of moved workloads). */
 export const TENANT_DELIVERY = 0x80000000;
+/** sm_policy key: the tenant field of the forward key space. */
+export const TENANT_FORWARD = 0x40000000;
+/** sm_policy key: the return key spaces, of a network function's index (not a tenant id). */
+export const TENANT_RETURN = 0x20000000;
+
+/** The key spaces of sm_policy, one per lookup scope the programs look up there. */
+export type PolicySpace = 'egress' | 'delivery' | 'forward' | 'return';
+const SPACE_FLAG: Readonly<Record<PolicySpace, number>> = {
+  egress: 0,
+  delivery: TENANT_DELIVERY,
+  forward: TENANT_FORWARD,
+  return: TENANT_RETURN,
+};
+
+/** The key space id of a scope's entries (tenant id or function index, with the space's flag). */
+export function policySpace(id: number, space: PolicySpace): number {
+  if (!Number.isInteger(id) || id < 0 || id >= TENANT_RETURN)
+    throw new RangeError(
+      `${space === 'return' ? 'function index' : 'tenant id'} ${id} does not fit a policy key (0..${TENANT_RETURN - 1})`,
+    );
+  return (id | SPACE_FLAG[space]) >>> 0;
+}
 
 /** Counter slots (enum sm_reason). */
 export const Reason = {
@@ -104,6 +130,7 @@ export const Reason = {
   ptb: 12,
   pass: 13,
   redirect_move: 14,
+  forward: 15,
   drop_spoof: 16,
   drop_sid_block: 17,
   drop_host_address: 18,
@@ -169,15 +196,20 @@ export function parseLinkDropKey(key: Uint8Array): { ifindex: number; reason: nu
   return { ifindex: v.getUint32(0, true), reason: v.getUint32(4, true) };
 }
 
-export interface EndpointValue {
-  readonly tenant: number;
-  readonly addr6: Ipv6Address;
-  readonly addr4?: string;
-}
+/** A workload's link (its tenant's egress, its source) or an SR-unaware function's (its return scope). */
+export type EndpointValue =
+  | { readonly tenant: number; readonly addr6: Ipv6Address; readonly addr4?: string }
+  | { readonly returnOf: number };
 
 export function endpointValue(e: EndpointValue): Uint8Array {
   const b = alloc(SIZES.sm_endpoints.value);
-  le32(b, 0, e.tenant);
+  if ('returnOf' in e) {
+    // The function's return key space; any source (it hands back other workloads' packets).
+    le32(b, 0, policySpace(e.returnOf, 'return'));
+    le32(b, 4, EP_ANYSRC);
+    return b;
+  }
+  le32(b, 0, policySpace(e.tenant, 'egress'));
   le32(b, 4, e.addr4 ? EP_V4 : 0);
   if (e.addr4) b.set(ipv4Bytes(e.addr4), 8);
   ipv6IntoBytes(e.addr6, b, 12);
@@ -185,21 +217,21 @@ export function endpointValue(e: EndpointValue): Uint8Array {
 }
 
 /**
- * Policy key: the tenant's bits lead the prefix (network order), then the destination (bytes or an
- * address). `delivery`: the tenant's delivery key space (End.DT* redirects toward a moved workload), else
- * its egress (wl_in).
+ * Policy key: the key space's bits lead the prefix (network order), then the destination (bytes or an
+ * address). `id` is the tenant id, or for `return` the network function's index. Spaces: `egress` (wl_in
+ * on a workload's link), `delivery` (End.DT* redirects toward a moved workload), `forward` (End.DT* of a
+ * forward SID), `return` (wl_in on an SR-unaware function's link).
  */
 export function policyKey(
-  tenant: number,
+  id: number,
   dst: Uint8Array | Ipv6Address,
   prefixLength: number,
-  space: 'egress' | 'delivery' = 'egress',
+  space: PolicySpace = 'egress',
 ): Uint8Array {
-  if (!Number.isInteger(tenant) || tenant < 0 || tenant >= TENANT_DELIVERY)
-    throw new RangeError(`tenant id ${tenant} does not fit a policy key (0..${TENANT_DELIVERY - 1})`);
+  const spaceId = policySpace(id, space);
   const b = alloc(SIZES.sm_policy.key);
   le32(b, 0, 32 + prefixLength);
-  be32(b, 4, space === 'delivery' ? (tenant | TENANT_DELIVERY) >>> 0 : tenant);
+  be32(b, 4, spaceId);
   if (typeof dst === 'bigint') ipv6IntoBytes(dst, b, 8);
   else b.set(dst, 8);
   return b;
@@ -248,12 +280,14 @@ export interface SidValue {
   readonly nexthop?: Ipv6Address | string;
   /** End.DT*: decapsulates into the tenant's delivery scope (its redirects apply). */
   readonly delivery?: boolean;
+  /** End.DT*: decapsulates into the tenant's forward scope (looked up in sm_policy only). */
+  readonly forward?: boolean;
 }
 
 export function sidValue(s: SidValue): Uint8Array {
   const b = alloc(SIZES.sm_sids.value);
   b[0] = Behavior[s.behavior];
-  b[1] = s.delivery ? SID_DELIVERY : 0;
+  b[1] = (s.delivery ? SID_DELIVERY : 0) | (s.forward ? SID_FORWARD : 0);
   le32(b, 4, s.table ?? 0);
   le32(b, 8, s.tenant ?? 0);
   le32(b, 12, s.oif ?? 0);

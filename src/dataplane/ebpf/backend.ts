@@ -15,13 +15,14 @@ import { promisify } from 'node:util';
 import koffi from 'koffi';
 import type { Ipv6Address } from '../../srv6/address.ts';
 import type { Behavior } from '../../srv6/behavior.ts';
-import type {
-  AttachmentDrops,
-  BackendCapabilities,
-  BackendCounters,
-  DataplaneBackend,
-  RealiseResult,
-  SidCounters,
+import {
+  ALL_SCOPES,
+  type AttachmentDrops,
+  type BackendCapabilities,
+  type BackendCounters,
+  type DataplaneBackend,
+  type RealiseResult,
+  type SidCounters,
 } from '../backend.ts';
 import { type Dataplane, netnsPath } from '../dataplane.ts';
 import { attachments, type ForwardingIntent, type IntentDelta, localSids } from '../intent.ts';
@@ -100,8 +101,12 @@ export function ebpfCapabilities(): BackendCapabilities {
     encapModes: new Set(['encap', 'encap.red']),
     hmac: false, // no HMAC in BPF yet
     ipv4Inner: true, // End.DT4 / End.DT46 by FIB lookup in the tenant's table, no VRF
-    // The policy LPM is keyed by {tenant, destination}: no source prefix.
+    // The policy LPM is keyed by {key space, destination}: no source prefix (a return scope's entries
+    // from policies with `from` are refused by that, the rest of the scope realised).
     sourceSpecific: false,
+    // sm_policy has a key space per scope: egress, delivery redirects, forward (End.DT* of a forward
+    // SID), return (wl_in on an SR-unaware function's link); the underlay is the main table.
+    scopes: ALL_SCOPES,
   };
 }
 

@@ -4,17 +4,21 @@
  *
  * - attachments with an egress scope -> `sm_endpoints` (ifindex -> tenant, source it may use), their
  *   denied destinations -> `sm_blocked` (a /128 is a host address, anything shorter the SID block);
- * - egress entries -> `sm_policy` ({tenant, prefix}): encap / encap.red, deliver (a workload on this
- *   host: mode local with its MACs), unreachable (mode drop); egress `locator` entries need nothing (the
- *   outer packet is looked up in the main table, where the underlay entries are);
+ *   an SR-unaware function's attachment (ingress: its return scope) -> `sm_endpoints` with the
+ *   function's return key space and no source check (it hands back others' packets);
+ * - egress, forward and return entries -> `sm_policy`, each scope in its key space ({tenant, prefix},
+ *   {tenant | TENANT_FORWARD, prefix}, {function index | TENANT_RETURN, prefix}): encap / encap.red,
+ *   deliver (a workload on this host: mode local with its MACs), unreachable (mode drop); `locator`
+ *   entries there need nothing (the outer packet is looked up in the main table, where the underlay
+ *   entries are). A scope whole in the map: its longest prefix wins as in a routing table;
  * - delivery entries that encapsulate (a workload that moved away) -> `sm_policy` in the delivery key
  *   space ({tenant | TENANT_DELIVERY, prefix}): ul_in re-encapsulates after End.DT* of a delivery SID;
  * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table (and the delivery
- *   flag when that is the delivery scope);
+ *   flag when that is the delivery scope, the forward flag when it is the forward scope);
  * - underlay and delivery entries -> kernel routes (main table; the tenant's delivery table, which
  *   End.DT6's `bpf_fib_lookup` reads), as the kernel backend lowers them (kernel/lower.ts);
- * - what the programs cannot do (source-specific entries, encap from the underlay scope, forward and
- *   return scopes, End.T / End.B6.*) is listed in `skipped` with the reason, never half-programmed.
+ * - what the programs cannot do (source-specific entries, encap from the underlay scope, End.T /
+ *   End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
 import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
 import type {
@@ -103,8 +107,11 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
     oif = o.links.get(dev)?.index;
     if (oif === undefined) return `${s.key}: link ${dev} not found`;
   }
+  if (lookup && lookup.kind !== 'delivery' && lookup.kind !== 'forward')
+    return `${s.key}: ${behavior} into the ${lookup.kind} scope: the BPF datapath decapsulates only into a tenant's delivery or forward scope`;
   const tenantId = lookup && 'tenantId' in lookup ? lookup.tenantId : undefined;
   const delivery = lookup?.kind === 'delivery';
+  const forward = lookup?.kind === 'forward';
   return {
     key: sidKey(s.sid),
     value: sidValue({
@@ -114,6 +121,7 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
       ...(oif !== undefined ? { oif } : {}),
       ...(s.nextHop !== undefined ? { nexthop: s.nextHop } : {}),
       ...(delivery ? { delivery } : {}),
+      ...(forward ? { forward } : {}),
     }),
     item: s.key,
   };
@@ -146,10 +154,15 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
     return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o);
   }
-  if (s.kind !== 'egress') return undefined;
-  if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-  const key = policyKey(s.tenantId, e.prefix.address, e.prefix.length);
+  // Scopes whole in sm_policy: egress and forward of a tenant, return of a network function.
+  if (s.kind !== 'egress' && s.kind !== 'forward' && s.kind !== 'return') return undefined;
   const a = e.action;
+  if (a.kind === 'locator') return undefined;
+  if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
+  const key =
+    s.kind === 'return'
+      ? policyKey(s.functionIndex, e.prefix.address, e.prefix.length, 'return')
+      : policyKey(s.tenantId, e.prefix.address, e.prefix.length, s.kind);
   switch (a.kind) {
     case 'encap':
       return encapPolicy(e, key, o);
@@ -165,15 +178,13 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
     }
     case 'unreachable':
       return { key, value: policyValue({ mode: 'drop' }), item: e.key };
-    case 'locator':
-      return undefined;
   }
 }
 
 function lowerRoute(e: PrefixEntry, o: EbpfLoweringOptions): Route | string | undefined {
   const k = e.scope.kind;
-  if (k === 'egress') return undefined;
-  if (k === 'forward' || k === 'return') return `${e.key}: the BPF datapath has no ${k} scope yet`;
+  // Egress, forward and return scopes: sm_policy only (lowerPolicy).
+  if (k === 'egress' || k === 'forward' || k === 'return') return undefined;
   if (e.action.kind === 'encap') {
     // Delivery: an sm_policy entry (lowerPolicy); the underlay has no encap entries in BPF.
     if (k === 'delivery') return undefined;
@@ -185,9 +196,18 @@ function lowerRoute(e: PrefixEntry, o: EbpfLoweringOptions): Route | string | un
 
 function lowerAttachment(a: Attachment, o: EbpfLoweringOptions): MapEntry | string | undefined {
   if (!a.ingress) return undefined; // SR-aware function: plain host forwarding, no wl_in
-  if (a.ingress.kind !== 'egress') return `${a.key}: the BPF datapath has no ${a.ingress.kind} scope yet`;
   const l = o.links.get(a.link);
   if (!l) return `${a.key}: link ${a.link} not found`;
+  if (a.ingress.kind === 'return') {
+    // An SR-unaware function hands back what End.DX6 gave it: others' sources, its return scope.
+    return {
+      key: ifindexKey(l.index),
+      value: endpointValue({ returnOf: a.ingress.functionIndex }),
+      item: a.key,
+    };
+  }
+  if (a.ingress.kind !== 'egress')
+    return `${a.key}: the BPF datapath looks up what arrives from a link only in an egress or return scope, not ${a.ingress.kind}`;
   const addr6 = a.restrict?.source ?? a.address;
   if (addr6 === undefined) return `${a.key}: no address`;
   return {

@@ -5,13 +5,14 @@
  */
 import type { Ipv6Address } from '../../srv6/address.ts';
 import type { Behavior } from '../../srv6/behavior.ts';
-import type {
-  AttachmentDrops,
-  BackendCapabilities,
-  BackendCounters,
-  DataplaneBackend,
-  RealiseResult,
-  SidCounters,
+import {
+  ALL_SCOPES,
+  type AttachmentDrops,
+  type BackendCapabilities,
+  type BackendCounters,
+  type DataplaneBackend,
+  type RealiseResult,
+  type SidCounters,
 } from '../backend.ts';
 import type { Dataplane } from '../dataplane.ts';
 import {
@@ -52,6 +53,7 @@ export function kernelCapabilities(o: { vrf?: boolean; hmac?: boolean }): Backen
     hmac: o.hmac ?? false,
     ipv4Inner: false,
     sourceSpecific: true,
+    scopes: ALL_SCOPES, // routing tables chosen by ip rules (kernel/tables.ts)
   };
 }
 

@@ -6,10 +6,14 @@
  * the tests check goes through the port (realise, attach, readCounters) or the wire (captures decoded by
  * tshark, pings, packets built with scapy); nothing reads a backend's tables or maps.
  *
- *   h1: a1 (tenant a), b1 (tenant b)      h2: a2, b2      h3: a3, SR-aware function fw (End),
+ *   h1: a1 (tenant a), b1 (tenant b)      h2: a2, b2      h3: a3, a4, SR-aware function fw (End),
  *                                                              SR-unaware function dx (End.DX6)
  *   policy: traffic to a2 goes via fw -> H.Encaps with [fw's SID, h2's End.DT6 of a] (End on h3);
+ *   traffic to a4 goes via dx -> H.Encaps.Red toward dx's End.DX6; what dx hands back on its link is
+ *   looked up in dx's return scope (a4: delivered);
  *   everything else: H.Encaps.Red with one segment (the delivery SID), which carries no SRH.
+ *   Tenant b is reached from the edge in aggregate mode: each host has b's forward SID (End.DT6 into b's
+ *   forward scope: local workloads delivered, remote ones re-encapsulated); h3 plays the edge (scapy).
  *
  * Where a backend lacks something (BackendCapabilities), its test is skipped with the capability
  * named in the title; never silently.
@@ -90,6 +94,7 @@ const DX_ADDRESS = ip('2001:db8:d::2');
 function workloads(): WorkloadInput[] {
   const out: WorkloadInput[] = [];
   for (const n of HOSTS) out.push({ id: `a${n}`, tenant: 'a', host: `h${n}`, address: wlAddr('a', n) });
+  out.push({ id: 'a4', tenant: 'a', host: 'h3', address: wlAddr('a', 4) }); // behind dx (policy to-a4-via-dx)
   for (const n of [1, 2]) out.push({ id: `b${n}`, tenant: 'b', host: `h${n}`, address: wlAddr('b', n) });
   return out;
 }
@@ -106,14 +111,17 @@ export function fabricInput(caps: HostCapabilities, extra: readonly WorkloadInpu
     })),
     tenants: [
       { name: 'a', id: 1, prefixes: [p('2001:db8:a::/48')] },
-      { name: 'b', id: 2, prefixes: [p('2001:db8:b::/48')] },
+      { name: 'b', id: 2, prefixes: [p('2001:db8:b::/48')], edgeMode: 'aggregate' },
     ],
     workloads: [...workloads(), ...extra],
     networkFunctions: [
       { name: 'fw', tenant: 'a', host: 'h3', mode: 'sr-aware' },
       { name: 'dx', tenant: 'a', host: 'h3', mode: 'sr-unaware', address: DX_ADDRESS },
     ],
-    policies: [{ name: 'to-a2-via-fw', tenant: 'a', to: { workloads: ['a2'] }, via: ['fw'] }],
+    policies: [
+      { name: 'to-a2-via-fw', tenant: 'a', to: { workloads: ['a2'] }, via: ['fw'] },
+      { name: 'to-a4-via-dx', tenant: 'a', to: { workloads: ['a4'] }, via: ['dx'] },
+    ],
   };
 }
 
@@ -252,6 +260,11 @@ export function conformanceSuite(target: ConformanceTarget): void {
               addresses: ['fe80::1/64', ...(f.address ? ['2001:db8:d::1/64'] : [])],
               ...(f.address ? { peerAddresses: [`${text(f.address)}/64`] } : {}),
             });
+            if (f.mode === 'sr-unaware') {
+              // dx is a router (a firewall would be): it hands what End.DX6 gave it back to the host.
+              await fns.sysctl('net.ipv6.conf.all.forwarding', '1');
+              await fns.ip('-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0');
+            }
           }
           const b = await target.backend(h, lab);
           backends.push(b.backend);
@@ -267,33 +280,22 @@ export function conformanceSuite(target: ConformanceTarget): void {
       }, SLOW);
 
       it(
-        "realise: each host takes its intent from the model, no conflicts, what is skipped is named (eBPF: the SR-unaware function's return scope); a second realise writes nothing",
+        'realise: each host takes its intent from the model (with a forward scope and a return scope), no conflicts, nothing skipped; a second realise writes nothing',
         async () => {
-          const skipped = new Map<number, readonly string[]>();
           for (const n of HOSTS) {
             const intent = hostIntent(view, n);
             expect(unsupportedItems(backend(n).capabilities, intent)).toStrictEqual([]);
+            const kinds = new Set([...entries(intent)].map((e) => e.scope.kind));
+            // b is aggregate (a forward scope on h1 and h2, which host b); dx's return scope is on h3.
+            if (n !== 3) expect(kinds.has('forward')).toBe(true);
+            else expect(kinds.has('return')).toBe(true);
             for (const a of attachments(intent)) await backend(n).attach(a.link);
             const r = await backend(n).realise(intent);
             expect(r.conflicts).toStrictEqual([]);
+            expect(r.skipped).toStrictEqual([]);
             expect(r.added).toBeGreaterThan(0);
-            skipped.set(n, r.skipped);
           }
-          // The one known gap: the eBPF programs have no return scope yet (the replies of dx, the
-          // SR-unaware function on h3, go by the host's main table). The kernel backend skips nothing.
-          for (const n of HOSTS) {
-            const s = skipped.get(n)!;
-            if (backend(n).capabilities.name === 'kernel' || n !== 3) expect(s).toStrictEqual([]);
-            else {
-              expect(s.length).toBeGreaterThan(0);
-              for (const why of s) expect(why).toMatch(/the BPF datapath has no return scope yet/);
-            }
-          }
-          for (const n of HOSTS)
-            expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual({
-              ...ZERO,
-              skipped: skipped.get(n),
-            });
+          for (const n of HOSTS) expect(await backend(n).realise(hostIntent(view, n))).toStrictEqual(ZERO);
         },
         SLOW,
       );
@@ -384,6 +386,108 @@ export function conformanceSuite(target: ConformanceTarget): void {
             ['ipv6.src', 'ipv6.nxt'],
           );
           expect(rows).toStrictEqual(Array.from({ length: 5 }, () => [text(wlAddr('a', 1)), '58']));
+        },
+      );
+
+      capIt(
+        target.capabilities.scopes.has('return') && target.capabilities.behaviors.has('End.DX6'),
+        'capabilities.scopes return',
+        "SR-unaware function: a1 -> a4 via dx: End.DX6 on h3 hands dx the inner packets (tshark: to dx's SID with no SRH; at dx plain ICMPv6), dx hands them back on its link and h3 delivers them to a4 by dx's return scope (any source); what dx sends to a destination its return scope lacks (a1) is dropped: 0 delivered; SID counters",
+        async () => {
+          const dx = sids(3).networkFunctions.get('dx')!.sid;
+          const a1 = text(wlAddr('a', 1));
+          const a4 = text(wlAddr('a', 4));
+          const before = await backend(3).readCounters();
+          const swCap = await lab.capture({ netns: sw, ifname: 'br0', filter: 'ip6' });
+          const dxCap = await lab.capture({ netns: dxNs, ifname: 'eth0', filter: 'ip6' });
+          const a4Cap = await lab.capture({ netns: wl.get('a4')!, ifname: 'eth0', filter: 'ip6' });
+          const a1Cap = await lab.capture({ netns: wl.get('a1')!, ifname: 'eth0', filter: 'ip6' });
+          // Through the function and back (the replies go a4 -> a1 by a's egress on h3).
+          expect(await ping(wl.get('a1')!, a4)).toBe(3);
+          // The function's own packets, handed back: to a4 (in its return scope) and to a1 (not there).
+          await dxNs.exec('ping', ['-c', '3', '-i', '0.2', '-W', '1', a4], {
+            allowFail: true,
+            timeoutMs: 30_000,
+          });
+          await dxNs.exec('ping', ['-c', '3', '-i', '0.2', '-W', '1', a1], {
+            allowFail: true,
+            timeoutMs: 30_000,
+          });
+          const toDx = await tsharkFields(await swCap.stop(), `ipv6.dst == ${text(dx)}`, [
+            'ipv6.nxt',
+            'ipv6.src',
+          ]);
+          expect(toDx.length).toBe(3);
+          for (const [nxt, src] of toDx) {
+            expect(nxt!.split(',')[0]).toBe('41'); // H.Encaps.Red with one segment: no SRH
+            expect(src!.split(',')[0]).toBe('2001:db8:f::1');
+          }
+          // At dx: the decapsulated requests (ICMPv6 right after the IPv6 header), in from h3 and back out.
+          const atDx = await tsharkFields(
+            await dxCap.stop(),
+            `icmpv6.type == 128 && ipv6.src == ${a1} && ipv6.dst == ${a4}`,
+            ['ipv6.nxt', 'ipv6.hlim'],
+          );
+          expect(atDx.map((r) => r[0])).toStrictEqual(['58', '58', '58', '58', '58', '58']);
+          expect(new Set(atDx.map((r) => r[1])).size).toBe(2); // dx forwarded them: hop limit - 1
+          expect(await echoRequests(a4Cap, a1, a4)).toBe(3);
+          expect(await echoRequests(a4Cap, text(DX_ADDRESS), a4)).toBe(3);
+          expect(await echoRequests(a1Cap, text(DX_ADDRESS))).toBe(0);
+          const after = await backend(3).readCounters();
+          expect(sidPackets(after, dx) - sidPackets(before, dx)).toBe(3n);
+        },
+      );
+
+      capIt(
+        target.capabilities.scopes.has('forward'),
+        'capabilities.scopes forward',
+        "aggregate mode: packets from the edge (h3, scapy) to b's forward SID on h1: to b1 delivered; to b2 re-encapsulated toward h2's End.DT6 of b (tshark: from h1, one segment, no SRH) and delivered; to a1 (another tenant) 0 delivered; SID counters",
+        async () => {
+          const fwd = sids(1).tenantForward.get('b')!.sid;
+          const bSid = dt6(2, 'b');
+          const edge = '2001:db8:99::1'; // a source outside the fabric, as from the edge's networks
+          const before = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
+          const swCap = await lab.capture({ netns: sw, ifname: 'br0', filter: 'ip6' });
+          const caps = await Promise.all(
+            (['b1', 'b2', 'a1'] as const).map((id) =>
+              lab.capture({ netns: wl.get(id)!, ifname: 'eth0', filter: 'ip6' }),
+            ),
+          );
+          const h1mac = await macOf(host(1).ns, UNDERLAY_DEVICE);
+          const toFwd = (dst: string, id: number) =>
+            `Ether(dst="${h1mac}")/IPv6(src="2001:db8:f::3", dst="${text(fwd)}")/IPv6ExtHdrSegmentRouting(addresses=["${text(fwd)}"], segleft=0, nh=41)/IPv6(src="${edge}", dst="${dst}")/ICMPv6EchoRequest(id=${id})`;
+          await scapySend(host(3).ns, UNDERLAY_DEVICE, [
+            [toFwd(text(wlAddr('a', 1)), 23), 5], // first: the drop, before the waits below
+            [toFwd(text(wlAddr('b', 1)), 21), 5],
+            [toFwd(text(wlAddr('b', 2)), 22), 5],
+          ]);
+          await waitFor(
+            async () =>
+              sidPackets(await backend(2).readCounters(), bSid) - sidPackets(before[1]!, bSid) >= 5n,
+            { timeoutMs: 10_000, what: `End.DT6 ${text(bSid)} on h2 to count 5 re-encapsulated packets` },
+          );
+          const [b1, b2, a1] = caps as [Capture, Capture, Capture];
+          expect(await echoRequests(b1, edge)).toBe(5);
+          expect(await echoRequests(b2, edge)).toBe(5);
+          expect(await echoRequests(a1, edge)).toBe(0);
+          const reEncap = await tsharkFields(
+            await swCap.stop(),
+            `ipv6.dst == ${text(bSid)} && ipv6.src == 2001:db8:f::1`,
+            ['ipv6.nxt', 'ipv6.src'],
+          );
+          expect(reEncap.length).toBe(5);
+          for (const [nxt, src] of reEncap) {
+            expect(nxt!.split(',')[0]).toBe('41');
+            expect(src!.split(',')[1]).toBe(edge); // the inner packet as the edge sent it
+          }
+          const after = await Promise.all(HOSTS.map((n) => backend(n).readCounters()));
+          const inc = (n: number, sid: Ipv6Address) =>
+            sidPackets(after[n - 1]!, sid) - sidPackets(before[n - 1]!, sid);
+          expect(inc(2, bSid)).toBe(5n); // only the re-encapsulated ones reach h2
+          // b1's and b2's 10 at least; a backend may count the dropped 5 too (eBPF counts at arrival).
+          expect(inc(1, fwd)).toBeGreaterThanOrEqual(10n);
+          expect(inc(1, fwd)).toBeLessThanOrEqual(15n);
+          expect(inc(1, dt6(1, 'b'))).toBe(0n); // the forward SID, not the delivery SID, took them
         },
       );
 

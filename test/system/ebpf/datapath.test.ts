@@ -68,6 +68,9 @@ const NH_MAC = '02:00:00:00:00:02';
 const W0_MAC = '02:00:00:00:0a:01';
 const WL_MAC = '02:00:00:00:0a:10';
 const LOCAL_WL_MAC = '02:00:00:00:0b:20';
+const N0_MAC = '02:00:00:00:0c:01'; // host side of an SR-unaware function's link
+const NF_MAC = '02:00:00:00:0c:10';
+const NF_INDEX = 3; // the function's index: its return key space
 const HOST_SRC = 'fc00:0:1::1';
 const WL6 = 'fd01:1::10';
 const WL4 = '198.18.1.10';
@@ -79,6 +82,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
   let leave: (() => void) | undefined;
   let u0 = 0;
   let w0 = 0;
+  let n0 = 0;
 
   beforeAll(async () => {
     const path = await compileDatapath();
@@ -120,7 +124,23 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       'address',
       WL_MAC,
     );
-    for (const l of [U0, W0, objectName('u1'), objectName('w1')]) await ns.ip('link', 'set', l, 'up');
+    const N0 = objectName('n0');
+    await ns.ip(
+      'link',
+      'add',
+      N0,
+      'address',
+      N0_MAC,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      objectName('n1'),
+      'address',
+      NF_MAC,
+    );
+    for (const l of [U0, W0, N0, objectName('u1'), objectName('w1'), objectName('n1')])
+      await ns.ip('link', 'set', l, 'up');
     await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', U0, 'nodad');
     await ns.ip('-6', 'neigh', 'replace', '2001:db8:1::2', 'lladdr', NH_MAC, 'dev', U0, 'nud', 'permanent');
     await ns.ip('-6', 'route', 'add', 'fc00:0:2::/48', 'via', '2001:db8:1::2', 'dev', U0);
@@ -146,10 +166,11 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     const links = await ns.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show');
     u0 = links.find((l) => l.ifname === U0)!.ifindex;
     w0 = links.find((l) => l.ifname === W0)!.ifindex;
+    n0 = links.find((l) => l.ifname === N0)!.ifindex;
 
     leave = enterNetns(ns.name);
     obj = BpfObject.load(path);
-    populate(obj, w0);
+    populate(obj, w0, n0);
   });
 
   afterAll(async () => {
@@ -162,10 +183,11 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     obj.map(MAP.config).update(u32Key(0), configValue(flags, icmp4Source ?? undefined));
   }
 
+  /** `ingressIfindex`: another link than the program's usual (w0, u0); n0 is also the packet's ifindex. */
   function run(prog: 'wl_in' | 'ul_in', data: Bytes, ingressIfindex?: number) {
     const before = counters(obj);
     const linksBefore = linkDrops(obj);
-    const ifx = prog === 'wl_in' ? w0 : u0;
+    const ifx = ingressIfindex === n0 ? n0 : prog === 'wl_in' ? w0 : u0;
     const r = obj.program(prog).testRun({ data, ingressIfindex: ingressIfindex ?? ifx, ifindex: ifx });
     return {
       retval: r.retval,
@@ -657,6 +679,151 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     });
   });
 
+  describe("ul_in: End.DT* of a forward SID (edge aggregate mode): the tenant's forward key space of sm_policy, whole", () => {
+    beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
+    const FWD = 'fc00:0:1::f6:1';
+    const toFwd = (inner: Bytes) => fromUl(srv6To(FWD, NH_IPV6, inner));
+    const fromEdge = (dst: string, hl: number) =>
+      ipv6(
+        { src: '2001:db8:99::1', dst, nextHeader: NH_ICMPV6, hopLimit: hl },
+        echo6('2001:db8:99::1', dst, 0x61, 5),
+      );
+    const reEncap = (dst: string, nh: number, payload: Bytes) =>
+      toNh(ipv6({ src: HOST_SRC, dst, nextHeader: nh }, payload));
+
+    it("a local workload: decapsulated and delivered with the forward entry's MACs (not table 101's), hop limit - 1; its /128 wins over the edge default ::/0", () => {
+      const r = run('ul_in', toFwd(fromEdge('fd01:1::20', 64)));
+      expect(r.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV6, fromEdge('fd01:1::20', 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ dt6: 1, local: 1 });
+      // Control: the same packet to the delivery SID goes by table 101 (the FIB: the workload's MAC).
+      const d = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, fromEdge(WL6, 64))));
+      expect(d.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, fromEdge(WL6, 63))));
+      expect(d.counted).toEqual({ dt6: 1, redirect: 1 });
+    });
+
+    it('a remote workload: re-encapsulated in place toward its host (reduced SRH, SL 1, LE 0); an address only the edge default covers: toward the edge (one segment, no SRH); per-SID counters', () => {
+      const before = sidStats(FWD);
+      const input = toFwd(fromEdge('fd01:2::10', 64));
+      const r = run('ul_in', input);
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 });
+      expect(r.out).toBe(hexdump(reEncap('fc00:0:2::e', NH_ROUTING, concat(s, fromEdge('fd01:2::10', 63)))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ forward: 1, redirect: 1 });
+      const edge = run('ul_in', toFwd(fromEdge('fd0e::10', 64)));
+      expect(edge.out).toBe(hexdump(reEncap('fc00:0:2::d6:9', NH_IPV6, fromEdge('fd0e::10', 63))));
+      expect(edge.counted).toEqual({ forward: 1, redirect: 1 });
+      const after = sidStats(FWD);
+      expect(after[0]! - before[0]!).toBe(2n);
+    });
+
+    it('IPv4 inner at a forward End.DT46: the v4-mapped forward entry, Ethernet type IPv4, TTL - 1 with its checksum', () => {
+      const inner = (ttl: number) =>
+        ipv4({ src: '198.18.99.1', dst: '198.18.1.20', protocol: 1, ttl }, echo4(9, 6));
+      const r = run('ul_in', fromUl(srv6To('fc00:0:1::f46:1', NH_IPV4, inner(64))));
+      expect(r.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV4, inner(63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ dt4: 1, local: 1 });
+    });
+
+    const drops: [string, () => Bytes, string][] = [
+      ['an unreachable entry (mode drop)', () => toFwd(fromEdge('fd01:8::10', 64)), 'drop_policy'],
+      [
+        "no entry (tenant 2's forward scope is empty; tenant 1's has the destination)",
+        () => fromUl(srv6To('fc00:0:1::f6:2', NH_IPV6, fromEdge('fd01:1::20', 64))),
+        'drop_no_policy',
+      ],
+      [
+        "a re-encapsulation toward one of this host's SIDs (a loop)",
+        () => toFwd(fromEdge('fd01:1::32', 64)),
+        'drop_redirect_loop',
+      ],
+      ['hop limit 1', () => toFwd(fromEdge('fd01:1::20', 1)), 'drop_hop_limit'],
+    ];
+    for (const [what, packet, reason] of drops) {
+      it(`drops ${what}: ${reason}, counted on the underlay link; a delivery beside it`, () => {
+        const control = run('ul_in', toFwd(fromEdge('fd01:1::20', 64)));
+        expect(control.counted).toEqual({ dt6: 1, local: 1 });
+        const r = run('ul_in', packet());
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ [reason]: 1 });
+        expect(r.linkCounted).toEqual({ [`${u0}:${reason}`]: 1 });
+      });
+    }
+  });
+
+  describe("wl_in on an SR-unaware function's link: what it hands back, by its return key space", () => {
+    beforeAll(() => setConfig(CFG_VALIDATE | CFG_FIB));
+    // The function forwards other workloads' packets: their sources, not its own.
+    const handed = (dst: string, hl: number, src = 'fd01:2::10') =>
+      ipv6({ src, dst, nextHeader: NH_ICMPV6, hopLimit: hl, flowLabel: 0x54321 }, echo6(src, dst, 0x62, 7));
+    const fromNf = (l3: Bytes) => eth(N0_MAC, NF_MAC, ETH_IPV6, l3);
+
+    it('a local workload delivered with its MACs; a remote one encapsulated by the return entry (one segment, no SRH), not by the egress entry for the same prefix (two segments); any source', () => {
+      const r = run('wl_in', fromNf(handed('fd01:1::20', 64)), n0);
+      expect(r.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV6, handed('fd01:1::20', 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ local: 1 });
+      const other = 'fd01:3::77'; // yet another source: still no spoofing drop on a function's link
+      const e = run('wl_in', fromNf(handed('fd01:2::10', 64, other)), n0);
+      const o = ipv6(
+        { src: HOST_SRC, dst: 'fc00:0:2::d6:1', nextHeader: NH_IPV6, flowLabel: 0x54321 },
+        handed('fd01:2::10', 63, other),
+      );
+      expect(e.out).toBe(hexdump(toNh(o)));
+      expect(e.retval).toBe(TC_ACT_REDIRECT);
+      expect(e.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      // Control: the workload's own link looks fd01:2::/64 up in tenant 1's egress (two segments).
+      const wl = run('wl_in', fromWl(wl6pkt('fd01:2::10', 64)));
+      expect(wl.counted).toEqual({ encap: 1, redirect: 1 });
+    });
+
+    const drops: [string, () => Bytes, string][] = [
+      ['a SID (the SID block)', () => fromNf(handed('fc00:0:2::d6:1', 64)), 'drop_sid_block'],
+      ['a host address', () => fromNf(handed('2001:db8:1::1', 64)), 'drop_host_address'],
+      [
+        'a Routing Header (the function may not steer)',
+        () =>
+          fromNf(
+            ipv6(
+              { src: 'fd01:2::10', dst: 'fd01:1::20', nextHeader: NH_ROUTING },
+              concat(
+                srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:2'], segmentsLeft: 0 }),
+                wl6pkt('fd02:2::10', 64),
+              ),
+            ),
+          ),
+        'drop_workload_srh',
+      ],
+      [
+        'a control-plane port',
+        () =>
+          fromNf(
+            ipv6(
+              { src: 'fd01:2::10', dst: 'fd01:1::20', nextHeader: NH_UDP },
+              udp6('fd01:2::10', 'fd01:1::20', 5000, 7946, new Uint8Array(16)),
+            ),
+          ),
+        'drop_control_port',
+      ],
+      [
+        'the end of its return scope (unreachable ::/0)',
+        () => fromNf(handed('fd01:9::10', 64)),
+        'drop_policy',
+      ],
+    ];
+    for (const [what, packet, reason] of drops) {
+      it(`drops ${what}: ${reason}, counted on the function's link; a handed-back packet beside it passes`, () => {
+        const control = run('wl_in', fromNf(handed('fd01:1::20', 64)), n0);
+        expect(control.counted).toEqual({ local: 1 });
+        const r = run('wl_in', packet(), n0);
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ [reason]: 1 });
+        expect(r.linkCounted).toEqual({ [`${n0}:${reason}`]: 1 });
+      });
+    }
+  });
+
   describe('ul_in: malformed SRHs are dropped and counted, the well-formed packet beside each is not', () => {
     beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
     const endPkt = (s: Bytes, payloadLength?: number, tail: Bytes = remoteInner(64)) =>
@@ -832,7 +999,7 @@ function segList(n: number): string[] {
 
 // ---- map contents ----
 
-function populate(obj: BpfObject, w0: number): void {
+function populate(obj: BpfObject, w0: number, n0: number): void {
   obj.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6), addr4: WL4 }));
   const pol = obj.map(MAP.policy);
   const src = ip(HOST_SRC);
@@ -861,6 +1028,24 @@ function populate(obj: BpfObject, w0: number): void {
   moved(1, v6('fd01:1::32'), 128, { mode: 'encapRed', segments: [ip('fc00:0:1::d6:1')] });
   moved(1, v4Mapped('198.18.1.30'), 128, { mode: 'encap', segments: [ip('fc00:0:2::d4:1')] });
   moved(2, v6('fd01:1::30'), 128, { mode: 'encapRed', segments: [ip('fc00:0:2::d6:1')] });
+  // Forward key space of tenant 1 (End.DT* of its forward SID): the whole scope, an edge default under
+  // a local /128 (LOCAL_WL_MAC: not what table 101's FIB lookup would write).
+  const local = { mode: 'local' as const, oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) };
+  const fwd = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
+    pol.update(policyKey(1, dst, len, 'forward'), policyValue({ source: src, ...v }));
+  fwd(v6('::'), 0, { mode: 'encap', segments: [ip('fc00:0:2::d6:9')] });
+  fwd(v6('fd01:1::20'), 128, local);
+  fwd(v4Mapped('198.18.1.20'), 128, local);
+  fwd(v6('fd01:2::'), 64, { mode: 'encapRed', segments: two });
+  fwd(v6('fd01:8::'), 64, { mode: 'drop' });
+  fwd(v6('fd01:1::32'), 128, { mode: 'encapRed', segments: [ip('fc00:0:1::d6:1')] });
+  // Return key space of the function behind n0: a local workload, one remote prefix, then unreachable.
+  obj.map(MAP.endpoints).update(ifindexKey(n0), endpointValue({ returnOf: NF_INDEX }));
+  const ret = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
+    pol.update(policyKey(NF_INDEX, dst, len, 'return'), policyValue({ source: src, ...v }));
+  ret(v6('fd01:1::20'), 128, local);
+  ret(v6('fd01:2::'), 64, { mode: 'encap', segments: [ip('fc00:0:2::d6:1')] });
+  ret(v6('::'), 0, { mode: 'drop' });
 
   const blocked = obj.map(MAP.blocked);
   blocked.update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
@@ -887,5 +1072,18 @@ function populate(obj: BpfObject, w0: number): void {
     sidValue({ behavior: 'End.DT46', table: 101, tenant: 1, delivery: true }),
   );
   sids.update(sidKey(ip('fc00:0:1::6:1')), sidValue({ behavior: 'End.DX6', oif: w0, nexthop: ip(WL6) }));
+  // Forward SIDs (edge aggregate mode): tenant 1 with IPv6 and IPv4 inner, tenant 2 with nothing there.
+  sids.update(
+    sidKey(ip('fc00:0:1::f6:1')),
+    sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, forward: true }),
+  );
+  sids.update(
+    sidKey(ip('fc00:0:1::f46:1')),
+    sidValue({ behavior: 'End.DT46', table: 101, tenant: 1, forward: true }),
+  );
+  sids.update(
+    sidKey(ip('fc00:0:1::f6:2')),
+    sidValue({ behavior: 'End.DT6', table: 102, tenant: 2, forward: true }),
+  );
   sids.update(sidKey(ip('fc00:0:1::4:1')), sidValue({ behavior: 'End.DX4', oif: w0, nexthop: WL4 }));
 }

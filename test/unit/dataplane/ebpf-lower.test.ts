@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ALL_SCOPES, type BackendCapabilities, unsupportedItems } from '../../../src/dataplane/backend.ts';
 import {
   addrKey,
   endpointValue,
@@ -41,11 +42,14 @@ import { ipv6ToBytes, parseIpv6, parsePrefix } from '../../../src/srv6/address.t
 const ip = parseIpv6;
 const egress: Scope = { kind: 'egress', tenant: 'blue', tenantId: 7 };
 const delivery: Scope = { kind: 'delivery', tenant: 'blue', tenantId: 7 };
+const forward: Scope = { kind: 'forward', tenant: 'blue', tenantId: 7 };
+const nfReturn: Scope = { kind: 'return', tenant: 'blue', networkFunction: 'dx', functionIndex: 5 };
 const mac = (s: string) => Uint8Array.from(s.split(':').map((x) => Number.parseInt(x, 16)));
 const links = new Map<string, LinkFacts>([
   ['ul0', { index: 2 }],
   ['wb0', { index: 9, mac: mac('02:00:00:00:00:09'), peerMac: mac('02:00:00:00:01:09') }],
   ['wc0', { index: 10, mac: mac('02:00:00:00:00:0a') }],
+  ['nf0', { index: 11, mac: mac('02:00:00:00:00:0b') }],
 ]);
 const opts = { underlayDevice: 'ul0', source: ip('2001:db8:12::1'), links };
 
@@ -242,6 +246,143 @@ describe('eBPF lowering of a forwarding intent', () => {
     expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 2))).toBe(true);
     expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 3))).toBe(false);
     expect(sameBytes(Uint8Array.of(1, 2), Uint8Array.of(1, 2, 0))).toBe(false);
+  });
+});
+
+describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)', () => {
+  const src = ip('2001:db8:12::1');
+  const edge = [ip('fc00:0:e::d6:7')];
+  const nfAttachment: Attachment = {
+    kind: 'attachment',
+    key: attachmentKey('nf0'),
+    link: 'nf0',
+    mtu: 1500,
+    tenant: 'blue',
+    networkFunction: 'dx',
+    ingress: nfReturn,
+  };
+  const scoped = [
+    ...base,
+    sid('fc00:0:1::f6:7', 'End.DT6', { tenant: 'blue', lookup: forward }),
+    entry(forward, 'fc00:0:2::/48', { kind: 'locator', via: ip('2001:db8:12::2') }),
+    entry(forward, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }),
+    entry(forward, 'fd07:2::/64', { kind: 'encap', mode: 'encap.red', segments: segs }),
+    entry(forward, '::/0', { kind: 'encap', mode: 'encap', segments: edge }),
+    nfAttachment,
+    entry(nfReturn, 'fc00:0:2::/48', { kind: 'locator', via: ip('2001:db8:12::2') }),
+    entry(nfReturn, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }),
+    entry(nfReturn, 'fd07:2::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+    entry(nfReturn, '::/0', { kind: 'unreachable' }),
+  ];
+  const s = lowerToEbpf(intent(scoped), opts);
+  const plain = lowerToEbpf(intent(base), opts);
+  const local = policyValue({
+    mode: 'local',
+    oif: 9,
+    dmac: mac('02:00:00:00:01:09'),
+    smac: mac('02:00:00:00:00:09'),
+  });
+
+  it('forward entries: the whole scope in the forward key space (local delivery too: the edge default must not win over a /128), locators none; nothing skipped, no route', () => {
+    expect(s.skipped).toStrictEqual([]);
+    const pol = hexes(s.maps.get(MAP.policy));
+    const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l, 'forward'));
+    expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
+    expect(pol.get(k('fd07:2::', 64))).toBe(
+      hex(policyValue({ mode: 'encapRed', segments: segs, source: src })),
+    );
+    expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'encap', segments: edge, source: src })));
+    expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
+    expect(k('::', 0).slice(8, 16)).toBe('40000007');
+    // The egress key space beside it is what it was; forward and return add no kernel route.
+    for (const [key, v] of hexes(plain.maps.get(MAP.policy))) expect(pol.get(key)).toBe(v);
+    expect(s.routes).toStrictEqual(plain.routes);
+  });
+
+  it('the forward SID: End.DT6 with the forward flag (and its tenant), not the delivery flag', () => {
+    const v = s.maps.get(MAP.sids)!.get(hex(sidKey(ip('fc00:0:1::f6:7'))))!.value;
+    expect(hex(v)).toBe(
+      hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 2, tenant: 7, forward: true })),
+    );
+    expect(v[1]).toBe(2); // SM_SID_F_FORWARD
+  });
+
+  it("an SR-unaware function's link: an endpoint in its return key space with no source check; its return entries in that key space", () => {
+    const ep = s.maps.get(MAP.endpoints)!.get(hex(ifindexKey(11)))!.value;
+    expect(hex(ep)).toBe(hex(endpointValue({ returnOf: 5 })));
+    // key space: function index 5 | TENANT_RETURN; flags: EP_ANYSRC, no address.
+    expect(hex(ep.subarray(0, 8))).toBe('0500002002000000');
+    expect(ep.subarray(8).every((b) => b === 0)).toBe(true);
+    const pol = hexes(s.maps.get(MAP.policy));
+    const k = (p: string, l: number) => hex(policyKey(5, ipv6ToBytes(ip(p)), l, 'return'));
+    expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
+    expect(pol.get(k('fd07:2::', 64))).toBe(hex(policyValue({ mode: 'encap', segments: segs, source: src })));
+    expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'drop' })));
+    expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
+    expect(k('::', 0).slice(8, 16)).toBe('20000005');
+    // 3 forward + 3 return entries more than the base; no blocked entries for the function (no restriction).
+    expect(pol.size).toBe(plain.maps.get(MAP.policy)!.size + 6);
+    expect(s.maps.get(MAP.blocked)!.size).toBe(plain.maps.get(MAP.blocked)!.size);
+  });
+
+  it('refuses by name what the return scope cannot take (a policy with from), programs the rest; key spaces never collide', () => {
+    const r = lowerToEbpf(
+      intent([
+        ...scoped,
+        entry(nfReturn, 'fd07:3::/64', { kind: 'encap', mode: 'encap', segments: segs }, 'fd07:1::10/128'),
+        entry(forward, 'fd07:4::/64', { kind: 'encap', mode: 'encap', segments: segs, hmacKeyId: 3 }),
+      ]),
+      opts,
+    );
+    expect(r.skipped).toHaveLength(2);
+    expect(r.skipped.join('\n')).toMatch(/e\|rt:dx\|.*source-specific/);
+    expect(r.skipped.join('\n')).toMatch(/e\|fw:blue\|.*HMAC/);
+    expect(r.maps.get(MAP.policy)!.size).toBe(s.maps.get(MAP.policy)!.size);
+    const keys = (['egress', 'delivery', 'forward', 'return'] as const).map((sp) =>
+      hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, sp)),
+    );
+    expect(new Set(keys).size).toBe(4);
+    expect(() => policyKey(1 << 29, ipv6ToBytes(ip('::')), 0, 'return')).toThrow(/function index/);
+  });
+
+  it('capabilities: a backend without the forward and return scopes refuses their entries, SID and link by name; with them, nothing', () => {
+    const caps: BackendCapabilities = {
+      name: 'small',
+      behaviors: new Set(['End', 'End.X', 'End.DT6']),
+      encapModes: new Set(['encap', 'encap.red']),
+      hmac: false,
+      ipv4Inner: false,
+      sourceSpecific: false,
+      scopes: new Set(['underlay', 'egress', 'delivery']),
+    };
+    const i = intent(scoped);
+    const reasons = unsupportedItems(caps, i);
+    expect(reasons).toHaveLength(10); // 4 forward entries, its SID, 4 return entries, the link
+    expect(reasons.filter((r) => /has no forward scope/.test(r))).toHaveLength(5);
+    expect(reasons.filter((r) => /has no return scope/.test(r))).toHaveLength(5);
+    expect(reasons.some((r) => /^link nf0: the small backend has no return scope/.test(r))).toBe(true);
+    expect(unsupportedItems({ ...caps, scopes: ALL_SCOPES }, i)).toStrictEqual([]);
+  });
+
+  it('a delta that adds a forward entry and changes a return entry writes exactly those two policies', () => {
+    const b = intent(scoped);
+    const after = intent([
+      ...scoped.filter((i) => i.key !== entryKey(nfReturn, parsePrefix('fd07:2::/64'))),
+      entry(nfReturn, 'fd07:2::/64', { kind: 'deliver', link: 'wb0' }),
+      entry(forward, 'fd07:5::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+    ]);
+    const d = lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, after.items), opts, sameRoute)!;
+    const w = d.maps.get(MAP.policy)!;
+    expect([w.added, w.replaced, w.delete.length]).toStrictEqual([1, 1, 0]);
+    expect(w.put.map((e) => hex(e.key)).sort()).toStrictEqual(
+      [
+        hex(policyKey(5, ipv6ToBytes(ip('fd07:2::')), 64, 'return')),
+        hex(policyKey(7, ipv6ToBytes(ip('fd07:5::')), 64, 'forward')),
+      ].sort(),
+    );
+    expect(hexes(d.state.maps.get(MAP.policy))).toStrictEqual(
+      hexes(lowerToEbpf(after, opts).maps.get(MAP.policy)),
+    );
   });
 });
 

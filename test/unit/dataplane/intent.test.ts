@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type BackendCapabilities, unsupportedItems } from '../../../src/dataplane/backend.ts';
+import { ALL_SCOPES, type BackendCapabilities, unsupportedItems } from '../../../src/dataplane/backend.ts';
 import {
   applyDelta,
   attachments,
@@ -206,6 +206,7 @@ describe('the diff engine', () => {
       hmac: true,
       ipv4Inner: false,
       sourceSpecific: true,
+      scopes: ALL_SCOPES,
     };
     expect(unsupportedItems(full, intent)).toStrictEqual([]);
     const reasons = unsupportedItems({ ...full, name: 'small', hmac: false, sourceSpecific: false }, intent);

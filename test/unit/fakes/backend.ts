@@ -4,6 +4,7 @@
  * does not hold, an entry or SID on a link nobody attached), and can be told to fail a call.
  */
 import {
+  ALL_SCOPES,
   type BackendCapabilities,
   type BackendCounters,
   type DataplaneBackend,
@@ -32,6 +33,7 @@ export const FULL_CAPABILITIES: BackendCapabilities = {
   hmac: true,
   ipv4Inner: false,
   sourceSpecific: true,
+  scopes: ALL_SCOPES,
 };
 
 export class FakeBackend implements DataplaneBackend {
