@@ -6,17 +6,28 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
-import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
+import { detectKernelFeatures } from '../../../src/dataplane/features.ts';
+
+import {
+  checkLabKernel,
+  labDocker,
+  labDown,
+  labStatus,
+  labUp,
+  planFromFile,
+  type RunningLab,
+} from '../../../src/lab/lab.ts';
 import { ALLOWED_IPV4, ipv4ToNumber, LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
 import { parseIpv6, parsePrefix, prefixContains } from '../../../src/srv6/address.ts';
 import { runPrefix, sweep, systemSuite } from '../../harness/index.ts';
-import { lackedKernelFeatures } from '../../harness/kernel.ts';
 import { labImage, progress, runLabels, runSlot } from './docker.ts';
 
 const FILE = new URL('../../../topologies/two-hosts.yaml', import.meta.url).pathname;
+const MOBILITY = new URL('../../../topologies/mobility.yaml', import.meta.url).pathname;
 const fc00 = parsePrefix('fc00::/7');
-/** The kernel has seg6 routes: agents would take the kernel backend; else the eBPF one. */
-const seg6 = lackedKernelFeatures(['seg6', 'seg6local']).length === 0;
+/** The kernel has seg6 routes (as the lab and its agents find it): agents take the kernel backend; else eBPF. */
+const kernel = await detectKernelFeatures();
+const seg6 = kernel.seg6 && kernel.seg6local;
 const PIN_DIR = '/sys/fs/bpf/segmesh';
 /** Loads the agents' BPF object in a host container as the eBPF backend does (maps pinned in PIN_DIR). */
 const LOAD_EBPF = [
@@ -152,6 +163,29 @@ systemSuite('lab: two-hosts on Docker', { tools: ['dockerd', 'docker', 'debootst
       'dev',
       'eth0',
     ]);
+  });
+
+  it('refuses only the FRR edge router where the kernel lacks seg6 routes, naming it, before starting anything', async () => {
+    // Control: this topology's hosts with agents pass, on the backend the agents will take.
+    const agents = await planFromFile(FILE, { prefix: `${prefix}-k`, hostRuntime: 'agent' });
+    expect((await checkLabKernel(agents)).agents?.backend).toBe(seg6 ? 'kernel' : 'ebpf');
+    const edgePrefix = `${prefix}-e`;
+    const edge = await planFromFile(MOBILITY, {
+      prefix: edgePrefix,
+      labels: runLabels(),
+      relocate: runSlot() + 12,
+      hostRuntime: 'agent',
+    });
+    if (seg6) {
+      await expect(checkLabKernel(edge)).resolves.toBeDefined();
+      return;
+    }
+    await expect(checkLabKernel(edge)).rejects.toThrow(
+      /edge router edge1 \(FRR\) needs seg6 and seg6local routes.*CONFIG_IPV6_SEG6_LWTUNNEL/s,
+    );
+    await expect(labUp(edge, { image: await labImage(), progress })).rejects.toThrow(/edge router edge1/);
+    expect((await labStatus(edgePrefix)).nodes).toEqual([]);
+    expect((await labStatus(edgePrefix)).networks).toEqual([]);
   });
 
   it('down removes every container and network of the lab', async () => {
