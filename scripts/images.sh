@@ -6,8 +6,8 @@
 #                            inputs: this recipe's version, the suite, the package list, the apt sources
 #   segmesh-lab-deps:<hash>  + Node 24 (the `node` npm package's binary) + production node_modules
 #                            inputs: the base tag, package-lock.json, the node binary
-#   segmesh-lab:<hash>       + the built project (dist/, bin/, package.json)      (docker build)
-#                            inputs: the deps tag, every file of dist/ and bin/, package.json
+#   segmesh-lab:<hash>       + the built project (dist/, bin/, build/bpf/, package.json) (docker build)
+#                            inputs: the deps tag, every file of dist/, bin/ and build/bpf/, package.json
 #
 # The debootstrap result is cached as a tarball under /var/cache/segmesh (debootstrap runs once per
 # machine). Prints the project image's tag as the last line of stdout; progress goes to stderr as
@@ -22,8 +22,9 @@ export DOCKER_HOST=${DOCKER_HOST:-unix:///run/segmesh-docker.sock}
 export DOCKER_BUILDKIT=0 # the legacy builder: no buildx plugin, no registry look-ups
 CACHE=${SEGMESH_IMAGE_CACHE:-/var/cache/segmesh}
 SUITE=bookworm
-RECIPE=3 # bump when the base recipe below changes
-PACKAGES=(frr gobgpd iproute2 iputils-ping nftables tcpdump procps iperf3 ca-certificates)
+RECIPE=4 # bump when the base recipe below changes
+# libbpf1: the agents' eBPF backend (kernels without seg6 routes) loads its programs through it.
+PACKAGES=(frr gobgpd iproute2 iputils-ping nftables tcpdump procps iperf3 ca-certificates libbpf1)
 
 log() { printf 'images: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -56,6 +57,7 @@ check_only=0
 [[ ${1:-} == --check ]] && check_only=1
 
 [[ -f dist/cli/main.js ]] || die "dist/ is missing: build the project first (npm run build)"
+[[ -f build/bpf/segmesh.o ]] || die "build/bpf/segmesh.o is missing: build the project first (npm run build)"
 [[ -x node_modules/node/bin/node ]] || die "node_modules/node/bin/node is missing: run npm ci (or scripts/setup.sh)"
 if [[ -n $(find src proto -newer dist/cli/main.js -type f \( -name '*.ts' -o -name '*.proto' \) -print -quit 2>/dev/null) ]]; then
   log "warning: src/ has files newer than dist/; the image takes dist/ as it is (run npm run build)"
@@ -84,7 +86,7 @@ project_hash=$(
   {
     echo "$deps_tag"
     cat package.json
-    find dist bin -type f -print0 | sort -z | xargs -0 sha256sum
+    find dist bin build/bpf -type f -print0 | sort -z | xargs -0 sha256sum
   } | h
 )
 project_tag="segmesh-lab:$project_hash"
@@ -183,7 +185,9 @@ else
   mkdir -p "$ctx/node_modules/node/bin"
   cp "$node_bin" "$ctx/node_modules/node/bin/node"
   # The production dependency tree, as npm resolved it (offline: read from node_modules).
-  npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | sed "s|^$PWD/||" |
+  # npm ls exits non-zero on an extraneous or missing optional package (it still lists the tree);
+  # under pipefail that would end the script without a word.
+  { npm ls --omit=dev --parseable --all 2>/dev/null || true; } | tail -n +2 | sed "s|^$PWD/||" |
     grep '^node_modules/' | sort -u >"$work/prod.txt"
   [[ -s $work/prod.txt ]] || die "npm ls found no production dependencies; run npm ci"
   tar -cf - -T "$work/prod.txt" | tar -C "$ctx" -xf -
@@ -207,11 +211,14 @@ else
   ctx="$work/project"
   mkdir -p "$ctx"
   cp -a dist bin package.json "$ctx/"
+  mkdir -p "$ctx/build" && cp -a build/bpf "$ctx/build/"
   cat >"$ctx/Dockerfile" <<EOF
 FROM $deps_tag
 COPY package.json /opt/segmesh/package.json
 COPY bin /opt/segmesh/bin
 COPY dist /opt/segmesh/dist
+# The eBPF backend's object, where dist/dataplane/ebpf/backend.js looks for it (../../../build/bpf).
+COPY build /opt/segmesh/build
 WORKDIR /opt/segmesh
 LABEL segmesh.image=project segmesh.image.inputs=$project_hash
 EOF

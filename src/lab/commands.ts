@@ -10,8 +10,10 @@ import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
 import { startFabric } from './fabric.ts';
 import {
+  agentDataplane,
   checkLabKernel,
   findNodeContainer,
+  labDocker,
   labDown,
   labStatus,
   labUp,
@@ -95,15 +97,30 @@ export async function labUpCommand(
         throw e;
       })
     : [];
+  // Which backend each agent took (kernel seg6 routes, or eBPF where the kernel has none).
+  const dataplanes = new Map<string, string>();
+  if (opts.agent) {
+    const docker = await labDocker();
+    for (const n of plan.nodes.filter((x) => x.role === 'host')) {
+      const d = await agentDataplane(docker, n.containerName);
+      dataplanes.set(n.node, d?.backend ?? '?');
+    }
+  }
   if (opts.json) {
     io.out(
-      `${JSON.stringify({ lab: plan.prefix, image, nodes: plan.nodes.map((n) => ({ node: n.node, role: n.role, container: n.containerName, addresses: n.endpoints.map((e) => e.ipv6) })), edgeSids: Object.fromEntries(lab.edgeSids), workloads: workloads.map((w) => ({ name: w.name, tenant: w.tenant, host: w.host, address: w.address })) })}\n`,
+      `${JSON.stringify({ lab: plan.prefix, image, nodes: plan.nodes.map((n) => ({ node: n.node, role: n.role, container: n.containerName, addresses: n.endpoints.map((e) => e.ipv6), ...(dataplanes.has(n.node) ? { dataplane: dataplanes.get(n.node) } : {}) })), edgeSids: Object.fromEntries(lab.edgeSids), workloads: workloads.map((w) => ({ name: w.name, tenant: w.tenant, host: w.host, address: w.address })) })}\n`,
     );
   } else {
     io.out(
       `${renderTable(
-        ['NODE', 'ROLE', 'CONTAINER', 'ADDRESSES'],
-        plan.nodes.map((n) => [n.node, n.role, n.containerName, n.endpoints.map((e) => e.ipv6).join(' ')]),
+        ['NODE', 'ROLE', 'CONTAINER', 'ADDRESSES', ...(opts.agent ? ['DATA PLANE'] : [])],
+        plan.nodes.map((n) => [
+          n.node,
+          n.role,
+          n.containerName,
+          n.endpoints.map((e) => e.ipv6).join(' '),
+          ...(opts.agent ? [dataplanes.get(n.node) ?? '-'] : []),
+        ]),
       )}\n${
         workloads.length > 0
           ? `\n${renderTable(
@@ -145,8 +162,14 @@ export async function labStatusCommand(
     Object.entries(n.bgp)
       .map(([peer, s]) => `${peer}=${s}`)
       .join(' ') || '-',
+    // Which backend each agent took: kernel seg6 routes, or eBPF where the kernel has none.
+    n.dataplane?.backend ?? '-',
   ]);
-  io.out(`lab ${name}\n${renderTable(['NODE', 'ROLE', 'STATE', 'ADDRESSES', 'DAEMONS', 'BGP'], rows)}\n`);
+  io.out(
+    `lab ${name}\n${renderTable(['NODE', 'ROLE', 'STATE', 'ADDRESSES', 'DAEMONS', 'BGP', 'DATA PLANE'], rows)}\n`,
+  );
+  for (const n of status.nodes)
+    if (n.dataplane) io.out(`${n.node}: data plane ${n.dataplane.backend} (${n.dataplane.why})\n`);
   io.out(`networks: ${status.networks.map((n) => `${n.name} (${n.subnets.join(', ')})`).join('; ')}\n`);
   return 0;
 }

@@ -10,11 +10,14 @@ import type Dockerode from 'dockerode';
 import { GenericContainer } from 'testcontainers';
 import { parseConfig } from '../config/load.ts';
 import type { TopologySpec } from '../config/schema.ts';
-import { detectKernelFeatures, KERNEL_OPTION } from '../dataplane/features.ts';
+import { detectKernelFeatures } from '../dataplane/features.ts';
+import { probeEbpf } from '../dataplane/open-backend.ts';
 import { NEVER_PULL, type Progress, runtimeClient } from './engine.ts';
 import { LabEngineError, LabNodeError } from './errors.ts';
 import { frrAllocateSid } from './frr.ts';
+import { type LabKernelVerdict, labKernelVerdict } from './kernel-check.ts';
 import {
+  AGENT_SOCKET,
   LABEL_LAB,
   LABEL_NODE,
   LABEL_ROLE,
@@ -169,35 +172,38 @@ export async function planFromFile(file: string, opts: Omit<PlanOptions, 'file'>
   return planLab(spec, { file: resolve(file), ...opts });
 }
 
-/** Creates the networks and starts every node; on failure removes what it created (unless kept). */
 /**
- * Lab containers share this machine's kernel: an FRR edge router (zebra installs its End.DT6 SID and
- * seg6 routes) and agents on the kernel backend need seg6 and seg6local routes. Without them the lab
- * would come up half way and fail minutes later; say so before anything starts.
+ * Lab containers share this machine's kernel: an FRR edge router needs seg6 and seg6local routes (zebra
+ * installs its End.DT6 SID and seg6 routes); agents take the kernel backend where the kernel has them,
+ * else the eBPF backend (kernel-check.ts). Without what it needs the lab would come up half way and fail
+ * minutes later: say so before anything starts. Returns the backend the agents will take.
  */
-export async function checkLabKernel(plan: LabPlan): Promise<void> {
-  const edge = plan.edges.size > 0;
+export async function checkLabKernel(plan: LabPlan): Promise<LabKernelVerdictOk> {
+  const edgeRouters = [...plan.edges.keys()];
   const agents = plan.nodes.some((n) => n.script.includes('segmesh agent'));
-  if (!edge && !agents) return;
+  if (edgeRouters.length === 0 && !agents) return {};
   const kernel = await detectKernelFeatures();
-  const lacked = (['seg6', 'seg6local'] as const).filter((f) => !kernel[f]);
-  if (lacked.length === 0) return;
-  const who = [
-    edge ? "the FRR edge router's SRv6 SIDs and routes" : '',
-    agents ? "the agents' kernel data plane" : '',
-  ]
-    .filter(Boolean)
-    .join(' and ');
-  throw new LabEngineError(
-    `lab ${plan.prefix}: this machine's kernel ${kernel.release} refuses ${lacked.join(' and ')} routes ` +
-      `(${kernel.how[lacked[0]!]}), which ${who} need; lab containers share the host's kernel. ` +
-      `Run the lab on a kernel built with ${KERNEL_OPTION.seg6} (Debian's, Ubuntu's and RHEL's are); ` +
-      '`segmesh version` lists what this kernel offers (docs/lab.md, "Kernel requirements").',
+  // The BPF object is loaded (the verifier runs; nothing attached or pinned) only when agents need it.
+  const ebpf =
+    agents && (!kernel.seg6 || !kernel.seg6local)
+      ? probeEbpf()
+      : { usable: false, why: 'not tried: the kernel has seg6' };
+  const verdict = labKernelVerdict(
+    { prefix: plan.prefix, topologyFile: plan.topologyFile, edgeRouters, agents },
+    kernel,
+    ebpf,
   );
+  if ('error' in verdict) throw new LabEngineError(verdict.error);
+  return verdict;
 }
 
+export type LabKernelVerdictOk = Exclude<LabKernelVerdict, { error: string }>;
+
+/** Creates the networks and starts every node; on failure removes what it created (unless kept). */
 export async function labUp(plan: LabPlan, opts: UpOptions): Promise<RunningLab> {
-  await checkLabKernel(plan);
+  const verdict = await checkLabKernel(plan);
+  if (verdict.agents)
+    opts.progress(`agents: the ${verdict.agents.backend} data plane (${verdict.agents.why})`);
   const client = await runtimeClient();
   const docker = client.container.dockerode;
   const progress = opts.progress;
@@ -372,6 +378,8 @@ export interface NodeStatus {
   readonly daemons: Readonly<Record<string, boolean>>;
   /** BGP sessions the node sees: neighbour -> state. */
   readonly bgp: Readonly<Record<string, string>>;
+  /** A host's agent: the data-plane backend it took (`kernel` or `ebpf`) and why (`segmesh status`). */
+  readonly dataplane?: { readonly backend: string; readonly why: string };
 }
 
 export interface LabStatus {
@@ -386,7 +394,18 @@ const ROLE_DAEMONS: Record<string, readonly string[]> = {
   'external-client': [],
 };
 
-/** What runs of lab `prefix`: containers, addresses, daemons, BGP sessions. */
+/** The backend a host's agent took, from its API (`segmesh status --json`); undefined: no answer. */
+export async function agentDataplane(docker: Dockerode, container: string): Promise<NodeStatus['dataplane']> {
+  const r = await execIn(docker, container, ['segmesh', 'status', '--json', '--socket', AGENT_SOCKET]);
+  try {
+    const s = JSON.parse(r.stdout || '{}') as { dataplaneBackend?: string; dataplaneBackendWhy?: string };
+    return s.dataplaneBackend ? { backend: s.dataplaneBackend, why: s.dataplaneBackendWhy ?? '' } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What runs of lab `prefix`: containers, addresses, daemons, BGP sessions, agents' data planes. */
 export async function labStatus(prefix: string): Promise<LabStatus> {
   const docker = await labDocker();
   const containers = await listLabContainers(docker, prefix);
@@ -399,6 +418,7 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
     );
     const daemons: Record<string, boolean> = {};
     const bgp: Record<string, string> = {};
+    let dataplane: NodeStatus['dataplane'];
     if (c.State === 'running') {
       for (const d of ROLE_DAEMONS[role] ?? []) {
         daemons[d] =
@@ -410,7 +430,9 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
           const j = JSON.parse(r.stdout || '{}') as Record<string, { bgpState?: string }>;
           for (const [k, v] of Object.entries(j)) if (v.bgpState) bgp[k] = v.bgpState;
         } catch {}
-      } else if (role === 'host' && daemons.gobgpd) {
+      }
+      if (role === 'host' && daemons.segmesh) dataplane = await agentDataplane(docker, container);
+      if (role === 'host' && daemons.gobgpd) {
         const r = await execIn(docker, container, [
           'gobgp',
           '-u',
@@ -440,6 +462,7 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
       addresses,
       daemons,
       bgp,
+      ...(dataplane ? { dataplane } : {}),
     });
   }
   nodes.sort((a, b) => a.role.localeCompare(b.role) || a.node.localeCompare(b.node));
