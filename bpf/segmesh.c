@@ -64,6 +64,23 @@ static sm_always_inline int ctl_port(__u8 proto, __u16 port)
 	return bpf_map_lookup_elem(&sm_ctlports, &k) != 0;
 }
 
+/*
+ * Turns the packet at L3_OFF into the ICMP error that says it was too big for `mtu` (ICMPv6 Packet Too
+ * Big, or ICMP Fragmentation Needed for IPv4 with DF), addressed to its source. Returns 0 or a drop
+ * reason.
+ */
+static sm_always_inline int too_big(struct __sk_buff *skb, int v4, struct in6 *from6, __u32 mtu)
+{
+	if (!v4)
+		return send_ptb6(skb, from6, mtu);
+	/* Without DF the sender allows fragmentation, which a redirect cannot do: drop. */
+	__u16 frag;
+	__be32 gw = config_icmp4_src();
+	if (!gw || bpf_skb_load_bytes(skb, L3_OFF + 6, &frag, 2) < 0 || !(bpf_ntohs(frag) & 0x4000))
+		return SM_R_DROP_TOOBIG;
+	return send_frag_needed4(skb, gw, mtu);
+}
+
 /* Apply the tenant's policy to a validated workload packet of `inner_len` bytes at L3_OFF. */
 static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_policy *pol,
 					      __u32 inner_len, int v4, __u32 cfg)
@@ -99,18 +116,7 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 		fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], tot);
 		rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-			__u32 mtu = p.mtu_result > hdrs ? p.mtu_result - hdrs : 0;
-			if (v4) {
-				/* Without DF the sender allows fragmentation, which a redirect cannot do: drop. */
-				__u16 frag;
-				__be32 gw = config_icmp4_src();
-				if (!gw || bpf_skb_load_bytes(skb, L3_OFF + 6, &frag, 2) < 0 ||
-				    !(bpf_ntohs(frag) & 0x4000))
-					return drop(skb, SM_R_DROP_TOOBIG);
-				r = send_frag_needed4(skb, gw, mtu);
-			} else {
-				r = send_ptb6(skb, &pol->src, mtu);
-			}
+			r = too_big(skb, v4, &pol->src, p.mtu_result > hdrs ? p.mtu_result - hdrs : 0);
 			if (r)
 				return drop(skb, r);
 			count(SM_R_PTB);
@@ -260,6 +266,84 @@ static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, s
 	return pol;
 }
 
+/* Length of the inner packet at `inner_off` (0: unreadable). */
+static sm_always_inline __u32 inner_length(struct __sk_buff *skb, __u32 inner_off, int v4)
+{
+	if (v4) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, inner_off, &ip, sizeof(ip)) < 0)
+			return 0;
+		return bpf_ntohs(ip.tot_len);
+	}
+	struct ipv6hdr ip6;
+	if (bpf_skb_load_bytes(skb, inner_off, &ip6, sizeof(ip6)) < 0)
+		return 0;
+	return IP6_HLEN + bpf_ntohs(ip6.payload_len);
+}
+
+/*
+ * Whether the redirect `pol` makes the packet too big for the underlay: its new outer headers can be
+ * longer than the ones it came with. Returns the MTU left for the inner packet when it does not fit,
+ * else 0.
+ */
+static __attribute__((noinline)) __u32 redirect_overflow(struct __sk_buff *skb, struct sm_policy *pol,
+							  __u32 inner_off, int v4, __u32 cfg)
+{
+	__u32 reason;
+	__u32 nlist = encap_list(pol, &reason);
+	__u32 inner_len = inner_length(skb, inner_off, v4);
+	if (!(cfg & SM_CFG_F_FIB) || skb->gso_size || nlist > SM_MAX_SEGS || !inner_len || inner_off <= L3_OFF)
+		return 0;
+	__u32 hdrs = IP6_HLEN + (nlist ? SRH_FIXED + 16 * nlist : 0);
+	if (hdrs <= inner_off - L3_OFF)
+		return 0;
+	struct bpf_fib_lookup p;
+	fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], (__u16)(hdrs + inner_len));
+	if (bpf_fib_lookup(skb, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return 0;
+	return p.mtu_result > hdrs + 1280 ? p.mtu_result - hdrs : 1280;
+}
+
+/*
+ * A redirect (of a moved workload, or by the forward scope) that no longer fits the underlay: its
+ * sender learns so as from a router on its path. The
+ * inner packet is decapsulated and turned into its PTB (from the SID it was sent to, the MTU left for
+ * it), which goes where this tenant's packets to its sender go from this host (its egress policy: back
+ * to the sender's host or to the edge). Its next packets fit; the encapsulating node's outer packet
+ * was never too big, so it is not the one told. The PTB is encapsulated in place (room made without
+ * tunnel flags, as ul_redirect does): an skb that arrived marked encapsulated (a BPF encapsulation on
+ * a host across a veth) refuses a second encapsulation with them. An IPv4 inner packet is dropped
+ * and counted instead (its error would need the skb's protocol changed back).
+ */
+static __attribute__((noinline)) int ul_redirect_too_big(struct __sk_buff *skb, __u32 inner_off, int v4,
+							  struct sm_sid *sid, __u32 mtu)
+{
+	struct in6 from;
+	if (v4)
+		return drop(skb, SM_R_DROP_TOOBIG);
+	if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &from, 16) < 0)
+		return drop(skb, SM_R_DROP_TRUNCATED);
+	int r = srv6_decap(skb, inner_off, 0);
+	if (!r)
+		r = send_ptb6(skb, &from, mtu);
+	if (r)
+		return drop(skb, r);
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(sid->tenant)};
+	if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0)
+		return drop(skb, SM_R_DROP_TRUNCATED);
+	struct sm_policy *back = bpf_map_lookup_elem(&sm_policy, &k);
+	if (!back || (back->mode != SM_MODE_ENCAP && back->mode != SM_MODE_ENCAP_RED))
+		return drop(skb, SM_R_DROP_TOOBIG);
+	__u32 len = skb->len - L3_OFF;
+	if (bpf_skb_adjust_room(skb, IP6_HLEN, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return drop(skb, SM_R_DROP_ERROR);
+	r = srv6_encap(skb, back, len, 0, IP6_HLEN);
+	if (r)
+		return drop(skb, r);
+	count(SM_R_PTB);
+	return forward_main6(skb, config_flags());
+}
+
 /* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host, or by the
  * forward scope (`reason` counts which): the outer headers in front of the inner packet at `inner_off`
  * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet is
@@ -268,19 +352,8 @@ static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, s
 static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
 						 int v4, __u32 reason)
 {
-	__u32 inner_len;
-	if (v4) {
-		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, inner_off, &ip, sizeof(ip)) < 0)
-			return drop(skb, SM_R_DROP_TRUNCATED);
-		inner_len = bpf_ntohs(ip.tot_len);
-	} else {
-		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes(skb, inner_off, &ip6, sizeof(ip6)) < 0)
-			return drop(skb, SM_R_DROP_TRUNCATED);
-		inner_len = IP6_HLEN + bpf_ntohs(ip6.payload_len);
-	}
-	if (inner_off <= L3_OFF || skb->len < inner_off + inner_len)
+	__u32 inner_len = inner_length(skb, inner_off, v4);
+	if (!inner_len || inner_off <= L3_OFF || skb->len < inner_off + inner_len)
 		return drop(skb, SM_R_DROP_TRUNCATED);
 	int r = dec_hop_limit_at(skb, inner_off, v4);
 	if (!r)
@@ -294,22 +367,13 @@ static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct s
 /*
  * End.DT* of a forward SID (edge aggregate mode): the tenant's forward scope is all in sm_policy, as its
  * egress is (a split between the map and a FIB table would lose longest-prefix order: the edge's default
- * route would win over a local workload's /128). Local: decapsulate, deliver to the workload's veth;
- * encap: re-encapsulate in place; drop or no entry: dropped.
+ * route would win over a local workload's /128). Local (here): decapsulate, deliver to the workload's
+ * veth; encap: re-encapsulated in place by ul_decap, as a moved workload's redirect is; drop or no
+ * entry: dropped.
  */
-static __attribute__((noinline)) int ul_forward(struct __sk_buff *skb, struct sm_sid *sid, struct srv6_info *si,
-						int v4)
+static __attribute__((noinline)) int ul_forward_local(struct __sk_buff *skb, struct sm_policy *pol,
+						      struct srv6_info *si, int v4)
 {
-	struct sm_policy *pol = inner_policy(skb, sid->tenant | SM_TENANT_F_FORWARD, si->inner_off, v4);
-	if (!pol)
-		return drop(skb, SM_R_DROP_NOPOLICY);
-	if (pol->mode == SM_MODE_ENCAP || pol->mode == SM_MODE_ENCAP_RED) {
-		if (bpf_map_lookup_elem(&sm_sids, &pol->segs[0]))
-			return drop(skb, SM_R_DROP_REDIRECT_LOOP);
-		return ul_redirect(skb, pol, si->inner_off, v4, SM_R_FORWARD);
-	}
-	if (pol->mode != SM_MODE_LOCAL)
-		return drop(skb, SM_R_DROP_POLICY);
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);
@@ -338,14 +402,29 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 		return drop(skb, SM_R_DROP_INNER);
 	if (skb->len < si->inner_off + (v4 ? sizeof(struct iphdr) : IP6_HLEN))
 		return drop(skb, SM_R_DROP_TRUNCATED);
-	if (sid->flags & SM_SID_F_FORWARD)
-		return ul_forward(skb, sid, si, v4);
-	/* Decided before the packet changes: a redirect back to one of this host's SIDs would loop. */
-	struct sm_policy *mv = move_redirect(skb, sid, si, v4);
-	if (mv && bpf_map_lookup_elem(&sm_sids, &mv->segs[0]))
-		return drop(skb, SM_R_DROP_REDIRECT_LOOP);
-	if (mv)
-		return ul_redirect(skb, mv, si->inner_off, v4, SM_R_REDIRECT_MOVE);
+	struct sm_policy *mv;
+	__u32 reason = SM_R_REDIRECT_MOVE;
+	if (sid->flags & SM_SID_F_FORWARD) {
+		mv = inner_policy(skb, sid->tenant | SM_TENANT_F_FORWARD, si->inner_off, v4);
+		if (!mv)
+			return drop(skb, SM_R_DROP_NOPOLICY);
+		if (mv->mode == SM_MODE_LOCAL)
+			return ul_forward_local(skb, mv, si, v4);
+		if (mv->mode != SM_MODE_ENCAP && mv->mode != SM_MODE_ENCAP_RED)
+			return drop(skb, SM_R_DROP_POLICY);
+		reason = SM_R_FORWARD;
+	} else {
+		mv = move_redirect(skb, sid, si, v4);
+	}
+	if (mv) {
+		/* Decided before the packet changes: a redirect back to one of this host's SIDs would loop. */
+		if (bpf_map_lookup_elem(&sm_sids, &mv->segs[0]))
+			return drop(skb, SM_R_DROP_REDIRECT_LOOP);
+		__u32 mtu = redirect_overflow(skb, mv, si->inner_off, v4, config_flags());
+		if (mtu)
+			return ul_redirect_too_big(skb, si->inner_off, v4, sid, mtu);
+		return ul_redirect(skb, mv, si->inner_off, v4, reason);
+	}
 	int r = srv6_decap(skb, si->inner_off, v4);
 	if (!r)
 		r = dec_hop_limit(skb, v4);

@@ -3,7 +3,8 @@
  * ICMP errors built in BPF: IPv6 Packet Too Big (RFC 4443 §3.2) and IPv4 Fragmentation Needed (RFC 1191)
  * when the workload's packet would not fit the underlay after encapsulation. A router owes its sender
  * this message, and redirecting past ip6_forward skips the kernel's own. The packet is turned into the
- * error in place; the caller sends it back out of the veth it came in on.
+ * error in place; the caller sends it back out of the veth it came in on (or, for a delivery redirect
+ * that no longer fits, through the tenant's policy toward the sender's host).
  */
 #ifndef SEGMESH_ICMP6_H
 #define SEGMESH_ICMP6_H
@@ -44,6 +45,49 @@ static sm_always_inline __s64 csum_tail(struct __sk_buff *skb, __u32 off, __u32 
 	return sum;
 }
 
+/*
+ * Leaves the first `quoted` bytes of the packet at L3_OFF (a multiple of 4, at most PTB_QUOTE_MAX) behind
+ * `hdrs` bytes of room for the error's headers. The tail is cut with bpf_skb_change_tail, which the
+ * kernel refuses on an skb marked encapsulated (-ENOTSUPP: one that a BPF encapsulation on another host
+ * sent across a veth, then decapsulated here); then the quote is moved to the end of the packet in
+ * scratch-sized chunks, last chunk first (the destination lies above the source), and the bytes before
+ * it are removed from the head instead. Returns 0 or a drop reason.
+ */
+static sm_always_inline int quote_room(struct __sk_buff *skb, __u32 quoted, __u32 hdrs)
+{
+	__u32 len = skb->len - L3_OFF;
+	if (quoted > len || quoted > PTB_QUOTE_MAX || hdrs > 64)
+		return SM_R_DROP_ERROR;
+	if (bpf_skb_change_tail(skb, L3_OFF + quoted, 0) == 0)
+		return bpf_skb_adjust_room(skb, hdrs, BPF_ADJ_ROOM_MAC, 0) < 0 ? SM_R_DROP_ERROR : 0;
+	__u32 zero = 0;
+	struct sm_scratch *s = bpf_map_lookup_elem(&sm_scratch, &zero);
+	if (!s)
+		return SM_R_DROP_ERROR;
+	__u32 shift = len - quoted;
+	if (shift > 0xffff)
+		return SM_R_DROP_ERROR;
+	/* 64-bit lengths: the bounds the verifier learns are on the registers the helpers get. */
+	__u64 q = quoted;
+	for (int i = 0; i < (PTB_QUOTE_MAX + SM_SCRATCH - 1) / SM_SCRATCH; i++) {
+		__u64 done = (__u64)i * SM_SCRATCH;
+		if (done >= q)
+			break;
+		__u64 n = q - done;
+		if (n > SM_SCRATCH)
+			n = SM_SCRATCH;
+		__u64 off = q - done - n;
+		if (n == 0 || off > PTB_QUOTE_MAX)
+			return SM_R_DROP_ERROR;
+		if (bpf_skb_load_bytes(skb, L3_OFF + off, s->b, n) < 0 ||
+		    bpf_skb_store_bytes(skb, L3_OFF + shift + off, s->b, n, 0) < 0)
+			return SM_R_DROP_ERROR;
+	}
+	if (bpf_skb_adjust_room(skb, (__s32)hdrs - (__s32)shift, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return SM_R_DROP_ERROR;
+	return 0;
+}
+
 static sm_always_inline __u16 csum_fold(__s64 sum)
 {
 	__u64 f = (__u32)sum;
@@ -68,9 +112,9 @@ static __attribute__((noinline)) int send_ptb6(struct __sk_buff *skb, struct in6
 	if (mtu < 1280)
 		mtu = 1280;
 
-	if (bpf_skb_change_tail(skb, L3_OFF + quoted, 0) < 0 ||
-	    bpf_skb_adjust_room(skb, PTB_HDRS, BPF_ADJ_ROOM_MAC, 0) < 0)
-		return SM_R_DROP_ERROR;
+	int r = quote_room(skb, quoted, PTB_HDRS);
+	if (r)
+		return r;
 
 	struct {
 		struct ethhdr eth;
@@ -133,9 +177,9 @@ static __attribute__((noinline)) int send_frag_needed4(struct __sk_buff *skb, __
 	quoted &= ~3u;
 	if (mtu > 0xffff)
 		mtu = 0xffff;
-	if (bpf_skb_change_tail(skb, L3_OFF + quoted, 0) < 0 ||
-	    bpf_skb_adjust_room(skb, FN_HDRS, BPF_ADJ_ROOM_MAC, 0) < 0)
-		return SM_R_DROP_ERROR;
+	int r = quote_room(skb, quoted, FN_HDRS);
+	if (r)
+		return r;
 
 	struct {
 		struct ethhdr eth;

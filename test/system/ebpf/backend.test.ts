@@ -375,8 +375,48 @@ systemSuite(
           [...b.reasons].filter(([k, v]) => k.startsWith('drop_') && v !== a.reasons.get(k)),
         ).toStrictEqual([]);
 
+      // A redirect whose headers are longer than the ones the packet came with (H.Encaps with two
+      // segments, 80 bytes, after H.Encaps.Red's 64): a 1,430-byte packet fitted the underlay (1,500)
+      // from host 2 but not after the redirect. Its sender gets a PTB from host 1 (mtu 1,500 - 80)
+      // through tenant A's egress policy, and its next packets fit; 1,420 bytes pass.
+      const h1Grow = hostIntent(1, [
+        entry(A.egress, `${MOVED}/128`, { kind: 'encap', ...toHost2 }),
+        entry(A.delivery, `${MOVED}/128`, {
+          kind: 'encap',
+          mode: 'encap',
+          segments: [ip('fc00:0:2::e'), ip('fc00:0:2::a6')],
+        }),
+      ]);
+      await b1.applyDelta(h1After, h1Grow, diffIntents(h1After.items, h1Grow.items));
+      const p0 = await b1.readCounters();
+      e0 = await echoes();
+      const big = await wl.a2!.exec(
+        'ping',
+        ['-c', '1', '-M', 'do', '-s', String(1430 - 48), '-W', '2', MOVED],
+        {
+          allowFail: true,
+        },
+      );
+      expect(big.stdout).toMatch(/Packet too big: mtu=1420/);
+      expect((await wl.a2!.exec('ip', ['-6', 'route', 'get', MOVED])).stdout).toMatch(/ mtu 1420 /);
+      const p1 = await b1.readCounters();
+      expect((['ptb', 'redirect_move'] as const).map((r) => inc(p0, p1, r))).toStrictEqual([1, 0]);
+      expect(await ping(wl.a2!, MOVED, 1)).toBe(1); // small ones still pass
+      const fits = await wl.a2!.exec(
+        'ping',
+        ['-c', '2', '-M', 'do', '-s', String(1420 - 48), '-W', '2', MOVED],
+        {
+          allowFail: true,
+        },
+      );
+      expect(fits.stdout).toMatch(/2 received/);
+      e1 = await echoes();
+      expect([e1[0]! - e0[0]!, e1[1]! - e0[1]!]).toStrictEqual([0, 3]);
+      expect(inc(p1, await b1.readCounters(), 'redirect_move')).toBe(3);
+      await wl.a2!.exec('ip', ['-6', 'route', 'flush', 'cache']);
+
       // Back to the base intents (wl_in leaves wm0 on both hosts).
-      await b1.applyDelta(h1After, hostIntent(1), diffIntents(h1After.items, hostIntent(1).items));
+      await b1.applyDelta(h1Grow, hostIntent(1), diffIntents(h1Grow.items, hostIntent(1).items));
       await b2.applyDelta(h2After, hostIntent(2), diffIntents(h2After.items, hostIntent(2).items));
       expect(await b1.realise(hostIntent(1))).toStrictEqual(ZERO);
       expect(await b2.realise(hostIntent(2))).toStrictEqual(ZERO);
