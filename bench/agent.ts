@@ -391,7 +391,7 @@ const rows = [
   ],
   [
     'events',
-    `${eventMs.length} (${counts.add} adds, ${counts.move} moves, ${counts.remove} removes, warm-up round included), ${backend.items} items in ${backend.deltas} deltas handed over`,
+    `${eventMs.length} timed after ${ROUND} to warm up; all ${counts.add + counts.move + counts.remove}: ${counts.add} adds, ${counts.move} moves, ${counts.remove} removes, ${backend.items} items in ${backend.deltas} deltas handed over`,
   ],
   [
     'event',
