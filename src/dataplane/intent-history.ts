@@ -8,7 +8,8 @@
  * the versions after it (Baker's "shallow binding"): a version k steps old reads in up to k lookups;
  * one that has fallen more than {@link FLATTEN_AFTER} steps behind copies itself once into its own map
  * on its next read, so that a snapshot kept long costs one copy, not a walk per read. A version nobody
- * was handed is changed in place (no undo record). Old versions hold the newer ones, never the reverse:
+ * was handed is changed in place, its changes recorded in the undo record of the version before it
+ * (which reads through it): one version per snapshot handed out, however many steps between. Old versions hold the newer ones, never the reverse:
  * a version nobody references is garbage with its undo records.
  *
  * Iteration order: the newest version iterates like a Map the deltas were applied to (new keys last);
@@ -35,17 +36,27 @@ class ItemsVersion implements ReadonlyMap<string, IntentItem> {
   /** Makes `old` (the newest version so far) answer through `next`, remembering what `delta` overwrites. */
   static supersede(old: ItemsVersion, delta: IntentDelta): ItemsVersion {
     const undo = new Map<string, IntentItem | undefined>();
+    old.#undo = undo;
+    ItemsVersion.extend(old, delta);
+    const next = new ItemsVersion(old.#live);
+    old.#size = old.#live.size;
+    old.#next = next;
+    return next;
+  }
+
+  /**
+   * The newest version changes in place (nobody holds it), but `old`, the one before, reads through
+   * it: `old` keeps what `delta` overwrites of its own items too.
+   */
+  static extend(old: ItemsVersion, delta: IntentDelta): void {
+    const undo = old.#undo;
+    if (!undo) return; // flattened: it reads nothing through the newer versions any more
     const keep = (i: IntentItem) => {
       if (!undo.has(i.key)) undo.set(i.key, old.#live.get(i.key));
     };
     for (const i of delta.removed) keep(i);
     for (const i of delta.added) keep(i);
     for (const i of delta.changed) keep(i);
-    const next = new ItemsVersion(old.#live);
-    old.#size = old.#live.size;
-    old.#undo = undo;
-    old.#next = next;
-    return next;
   }
 
   get size(): number {
@@ -138,6 +149,8 @@ export class IntentHistory {
   #head: ItemsVersion;
   /** The newest version was handed out: the next step must keep it as it is. */
   #shared = false;
+  /** The version before the newest, while someone holds it (it reads through the newest). */
+  #previous: WeakRef<ItemsVersion> | undefined;
 
   /** `items` becomes the history's own (it is changed in place as deltas arrive). */
   constructor(items: Map<string, IntentItem>) {
@@ -159,8 +172,13 @@ export class IntentHistory {
   apply(delta: IntentDelta): void {
     if (delta.added.length === 0 && delta.changed.length === 0 && delta.removed.length === 0) return;
     if (this.#shared) {
+      this.#previous = new WeakRef(this.#head);
       this.#head = ItemsVersion.supersede(this.#head, delta);
       this.#shared = false;
+    } else {
+      const previous = this.#previous?.deref();
+      if (previous) ItemsVersion.extend(previous, delta);
+      else this.#previous = undefined;
     }
     for (const i of delta.removed) this.#live.delete(i.key);
     for (const i of delta.added) this.#live.set(i.key, i);
