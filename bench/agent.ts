@@ -1,7 +1,7 @@
 /**
  * The agent's event path at scale: a fabric of 1,000 hosts and 100,000 workloads (4 tenants, 4
- * policies through network functions, one of them SR-unaware on the measured host), one host's intent
- * kept current by HostIntentComputer.
+ * policies through network functions, one of them SR-unaware on the measured host and one with a
+ * `from` selector, i.e. source-specific entries), one host's intent kept current by HostIntentComputer.
  *
  * - event: from a decoded gossip workload record (a claim: added or moved; a tombstone: removed) to
  *   the intent delta handed to the backend port: the record turned into the model's workload (host id
@@ -17,6 +17,7 @@
  * Signature checks are the gossip layer's, once per record whatever the fabric size: not timed here;
  * the structural decode of the signed record is timed apart for reference.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { create, toBinary } from '@bufbuild/protobuf';
 import type {
   BackendCapabilities,
@@ -47,6 +48,7 @@ import {
   buildFabricView,
   type FabricInput,
   type FabricView,
+  type PolicyInput,
   type WorkloadView,
   workloadLinkName,
 } from '../src/srv6/fabric.ts';
@@ -62,6 +64,8 @@ const POLICIES = 4;
 /** Workloads each policy steers (by name: gossip records carry no labels). */
 const STEERED = 50;
 const MEASURED = 'host-0';
+/** Policy 0 selects its sources too (source-specific entries); BENCH_FROM_POLICY=0 leaves it out. */
+const FROM_POLICY = process.env.BENCH_FROM_POLICY !== '0';
 
 const hostId = (i: number) => `12D3KooWbenchHost${i}`;
 const random = prng(42);
@@ -97,7 +101,7 @@ function fabric(): FabricInput {
     mode: i % 2 === 0 ? ('sr-aware' as const) : ('sr-unaware' as const),
     ...(i % 2 === 1 ? { address: parseIpv6(`fc00:99::${i}`) } : {}),
   }));
-  const policies = Array.from({ length: POLICIES }, (_, i) => ({
+  const policies: PolicyInput[] = Array.from({ length: POLICIES }, (_, i) => ({
     name: `policy-${i}`,
     tenant: `tenant-${i % TENANTS}`,
     to: {
@@ -108,6 +112,15 @@ function fabric(): FabricInput {
     },
     via: [`nf-${2 * i}`, `nf-${2 * i + 1}`],
   }));
+  if (FROM_POLICY) {
+    // Source-specific: policy 0 only from some of its tenant's workloads, a third of them on the measured host.
+    const tenant0 = workloads.filter((w) => w.tenant === 'tenant-0');
+    const sources = [
+      ...tenant0.filter((w) => w.host === MEASURED).slice(0, STEERED / 5),
+      ...tenant0.slice(STEERED, STEERED + (STEERED * 2) / 5),
+    ];
+    policies[0] = { ...policies[0]!, from: { workloads: sources.map((w) => w.id) } };
+  }
   return { locatorBlock: parsePrefix('fc00:0::/32'), hosts, tenants, networkFunctions, workloads, policies };
 }
 
@@ -249,7 +262,7 @@ await backend.realise(applied);
 const ids = [...reference.keys()];
 const idIndex = new Map(ids.map((id, i) => [id, i]));
 const onMeasured = new Set(ids.filter((id) => reference.get(id)!.host === MEASURED));
-const steered = input.policies!.flatMap((p) => p.to!.workloads!);
+const steered = input.policies!.flatMap((p) => p.to?.workloads ?? []);
 const counts = { add: 0, move: 0, remove: 0, touchMeasured: 0 };
 let added = 0;
 
@@ -318,6 +331,8 @@ function nextEvent(n: number): Uint8Array {
 }
 
 const eventMs: number[] = [];
+/** The process's CPU time per event (µs resolution): tells work from waiting for a core on a loaded machine. */
+const eventCpuMs: number[] = [];
 const decodeMs: number[] = [];
 const fullMs: number[] = [];
 let fullItems = 0;
@@ -349,6 +364,7 @@ for (let round = -1; round < EVENTS / ROUND; round++) {
     if (!decoded.ok) throw new Error(`record does not decode: ${decoded.detail}`);
     const record = decoded.value.record;
 
+    const cpu = process.cpuUsage();
     s = performance.now();
     const e = modelEvent(record, (id) => view.workloads.get(id));
     if (e) {
@@ -358,9 +374,11 @@ for (let round = -1; round < EVENTS / ROUND; round++) {
       applied = after;
     }
     const ms = performance.now() - s;
+    const used = process.cpuUsage(cpu);
     if (!e) throw new Error(`record ${record.key} was not turned into an event`);
     if (round >= 0) {
       eventMs.push(ms);
+      eventCpuMs.push((used.user + used.system) / 1000);
       decodeMs.push(d);
     }
   }
@@ -383,7 +401,7 @@ for (const w of reference.values()) if (w.host === MEASURED) local++;
 const rows = [
   [
     'fabric',
-    `${HOSTS} hosts, ${reference.size} workloads, ${TENANTS} tenants, ${POLICIES} policies (built in ${round(buildMs, 0)} ms)`,
+    `${HOSTS} hosts, ${reference.size} workloads, ${TENANTS} tenants, ${POLICIES} policies${FROM_POLICY ? ' (one source-specific)' : ''} (built in ${round(buildMs, 0)} ms)`,
   ],
   [
     'host',
@@ -396,6 +414,12 @@ const rows = [
   [
     'event',
     `record -> delta handed over: p50 ${result.event_p50_ms} ms, p99 ${result.event_p99_ms} ms, max ${round(Math.max(...eventMs), 3)} ms`,
+  ],
+  [
+    'cpu',
+    `CPU time per event (all threads, 1 µs steps): p50 ${round(median(eventCpuMs), 3)} ms, p99 ${round(quantile(eventCpuMs, 0.99), 3)} ms; load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${availableParallelism()} cores`,
   ],
   ['decode', `signed record, structural (not timed above): p50 ${round(median(decodeMs), 4)} ms`],
   [
