@@ -440,13 +440,13 @@ const rows = [
     ? [
         [
           'sched',
-          `main thread, per event: ${slowEvents.length} events over 1 ms wall, ${slowEvents.filter((i) => eventWaitMs[i]! > 0.5).length} of them waited over 0.5 ms for a core (${round(
+          `main thread, per event: ${slowEvents.length} events over 1 ms wall, ${slowEvents.filter((i) => eventWaitMs[i]! > 0.5).length} of them waited over 0.5 ms for a core (run-queue wait ${round(
             slowEvents.reduce((t, i) => t + eventWaitMs[i]!, 0),
             0,
-          )} of their ${round(
+          )} ms, read just outside their ${round(
             slowEvents.reduce((t, i) => t + eventMs[i]!, 0),
             0,
-          )} ms); wall less run-queue wait: p50 ${round(median(ownMs), 4)} ms, p99 ${round(quantile(ownMs, 0.99), 4)} ms; load ${loadavg()
+          )} ms of wall time); wall less run-queue wait: p50 ${round(median(ownMs), 4)} ms, p99 ${round(quantile(ownMs, 0.99), 4)} ms; load ${loadavg()
             .map((l) => l.toFixed(1))
             .join(' ')} on ${availableParallelism()} cores`,
         ],
