@@ -17,10 +17,10 @@ import {
 } from '../srv6/pathcompute.ts';
 import {
   type Attachment,
-  applyDelta,
   attachmentKey,
   diffIntents,
   type EntryAction,
+  emptyDelta,
   type ForwardingIntent,
   type IntentDelta,
   type IntentItem,
@@ -28,6 +28,7 @@ import {
   type PrefixEntry,
   sidKey,
 } from './intent.ts';
+import { IntentHistory } from './intent-history.ts';
 
 export class IntentLoweringError extends Error {
   override readonly name = 'IntentLoweringError';
@@ -125,21 +126,33 @@ export function intentOf(plan: HostPlan): ForwardingIntent {
  * Keeps one host's intent current under workload changes, on the model's incremental path
  * computation: each change re-lowers only the intent items its plan delta touches, and returns their
  * delta (through the one diff engine, {@link diffIntents}).
+ *
+ * Contract of {@link intent}: an immutable snapshot. What a caller got stays as it was whatever
+ * events follow (a backend's `applyDelta(before, after, delta)` reads `before` after the event), and
+ * reading it twice between events gives the same object (backends compare `before` by identity with
+ * what they realised). A snapshot costs nothing to take and an event costs the items it changes, not
+ * the intent's size (intent-history.ts); reads of a snapshot many events old are slower, until it
+ * copies itself once.
  */
 export class HostIntentComputer {
   readonly #paths: HostPathComputer;
   readonly #host: string;
-  #items: Map<string, IntentItem>;
+  readonly #items: IntentHistory;
+  /** The snapshot handed out since the last change, if any. */
+  #intent: ForwardingIntent | undefined;
 
   /** `view` becomes the computer's own: it changes the view's workloads as events arrive. */
   constructor(view: FabricView, host: string) {
     this.#paths = new HostPathComputer(view, host);
     this.#host = host;
-    this.#items = new Map(intentOf({ host, objects: this.#paths.objects }).items);
+    this.#items = new IntentHistory(
+      intentOf({ host, objects: this.#paths.objects }).items as Map<string, IntentItem>,
+    );
   }
 
   get intent(): ForwardingIntent {
-    return { host: this.#host, items: this.#items };
+    this.#intent ??= { host: this.#host, items: this.#items.current() };
+    return this.#intent;
   }
 
   upsertWorkload(w: WorkloadView): IntentDelta {
@@ -159,28 +172,35 @@ export class HostIntentComputer {
     const before = new Map<string, IntentItem>();
     const after = new Map<string, IntentItem>();
     const touch = (key: string, now: () => IntentItem | undefined) => {
+      if (before.has(key) || after.has(key)) return;
       const old = this.#items.get(key);
       if (old) before.set(key, old);
       const next = now();
       if (next) after.set(key, next);
     };
-    for (const o of [...plan.added, ...plan.changed, ...plan.removed] as PlannedObject[]) {
+    const visit = (o: PlannedObject) => {
       if (isRoute(o)) {
         const key = lowerRoute(o).key;
         touch(key, () => {
           const now = objects.get(o.key);
           return now && isRoute(now) ? lowerRoute(now) : undefined;
         });
-        continue;
+        return;
       }
       touch(attachmentKey(o.link), () => {
         const l = objects.get(linkObjectKey(o.link));
         const f = objects.get(filterObjectKey(o.link));
         return l?.kind === 'link' ? lowerAttachment(l, f?.kind === 'filter' ? f : undefined) : undefined;
       });
-    }
+    };
+    for (const o of plan.added) visit(o);
+    for (const o of plan.changed) visit(o);
+    for (const o of plan.removed) visit(o);
     const delta = diffIntents(before, after);
-    this.#items = applyDelta(this.#items, delta);
+    if (!emptyDelta(delta)) {
+      this.#items.apply(delta);
+      this.#intent = undefined;
+    }
     return delta;
   }
 }

@@ -151,6 +151,14 @@ class HostContext {
   readonly mtu: number;
   /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
   readonly #deliverySegments = new Map<string, Map<string, readonly Ipv6Address[]>>();
+  /** Per tenant, its policies with a `from` selector (source-specific). */
+  readonly #sourceSpecific = new Map<string, PolicyView[]>();
+  /**
+   * Per source-specific policy, the workloads its `from` and its `to` select, by id: what a change
+   * of one workload must pair it with, without a scan of every workload (kept current by {@link track}).
+   */
+  readonly #sources = new Map<PolicyView, Map<string, WorkloadView>>();
+  readonly #destinations = new Map<PolicyView, Map<string, WorkloadView>>();
 
   constructor(view: FabricView, hostName: string) {
     const host = view.hosts.get(hostName);
@@ -166,8 +174,16 @@ class HostContext {
       const list = this.policiesByTenant.get(p.tenant) ?? [];
       list.push(p);
       this.policiesByTenant.set(p.tenant, list);
-      if (!selectsAll(p.from)) this.sourcePolicies.add(p.tenant);
+      if (!selectsAll(p.from)) {
+        this.sourcePolicies.add(p.tenant);
+        const own = this.#sourceSpecific.get(p.tenant) ?? [];
+        own.push(p);
+        this.#sourceSpecific.set(p.tenant, own);
+        this.#sources.set(p, new Map());
+        this.#destinations.set(p, new Map());
+      }
     }
+    if (this.#sources.size > 0) for (const w of view.workloads.values()) this.track(undefined, w);
     const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
     this.denyDestinations = [
       ...block,
@@ -175,6 +191,30 @@ class HostContext {
       ...[...view.hosts.values()].map((h) => host128(h.underlay)),
     ];
     this.mtu = workloadMtu(view.underlayMtu, view.maxSegments, view.hmacKeyId !== undefined);
+  }
+
+  /** Workload `old` is replaced by `next` in the view (either may be absent): the selections follow. */
+  track(old: WorkloadView | undefined, next: WorkloadView | undefined): void {
+    if (old)
+      for (const p of this.#sourceSpecific.get(old.tenant) ?? []) {
+        this.#sources.get(p)!.delete(old.id);
+        this.#destinations.get(p)!.delete(old.id);
+      }
+    if (next)
+      for (const p of this.#sourceSpecific.get(next.tenant) ?? []) {
+        if (selectorMatches(p.from, next)) this.#sources.get(p)!.set(next.id, next);
+        if (selectorMatches(p.to, next)) this.#destinations.get(p)!.set(next.id, next);
+      }
+  }
+
+  /** The workloads source-specific policy `p`'s `from` selects (its tenant's, any host). */
+  sourcesOf(p: PolicyView): Iterable<WorkloadView> {
+    return this.#sources.get(p)!.values();
+  }
+
+  /** The workloads source-specific policy `p`'s `to` selects. */
+  destinationsOf(p: PolicyView): Iterable<WorkloadView> {
+    return this.#destinations.get(p)!.values();
   }
 
   deliverySegments(hostName: string, tenant: string): readonly Ipv6Address[] {
@@ -418,8 +458,8 @@ function sourceReturnObjects(
       if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
       const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
       const reason = `policy ${p.name} via ${p.via.join(',')}`;
-      for (const d of view.workloads.values()) {
-        if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+      for (const d of ctx.destinationsOf(p)) {
+        if (d.id === w.id) continue;
         const rest = chainSegments(ctx, p, i + 1, d);
         const r: PlannedRoute = rest
           ? encapRoute(ctx, scope, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
@@ -483,8 +523,8 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     if (selectsAll(p.from)) {
       emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, undefined, w.tenant, segs, reason));
     } else {
-      for (const s of view.workloads.values()) {
-        if (s.host !== host.name || s.tenant !== w.tenant || s === w || !selectorMatches(p.from, s)) continue;
+      for (const s of ctx.sourcesOf(p)) {
+        if (s.host !== host.name || s.id === w.id) continue;
         emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, host128(s.address), w.tenant, segs, reason));
       }
     }
@@ -496,9 +536,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       const rest = chainSegments(ctx, p, i + 1, w);
       const sources = selectsAll(p.from)
         ? [undefined]
-        : [...view.workloads.values()]
-            .filter((s) => s.tenant === w.tenant && s !== w && selectorMatches(p.from, s))
-            .map((s) => host128(s.address));
+        : [...ctx.sourcesOf(p)].filter((s) => s.id !== w.id).map((s) => host128(s.address));
       for (const from of sources) {
         emitPolicy(
           rest
@@ -538,8 +576,8 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
   const claimedAsSource = new Set<string>();
   for (const p of policies) {
     if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
-    for (const d of view.workloads.values()) {
-      if (d.tenant !== w.tenant || d === w || !selectorMatches(p.to, d)) continue;
+    for (const d of ctx.destinationsOf(p)) {
+      if (d.id === w.id) continue;
       const segs = chainSegments(ctx, p, 0, d)!;
       const r = encapRoute(
         ctx,
@@ -630,7 +668,9 @@ export function diffPlans(
 /**
  * Keeps one host's plan current under workload changes. A workload added, removed or moved
  * recomputes only that workload's objects; a change that activates or retires a tenant on this host
- * (its first or last local workload) recomputes the plan.
+ * (its first or last local workload) recomputes the plan. Source-specific policies pair a workload
+ * with the workloads their selectors hold (indexed per policy), not with a scan of the fabric.
+ * `objects` is the live plan (it changes with every call), not a snapshot.
  */
 export class HostPathComputer {
   readonly host: string;
@@ -682,6 +722,7 @@ export class HostPathComputer {
     if (old) workloadObjects(this.#ctx, old, (o) => before.set(o.key, o));
     if (next) this.#view.workloads.set(id, next);
     else this.#view.workloads.delete(id);
+    this.#ctx.track(old, next);
 
     if (old && presentOn(old, this.host)) this.#count(old.tenant, -1);
     if (next && presentOn(next, this.host)) this.#count(next.tenant, 1);
