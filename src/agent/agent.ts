@@ -45,6 +45,7 @@ import { Advertiser } from './advertiser.ts';
 import type { AgentSettings } from './config.ts';
 import { Drainer, type DrainReport } from './drain.ts';
 import { AgentError } from './errors.ts';
+import { type AgentGossipEvent, routeGossipEvent } from './events.ts';
 import type { FabricStateInput } from './fabric-state.ts';
 import { membershipGossipInit, membershipSummary, OPEN_MEMBERSHIP_WARNING } from './membership.ts';
 import { OperatorRecords } from './operator-records.ts';
@@ -100,10 +101,8 @@ function probeHost(underlay: Uint8Array): Promise<boolean> {
   });
 }
 
-/** Gossip events that describe one workload (the incremental path). */
 const WORKLOAD_EVENTS = ['workload-added', 'workload-moved', 'workload-updated', 'workload-removed'] as const;
-/** Gossip events that change the fabric around the workloads (the full path). */
-const FABRIC_EVENTS = ['host-up', 'host-suspect', 'host-down', 'policy-changed'] as const;
+const HOST_EVENTS = ['host-up', 'host-suspect', 'host-down'] as const;
 
 export class Agent {
   readonly settings: AgentSettings;
@@ -376,28 +375,21 @@ export class Agent {
     this.#log.info('agent stopped (data-plane state and gobgpd left running)');
   }
 
-  /** Gossip events: a workload's own feed the incremental path, the fabric's the full one. */
+  /** Gossip events to the reconciler (events.ts decides which path each takes). */
   #subscribe(gossip: Gossip, reconciler: Reconciler): void {
-    // The agent's own publishes are what it just applied: they trigger nothing.
-    gossip.addEventListener('record', (e) => {
-      if (e.detail.source === 'local') return;
-      // Workload records are followed by their view event (below), which names the workload.
-      if (!e.detail.key.startsWith('workload/')) reconciler.fabricChanged();
-    });
+    const route = (e: AgentGossipEvent) => {
+      const r = routeGossipEvent(e, gossip.hostId);
+      if (r.path === 'workload') reconciler.workloadChanged(r.id);
+      else if (r.path === 'fabric') reconciler.fabricChanged();
+    };
+    gossip.addEventListener('record', (e) => route({ type: 'record', ...e.detail }));
     for (const type of WORKLOAD_EVENTS) {
-      gossip.addEventListener(type, (e) => {
-        const w = e.detail.workload;
-        // Ours: the local store is authoritative, and the change came from this agent.
-        if (w.hostId === gossip.hostId) return;
-        reconciler.workloadChanged(w.id);
-      });
+      gossip.addEventListener(type, (e) => route({ type, workload: e.detail.workload }));
     }
-    for (const type of FABRIC_EVENTS) {
-      gossip.addEventListener(type, (e) => {
-        if ('hostId' in e.detail && e.detail.hostId === gossip.hostId) return;
-        reconciler.fabricChanged();
-      });
+    for (const type of HOST_EVENTS) {
+      gossip.addEventListener(type, (e) => route({ type, hostId: e.detail.hostId }));
     }
+    gossip.addEventListener('policy-changed', () => route({ type: 'policy-changed' }));
     gossip.addEventListener('conflict-lost', (e) => {
       this.#log.warn({ conflict: e.detail }, 'this host lost an address conflict: the other claim is newer');
     });

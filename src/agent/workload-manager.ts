@@ -95,6 +95,8 @@ export class WorkloadManager {
       opaqueAddress: ipv6ToBytes(parseIpv6(w.address)),
       ...(delivery !== undefined ? { deliverySid: ipv6ToBytes(delivery) } : {}),
     });
+    // The claim may decide where the workload runs (fabric-state.ts): re-planned at the next reconcile.
+    this.#d.reconciler.noteWorkload(w.id);
   }
 
   /** At start: claims our workloads again, but never over a newer claim elsewhere (it moved meanwhile). */
@@ -181,6 +183,9 @@ export class WorkloadManager {
     d.reconciler.noteWorkload(id);
     await d.reconciler.reconcileNow();
     if (this.#claims.delete(id)) await this.publish(workload); // that reconcile failed
+    // A claim elsewhere that looked newer than this attach (clocks apart) made that reconcile redirect;
+    // our claim, just published, is newer still: deliver here. (Our own publishes raise no event.)
+    if (d.reconciler.view?.workloads.get(id)?.host !== this.#d.hostName) await d.reconciler.reconcileNow();
     await d.reconciler.settled();
     d.log.info({ workload: id, address: workload.address, moved: Boolean(remote) }, 'workload attached');
     return { workload, gateway: GATEWAY, moved: Boolean(remote), existing: false };
