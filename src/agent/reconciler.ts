@@ -371,6 +371,7 @@ export class Reconciler {
         !this.#fabricDirty && !this.#fullDue && this.#computer !== undefined && this.#applied !== undefined;
       this.#fabricDirty = false;
       let planned = incremental ? this.#planIncremental(gossip, ids) : undefined;
+      const path = planned ? 'incremental' : 'full';
       if (!planned) {
         if (incremental) this.#d.log.info({ workloads: ids }, 'workload event needs the full path');
         planned = this.#planFull(gossip);
@@ -394,7 +395,7 @@ export class Reconciler {
         full: result.full,
       };
       if (result.added + result.replaced + result.deleted > 0 || (result.full && skipped.length > 0)) {
-        this.#d.log.info({ ...report, skipped: skipped.slice(0, 10) }, 'reconciled');
+        this.#d.log.info({ ...report, planned: path, skipped: skipped.slice(0, 10) }, 'reconciled');
       }
     } catch (e) {
       // The next one starts over from the full path.
