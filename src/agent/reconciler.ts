@@ -338,10 +338,8 @@ export class Reconciler {
     const backend = this.#d.backend;
     const applied = this.#applied;
     if (p.delta && applied) {
-      if (emptyDelta(p.delta)) {
-        this.#applied = p.wanted.items === applied.items ? applied : p.wanted;
-        return { added: 0, replaced: 0, deleted: 0, full: false };
-      }
+      // Nothing to write: the backend keeps the intent object it was handed (it knows it by identity).
+      if (emptyDelta(p.delta)) return { added: 0, replaced: 0, deleted: 0, full: false };
       try {
         const r = await backend.applyDelta(applied, p.wanted, p.delta);
         this.#applied = p.wanted;
