@@ -5,6 +5,7 @@
  * over only when it changed.
  */
 import { advertsForHost } from '../bgp/adverts.ts';
+import { sidKey } from '../dataplane/intent.ts';
 import { formatPrefix, type Ipv6Address, ipv6ToBytes } from '../srv6/address.ts';
 import { IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
 import type { FabricView } from '../srv6/fabric.ts';
@@ -20,6 +21,11 @@ export interface AdvertiserDeps {
   readonly routerId?: string;
   /** Whether the host is leaving the fabric (draining). */
   readonly leaving: () => boolean;
+  /**
+   * Whether the data plane was handed the intent item `key` (a SID left out because the backend cannot
+   * run it must not attract traffic from the edge). Absent: every SID counts as held.
+   */
+  readonly holds?: (key: string) => boolean;
 }
 
 export class Advertiser {
@@ -80,6 +86,9 @@ export class Advertiser {
       await bgp.setTenants(tenants);
       this.#lastTenants = tenantsKey;
     }
-    await bgp.setAdverts(advertsForHost(view, this.#d.hostName, this.#d.routerId));
+    const holds = this.#d.holds ?? (() => true);
+    await bgp.setAdverts(
+      advertsForHost(view, this.#d.hostName, this.#d.routerId).filter((a) => holds(sidKey(a.sid))),
+    );
   }
 }

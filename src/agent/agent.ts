@@ -340,6 +340,7 @@ export class Agent {
       gossip,
       ...(bgp && s.spec.bgp ? { bgp, routerId: s.spec.bgp.routerId } : {}),
       leaving: () => this.draining,
+      holds: (key) => reconciler.applied?.items.has(key) ?? false,
     });
     p.drainer = new Drainer({
       log: this.#log,

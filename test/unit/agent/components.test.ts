@@ -127,6 +127,7 @@ async function agent(o: Options = {}) {
     gossip: g,
     ...(bgp ? { bgp, routerId: '198.18.0.1' } : {}),
     leaving: draining,
+    holds: (key) => reconciler.applied?.items.has(key) ?? false,
   });
   parts.workloads = new WorkloadManager({
     log,
@@ -321,6 +322,20 @@ describe('agent components on a fake backend', () => {
     expect(sid).toMatchObject({ behavior: 'End.DT6', lookup: { kind: 'forward' } });
     expect(agg.holdsFullIntent()).toBe(true);
     for (const a of [per, agg]) await a.stop();
+  });
+
+  it('aggregate on a backend that cannot run the forward SID: no aggregate is advertised, the SID is named skipped', async () => {
+    const behaviors = new Set(FULL_CAPABILITIES.behaviors);
+    behaviors.delete('End.DT6');
+    const a = await agent({ bgp: true, edgeMode: 'aggregate', caps: { ...FULL_CAPABILITIES, behaviors } });
+    await a.reconciler.start();
+    await a.workloads.add({ identity: 'a1', tenant: 'blue', netns: '/run/netns/a1' });
+    // The control is the test above: the same fabric with End.DT6 advertises one aggregate.
+    expect(a.bgp!.calls).toContain('setAdverts');
+    expect(a.bgp!.adverts).toEqual([]);
+    const fwd = a.reconciler.view!.hosts.get(SELF)!.sids.tenantForward.get('blue')!;
+    expect(a.reconciler.lastReport!.skipped.some((s) => s.includes(formatIpv6(fwd.sid)))).toBe(true);
+    await a.stop();
   });
 
   it('a backend without End.DT6: those SIDs are named as skipped and never handed to it', async () => {
