@@ -12,7 +12,6 @@
 import type { Logger } from 'pino';
 import { type DataplaneBackend, unsupportedReason } from '../dataplane/backend.ts';
 import {
-  applyDelta,
   diffIntents,
   emptyDelta,
   type ForwardingIntent,
@@ -32,6 +31,7 @@ import {
   workloadInputFor,
   workloadViewOf,
 } from './fabric-state.ts';
+import { LayeredItems } from './layered-items.ts';
 import type { LocalWorkload } from './workloads.ts';
 
 export interface ReconcileReport {
@@ -328,7 +328,7 @@ export class Reconciler {
       if (item) after.set(key, item);
     }
     const delta = diffIntents(before, after);
-    const items = emptyDelta(delta) ? applied.items : applyDelta(applied.items, delta);
+    const items = emptyDelta(delta) ? applied.items : LayeredItems.apply(applied.items, delta);
     return { view, wanted: { host: applied.host, items }, delta };
   }
 
