@@ -27,8 +27,8 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { detectKernelFeatures, gobgpdVersion, type KernelFeatures } from '../dataplane/features.ts';
-import { tableOf } from '../dataplane/kernel/tables.ts';
-import { routeAction, tableNames } from '../format/plan.ts';
+import { AttachError } from '../dataplane/host.ts';
+import { routeAction, tableNames, tableOf } from '../format/plan.ts';
 import { type Peer, PeerState_SessionState } from '../gen/gobgp/gobgp_pb.js';
 import {
   AddWorkloadResponseSchema,
@@ -52,7 +52,6 @@ import { GOSSIP_TOPIC } from '../gossip/constants.ts';
 import { formatIpv6, formatPrefix } from '../srv6/address.ts';
 import { isRoute } from '../srv6/pathcompute.ts';
 import { AGENT_PROTOCOL, type Agent } from './agent.ts';
-import { AttachError } from './attach.ts';
 import {
   AgentError,
   checkDurationMs,

@@ -3,7 +3,7 @@
  * followed hop by hop through the plans of the hosts on the way (pure).
  */
 
-import { scopeName, tableOf } from '../dataplane/kernel/tables.ts';
+import { scopeName, tableOf } from '../format/plan.ts';
 import { formatIpv6, formatPrefix, type Ipv6Address, parseIpv6, prefixContains } from '../srv6/address.ts';
 import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import { computeHostPlan, type HostPlan, isRoute, type PlannedRoute } from '../srv6/pathcompute.ts';

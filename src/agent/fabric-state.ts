@@ -21,7 +21,9 @@ import type {
   HostInput,
   TenantInput,
   WorkloadInput,
+  WorkloadView,
 } from '../srv6/fabric.ts';
+import { workloadLinkName } from '../srv6/fabric.ts';
 import { locatorLength, type SidStructure } from '../srv6/sid.ts';
 import { MAX_TENANT_ID } from '../srv6/tables.ts';
 import type { LocalWorkload } from './workloads.ts';
@@ -48,12 +50,19 @@ export interface FabricStateInput {
   readonly local: readonly LocalWorkload[];
   readonly external: readonly ExternalRoute[];
   readonly edgePeers: readonly EdgePeer[];
+  /**
+   * How this host's BGP advertises the tenants it exports (`bgp.advertise`): `aggregate` gives each
+   * tenant with a route target a forward SID on this host, which the adverts point at.
+   */
+  readonly edgeMode?: 'per-workload' | 'aggregate';
 }
 
 export interface FabricStateResult {
   readonly input: FabricInput;
   /** Things left out, with the reason (logged and counted by the caller). */
   readonly skipped: readonly string[];
+  /** For single workload events after this state (workloadInputFor). */
+  readonly context: WorkloadContext;
 }
 
 function prefixFromRecord(p: { address: Uint8Array; length: number } | undefined): Ipv6Prefix | undefined {
@@ -115,56 +124,22 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
       id,
       prefixes,
       ...(record.routeTargets[0] ? { routeTarget: record.routeTargets[0] } : {}),
+      ...(record.routeTargets[0] && s.edgeMode === 'aggregate' ? { edgeMode: 'aggregate' as const } : {}),
     });
   }
   const tenantNames = new Set(tenants.map((t) => t.name));
 
+  const local = new Map(s.local.map((w) => [w.id, w]));
+  const ctx: WorkloadContext = { self: s.self, nameOf, tenants: tenantNames, gossip: s.gossip, local };
   const workloads = new Map<string, WorkloadInput>();
-  for (const w of s.gossip.workloads.values()) {
-    const host = nameOf.get(w.hostId);
-    if (!host || host === s.self.name) continue; // our own come from the local store
-    if (!tenantNames.has(w.tenant)) {
-      skipped.push(`workload ${w.id} is in unknown tenant ${w.tenant}`);
-      continue;
-    }
-    if (w.record.opaqueAddress.length !== 16) continue;
-    workloads.set(w.id, { id: w.id, tenant: w.tenant, host, address: ipv6FromBytes(w.record.opaqueAddress) });
+  for (const id of s.gossip.workloads.keys()) {
+    if (local.has(id)) continue; // our own come from the local store
+    const w = workloadInputFor(id, ctx, skipped);
+    if (w) workloads.set(id, w);
   }
-  for (const w of s.local) {
-    // Make before break: a claim of this identity on another host made after this instance was
-    // attached means the workload moved there; until the old instance here is removed, this host
-    // redirects to the new one. A claim older than this instance is the old place of a workload that
-    // moved here: this host delivers (its own claim follows once its routes are in place).
-    const winner = s.gossip.workloads.get(w.id);
-    const newHost =
-      winner && winner.hostId !== s.self.hostId && winner.version.wall > w.attachedAtMs
-        ? nameOf.get(winner.hostId)
-        : undefined;
-    if (newHost && tenantNames.has(w.tenant)) {
-      workloads.set(w.id, {
-        id: w.id,
-        tenant: w.tenant,
-        host: newHost,
-        address: parseIpv6(w.address),
-        labels: w.labels,
-        formerHosts: [s.self.name],
-      });
-      continue;
-    }
-    if (!tenantNames.has(w.tenant)) {
-      skipped.push(`local workload ${w.id} is in tenant ${w.tenant}, which the fabric does not (yet) define`);
-      continue;
-    }
-    // This host is authoritative for what runs on it: a remote claim of the same identity is the old
-    // place of a workload that moved here.
-    workloads.set(w.id, {
-      id: w.id,
-      tenant: w.tenant,
-      host: s.self.name,
-      address: parseIpv6(w.address),
-      labels: w.labels,
-      link: w.hostLink,
-    });
+  for (const id of local.keys()) {
+    const w = workloadInputFor(id, ctx, skipped);
+    if (w) workloads.set(id, w);
   }
 
   // Edge routers: one per BGP peer with routes; their locators from configuration, else from the
@@ -211,5 +186,107 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
       externalRoutes,
     },
     skipped,
+    context: ctx,
   };
+}
+
+/** What the model's input of one workload is made from (built once per full state, kept for events). */
+export interface WorkloadContext {
+  readonly self: SelfHost;
+  /** Gossip host id -> model host name. */
+  readonly nameOf: ReadonlyMap<string, string>;
+  readonly tenants: ReadonlySet<string>;
+  readonly gossip: GossipView;
+  /** This host's workloads by id (authoritative for this host). */
+  readonly local: { get(id: string): LocalWorkload | undefined };
+}
+
+/**
+ * The model's input for workload `id`, or undefined when it is not part of the fabric (reasons for
+ * leaving it out go to `skipped`). The one rule for both the full state and a single workload event.
+ */
+export function workloadInputFor(
+  id: string,
+  ctx: WorkloadContext,
+  skipped: string[],
+): WorkloadInput | undefined {
+  const w = ctx.local.get(id);
+  if (!w) {
+    const g = ctx.gossip.workloads.get(id);
+    if (!g) return undefined;
+    const host = ctx.nameOf.get(g.hostId);
+    if (!host || host === ctx.self.name) return undefined;
+    if (!ctx.tenants.has(g.tenant)) {
+      skipped.push(`workload ${g.id} is in unknown tenant ${g.tenant}`);
+      return undefined;
+    }
+    if (g.record.opaqueAddress.length !== 16) return undefined;
+    return { id: g.id, tenant: g.tenant, host, address: ipv6FromBytes(g.record.opaqueAddress) };
+  }
+  // Make before break: a claim of this identity on another host made after this instance was
+  // attached means the workload moved there; until the old instance here is removed, this host
+  // redirects to the new one. A claim older than this instance is the old place of a workload that
+  // moved here: this host delivers (its own claim follows once its routes are in place).
+  const winner = ctx.gossip.workloads.get(w.id);
+  const newHost =
+    winner && winner.hostId !== ctx.self.hostId && winner.version.wall > w.attachedAtMs
+      ? ctx.nameOf.get(winner.hostId)
+      : undefined;
+  if (!ctx.tenants.has(w.tenant)) {
+    skipped.push(`local workload ${w.id} is in tenant ${w.tenant}, which the fabric does not (yet) define`);
+    return undefined;
+  }
+  if (newHost) {
+    return {
+      id: w.id,
+      tenant: w.tenant,
+      host: newHost,
+      address: parseIpv6(w.address),
+      labels: w.labels,
+      formerHosts: [ctx.self.name],
+    };
+  }
+  // This host is authoritative for what runs on it: a remote claim of the same identity is the old
+  // place of a workload that moved here.
+  return {
+    id: w.id,
+    tenant: w.tenant,
+    host: ctx.self.name,
+    address: parseIpv6(w.address),
+    labels: w.labels,
+    link: w.hostLink,
+  };
+}
+
+/** The model's view of a workload input, as buildFabricView makes it (addresses are always given here). */
+export function workloadViewOf(w: WorkloadInput): WorkloadView {
+  return {
+    id: w.id,
+    tenant: w.tenant,
+    host: w.host,
+    address: w.address!,
+    labels: w.labels ?? {},
+    link: w.link ?? workloadLinkName(w.id),
+    derivedAddress: false,
+    ...(w.formerHosts && w.formerHosts.length > 0 ? { formerHosts: w.formerHosts } : {}),
+  };
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/** Whether two workload views plan the same. */
+export function sameWorkloadView(a: WorkloadView, b: WorkloadView): boolean {
+  return (
+    a.id === b.id &&
+    a.tenant === b.tenant &&
+    a.host === b.host &&
+    a.address === b.address &&
+    a.link === b.link &&
+    a.derivedAddress === b.derivedAddress &&
+    (a.formerHosts ?? []).join() === (b.formerHosts ?? []).join() &&
+    sameLabels(a.labels, b.labels)
+  );
 }

@@ -8,7 +8,7 @@
  * /proc/self/mountinfo reads `net:[INODE]`. Both are files on nsfs (statfs magic 0x6e736673).
  */
 import { readFile, readlink, realpath, stat, statfs } from 'node:fs/promises';
-import { netnsPath } from '../dataplane/dataplane.ts';
+import { netnsPath } from '../dataplane/host.ts';
 import { AgentError } from './errors.ts';
 
 const NSFS_MAGIC = 0x6e736673;

@@ -18,6 +18,12 @@ import {
 } from '../srv6/pathcompute.ts';
 import { renderTable } from './table.ts';
 
+/**
+ * Routes are shown (`segmesh routes`, `segmesh explain`) with the routing table and name the kernel
+ * backend gives each lookup scope: the numbers people find with `ip route show table N`.
+ */
+export { scopeName, tableOf };
+
 /** Human names of the tables a plan uses on a kernel host (the kernel backend's tables of its scopes). */
 export function tableNames(view: FabricView): Map<number, string> {
   const names = new Map<number, string>([[MAIN_TABLE, 'main']]);

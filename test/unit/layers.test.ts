@@ -99,3 +99,65 @@ describe('layering', () => {
     expect(violations(['srv6'], outside)).toEqual([]);
   });
 });
+
+describe('the agent and the model apart from the data plane (issue 13)', () => {
+  const dataplane = join(src, 'dataplane');
+  /** netlink, nft and the backends' internals: what only src/dataplane itself may use. */
+  const NETLINK_OR_NFT = new Set([
+    'dataplane.ts',
+    'index.ts',
+    'nlattr.ts',
+    'route.ts',
+    'rule.ts',
+    'link.ts',
+    'neighbor.ts',
+    'nexthop.ts',
+    'transport.ts',
+    'netns.ts',
+    'netns-worker.ts',
+    'genl-seg6.ts',
+    'sysctl.ts',
+    'isolation.ts',
+    'encap.ts',
+    'reconcile.ts',
+    'workload-link.ts',
+    'underlay.ts',
+  ]);
+  const netlinkOrNft = (_file: string, to: string) => {
+    if (!(to.startsWith('/') && inside(to, dataplane))) return false;
+    const rel = relative(dataplane, to);
+    return (
+      rel.startsWith(`kernel${sep}`) ||
+      rel.startsWith(`ebpf${sep}`) ||
+      rel.startsWith(`uapi${sep}`) ||
+      /nft/.test(rel) ||
+      NETLINK_OR_NFT.has(rel)
+    );
+  };
+
+  it('no file in src/agent imports netlink, nft or backend internals (only the ports of src/dataplane)', () => {
+    // Positive control: the rule flags what agent.ts imported before the split.
+    expect(netlinkOrNft('', join(dataplane, 'index.ts'))).toBe(true);
+    expect(netlinkOrNft('', join(dataplane, 'kernel', 'nft.ts'))).toBe(true);
+    expect(netlinkOrNft('', join(dataplane, 'kernel', 'tables.ts'))).toBe(true);
+    expect(netlinkOrNft('', join(dataplane, 'backend.ts'))).toBe(false);
+    expect(netlinkOrNft('', join(dataplane, 'host.ts'))).toBe(false);
+    expect(violations(['dataplane'], netlinkOrNft).length).toBeGreaterThan(0);
+    expect(violations(['agent'], netlinkOrNft)).toEqual([]);
+  });
+
+  it('src/srv6 names no Linux routing table number or ip rule', () => {
+    const files = sourceFiles(join(src, 'srv6'));
+    // Code only: comments may say what the kernel backend does with the model's scopes.
+    const code = (text: string) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    const linux =
+      /\b(?:MAIN_TABLE|TABLE_BASE|NF_TABLE_BASE|rulePriority|RULE_PRIORITY|fwmark|ip rule|(?:table|priority|vrftable)\s*[:=]\s*\d+)/;
+    // Positive control: the pattern catches a table number and an ip rule.
+    expect(linux.test(code('const r = { table: 254, dev: "x" };'))).toBe(true);
+    expect(linux.test(code("run('ip rule add iif smw1 lookup 100')"))).toBe(true);
+    expect(linux.test(code('const priority = 1000;'))).toBe(true);
+    expect(linux.test(code('// ip rule in a comment'))).toBe(false);
+    const bad = files.filter((f) => linux.test(code(readFileSync(f, 'utf8')))).map((f) => relative(root, f));
+    expect(bad).toEqual([]);
+  });
+});

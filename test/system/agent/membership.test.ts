@@ -31,6 +31,7 @@ import { ConfigError } from '../../../src/config/load.ts';
 import { EbpfBackend } from '../../../src/dataplane/ebpf/backend.ts';
 import { ensureBpffs } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { detectKernelFeatures } from '../../../src/dataplane/features.ts';
+import { openHostDataplane } from '../../../src/dataplane/host.ts';
 import { openDataplane } from '../../../src/dataplane/index.ts';
 import { Ipv6PrefixSchema } from '../../../src/gen/segmesh/v1/common_pb.js';
 import {
@@ -153,18 +154,22 @@ api: { socket: ${h.socket}, group: segmesh }
       h.agent = new Agent(
         {
           logger,
-          dataplane: real,
-          openBackend: async (o) => ({
-            backend: new EbpfBackend(o.dp, {
-              underlayDevice: o.underlayDevice,
-              source: o.source,
-              pinDir,
-              netns: h.ns.name,
+          openHost: (o) =>
+            openHostDataplane({
+              ...o,
+              dataplane: real,
+              openBackend: async (b) => ({
+                backend: new EbpfBackend(b.dp, {
+                  underlayDevice: b.underlayDevice,
+                  source: b.source,
+                  pinDir,
+                  netns: h.ns.name,
+                }),
+                name: 'ebpf',
+                why: 'test: in-process agent in the namespace of its host',
+                features: await detectKernelFeatures(),
+              }),
             }),
-            name: 'ebpf',
-            why: 'test: in-process agent in the namespace of its host',
-            features: await detectKernelFeatures(),
-          }),
         },
         settings,
       );

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, expect, it } from 'vitest';
-import { checkUnderlayInterface } from '../../../src/agent/underlay.ts';
 import { NetnsDataplane } from '../../../src/dataplane/netns.ts';
+import { checkUnderlayInterface } from '../../../src/dataplane/underlay.ts';
 import { createLab, systemSuite } from '../../harness/index.ts';
 import { CLI } from './cluster.ts';
 

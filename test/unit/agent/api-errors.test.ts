@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../../src/agent/agent.ts';
 import { agentHandlers, apiError, unary } from '../../../src/agent/api.ts';
-import { AttachError } from '../../../src/agent/attach.ts';
 import {
   AgentError,
   checkDurationMs,
@@ -14,6 +13,7 @@ import {
   DRAIN_WAIT_MAX_MS,
   IFNAME_MAX_BYTES,
 } from '../../../src/agent/errors.ts';
+import { AttachError } from '../../../src/dataplane/host.ts';
 import { AgentService } from '../../../src/gen/segmesh/v1/agent_pb.js';
 
 describe('apiError: the gRPC code of a failure', () => {

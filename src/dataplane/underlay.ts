@@ -1,5 +1,5 @@
 /** Start-up checks of the host's underlay, named as what they are rather than as a failing syscall. */
-import type { Dataplane } from '../dataplane/dataplane.ts';
+import type { Dataplane } from './dataplane.ts';
 
 export class UnderlayError extends Error {
   override readonly name = 'UnderlayError';

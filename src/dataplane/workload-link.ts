@@ -4,8 +4,9 @@
  * the opaque address as a /128, the MTU the segment lists leave room for, and a default route to the
  * host. Kernel work only; the caller records the workload and reconciles routes.
  */
-import type { Dataplane } from '../dataplane/index.ts';
+
 import { type Ipv6Address, parseIpv6 } from '../srv6/address.ts';
+import type { Dataplane } from './dataplane.ts';
 
 /** The workload's next hop: the host end of every workload link carries it. */
 export const GATEWAY = 'fe80::1';
