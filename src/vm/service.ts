@@ -95,7 +95,10 @@ export function controlLoop(timeoutS = 120): string {
     'done',
     '[ -n "$port" ] || { echo "no virtio port segmesh.ctl"; exit 1; }',
     'exec 3<>"$port"',
-    'while IFS=" " read -r id b64 <&3; do',
+    // A read sees end of file when the host side disconnects: wait for the next connection then.
+    'while :; do',
+    '  IFS=" " read -r id b64 <&3 || { sleep 0.2; continue; }',
+    '  [ -n "$id" ] || continue',
     '  printf %s "$b64" | base64 -d >/run/ctl.sh 2>/dev/null',
     `  timeout -k 2 ${timeoutS} sh /run/ctl.sh </dev/null >/run/ctl.out 2>/run/ctl.err`,
     '  rc=$?',

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { configureDockerEnv, ensureEngine, ensureImages, runtimeClient } from '../../../src/lab/engine.ts';
 import { removeByLabel } from '../../../src/lab/lab.ts';
 import { LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
+import { vmNodeRecords } from '../../../src/lab/vm-edge.ts';
 import { addSweepHook, runPrefix } from '../../harness/index.ts';
 
 export function progress(message: string): void {
@@ -50,6 +51,8 @@ export async function sweepDockerRuns(dead: (prefix: string) => boolean): Promis
     runs.add(c.Labels[LABEL_TEST_RUN] ?? '');
   for (const n of await docker.listNetworks({ filters: { label: [LABEL_TEST_RUN] } }))
     runs.add(n.Labels?.[LABEL_TEST_RUN] ?? '');
+  // VM nodes (src/lab/vm-edge.ts) carry the same labels; their run may have no container left.
+  for (const r of vmNodeRecords()) if (r.labels[LABEL_TEST_RUN]) runs.add(r.labels[LABEL_TEST_RUN]);
   const swept: string[] = [];
   for (const run of runs) {
     if (!/^sm[0-9a-f]{4}$/.test(run) || !dead(run)) continue;
