@@ -173,6 +173,13 @@ export function vmEdgeScript(o: {
     ...Object.entries(o.files).map(([path, text]) => `printf %s '${b64(text)}' | base64 -d >${path}`),
     'chown -R frr:frr /etc/frr /var/log/frr',
     '/usr/lib/frr/frrinit.sh start >/var/log/frr-start.log 2>&1 || { cat /var/log/frr-start.log; die "FRR did not start"; }',
+    // frrinit.sh loads frr.conf once (vtysh -b); under emulation a daemon may not answer yet, and then
+    // FRR runs without configuration: load it again until bgpd has it.
+    'i=0',
+    "until vtysh -c 'show running-config' 2>/dev/null | grep -q '^router bgp'; do",
+    '  i=$((i + 1)); [ $i -le 30 ] || die "FRR did not take its configuration (vtysh -b)"',
+    '  echo "edge: loading frr.conf again ($i)"; vtysh -b >>/var/log/frr-start.log 2>&1; sleep 1',
+    'done',
     'echo SEGMESH_EDGE_FRR_STARTED',
     controlLoop(),
   ].join('\n');
@@ -287,14 +294,24 @@ export async function startVmEdge(
     }
   };
   const fail = async (why: string): Promise<never> => {
-    const frrLog = await serviceVmExec(vm, ['tail', '-n', '15', '/var/log/frr/frr.log'], 5_000)
+    // What FRR did, while the VM still answers; the logs stay in the node's folder.
+    const diag = await serviceVmExec(
+      vm,
+      [
+        'sh',
+        '-c',
+        'ps -eo pid,user,args | grep -E "[z]ebra|[b]gpd|[w]atchfrr"; cat /var/log/frr-start.log; tail -n 20 /var/log/frr/frr.log',
+      ],
+      10_000,
+    )
       .then((r) => r.output)
-      .catch(() => '(unreachable)');
+      .catch((e: unknown) => `(unreachable: ${e instanceof Error ? e.message : String(e)})`);
+    const guest = output();
     await stopServiceVm(vm);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}/node.json`, { force: true });
     throw new LabNodeError(
       node.node,
-      `edge VM ${vm.name}: ${why}\nguest output:\n${output()}\nFRR log (last lines):\n${frrLog}\nconsole: ${dir}/console.log`,
+      `edge VM ${vm.name}: ${why}\nguest output:\n${guest}\nFRR (processes, start log, log):\n${diag}\nlogs: ${dir}`,
     );
   };
   // FRR started, then the control loop answers.
@@ -310,7 +327,10 @@ export async function startVmEdge(
   let last = '';
   while (!sid) {
     if (!serviceVmAlive(vm)) return fail('the VM stopped');
-    if (Date.now() > deadline) return fail(`bgpd allocated no VPN SID for ${vrf.name}: ${last.trim()}`);
+    if (Date.now() > deadline)
+      return fail(
+        `bgpd allocated no VPN SID for ${vrf.name} (show bgp segment-routing srv6: "${last.trim()}")`,
+      );
     const r = await serviceVmExec(vm, ['vtysh', '-c', 'show bgp segment-routing srv6'], 20_000).catch(
       (e: unknown) => ({ output: String(e) }),
     );
