@@ -8,10 +8,46 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
 import { dockerBridge, vmNodeRecord } from '../../../src/lab/vm-edge.ts';
 import { processStartTime } from '../../../src/vm/service.ts';
-import { runPrefix, sh, sweep, systemSuite, waitFor } from '../../harness/index.ts';
+import { tapMac } from '../../../src/vm/vm.ts';
+import {
+  createLab,
+  type Lab,
+  objectName,
+  runPrefix,
+  sh,
+  sweep,
+  systemSuite,
+  waitFor,
+} from '../../harness/index.ts';
 import { labImage, progress, runLabels, runSlot, sweepDockerRuns } from './docker.ts';
 
 const FILE = new URL('../../fixtures/topologies/vm-edge.yaml', import.meta.url).pathname;
+
+/**
+ * Sends one IPv6 + SRH (segments left 0) + inner IPv6 ICMPv6 echo request as a raw Ethernet frame
+ * (python3's AF_PACKET: this machine's kernel cannot build seg6 packets itself). argv: interface,
+ * destination MAC, outer source, SID, inner source, inner destination.
+ */
+const SEND_SRV6 = `
+import socket, struct, sys
+dev, mac, osrc, sid, isrc, idst = sys.argv[1:7]
+a = lambda x: socket.inet_pton(socket.AF_INET6, x)
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+body = struct.pack('!HH', 0x5e6d, 1) + b'segmesh-vm-edge'
+icmp = struct.pack('!BBH', 128, 0, 0) + body
+icmp = icmp[:2] + struct.pack('!H', csum(a(isrc) + a(idst) + struct.pack('!I3xB', len(icmp), 58) + icmp)) + icmp[4:]
+inner = struct.pack('!IHBB', 6 << 28, len(icmp), 58, 64) + a(isrc) + a(idst) + icmp
+srh = struct.pack('!BBBBBBH', 41, 2, 4, 0, 0, 0, 0) + a(sid)
+outer = struct.pack('!IHBB', 6 << 28, len(srh) + len(inner), 43, 64) + a(osrc) + a(sid)
+eth = bytes.fromhex(mac.replace(':', '')) + bytes.fromhex('020000005e6d') + struct.pack('!H', 0x86dd)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+s.send(eth + outer + srh + inner)
+`;
 
 const linkMaster = async (link: string) => {
   const r = await sh('ip', ['-o', 'link', 'show', link], { allowFail: true });
@@ -106,6 +142,48 @@ systemSuite(
       );
       expect(rib).toMatch(new RegExp(`65000:100:${extNet()}\\s+\\[4096\\]`));
       expect(rib).toContain('SID: fc00:0:fe00::');
+    });
+
+    it("decapsulates SRv6 toward FRR's SID with zebra's End.DT6 into the VRF, on to the external client", async () => {
+      const ns: Lab = createLab();
+      try {
+        // A namespace of ours on the underlay network (a veth into its bridge) sends the packets.
+        const src = await ns.netns('vsrc');
+        const veth = objectName('vsrc0');
+        const docker = await labDocker();
+        const bridge = await dockerBridge(docker, lab!.node('edge1').endpoints[0]!.network);
+        await sh('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', src.name]);
+        ns.onTeardown(async () => {
+          await sh('ip', ['link', 'del', veth], { allowFail: true });
+        });
+        await sh('ip', ['link', 'set', veth, 'master', bridge, 'up']);
+        await sh('ip', ['-n', src.name, 'link', 'set', 'eth0', 'up']);
+        const vmMac = tapMac(vmNodeRecord(prefix, 'edge1')!.vm.taps[0]!);
+        const outerSrc = underlay('edge1').replace(/::fe$/, '::99');
+        const client = lab!.node('ext1').endpoints[0]!.ipv6;
+        const echos = async () => {
+          const m = /^Icmp6InEchos\s+(\d+)$/m.exec(await lab!.run('ext1', ['cat', '/proc/net/snmp6']));
+          return Number(m?.[1]);
+        };
+        const send = (sid: string) =>
+          src.exec('python3', ['-c', SEND_SRV6, 'eth0', vmMac, outerSrc, sid, '2001:db8:b100::99', client]);
+        const sid = lab!.edgeSids.get('edge1')!;
+        // Control: the same packets toward an address of FRR's locator that is no SID, sent first on the
+        // same path: had they been delivered, ext1 would count 6, not 3.
+        const before = await echos();
+        for (let i = 0; i < 3; i++) {
+          const r = await send(sid.replace(/:100::$/, ':200::'));
+          expect(r.code, r.stderr).toBe(0);
+        }
+        for (let i = 0; i < 3; i++) await send(sid);
+        await waitFor(async () => (await echos()) >= before + 3, {
+          timeoutMs: 10_000,
+          what: `ext1 receives the 3 echo requests decapsulated by ${sid}`,
+        });
+        expect(await echos()).toBe(before + 3);
+      } finally {
+        await ns.teardown();
+      }
     });
 
     it('is stopped, its taps removed, by the sweep of a dead run', async () => {
