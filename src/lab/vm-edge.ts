@@ -91,6 +91,19 @@ export function runningVmNodes(lab: string): VmNodeRecord[] {
   return vmNodeRecords().filter((r) => r.lab === lab && serviceVmAlive(r.vm));
 }
 
+/** The running VM node named `node` (in lab `lab` if given); undefined when there is none. */
+export function findVmNode(node: string, lab?: string): VmNodeRecord | undefined {
+  const found = vmNodeRecords().filter(
+    (r) => r.node === node && (lab === undefined || r.lab === lab) && serviceVmAlive(r.vm),
+  );
+  if (found.length > 1)
+    throw new LabNodeError(
+      node,
+      `is in several labs (${found.map((r) => r.lab).join(', ')}); pick one with --lab NAME`,
+    );
+  return found[0];
+}
+
 /** Runs a command in a VM node (through its control channel); never throws on a non-zero exit. */
 export async function vmNodeExec(lab: string, node: string, cmd: readonly string[]): Promise<VmExecResult> {
   const r = vmNodeRecord(lab, node);

@@ -5,8 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { labExecCommand } from '../../../src/lab/commands.ts';
 import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
-import { dockerBridge, vmNodeRecord } from '../../../src/lab/vm-edge.ts';
+import { dockerBridge, startVmEdge, vmNodeRecord, vmTapName } from '../../../src/lab/vm-edge.ts';
 import { processStartTime } from '../../../src/vm/service.ts';
 import { tapMac } from '../../../src/vm/vm.ts';
 import {
@@ -184,6 +185,22 @@ systemSuite(
       } finally {
         await ns.teardown();
       }
+    });
+
+    it('fails within its time limit naming the step, and leaves no VM or tap behind', async () => {
+      // The same edge as a second lab's (its own taps and state), given 3 s: the boot alone takes longer.
+      const other = { ...lab!.plan, prefix: `${prefix}-f` };
+      const docker = await labDocker();
+      const t0 = Date.now();
+      await expect(
+        startVmEdge(docker, other, lab!.node('edge1'), { progress, timeoutMs: 3_000 }),
+      ).rejects.toThrow(/no ready line within \d+(\.\d+)? s[\s\S]*console/);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      expect(vmNodeRecord(other.prefix, 'edge1')).toBeUndefined();
+      for (const i of [0, 1]) expect(await linkMaster(vmTapName(other.prefix, 'edge1', i))).toBeUndefined();
+      // Positive control: the lab's own edge still answers, also through `segmesh lab exec`.
+      expect(await labExecCommand('edge1', ['true'], { lab: prefix })).toBe(0);
+      expect(await labExecCommand('edge1', ['false'], { lab: prefix })).toBe(1);
     });
 
     it('is stopped, its taps removed, by the sweep of a dead run', async () => {
