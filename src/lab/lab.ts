@@ -186,7 +186,7 @@ export async function planFromFile(file: string, opts: Omit<PlanOptions, 'file'>
  */
 export async function checkLabKernel(plan: LabPlan): Promise<void> {
   // An edge in a VM (src/lab/vm-edge.ts) has a kernel of its own.
-  const edge = [...plan.edges.values()].some((e) => e.runtime !== 'vm');
+  const edge = [...(await edgeRuntimes(plan)).values()].some((r) => r === 'container');
   const agents = plan.nodes.some((n) => n.script.includes('segmesh agent'));
   if (!edge && !agents) return;
   const kernel = await detectKernelFeatures();
