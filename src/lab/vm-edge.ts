@@ -186,12 +186,16 @@ export function vmEdgeScript(o: {
     ...Object.entries(o.files).map(([path, text]) => `printf %s '${b64(text)}' | base64 -d >${path}`),
     'chown -R frr:frr /etc/frr /var/log/frr',
     '/usr/lib/frr/frrinit.sh start >/var/log/frr-start.log 2>&1 || { cat /var/log/frr-start.log; die "FRR did not start"; }',
-    // frrinit.sh loads frr.conf once (vtysh -b); under emulation a daemon may not answer yet, and then
-    // FRR runs without configuration: load it again until bgpd has it.
+    // frrinit.sh loads frr.conf once (vtysh -b); under emulation on a busy machine a daemon may not
+    // answer in time, and FRR then runs without its configuration: load it again (every 10 s, once the
+    // daemons answer) until bgpd has it.
     'i=0',
     "until vtysh -c 'show running-config' 2>/dev/null | grep -q '^router bgp'; do",
-    '  i=$((i + 1)); [ $i -le 30 ] || die "FRR did not take its configuration (vtysh -b)"',
-    '  echo "edge: loading frr.conf again ($i)"; vtysh -b >>/var/log/frr-start.log 2>&1; sleep 1',
+    '  i=$((i + 1)); [ $i -le 300 ] || die "FRR did not take its configuration (vtysh -b)"',
+    '  if [ $((i % 10)) -eq 0 ] && vtysh -c "show version" >/dev/null 2>&1; then',
+    '    echo "edge: loading frr.conf again"; timeout 60 vtysh -b >>/var/log/frr-start.log 2>&1',
+    '  fi',
+    '  sleep 1',
     'done',
     'echo SEGMESH_EDGE_FRR_STARTED',
     controlLoop(),
@@ -210,7 +214,8 @@ export interface VmEdgeUp {
 /**
  * Boots the edge VM of `node` on the lab's networks (they must exist), starts FRR with the VRF
  * configuration, and waits until zebra installed FRR's VPN SID as End.DT6. Fails within
- * `timeoutMs` (default 120 s) naming why; stops the VM then.
+ * `timeoutMs` (default 180 s: 52-64 s were measured with a load average of 15 on 2 cores, more while
+ * a lab's agents start beside it) naming why; stops the VM then.
  */
 export async function startVmEdge(
   docker: Dockerode,
@@ -223,7 +228,7 @@ export async function startVmEdge(
   const tenant = plan.view.tenants.get(edge.tenant);
   if (!tenant) throw new LabNodeError(node.node, `unknown tenant ${edge.tenant}`);
   const t0 = Date.now();
-  const deadline = t0 + (opts.timeoutMs ?? 120_000);
+  const deadline = t0 + (opts.timeoutMs ?? 180_000);
   const image = await ensureVmImage({ progress: (l) => opts.progress(l) });
   const subnetLength = (network: string, family: 6 | 4) => {
     const n = plan.networks.find((x) => x.name === network);
