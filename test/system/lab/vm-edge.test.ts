@@ -3,11 +3,17 @@
  * the lab's Docker networks through taps on their bridges. Its tenant is a real VRF: FRR allocates its
  * SID and zebra installs End.DT6 itself. Runs on any host kernel (the VM brings its own seg6).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { labExecCommand } from '../../../src/lab/commands.ts';
 import { labDocker, labDown, labStatus, labUp, planFromFile, type RunningLab } from '../../../src/lab/lab.ts';
-import { dockerBridge, startVmEdge, vmNodeRecord, vmTapName } from '../../../src/lab/vm-edge.ts';
+import {
+  dockerBridge,
+  startVmEdge,
+  VM_STATE_DIR,
+  vmNodeRecord,
+  vmTapName,
+} from '../../../src/lab/vm-edge.ts';
 import { processStartTime } from '../../../src/vm/service.ts';
 import { tapMac } from '../../../src/vm/vm.ts';
 import {
@@ -198,6 +204,7 @@ systemSuite(
       expect(Date.now() - t0).toBeLessThan(30_000);
       expect(vmNodeRecord(other.prefix, 'edge1')).toBeUndefined();
       for (const i of [0, 1]) expect(await linkMaster(vmTapName(other.prefix, 'edge1', i))).toBeUndefined();
+      rmSync(`${VM_STATE_DIR}/${other.prefix}--edge1`, { recursive: true, force: true }); // its logs, kept for a reader
       // Positive control: the lab's own edge still answers, also through `segmesh lab exec`.
       expect(await labExecCommand('edge1', ['true'], { lab: prefix })).toBe(0);
       expect(await labExecCommand('edge1', ['false'], { lab: prefix })).toBe(1);
