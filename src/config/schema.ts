@@ -282,6 +282,9 @@ const edgeRouterNode = z
     name,
     kind: z.literal('edge-router'),
     implementation: z.enum(['frr']).default('frr'),
+    // Where FRR runs: a lab container (shares this machine's kernel: needs seg6 routes), a VM with
+    // Debian's kernel (src/lab/vm-edge.ts), or auto: the VM where this kernel lacks seg6.
+    runtime: z.enum(['auto', 'vm', 'container']).default('auto'),
     asn: z.number().int().min(1).max(4294967295),
     underlay: ipv6Address,
     locator: ipv6Prefix,

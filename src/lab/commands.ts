@@ -8,6 +8,7 @@ import { renderTable } from '../format/table.ts';
 import { newClusterKey, newOperatorKey } from '../gossip/index.ts';
 import { readPolicy, runDemo } from './demo.ts';
 import { configureDockerEnv, ensureEngine, ensureImages, type Progress } from './engine.ts';
+import { LabEngineError } from './errors.ts';
 import { startFabric } from './fabric.ts';
 import {
   agentDataplane,
@@ -21,6 +22,7 @@ import {
   planFromFile,
 } from './lab.ts';
 import { checkPrefix } from './plan.ts';
+import { findVmNode, type VmNodeRecord, vmNodeExec } from './vm-edge.ts';
 
 export interface LabIo {
   readonly out: (text: string) => void;
@@ -188,6 +190,8 @@ export async function labExecCommand(
   opts: LabExecOptions = {},
 ): Promise<number> {
   configureDockerEnv();
+  const vm = findVmNode(node, opts.lab);
+  if (vm) return vmExecCommand(vm, command);
   const container = await findNodeContainer(node, opts.lab);
   const cmd = command.length > 0 ? command : ['bash'];
   const tty = opts.tty ?? (process.stdin.isTTY === true && process.stdout.isTTY === true);
@@ -199,6 +203,19 @@ export async function labExecCommand(
     child.on('error', (e) => reject(new Error(`cannot run the docker client: ${e.message}; is it on PATH?`)));
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
+}
+
+/** `lab exec` on a VM node (src/lab/vm-edge.ts): one command through its control channel, no terminal. */
+async function vmExecCommand(vm: VmNodeRecord, command: readonly string[]): Promise<number> {
+  if (command.length === 0)
+    throw new LabEngineError(
+      `node ${vm.node} of lab ${vm.lab} is a VM: it runs commands, not an interactive shell; ` +
+        `pass one (segmesh lab exec ${vm.node} -- vtysh -c 'show bgp summary'); its console: ${vm.vm.logDir}/console.log`,
+    );
+  const r = await vmNodeExec(vm.lab, vm.node, command);
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  return r.exitCode;
 }
 
 /** `segmesh lab down FILE [--name LAB]`: removes the lab's containers and networks. */

@@ -28,6 +28,14 @@ import {
   planLab,
   READY_FILE,
 } from './plan.ts';
+import {
+  type EdgeRuntime,
+  edgeRuntimes,
+  runningVmNodes,
+  startVmEdge,
+  stopVmNodesByLabel,
+  vmNodeExec,
+} from './vm-edge.ts';
 
 export const CAPABILITIES = ['NET_ADMIN', 'SYS_ADMIN', 'NET_RAW'] as const;
 export const SYSCTLS = {
@@ -110,6 +118,7 @@ export class RunningLab {
     return n;
   }
   exec(node: string, cmd: readonly string[]): Promise<ExecResult> {
+    if (this.plan.edges.get(node)?.runtime === 'vm') return vmNodeExec(this.plan.prefix, node, cmd);
     return execIn(this.#docker, this.node(node).containerName, cmd);
   }
   /** Like exec, but throws with the output when the command fails. */
@@ -179,7 +188,8 @@ export async function planFromFile(file: string, opts: Omit<PlanOptions, 'file'>
  * minutes later: say so before anything starts. Returns the backend the agents will take.
  */
 export async function checkLabKernel(plan: LabPlan): Promise<LabKernelVerdictOk> {
-  const edgeRouters = [...plan.edges.keys()];
+  // An edge in a VM (src/lab/vm-edge.ts) has a kernel of its own: only edges in containers need this one's.
+  const edgeRouters = [...(await edgeRuntimes(plan))].filter(([, r]) => r === 'container').map(([n]) => n);
   const agents = plan.nodes.some((n) => n.script.includes('segmesh agent'));
   if (edgeRouters.length === 0 && !agents) return {};
   const kernel = await detectKernelFeatures();
@@ -200,7 +210,10 @@ export async function checkLabKernel(plan: LabPlan): Promise<LabKernelVerdictOk>
 export type LabKernelVerdictOk = Exclude<LabKernelVerdict, { error: string }>;
 
 /** Creates the networks and starts every node; on failure removes what it created (unless kept). */
-export async function labUp(plan: LabPlan, opts: UpOptions): Promise<RunningLab> {
+export async function labUp(input: LabPlan, opts: UpOptions): Promise<RunningLab> {
+  const runtimes: Map<string, EdgeRuntime> = await edgeRuntimes(input);
+  const edges = new Map([...input.edges].map(([k, e]) => [k, { ...e, runtime: runtimes.get(k) }]));
+  const plan: LabPlan = { ...input, edges };
   const verdict = await checkLabKernel(plan);
   if (verdict.agents)
     opts.progress(`agents: the ${verdict.agents.backend} data plane (${verdict.agents.why})`);
@@ -253,12 +266,18 @@ export async function labUp(plan: LabPlan, opts: UpOptions): Promise<RunningLab>
         progress(
           `${node.role} ${node.node}: starting ${node.containerName} (${node.endpoints.map((e) => e.ipv6).join(', ')})`,
         );
-        await startNode(docker, node, opts.image);
-        await waitReady(docker, node, opts.readyTimeoutMs ?? 150_000);
+        if (runtimes.get(node.node) === 'vm') {
+          const up = await startVmEdge(docker, plan, node, { progress });
+          lab.edgeSids.set(node.node, up.sid);
+        } else {
+          await startNode(docker, node, opts.image);
+          await waitReady(docker, node, opts.readyTimeoutMs ?? 150_000);
+        }
         progress(`${node.role} ${node.node}: up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       }),
     );
     for (const [name, edge] of plan.edges) {
+      if (edge.runtime === 'vm') continue; // zebra installed its SID itself
       const node = lab.node(name);
       const sidDevice = await deviceOf(docker, node.containerName, node.endpoints[0]!.ipv6);
       const sid = await frrAllocateSid((cmd) => execIn(docker, node.containerName, cmd), {
@@ -350,6 +369,8 @@ export async function removeByLabel(
   if (!/^segmesh\.[a-z.]+=.+$/.test(label))
     throw new Error(`refusing to remove by label "${label}": not a segmesh label`);
   const report: DownReport = { containers: [], networks: [] };
+  // VM nodes first: their taps are enslaved to the networks' bridges.
+  for (const vm of await stopVmNodesByLabel(label, progress)) report.containers.push(vm);
   const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
   await Promise.all(
     containers.map(async (c) => {
@@ -463,6 +484,29 @@ export async function labStatus(prefix: string): Promise<LabStatus> {
       daemons,
       bgp,
       ...(dataplane ? { dataplane } : {}),
+    });
+  }
+  for (const r of runningVmNodes(prefix)) {
+    const vtysh = await vmNodeExec(prefix, r.node, ['vtysh', '-c', 'show bgp neighbors json']).catch(
+      () => undefined,
+    );
+    const bgp: Record<string, string> = {};
+    try {
+      const j = JSON.parse(vtysh?.stdout || '{}') as Record<string, { bgpState?: string }>;
+      for (const [k, v] of Object.entries(j)) if (v.bgpState) bgp[k] = v.bgpState;
+    } catch {}
+    const addr = await vmNodeExec(prefix, r.node, ['ip', '-br', 'addr']).catch(() => undefined);
+    nodes.push({
+      node: r.node,
+      role: r.labels[LABEL_ROLE] ?? 'edge-router',
+      container: `VM ${r.vm.name} (qemu ${r.vm.pid}, ${r.vm.accel}, kernel ${r.vm.kernelVersion})`,
+      state: 'running',
+      addresses: String(addr)
+        .split(/\s+/)
+        .filter((a) => /\//.test(a))
+        .map((a) => a.split('/')[0]!),
+      daemons: { zebra: vtysh?.exitCode === 0, bgpd: vtysh?.exitCode === 0 },
+      bgp,
     });
   }
   nodes.sort((a, b) => a.role.localeCompare(b.role) || a.node.localeCompare(b.node));

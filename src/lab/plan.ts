@@ -106,6 +106,8 @@ export interface EdgeExtra {
   readonly tenant: string;
   /** Host underlay addresses it peers with. */
   readonly neighbors: readonly string[];
+  /** Where FRR runs (`auto`: decided by `labUp` from this machine's kernel, src/lab/vm-edge.ts). */
+  readonly runtime?: 'auto' | 'vm' | 'container';
 }
 
 export interface LabPlan {
@@ -355,7 +357,7 @@ export function planLab(input: TopologySpec, opts: PlanOptions): LabPlan {
     if (locator.length !== 64)
       fail(`${key}.locator`, `${e.locator}: FRR 8.4 edges need a /64 locator (quirk F1)`);
     const neighbors = spec.hosts.map((h) => h.underlay);
-    edges.set(e.name, { asn: e.asn, locator: e.locator, tenant: e.tenant, neighbors });
+    edges.set(e.name, { asn: e.asn, locator: e.locator, tenant: e.tenant, neighbors, runtime: e.runtime });
     const rt = tenant.routeTarget ?? `${e.asn}:${tenant.id}`;
     const clients = clientNodes.filter((c) => c.attach === e.name);
     const endpoints: EndpointPlan[] = [ep];

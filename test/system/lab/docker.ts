@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { configureDockerEnv, ensureEngine, ensureImages, runtimeClient } from '../../../src/lab/engine.ts';
 import { removeByLabel } from '../../../src/lab/lab.ts';
 import { LABEL_TEST_RUN } from '../../../src/lab/plan.ts';
+import { stopVmNodesByLabel, vmNodeRecords } from '../../../src/lab/vm-edge.ts';
 import { addSweepHook, runPrefix } from '../../harness/index.ts';
 
 export function progress(message: string): void {
@@ -37,15 +38,22 @@ export function runSlot(): number {
 
 /** Removes the containers and networks of every run for which `dead(prefix)` holds. */
 export async function sweepDockerRuns(dead: (prefix: string) => boolean): Promise<string[]> {
+  // VM nodes (src/lab/vm-edge.ts) of dead runs first, engine or not: they carry the same label.
+  const vmRuns = new Set<string>();
+  for (const r of vmNodeRecords()) {
+    const run = r.labels[LABEL_TEST_RUN] ?? '';
+    if (/^sm[0-9a-f]{4}$/.test(run) && dead(run)) vmRuns.add(run);
+  }
+  for (const run of vmRuns) await stopVmNodesByLabel(`${LABEL_TEST_RUN}=${run}`);
   const host = configureDockerEnv();
-  if (host.startsWith('unix://') && !existsSync(host.slice('unix://'.length))) return [];
+  if (host.startsWith('unix://') && !existsSync(host.slice('unix://'.length))) return [...vmRuns];
   let docker: Awaited<ReturnType<typeof runtimeClient>>['container']['dockerode'];
   try {
     docker = (await runtimeClient()).container.dockerode;
   } catch {
-    return []; // no engine: nothing of ours can be running on it
+    return [...vmRuns]; // no engine: nothing of ours can be running on it
   }
-  const runs = new Set<string>();
+  const runs = new Set<string>(vmRuns);
   for (const c of await docker.listContainers({ all: true, filters: { label: [LABEL_TEST_RUN] } }))
     runs.add(c.Labels[LABEL_TEST_RUN] ?? '');
   for (const n of await docker.listNetworks({ filters: { label: [LABEL_TEST_RUN] } }))
