@@ -38,7 +38,8 @@ export function labKernelVerdict(lab: LabKernelFacts, kernel: Kernel, ebpf: Ebpf
         `lab ${lab.prefix}: edge router ${edges} (FRR) needs ${lacked.join(' and ')} routes, which this machine's ` +
         `kernel ${kernel.release} refuses (${kernel.how[lacked[0]!]}): zebra installs its End.DT6 SID and ` +
         "its seg6 routes toward the hosts' SIDs, and lab containers share the host's kernel. Run this lab " +
-        `on a kernel built with ${KERNEL_OPTION.seg6} (Debian's, Ubuntu's and RHEL's are), or leave the ` +
+        `on a kernel built with ${KERNEL_OPTION.seg6} (Debian's, Ubuntu's and RHEL's are), give the edge ` +
+        "router `runtime: vm` (or `auto`: FRR in a VM on Debian's kernel), or leave the " +
         `edge router and its external clients out of ${lab.topologyFile} (nodes:): the hosts' agents run on ` +
         'the eBPF backend on this kernel (docs/lab.md, "Kernel requirements").',
     };
