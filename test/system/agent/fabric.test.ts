@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAP } from '../../../src/dataplane/ebpf/abi.ts';
 import { tsharkFields } from '../../harness/capture.ts';
-import { createLab, systemSuite, waitFor } from '../../harness/index.ts';
+import { createLab, routeMonitor, systemSuite, waitFor } from '../../harness/index.ts';
 import {
   AgentCluster,
   bpfMapEntries,
@@ -167,12 +166,7 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
     const maps = [MAP.sids, MAP.policy, MAP.endpoints];
     const mapsBefore = ebpf ? maps.map((m) => bpfMapEntries(h1, m)) : [];
     if (ebpf) expect(mapsBefore[0]!.size).toBeGreaterThan(2);
-    const monitor = await lab.daemon({
-      name: 'ipmon-h1',
-      command: 'ip',
-      args: ['-6', 'monitor', 'route'],
-      netns: h1.ns,
-    });
+    const monitor = await routeMonitor(lab, h1.ns, 'ipmon-h1');
     // Into the restarted host (host2's workload to host1's) and out of it, all the time.
     const inbound = await startPing(lab, blue2.ns, blue1.address);
     const outbound = await startPing(lab, blue1.ns, blue2.address);
@@ -193,9 +187,7 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
       expect(r.lastSeq).toBeGreaterThan(300); // seconds of pings (ping slows down under load)
       expect(r.lost).toEqual([]);
     }
-    const events = readFileSync(monitor.logFile, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim());
+    const events = monitor.events();
     expect(events.filter((l) => l.startsWith('Deleted'))).toEqual([]);
     // Nothing the host had was written again (a delete-and-add, or a needless replace).
     expect(events.filter((l) => owned.has(l.split(' ')[0]))).toEqual([]);

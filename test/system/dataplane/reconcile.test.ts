@@ -1,11 +1,19 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROUTE_PROTOCOL } from '../../../src/dataplane/constants.ts';
 import { DataplaneInputError, VrfUnsupportedError } from '../../../src/dataplane/errors.ts';
 import { NetnsDataplane } from '../../../src/dataplane/netns.ts';
 import { type KernelRoute, type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
-import { createLab, kernelIt, type Netns, runLogDir, systemSuite, waitFor } from '../../harness/index.ts';
+import {
+  createLab,
+  kernelIt,
+  type Netns,
+  routeMonitor,
+  runLogDir,
+  systemSuite,
+  waitFor,
+} from '../../harness/index.ts';
 import { kernelHas } from '../../harness/kernel.ts';
 
 const ip = parseIpv6;
@@ -116,14 +124,7 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
           typeof v === 'bigint' ? { $bigint: v.toString() } : v,
         ),
       );
-      const monitor = await lab.daemon({
-        name: 'rc-ipmon',
-        command: 'ip',
-        args: ['-6', 'monitor', 'route'],
-        netns: ns,
-        ready: async () => true,
-      });
-      await new Promise((r) => setTimeout(r, 300)); // let ip monitor subscribe
+      const monitor = await routeMonitor(lab, ns, 'rc-ipmon');
       const child = await ns.exec(process.execPath, [
         new URL('./reconcile-child.ts', import.meta.url).pathname,
         file,
@@ -135,20 +136,12 @@ systemSuite('dataplane: reconcile, restart, bad input', { tools: ['ip'] }, () =>
         unchanged: number;
       };
       expect(result).toMatchObject({ added: 5, replaced: 0, deleted: 10, unchanged: 990 });
-      await waitFor(
-        async () =>
-          readFileSync(monitor.logFile, 'utf8')
-            .split('\n')
-            .filter((l) => l.startsWith('Deleted')).length >= 10,
-        {
-          timeoutMs: 5000,
-          what: 'ip monitor saw the 10 stale deletes',
-        },
-      );
+      await waitFor(async () => monitor.events().filter((l) => l.startsWith('Deleted')).length >= 10, {
+        timeoutMs: 5000,
+        what: 'ip monitor saw the 10 stale deletes',
+      });
       await monitor.stop();
-      const deleted = readFileSync(monitor.logFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('Deleted'));
+      const deleted = monitor.events().filter((l) => l.startsWith('Deleted'));
       const staleText = new Set(stale.map((r) => `${formatIpv6(r.dst.address)}/${r.dst.length}`));
       expect(deleted).toHaveLength(10);
       for (const line of deleted) expect(staleText.has(line.split(' ')[1]!)).toBe(true);
