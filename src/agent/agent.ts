@@ -228,7 +228,11 @@ export class Agent {
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
       });
     await checkUnderlayInterface(this.#dp, s.underlayDevice, s.file);
-    const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
+    const mtu = workloadMtu(
+      s.spec.dataplane.underlayMtu,
+      s.spec.dataplane.maxSegments,
+      s.spec.dataplane.hmac !== undefined,
+    );
     let opened: OpenedBackend;
     try {
       opened = await this.#openBackend({
@@ -238,6 +242,7 @@ export class Agent {
         source: s.underlay,
         mss: mssFor(mtu),
         pinDir: s.spec.dataplane.bpfPinDir,
+        needs: { hmac: s.spec.dataplane.hmac !== undefined },
       });
     } catch (e) {
       if (e instanceof BackendUnavailableError)
@@ -564,6 +569,7 @@ export class Agent {
         ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
         maxSegments: s.spec.dataplane.maxSegments,
         underlayMtu: s.spec.dataplane.underlayMtu,
+        ...(s.spec.dataplane.hmac ? { hmacKeyId: s.spec.dataplane.hmac.keyId } : {}),
         gossip: this.#viewForReconcile(),
         local: this.#store.list(),
         external: [...this.#external.values()],

@@ -18,7 +18,7 @@ import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
-import { runLogDir, sh, waitFor } from '../../harness/index.ts';
+import { paced, runLogDir, sh, waitFor } from '../../harness/index.ts';
 
 export const CLI = ['src/cli/main.ts'];
 
@@ -58,7 +58,8 @@ export function segmesh(
   args: readonly string[],
   opts: { allowFail?: boolean } = {},
 ): { out: string; err: string; code: number } {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  // A fresh node importing the CLI: seconds on the host, tens of seconds in the TCG VM (pace.ts).
+  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: paced(60_000) });
   if (r.status !== 0 && !opts.allowFail)
     throw new Error(`segmesh ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return { out: r.stdout, err: r.stderr, code: r.status ?? -1 };
@@ -201,7 +202,7 @@ ${
           if ((await this.api(h).call('listHosts', {})).hosts.length !== count) return false;
         return true;
       },
-      { timeoutMs: 30_000, what: `all ${count} agents to see each other` },
+      { timeoutMs: paced(30_000), what: `all ${count} agents to see each other` },
     );
   }
 
@@ -213,7 +214,8 @@ ${
       netns: h.ns,
       cwd: process.cwd(),
       ready: async () => (await this.api(h).call('getStatus', {}, 2_000)).ready,
-      readyTimeoutMs: 30_000,
+      // A fresh node importing the agent, then its first reconcile: CPU-bound (pace.ts).
+      readyTimeoutMs: paced(30_000),
     });
   }
 
@@ -296,12 +298,11 @@ ${
     identity?: string,
   ): Promise<{ ns: Netns; address: string }> {
     const ns = await this.lab.netns(suffix);
-    const r = await this.api(host).call('addWorkload', {
-      identity: identity ?? '',
-      tenant,
-      netns: `/run/netns/${ns.name}`,
-      ifname: 'eth0',
-    });
+    const r = await this.api(host).call(
+      'addWorkload',
+      { identity: identity ?? '', tenant, netns: `/run/netns/${ns.name}`, ifname: 'eth0' },
+      paced(30_000), // a link, a reconcile and a claim: CPU-bound (pace.ts)
+    );
     return { ns, address: r.address };
   }
 
@@ -315,7 +316,7 @@ ${
         }
         return true;
       },
-      { timeoutMs: 20_000, what: `every agent to see ${count} workloads` },
+      { timeoutMs: paced(20_000), what: `every agent to see ${count} workloads` },
     );
   }
 
