@@ -14,6 +14,7 @@ import { diffIntents, hmacKeys, type IntentItem } from '../../../src/dataplane/i
 import { HostIntentComputer, intentOf } from '../../../src/dataplane/intent-lower.ts';
 import { kernelCapabilities } from '../../../src/dataplane/kernel/backend.ts';
 import { kernelDelta } from '../../../src/dataplane/kernel/delta.ts';
+import { planToJson } from '../../../src/format/plan.ts';
 import { HmacKeyRecordSchema } from '../../../src/gen/segmesh/v1/gossip_pb.js';
 import { EMPTY_VIEW } from '../../../src/gossip/view.ts';
 import { parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
@@ -206,5 +207,15 @@ dataplane: ${dataplane}
     expect(error(config('{ backend: kernel, hmac: { keyId: 7 } }'))).toBe('');
     expect(error(config('{ backend: auto, hmac: { keyId: 7 } }'))).toBe('');
     expect(error(config('{ backend: ebpf }'))).toBe('');
+  });
+});
+
+describe('HMAC keys in a printed plan', () => {
+  it('the JSON plan names the key and redacts its secret', () => {
+    const view = buildFabricView(fabric([{ keyId: 7, algorithm: 'sha256', secret: secret(0x41) }]));
+    const json = JSON.stringify(planToJson(view, computeHostPlan(view, 'h1')));
+    expect(json).toContain('"keyId":7');
+    expect(json).toContain('"secret":"<redacted>"');
+    expect(json).not.toMatch(/AAAA|65,65/);
   });
 });
