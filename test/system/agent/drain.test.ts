@@ -70,7 +70,7 @@ systemSuite(
         { timeoutMs: paced(30_000), what: "host1 to learn FRR's 2001:db8:e1::/64" },
       );
       expect(await ping(ext, web.address)).toBe(3);
-    }, paced(240_000));
+    }, paced(300_000)); // three agents started: minutes each in the TCG VM
     afterAll(async () => {
       cluster.close();
       await lab.teardown();

@@ -115,7 +115,7 @@ systemSuite(
       blue = await cluster.workload(cluster.hosts[0]!, 'blue', 'blue', 'shop.web');
       red = await cluster.workload(cluster.hosts[1]!, 'red', 'red', 'bank.api');
       await cluster.converged(2);
-    }, paced(180_000));
+    }, paced(240_000)); // two agents started: minutes each in the TCG VM
     afterAll(async () => {
       cluster.close();
       await lab.teardown();
@@ -376,7 +376,7 @@ systemSuite(
         expect(events.split('\n').filter((l) => l.includes(cart.address))).toEqual([]);
         await frr.waitSession(h2.underlay);
       },
-      paced(120_000),
+      paced(180_000), // starts an agent
     );
 
     it(
@@ -408,7 +408,7 @@ systemSuite(
         });
         expect(await ping(ext, cart.address)).toBe(3);
       },
-      paced(120_000),
+      paced(180_000), // starts an agent
     );
   },
 );
