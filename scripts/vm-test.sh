@@ -31,10 +31,7 @@ for ((j = 0; j < jobs; j++)); do
   mapfile -t files < <(printf '%s' "${groups[j]}")
   part=$out.part$j
   # The label comes from the guest itself: its kernel release and the features the harness finds there.
-  # NODE_COMPILE_CACHE: every node the tests start there (agents, the CLI) compiles the same sources;
-  # under TCG that costs minutes per process without V8's code cache (kept on the guest's tmpfs).
   node scripts/vm-run.ts --results "$results" --timeout 2400 -- sh -c '
-    export NODE_COMPILE_CACHE=/tmp/segmesh-node-compile-cache
     node -e "import(\"./test/harness/kernel.ts\").then((m) => console.log(m.describeKernel()))" >"$0.kernel"
     exec vitest run --project system "$@" --reporter=default --reporter=json --outputFile.json="$0"
   ' "$part" "${files[@]}" > >(sed -u "s/^/[vm$j] /") 2>&1 &
