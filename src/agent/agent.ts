@@ -184,7 +184,11 @@ export class Agent {
 
     // 1. Data plane: the backend the config asks for (auto: kernel seg6 where the kernel has it, else
     // eBPF), then its host settings (forwarding switches, encapsulation source).
-    const mtu = workloadMtu(s.spec.dataplane.underlayMtu, s.spec.dataplane.maxSegments, false);
+    const mtu = workloadMtu(
+      s.spec.dataplane.underlayMtu,
+      s.spec.dataplane.maxSegments,
+      s.spec.dataplane.hmac !== undefined,
+    );
     try {
       p.host = await this.#openHost({
         setting: s.spec.dataplane.backend,
@@ -195,6 +199,7 @@ export class Agent {
         maxSegments: s.spec.dataplane.maxSegments,
         sysctlStateFile: `${s.stateDir}/sysctls.json`,
         configFile: s.file,
+        needs: { hmac: s.spec.dataplane.hmac !== undefined },
       });
     } catch (e) {
       if (e instanceof BackendUnavailableError)
@@ -404,6 +409,7 @@ export class Agent {
       ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
       maxSegments: s.spec.dataplane.maxSegments,
       underlayMtu: s.spec.dataplane.underlayMtu,
+      ...(s.spec.dataplane.hmac ? { hmacKeyId: s.spec.dataplane.hmac.keyId } : {}),
       gossip,
       local: this.#store.list(),
       external: [...this.#external.values()],

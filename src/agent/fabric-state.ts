@@ -1,7 +1,7 @@
 /**
  * What the agent knows, turned into the model's input (pure): the gossip view (hosts, their
- * workloads, operator-signed tenants), this host's own workloads (authoritative for this host), and
- * the routes learned from edge routers over BGP.
+ * workloads, operator-signed tenants and HMAC keys), this host's own workloads (authoritative for this
+ * host), and the routes learned from edge routers over BGP.
  */
 import type { ExternalRoute } from '../bgp/index.ts';
 import type { FabricView as GossipView } from '../gossip/index.ts';
@@ -18,6 +18,7 @@ import type {
   EdgeInput,
   ExternalRouteInput,
   FabricInput,
+  HmacKeyInput,
   HostInput,
   TenantInput,
   WorkloadInput,
@@ -55,6 +56,10 @@ export interface FabricStateInput {
    * tenant with a route target a forward SID on this host, which the adverts point at.
    */
   readonly edgeMode?: 'per-workload' | 'aggregate';
+  /** The key this host signs its encapsulations with (dataplane.hmac.keyId); absent: HMAC off. */
+  readonly hmacKeyId?: number;
+  /** The time HMAC keys' validity is judged at (default: now). */
+  readonly nowMs?: number;
 }
 
 export interface FabricStateResult {
@@ -142,6 +147,24 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
     if (w) workloads.set(id, w);
   }
 
+  // HMAC keys: installed from the start of their validity's window on, so that a key is everywhere
+  // before anyone signs with it; gone once it expired (and with its record).
+  const nowMs = BigInt(s.nowMs ?? Date.now());
+  const hmacKeys: HmacKeyInput[] = [];
+  for (const { record } of s.gossip.hmacKeys.values()) {
+    const keyId = /^\d{1,10}$/.test(record.keyId) ? Number(record.keyId) : Number.NaN;
+    if (!(keyId >= 1 && keyId <= 0xffffffff)) {
+      skipped.push(`HMAC key ${JSON.stringify(record.keyId)}: its id is not in 1..4294967295`);
+      continue;
+    }
+    if (record.secret.length < 1 || record.secret.length > 64) {
+      skipped.push(`HMAC key ${keyId}: a ${record.secret.length}-byte secret; the kernel takes 1..64 bytes`);
+      continue;
+    }
+    if (record.notAfterMs !== 0n && record.notAfterMs <= nowMs) continue; // expired
+    hmacKeys.push({ keyId, algorithm: 'sha256', secret: record.secret });
+  }
+
   // Edge routers: one per BGP peer with routes; their locators from configuration, else from the
   // structure of the routes they send.
   const edges = new Map<string, { underlay: Ipv6Address; locators: Ipv6Prefix[] }>();
@@ -179,6 +202,8 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
       ...(s.locatorBlock ? { locatorBlock: s.locatorBlock } : {}),
       maxSegments: s.maxSegments,
       underlayMtu: s.underlayMtu,
+      ...(s.hmacKeyId !== undefined ? { hmacKeyId: s.hmacKeyId } : {}),
+      ...(hmacKeys.length > 0 ? { hmacKeys } : {}),
       hosts: [...hosts.values()],
       tenants,
       workloads: [...workloads.values()],

@@ -463,6 +463,16 @@ export function agentConfigIssues(spec: AgentConfigSpec): FabricIssue[] {
       message: `${spec.operatorKeys.length} operator keys listed; the agent trusts exactly one`,
       fix: 'list only the key that signs fabric policy (segmesh policy apply --operator-key)',
     });
+  // An option the configured backend cannot honour is refused here, naming the backend (choose.ts
+  // decides `auto` at start, on the kernel it finds).
+  if (spec.dataplane.hmac && spec.dataplane.backend === 'ebpf')
+    issues.push({
+      path: ['dataplane', 'hmac'],
+      message:
+        'dataplane.hmac is set, but the ebpf backend has no SRH HMAC: it can neither sign encapsulations nor check arriving SRHs',
+      fix: 'set dataplane.backend: kernel (or auto) on a kernel with CONFIG_IPV6_SEG6_HMAC, or remove dataplane.hmac',
+      value: 'ebpf',
+    });
   for (const [i, peer] of (spec.bgp?.peers ?? []).entries()) {
     for (const [j, l] of peer.locators.entries())
       issues.push(

@@ -265,6 +265,15 @@ export const agentConfigSchema = z
         bpfPinDir: z.string().min(1).default('/sys/fs/bpf/segmesh'),
         maxSegments: z.number().int().min(1).max(16).default(4),
         underlayMtu: z.number().int().default(1500),
+        /**
+         * SRH HMAC on this host: encapsulations toward other hosts carry an HMAC TLV with key `keyId`
+         * (one of the fabric's keys, gossip `hmac/<id>`), and SRHs arriving on the underlay must carry a
+         * valid one. Only the kernel backend has it (CONFIG_IPV6_SEG6_HMAC).
+         */
+        hmac: z
+          .object({ keyId: z.number().int().min(1).max(0xffffffff) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ backend: 'auto', bpfPinDir: '/sys/fs/bpf/segmesh', maxSegments: 4, underlayMtu: 1500 }),

@@ -103,6 +103,8 @@ function describe(item: IntentItem): string {
       return `entry ${formatPrefix(item.prefix)}${item.from ? ` from ${formatPrefix(item.from)}` : ''}`;
     case 'attachment':
       return `link ${item.link}`;
+    case 'hmac-key':
+      return `HMAC key ${item.keyId}`;
   }
 }
 
@@ -112,7 +114,8 @@ const IPV4_BEHAVIORS: ReadonlySet<Behavior> = new Set(['End.DT4', 'End.DT46', 'E
 function scopeOf(item: IntentItem): Scope | undefined {
   if (item.kind === 'entry') return item.scope;
   if (item.kind === 'sid') return item.lookup;
-  return item.ingress;
+  if (item.kind === 'attachment') return item.ingress;
+  return undefined;
 }
 
 /** Why `caps` cannot realise `item`, or undefined when it can. */
@@ -127,6 +130,8 @@ export function unsupportedReason(caps: BackendCapabilities, item: IntentItem): 
     if (!caps.behaviors.has(item.behavior))
       return `${what}: the ${caps.name} backend has no ${item.behavior}; it runs ${[...caps.behaviors].join(', ')}`;
   }
+  if (item.kind === 'hmac-key' && !caps.hmac)
+    return `${what}: the ${caps.name} backend has no SRH HMAC, so the key is not installed and SRHs signed with it are not verified here; use dataplane.backend: kernel on a kernel with CONFIG_IPV6_SEG6_HMAC`;
   if (item.kind === 'entry') {
     if (item.from !== undefined && !caps.sourceSpecific)
       return `${what}: the ${caps.name} backend has no source-specific entries (policies with 'from')`;

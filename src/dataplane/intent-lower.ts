@@ -1,8 +1,8 @@
 /**
  * From the model's plan of one host to its forwarding intent (pure). The plan says what to forward
  * and why, object by object; the intent says the same in the backend-neutral vocabulary of intent.ts:
- * its SID routes become local SIDs, its other routes prefix entries, and a link with its filter one
- * attachment.
+ * its SID routes become local SIDs, its other routes prefix entries, a link with its filter one
+ * attachment, and an HMAC key an HMAC key item.
  */
 import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import {
@@ -11,6 +11,7 @@ import {
   isRoute,
   type PlanDelta,
   type PlannedFilter,
+  type PlannedHmacKey,
   type PlannedLink,
   type PlannedObject,
   type PlannedRoute,
@@ -22,6 +23,8 @@ import {
   type EntryAction,
   emptyDelta,
   type ForwardingIntent,
+  type HmacKeyItem,
+  hmacKeyKey,
   type IntentDelta,
   type IntentItem,
   type LocalSid,
@@ -102,6 +105,16 @@ export function lowerAttachment(l: PlannedLink, filter: PlannedFilter | undefine
   return a;
 }
 
+export function lowerHmacKey(k: PlannedHmacKey): HmacKeyItem {
+  return {
+    kind: 'hmac-key',
+    key: hmacKeyKey(k.keyId),
+    keyId: k.keyId,
+    algorithm: k.algorithm,
+    secret: k.secret,
+  };
+}
+
 /** The plan's keys of a link and of its filter. */
 const linkObjectKey = (link: string) => `l|${link}`;
 const filterObjectKey = (link: string) => `f|${link}`;
@@ -111,6 +124,7 @@ export function intentOf(plan: HostPlan): ForwardingIntent {
   for (const o of plan.objects.values()) {
     let item: IntentItem | undefined;
     if (isRoute(o)) item = lowerRoute(o);
+    else if (o.kind === 'hmac-key') item = lowerHmacKey(o);
     else if (o.kind === 'link') {
       const filter = plan.objects.get(filterObjectKey(o.link));
       item = lowerAttachment(o, filter?.kind === 'filter' ? filter : undefined);
@@ -184,6 +198,13 @@ export class HostIntentComputer {
         touch(key, () => {
           const now = objects.get(o.key);
           return now && isRoute(now) ? lowerRoute(now) : undefined;
+        });
+        return;
+      }
+      if (o.kind === 'hmac-key') {
+        touch(hmacKeyKey(o.keyId), () => {
+          const now = objects.get(o.key);
+          return now?.kind === 'hmac-key' ? lowerHmacKey(now) : undefined;
         });
         return;
       }

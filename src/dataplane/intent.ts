@@ -4,14 +4,16 @@
  * it (intent-lower.ts); a {@link DataplaneBackend} (backend.ts) realises it: the kernel backend as
  * routes, rules and nftables (kernel/), an eBPF backend as maps.
  *
- * Three kinds of item, each under one key (the one key scheme of the intent):
+ * Four kinds of item, each under one key (the one key scheme of the intent):
  * - local SIDs (`s|<sid>`): behaviour, tenant, where a decapsulating SID looks the inner packet up;
  * - prefix entries (`e|<scope>|<prefix>[|<from>]`): per lookup scope (the underlay, or a tenant's
  *   egress, delivery, forward or a network function's return scope), a destination (and optional
  *   source) prefix with an action: deliver to a link, encapsulate, via a locator's next hop,
  *   unreachable;
  * - attachments (`a|<link>`): a workload's or network function's link with its MTU, the scope its
- *   traffic is looked up in, and what it may not send.
+ *   traffic is looked up in, and what it may not send;
+ * - HMAC keys (`k|<key id>`): the fabric's seg6 HMAC keys, so that signed SRHs verify on arrival and
+ *   encapsulations naming a key id can sign (the kernel backend installs them through generic netlink).
  *
  * Pure: no I/O. Equality is explicit per field ({@link sameItem}); {@link diffIntents} is the one diff
  * engine over intents.
@@ -89,7 +91,16 @@ export interface Attachment {
   readonly restrict?: SendRestriction;
 }
 
-export type IntentItem = LocalSid | PrefixEntry | Attachment;
+export interface HmacKeyItem {
+  readonly kind: 'hmac-key';
+  readonly key: string;
+  readonly keyId: number;
+  readonly algorithm: 'sha1' | 'sha256';
+  /** 1..64 bytes; never logged or shown. */
+  readonly secret: Uint8Array;
+}
+
+export type IntentItem = LocalSid | PrefixEntry | Attachment | HmacKeyItem;
 
 export interface ForwardingIntent {
   readonly host: string;
@@ -113,6 +124,10 @@ export function sidKey(sid: Ipv6Address): string {
 
 export function attachmentKey(link: string): string {
   return `a|${link}`;
+}
+
+export function hmacKeyKey(keyId: number): string {
+  return `k|${keyId}`;
 }
 
 // --- equality ---------------------------------------------------------------------------------------
@@ -201,6 +216,15 @@ export function sameItem(a: IntentItem, b: IntentItem): boolean {
         sameRestriction(a.restrict, b.restrict)
       );
     }
+    case 'hmac-key': {
+      if (b.kind !== 'hmac-key') return false;
+      return (
+        a.keyId === b.keyId &&
+        a.algorithm === b.algorithm &&
+        a.secret.length === b.secret.length &&
+        a.secret.every((x, i) => x === b.secret[i])
+      );
+    }
   }
 }
 
@@ -263,4 +287,8 @@ export function* localSids(intent: ForwardingIntent): Iterable<LocalSid> {
 
 export function* attachments(intent: ForwardingIntent): Iterable<Attachment> {
   for (const i of intent.items.values()) if (i.kind === 'attachment') yield i;
+}
+
+export function* hmacKeys(intent: ForwardingIntent): Iterable<HmacKeyItem> {
+  for (const i of intent.items.values()) if (i.kind === 'hmac-key') yield i;
 }

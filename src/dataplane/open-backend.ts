@@ -81,6 +81,8 @@ export async function openBackend(o: OpenBackendOptions): Promise<OpenedBackend>
           mss: o.mss,
           vrf: features.vrf,
           hmac: features.hmac,
+          // HMAC asked for (dataplane.hmac): arriving SRHs must carry a valid one.
+          ...(needs.hmac ? { requireHmac: true } : {}),
           tunnelSource: o.source,
         })
       : new EbpfBackend(o.dp, {

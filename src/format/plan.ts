@@ -505,6 +505,16 @@ export class PlanFormatter {
     const at = this.#at;
     const host = this.view.hosts.get(plan.host)!;
     const text = (o: PlannedObject): Record<string, unknown> => {
+      // A key's secret never leaves the agent's memory and the kernel (as gossip redacts it).
+      if (o.kind === 'hmac-key')
+        return {
+          kind: o.kind,
+          key: o.key,
+          keyId: o.keyId,
+          algorithm: o.algorithm,
+          secret: '<redacted>',
+          reason: o.reason,
+        };
       const out: Record<string, unknown> = {};
       for (const k in o) {
         const v = (o as unknown as Record<string, unknown>)[k];

@@ -93,6 +93,18 @@ export interface ExternalRouteInput {
   readonly edge: string;
 }
 
+/**
+ * A seg6 HMAC key the operator published (gossip `hmac/<id>`): every host installs it so that SRHs
+ * signed with it verify on arrival (the kernel computes and checks the HMAC TLV with it).
+ */
+export interface HmacKeyInput {
+  /** 1..4294967295: the id the HMAC TLV names. */
+  readonly keyId: number;
+  readonly algorithm: 'sha1' | 'sha256';
+  /** 1..64 bytes. */
+  readonly secret: Uint8Array;
+}
+
 export interface FabricInput {
   readonly structure?: SidStructure;
   /** Locator block that host locators are derived from (and that workload filters protect). */
@@ -101,6 +113,8 @@ export interface FabricInput {
   readonly maxSegments?: number;
   /** HMAC key id for fabric-internal encapsulation; absent = HMAC off. */
   readonly hmacKeyId?: number;
+  /** HMAC keys every host installs (verification of signed SRHs); independent of hmacKeyId. */
+  readonly hmacKeys?: readonly HmacKeyInput[];
   /** MTU of the underlay links. Default 1500. */
   readonly underlayMtu?: number;
   readonly hosts: readonly HostInput[];
@@ -171,6 +185,8 @@ export interface FabricView {
   readonly locatorBlock?: Ipv6Prefix;
   readonly maxSegments: number;
   readonly hmacKeyId?: number;
+  /** By key id (absent: none). */
+  readonly hmacKeys?: ReadonlyMap<number, HmacKeyInput>;
   readonly underlayMtu: number;
   readonly hosts: ReadonlyMap<string, HostView>;
   readonly tenants: ReadonlyMap<string, TenantView>;
@@ -333,6 +349,9 @@ export function buildFabricView(input: FabricInput): FabricView {
     ...(input.locatorBlock ? { locatorBlock: input.locatorBlock } : {}),
     maxSegments,
     ...(input.hmacKeyId !== undefined ? { hmacKeyId: input.hmacKeyId } : {}),
+    ...(input.hmacKeys && input.hmacKeys.length > 0
+      ? { hmacKeys: new Map(input.hmacKeys.map((k) => [k.keyId, k])) }
+      : {}),
     underlayMtu,
     hosts,
     tenants,

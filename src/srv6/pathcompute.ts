@@ -115,7 +115,22 @@ export interface PlannedLink {
   readonly ingressReason?: string;
 }
 
-export type PlannedObject = PlannedRoute | PlannedFilter | PlannedLink;
+/** An HMAC key this host installs, so that SRHs signed with it verify here (the secret is never shown). */
+export interface PlannedHmacKey {
+  readonly kind: 'hmac-key';
+  readonly key: string;
+  readonly keyId: number;
+  readonly algorithm: 'sha1' | 'sha256';
+  readonly secret: Uint8Array;
+  readonly reason: string;
+}
+
+export type PlannedObject = PlannedRoute | PlannedFilter | PlannedLink | PlannedHmacKey;
+
+/** The plan's (and the intent's) key of an HMAC key. */
+export function hmacKeyKey(keyId: number): string {
+  return `k|${keyId}`;
+}
 
 export interface PlanDelta {
   readonly added: PlannedObject[];
@@ -608,6 +623,15 @@ export function computeHostPlan(view: FabricView, hostName: string): HostPlan {
   };
   hostObjects(ctx, emit);
   for (const w of view.workloads.values()) workloadObjects(ctx, w, emit);
+  for (const k of view.hmacKeys?.values() ?? [])
+    emit({
+      kind: 'hmac-key',
+      key: hmacKeyKey(k.keyId),
+      keyId: k.keyId,
+      algorithm: k.algorithm,
+      secret: k.secret,
+      reason: `HMAC key ${k.keyId} of the fabric: SRHs signed with it verify here`,
+    });
   return { host: hostName, objects };
 }
 
@@ -632,6 +656,10 @@ export function sameObject(a: PlannedObject, b: PlannedObject): boolean {
       if (va.length > 0 && typeof va[0] === 'object') {
         if (!sameArray(va.map(prefixText), vb.map(prefixText))) return false;
       } else if (!sameArray(va, vb)) return false;
+      continue;
+    }
+    if (va instanceof Uint8Array && vb instanceof Uint8Array) {
+      if (!sameArray([...va], [...vb])) return false;
       continue;
     }
     if (va && vb && typeof va === 'object' && typeof vb === 'object') {

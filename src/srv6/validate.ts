@@ -129,6 +129,32 @@ export function checkFabric(input: FabricInput): FabricCheck {
     );
   }
 
+  // HMAC keys: ids the TLV can name, secrets the kernel takes, one key per id.
+  const keyIds = new Set<number>();
+  (input.hmacKeys ?? []).forEach((k, i) => {
+    if (!Number.isInteger(k.keyId) || k.keyId < 1 || k.keyId > 0xffffffff)
+      issue(
+        ['hmacKeys', i, 'keyId'],
+        `HMAC key id ${k.keyId} is not in 1..4294967295`,
+        'publish the key under an id in 1..4294967295',
+        String(k.keyId),
+      );
+    else if (keyIds.has(k.keyId))
+      issue(
+        ['hmacKeys', i, 'keyId'],
+        `HMAC key id ${k.keyId} is given twice`,
+        'give each key its own id',
+        String(k.keyId),
+      );
+    keyIds.add(k.keyId);
+    if (k.secret.length < 1 || k.secret.length > 64)
+      issue(
+        ['hmacKeys', i, 'secret'],
+        `HMAC key ${k.keyId} has a ${k.secret.length}-byte secret; the kernel takes 1..64 bytes`,
+        'publish a secret of 1 to 64 bytes',
+      );
+  });
+
   // Names of every kind are unique.
   const firstIndex = <T>(
     items: readonly T[],

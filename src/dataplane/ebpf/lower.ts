@@ -235,6 +235,9 @@ function lowerItem(
   else if (i.kind === 'entry') {
     take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
     take(lowerRoute(i, o), route);
+  } else if (i.kind === 'hmac-key') {
+    // Nothing in BPF computes or checks an SRH HMAC: the key is refused, not dropped silently.
+    skip(`${i.key}: the BPF datapath has no SRH HMAC; HMAC key ${i.keyId} is not installed`);
   } else {
     take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
     for (const d of i.restrict?.denyDestinations ?? []) {

@@ -20,13 +20,15 @@ import {
   diffIntents,
   emptyDelta,
   type ForwardingIntent,
+  type HmacKeyItem,
+  hmacKeys,
   type IntentDelta,
   localSids,
 } from '../intent.ts';
 import { kernelDelta } from './delta.ts';
 import { type KernelLoweringOptions, kernelRuleset, kernelSysctls, lowerToKernel } from './lower.ts';
 import { counterName, nftFlushRuleset } from './nft.ts';
-import { workloadSysctls } from './sysctls.ts';
+import { AGENT_SYSCTLS, workloadSysctls } from './sysctls.ts';
 import { MAIN_TABLE } from './tables.ts';
 
 export interface KernelBackendOptions extends KernelLoweringOptions {
@@ -36,6 +38,12 @@ export interface KernelBackendOptions extends KernelLoweringOptions {
   readonly vrf?: boolean;
   /** The kernel has seg6 HMAC (CONFIG_IPV6_SEG6_HMAC). */
   readonly hmac?: boolean;
+  /**
+   * SRHs arriving on the underlay must carry a valid HMAC (`seg6_require_hmac=1` there): the host's
+   * configuration asks for HMAC (dataplane.hmac). Without it the kernel still checks an HMAC that is
+   * present against the installed keys.
+   */
+  readonly requireHmac?: boolean;
   /** The outer source of packets the kernel encapsulates (seg6 tunsrc), set by prepare(). */
   readonly tunnelSource?: Ipv6Address;
 }
@@ -63,6 +71,8 @@ export class KernelBackend implements DataplaneBackend {
   readonly #opts: KernelBackendOptions;
   #ruleset: string | undefined;
   #realised: ForwardingIntent | undefined;
+  /** The seg6 HMAC keys this backend installed, by id (the only ones it deletes). */
+  readonly #keys = new Map<number, HmacKeyItem>();
 
   /** `dp` stays the caller's: close() closes it. */
   constructor(dp: Dataplane, opts: KernelBackendOptions) {
@@ -74,18 +84,22 @@ export class KernelBackend implements DataplaneBackend {
   /** The host sysctls (forwarding, SRH processing on the underlay) and the tunnel source; once, first. */
   async prepare(): Promise<void> {
     for (const [key, value] of kernelSysctls(this.#opts.underlayDevice)) await this.#dp.setSysctl(key, value);
+    if (this.#opts.requireHmac)
+      await this.#dp.setSysctl(AGENT_SYSCTLS.seg6RequireHmacOn(this.#opts.underlayDevice), '1');
     if (this.#opts.tunnelSource !== undefined) await this.#dp.setTunsrc(this.#opts.tunnelSource);
   }
 
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
     const state = lowerToKernel(intent, this.#opts);
+    // Keys first: an encapsulation that names a key id signs with it from its first packet.
+    const keys = await this.#syncKeys(intent);
     const r = await this.#dp.reconcile(state.dataplane);
     await this.#applyRuleset(kernelRuleset(state, this.#opts.mss));
     this.#realised = r.conflicts.length === 0 ? intent : undefined;
     return {
-      added: r.added,
-      replaced: r.replaced,
-      deleted: r.deleted,
+      added: r.added + keys.added,
+      replaced: r.replaced + keys.replaced,
+      deleted: r.deleted + keys.deleted,
       conflicts: r.conflicts.map((c) => `${c.object}: ${c.reason}`),
       skipped: [], // lowering refuses what the kernel cannot do (the agent leaves it out beforehand)
     };
@@ -99,6 +113,18 @@ export class KernelBackend implements DataplaneBackend {
     if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
     const writes = kernelDelta(before, after, delta, this.#opts);
     if (!writes) return this.realise(after);
+    const keys = { added: 0, replaced: 0, deleted: 0 };
+    for (const [items, count] of [
+      [delta.added, 'added'],
+      [delta.changed, 'replaced'],
+    ] as const) {
+      for (const i of items) {
+        if (i.kind !== 'hmac-key') continue;
+        await this.#dp.setHmacKey(i);
+        this.#keys.set(i.keyId, i);
+        keys[count]++;
+      }
+    }
     const { routes, rules } = writes;
     // Rules and new routes first, stale ones last: no packet meets a table without its route.
     if (rules.add.length > 0) await this.#dp.addRules(rules.add);
@@ -106,17 +132,58 @@ export class KernelBackend implements DataplaneBackend {
     if (routes.replace.length > 0) await this.#dp.replaceRoutes(routes.replace);
     if (routes.delete.length > 0) await this.#dp.deleteRoutes(routes.delete);
     if (rules.delete.length > 0) await this.#dp.deleteRules(rules.delete);
+    // Keys last: a key goes once no route signs with it.
+    for (const i of delta.removed) {
+      if (i.kind !== 'hmac-key') continue;
+      await this.#dp.deleteHmacKey(i.keyId);
+      this.#keys.delete(i.keyId);
+      keys.deleted++;
+    }
     const touched = [...delta.added, ...delta.changed, ...delta.removed];
     if (touched.some((i) => i.kind === 'attachment'))
       await this.#applyRuleset(kernelRuleset(lowerToKernel(after, this.#opts), this.#opts.mss));
     this.#realised = after;
     return {
-      added: routes.add.length + rules.add.length,
-      replaced: routes.replace.length,
-      deleted: routes.delete.length + rules.delete.length,
+      added: routes.add.length + rules.add.length + keys.added,
+      replaced: routes.replace.length + keys.replaced,
+      deleted: routes.delete.length + rules.delete.length + keys.deleted,
       conflicts: [],
       skipped: [],
     };
+  }
+
+  /**
+   * Makes the kernel's seg6 HMAC keys hold the intent's: compared with what the kernel has (repairs
+   * drift). The kernel marks no owner on a key, so only keys this backend installed are ever deleted;
+   * a key set by hand under another id stays.
+   */
+  async #syncKeys(intent: ForwardingIntent): Promise<{ added: number; replaced: number; deleted: number }> {
+    const out = { added: 0, replaced: 0, deleted: 0 };
+    const wanted = new Map<number, HmacKeyItem>();
+    for (const k of hmacKeys(intent)) wanted.set(k.keyId, k);
+    if (wanted.size === 0 && this.#keys.size === 0) return out;
+    const have = new Map((await this.#dp.listHmacKeys()).map((k) => [k.keyId, k]));
+    for (const k of wanted.values()) {
+      const h = have.get(k.keyId);
+      const same =
+        h !== undefined &&
+        h.algorithm === k.algorithm &&
+        Buffer.compare(Buffer.from(h.secret), Buffer.from(k.secret)) === 0;
+      if (!same) {
+        await this.#dp.setHmacKey(k);
+        out[h ? 'replaced' : 'added']++;
+      }
+      this.#keys.set(k.keyId, k);
+    }
+    for (const id of [...this.#keys.keys()]) {
+      if (wanted.has(id)) continue;
+      if (have.has(id)) {
+        await this.#dp.deleteHmacKey(id);
+        out.deleted++;
+      }
+      this.#keys.delete(id);
+    }
+    return out;
   }
 
   async #applyRuleset(ruleset: string): Promise<void> {
@@ -160,6 +227,9 @@ export class KernelBackend implements DataplaneBackend {
   async flush(): Promise<void> {
     await this.#dp.flushOwned();
     await this.#dp.applyNft(nftFlushRuleset());
+    // A key someone already removed is not an error here: flush wants it gone.
+    for (const id of this.#keys.keys()) await this.#dp.deleteHmacKey(id).catch(() => undefined);
+    this.#keys.clear();
     this.#ruleset = undefined;
     this.#realised = undefined;
   }

@@ -43,7 +43,7 @@ function groupRoutes(
 ): readonly Route[] {
   const routes: Route[] = [];
   for (const i of intent.items.values()) {
-    if (i.kind === 'attachment' || !touched.has(destinationOf(i))) continue;
+    if (i.kind === 'attachment' || i.kind === 'hmac-key' || !touched.has(destinationOf(i))) continue;
     routes.push(i.kind === 'sid' ? sidRoute(i, opts) : entryRoute(i, opts));
   }
   return coverSourceSubtrees(routes);
@@ -65,6 +65,7 @@ export function kernelDelta(
   const newRules = new Map<string, Rule>();
   const visit = (items: readonly IntentItem[], rules: Map<string, Rule>) => {
     for (const i of items) {
+      if (i.kind === 'hmac-key') continue; // keys are written by the backend itself (kernel/backend.ts)
       if (i.kind !== 'attachment') {
         touched.add(destinationOf(i));
         continue;

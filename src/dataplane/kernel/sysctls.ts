@@ -4,6 +4,7 @@
 export const AGENT_SYSCTLS = {
   forwarding: 'net.ipv6.conf.all.forwarding',
   seg6RequireHmac: 'net.ipv6.conf.all.seg6_require_hmac',
+  seg6RequireHmacOn: (dev: string) => `net.ipv6.conf.${dev}.seg6_require_hmac`,
   multipathHashPolicy: 'net.ipv6.fib_multipath_hash_policy',
   seg6Enabled: (dev: string) => `net.ipv6.conf.${dev}.seg6_enabled`,
   acceptRa: (dev: string) => `net.ipv6.conf.${dev}.accept_ra`,

@@ -15,10 +15,11 @@ import {
   u32Key,
 } from '../../../src/dataplane/ebpf/abi.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
+import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { type Frr, startFrr } from '../../harness/frr.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
-import { runLogDir, sh, waitFor } from '../../harness/index.ts';
+import { pace, paced, runLogDir, sh, waitFor } from '../../harness/index.ts';
 
 export const CLI = ['src/cli/main.ts'];
 
@@ -58,7 +59,8 @@ export function segmesh(
   args: readonly string[],
   opts: { allowFail?: boolean } = {},
 ): { out: string; err: string; code: number } {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  // A fresh node importing the CLI: seconds on the host, tens of seconds in the TCG VM (pace.ts).
+  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: paced(60_000) });
   if (r.status !== 0 && !opts.allowFail)
     throw new Error(`segmesh ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return { out: r.stdout, err: r.stderr, code: r.status ?? -1 };
@@ -138,10 +140,14 @@ export class AgentCluster {
   }
 
   async create(count: number, opts: { edge?: EdgePeer } = {}): Promise<void> {
+    // The keys as `segmesh keygen` makes them (its functions, in this process: a fresh node per key
+    // costs a minute in the TCG VM).
     this.operatorKey = `${this.dir}/operator.key`;
-    this.operatorPublic = segmesh(['keygen', '--out', this.operatorKey]).out.trim();
+    const operator = await newOperatorKey();
+    writeFileSync(this.operatorKey, operator.privateKey, { mode: 0o600 });
+    this.operatorPublic = operator.publicKey;
     this.clusterKey = `${this.dir}/cluster.key`;
-    segmesh(['keygen', '--cluster', '--out', this.clusterKey]);
+    writeFileSync(this.clusterKey, await newClusterKey(), { mode: 0o600 });
     this.sw = await this.lab.underlaySwitch('sw');
     for (let i = 1; i <= count; i++) {
       const ns = await this.lab.netns(`h${i}`);
@@ -201,7 +207,7 @@ ${
           if ((await this.api(h).call('listHosts', {})).hosts.length !== count) return false;
         return true;
       },
-      { timeoutMs: 30_000, what: `all ${count} agents to see each other` },
+      { timeoutMs: paced(30_000), what: `all ${count} agents to see each other` },
     );
   }
 
@@ -213,7 +219,9 @@ ${
       netns: h.ns,
       cwd: process.cwd(),
       ready: async () => (await this.api(h).call('getStatus', {}, 2_000)).ready,
-      readyTimeoutMs: 30_000,
+      // A fresh node importing the agent, then its first reconcile: CPU-bound (pace.ts); 2-3 s here,
+      // 30-240 s in the TCG VM depending on the host's load (183 s at load 17, 2026-12-04).
+      readyTimeoutMs: pace() > 1 ? paced(90_000) : 30_000,
     });
   }
 
@@ -296,12 +304,11 @@ ${
     identity?: string,
   ): Promise<{ ns: Netns; address: string }> {
     const ns = await this.lab.netns(suffix);
-    const r = await this.api(host).call('addWorkload', {
-      identity: identity ?? '',
-      tenant,
-      netns: `/run/netns/${ns.name}`,
-      ifname: 'eth0',
-    });
+    const r = await this.api(host).call(
+      'addWorkload',
+      { identity: identity ?? '', tenant, netns: `/run/netns/${ns.name}`, ifname: 'eth0' },
+      paced(30_000), // a link, a reconcile and a claim: CPU-bound (pace.ts)
+    );
     return { ns, address: r.address };
   }
 
@@ -315,7 +322,7 @@ ${
         }
         return true;
       },
-      { timeoutMs: 20_000, what: `every agent to see ${count} workloads` },
+      { timeoutMs: paced(20_000), what: `every agent to see ${count} workloads` },
     );
   }
 

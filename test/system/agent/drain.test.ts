@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Frr } from '../../harness/frr.ts';
-import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import { AgentCluster, CLI, EDGE, ping, segmeshJson } from './cluster.ts';
 
 /** FRR's paths of one prefix in its (default VRF) IPv6 unicast table, where the VPN routes are imported. */
@@ -35,7 +35,7 @@ async function drainInBackground(socket: string, waitMs: number): Promise<Record
       '--socket',
       socket,
     ],
-    { timeoutMs: waitMs + 120_000 },
+    { timeoutMs: waitMs + paced(120_000) },
   );
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
@@ -61,122 +61,128 @@ systemSuite(
       b2 = await cluster.workload(h2!, 'b2', 'blue', 'shop.db-2');
       b3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-3');
       await cluster.converged(3);
-      await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: 30_000 });
+      await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(30_000) });
       await waitFor(
         async () =>
           (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
             '2001:db8:e1::/64',
           ),
-        { timeoutMs: 30_000, what: "host1 to learn FRR's 2001:db8:e1::/64" },
+        { timeoutMs: paced(30_000), what: "host1 to learn FRR's 2001:db8:e1::/64" },
       );
       expect(await ping(ext, web.address)).toBe(3);
-    }, 240_000);
+    }, paced(300_000)); // three agents started: minutes each in the TCG VM
     afterAll(async () => {
       cluster.close();
       await lab.teardown();
     });
 
-    it('graceful shutdown at the edge, a leaving record, traffic moves, then everything of the host is gone', async () => {
-      const [h1, h2, h3] = cluster.hosts;
-      // 100 pings per second from the external client to the workload on the host that leaves; they
-      // run across the drain, the move of the workload and the withdrawal.
-      const pinging = ext.exec('ping', ['-6', '-i', '0.01', '-c', '2000', '-W', '1', web.address], {
-        allowFail: true,
-        timeoutMs: 90_000,
-      });
-      await new Promise((r) => setTimeout(r, 500));
-      const drained = drainInBackground(h1!.socket, 30_000);
+    it(
+      'graceful shutdown at the edge, a leaving record, traffic moves, then everything of the host is gone',
+      async () => {
+        const [h1, h2, h3] = cluster.hosts;
+        // 100 pings per second from the external client to the workload on the host that leaves; they
+        // run across the drain, the move of the workload and the withdrawal.
+        // As many more pings as the steps below take longer in the TCG VM (pace.ts).
+        const count = paced(2000);
+        const pinging = ext.exec('ping', ['-6', '-i', '0.01', '-c', String(count), '-W', '1', web.address], {
+          allowFail: true,
+          timeoutMs: paced(90_000),
+        });
+        await new Promise((r) => setTimeout(r, 500));
+        const drained = drainInBackground(h1!.socket, 30_000);
 
-      // 1. The edge sees host1's path with the GRACEFUL_SHUTDOWN community (and FRR lowers its
-      //    local preference to 0); nothing else changed yet: it is the only path, so still the best.
-      await waitFor(
-        async () =>
-          (await frrPaths(frr, `${web.address}/128`)).some(
-            (p) => fromHost(p, h1!.underlay) && p.community?.string?.includes('graceful-shutdown'),
-          ),
-        { timeoutMs: 15_000, what: "FRR to see host1's path with community graceful-shutdown" },
-      );
-      const gshut = (await frrPaths(frr, `${web.address}/128`)).find((p) => fromHost(p, h1!.underlay))!;
-      expect(gshut.locPrf).toBe(0);
-      const vpn = await frr.vtysh('show bgp ipv6 vpn community graceful-shutdown');
-      expect(vpn).toContain(web.address);
-
-      // 2. The other hosts see host1 leaving; host1 takes no new workload.
-      await waitFor(
-        async () =>
-          segmeshJson<Array<{ name: string; state: string }>>(['hosts', '--socket', h2!.socket]).find(
-            (h) => h.name === 'host1',
-          )?.state === 'leaving',
-        { timeoutMs: 10_000, what: 'host2 to list host1 as leaving' },
-      );
-      const ns = await lab.netns('late');
-      await expect(
-        cluster
-          .api(h1!)
-          .call('addWorkload', { identity: 'late', tenant: 'blue', netns: `/run/netns/${ns.name}` }),
-      ).rejects.toThrow(/draining/);
-
-      // 3. The workload moves to host2 (make before break). The edge prefers host2's path at once:
-      //    host1's is depreferenced, so the edge need not wait for its withdrawal.
-      const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
-      expect(moved.address).toBe(web.address);
-      // Seen at the first look where host2's path is best: host1's path is still there, not best (the
-      // drained host withdraws only once its SIDs' counters stood still for 5 s (--quiet) after this).
-      let host1Kept = false;
-      await waitFor(
-        async () => {
-          const paths = await frrPaths(frr, `${web.address}/128`);
-          if (!paths.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall) return false;
-          host1Kept = paths.some((p) => fromHost(p, h1!.underlay) && !p.bestpath?.overall);
-          return true;
-        },
-        { timeoutMs: 15_000, intervalMs: 20, what: "FRR to prefer host2's path" },
-      );
-      expect(host1Kept).toBe(true);
-      await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 15_000 });
-
-      // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
-      const r = await drained;
-      expect(r).toMatchObject({ withdrawn: 1, trafficStopped: true });
-      expect(r.gracefulShutdownPaths).toBeGreaterThanOrEqual(2); // the workload's VPN route and the locator
-      expect(r.waitedMs as number).toBeLessThan(30_000);
-
-      // 5. Nothing of host1 is left at the edge, in the other hosts' kernels or on host1 itself.
-      await waitFor(
-        async () => !(await frrPaths(frr, `${web.address}/128`)).some((p) => fromHost(p, h1!.underlay)),
-        { timeoutMs: 15_000, what: "FRR to drop host1's path" },
-      );
-      expect(await frr.vtysh('show bgp ipv6 vpn')).not.toContain('198.18.0.1:100');
-      for (const h of [h2!, h3!]) {
+        // 1. The edge sees host1's path with the GRACEFUL_SHUTDOWN community (and FRR lowers its
+        //    local preference to 0); nothing else changed yet: it is the only path, so still the best.
         await waitFor(
           async () =>
-            !(await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.includes(
-              'fc00:0:1:',
+            (await frrPaths(frr, `${web.address}/128`)).some(
+              (p) => fromHost(p, h1!.underlay) && p.community?.string?.includes('graceful-shutdown'),
             ),
-          { timeoutMs: 15_000, what: `${h.name} to remove every route toward host1's locator` },
+          { timeoutMs: paced(15_000), what: "FRR to see host1's path with community graceful-shutdown" },
         );
+        const gshut = (await frrPaths(frr, `${web.address}/128`)).find((p) => fromHost(p, h1!.underlay))!;
+        expect(gshut.locPrf).toBe(0);
+        const vpn = await frr.vtysh('show bgp ipv6 vpn community graceful-shutdown');
+        expect(vpn).toContain(web.address);
+
+        // 2. The other hosts see host1 leaving; host1 takes no new workload.
         await waitFor(
           async () =>
-            !segmeshJson<Array<{ name: string }>>(['hosts', '--socket', h.socket]).some(
-              (x) => x.name === 'host1',
-            ),
-          { timeoutMs: 15_000, what: `${h.name} to forget host1` },
+            segmeshJson<Array<{ name: string; state: string }>>(['hosts', '--socket', h2!.socket]).find(
+              (h) => h.name === 'host1',
+            )?.state === 'leaving',
+          { timeoutMs: paced(10_000), what: 'host2 to list host1 as leaving' },
         );
-      }
-      const routes = await h1!.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
-      expect(routes.stdout.trim()).toBe('');
-      const rules = await h1!.ns.ip('-6', '-d', 'rule', 'show');
-      expect(rules.stdout).not.toMatch(/proto 203|lookup 38[5-9]\d{3}/);
-      const nft = await sh('nft', ['list', 'tables'], { netns: h1!.ns.name });
-      expect(nft.stdout).not.toMatch(/segmesh/);
+        const ns = await lab.netns('late');
+        await expect(
+          cluster
+            .api(h1!)
+            .call('addWorkload', { identity: 'late', tenant: 'blue', netns: `/run/netns/${ns.name}` }),
+        ).rejects.toThrow(/draining/);
 
-      // 6. No echo was lost across graceful shutdown, move and withdrawal; the others still reach
-      //    each other and the moved workload (positive control).
-      const result = await pinging;
-      expect(result.stdout).toMatch(/2000 packets transmitted, 2000 received/);
-      expect(await ping(b2.ns, b3.address)).toBe(3);
-      expect(await ping(b3.ns, web.address)).toBe(3);
-      expect(await ping(ext, web.address)).toBe(3);
-    }, 120_000);
+        // 3. The workload moves to host2 (make before break). The edge prefers host2's path at once:
+        //    host1's is depreferenced, so the edge need not wait for its withdrawal.
+        const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
+        expect(moved.address).toBe(web.address);
+        // Seen at the first look where host2's path is best: host1's path is still there, not best (the
+        // drained host withdraws only once its SIDs' counters stood still for 5 s (--quiet) after this).
+        let host1Kept = false;
+        await waitFor(
+          async () => {
+            const paths = await frrPaths(frr, `${web.address}/128`);
+            if (!paths.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall) return false;
+            host1Kept = paths.some((p) => fromHost(p, h1!.underlay) && !p.bestpath?.overall);
+            return true;
+          },
+          { timeoutMs: paced(15_000), intervalMs: 20, what: "FRR to prefer host2's path" },
+        );
+        expect(host1Kept).toBe(true);
+        await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(15_000) });
+
+        // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
+        const r = await drained;
+        expect(r).toMatchObject({ withdrawn: 1, trafficStopped: true });
+        expect(r.gracefulShutdownPaths).toBeGreaterThanOrEqual(2); // the workload's VPN route and the locator
+        expect(r.waitedMs as number).toBeLessThan(30_000);
+
+        // 5. Nothing of host1 is left at the edge, in the other hosts' kernels or on host1 itself.
+        await waitFor(
+          async () => !(await frrPaths(frr, `${web.address}/128`)).some((p) => fromHost(p, h1!.underlay)),
+          { timeoutMs: paced(15_000), what: "FRR to drop host1's path" },
+        );
+        expect(await frr.vtysh('show bgp ipv6 vpn')).not.toContain('198.18.0.1:100');
+        for (const h of [h2!, h3!]) {
+          await waitFor(
+            async () =>
+              !(await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.includes(
+                'fc00:0:1:',
+              ),
+            { timeoutMs: paced(15_000), what: `${h.name} to remove every route toward host1's locator` },
+          );
+          await waitFor(
+            async () =>
+              !segmeshJson<Array<{ name: string }>>(['hosts', '--socket', h.socket]).some(
+                (x) => x.name === 'host1',
+              ),
+            { timeoutMs: paced(15_000), what: `${h.name} to forget host1` },
+          );
+        }
+        const routes = await h1!.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203');
+        expect(routes.stdout.trim()).toBe('');
+        const rules = await h1!.ns.ip('-6', '-d', 'rule', 'show');
+        expect(rules.stdout).not.toMatch(/proto 203|lookup 38[5-9]\d{3}/);
+        const nft = await sh('nft', ['list', 'tables'], { netns: h1!.ns.name });
+        expect(nft.stdout).not.toMatch(/segmesh/);
+
+        // 6. No echo was lost across graceful shutdown, move and withdrawal; the others still reach
+        //    each other and the moved workload (positive control).
+        const result = await pinging;
+        expect(result.stdout).toContain(`${count} packets transmitted, ${count} received`);
+        expect(await ping(b2.ns, b3.address)).toBe(3);
+        expect(await ping(b3.ns, web.address)).toBe(3);
+        expect(await ping(ext, web.address)).toBe(3);
+      },
+      paced(120_000),
+    );
   },
 );

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import type { Frr } from '../../harness/frr.ts';
-import { createLab, type Netns, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import { AgentCluster, type AgentHost, EDGE, ping, segmeshJson, startPing } from './cluster.ts';
 
 interface KernelRoute {
@@ -115,272 +115,300 @@ systemSuite(
       blue = await cluster.workload(cluster.hosts[0]!, 'blue', 'blue', 'shop.web');
       red = await cluster.workload(cluster.hosts[1]!, 'red', 'red', 'bank.api');
       await cluster.converged(2);
-    }, 180_000);
+    }, paced(240_000)); // two agents started: minutes each in the TCG VM
     afterAll(async () => {
       cluster.close();
       await lab.teardown();
-    });
+    }, paced(120_000));
 
-    it("FRR installs a seg6 route to the host's End.DT6 SID for the tenant's workload, and nothing of the other tenant", async () => {
-      await frr.waitRoute(`${blue.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: 30_000 });
-      const routes = await frr.options.netns.ip('-6', 'route', 'show');
-      expect(routes.stdout).not.toContain(red.address);
-    });
+    it(
+      "FRR installs a seg6 route to the host's End.DT6 SID for the tenant's workload, and nothing of the other tenant",
+      async () => {
+        await frr.waitRoute(`${blue.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(30_000) });
+        const routes = await frr.options.netns.ip('-6', 'route', 'show');
+        expect(routes.stdout).not.toContain(red.address);
+      },
+      paced(120_000),
+    );
 
-    it('the external client and the workload reach each other both ways; the other tenant stays out of reach', async () => {
-      // The agent learned FRR's exported prefix (SID rebuilt from label and structure) into blue's table.
-      await waitFor(
-        async () =>
-          (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
-            '2001:db8:e1::/64',
-          ),
-        { timeoutMs: 30_000, what: "host1 to learn FRR's 2001:db8:e1::/64" },
-      );
-      expect(await ping(ext, blue.address)).toBe(3);
-      expect(await ping(blue.ns, '2001:db8:e1::2')).toBe(3);
-      expect(await ping(ext, red.address, 2)).toBe(0);
-      expect(await ping(red.ns, '2001:db8:e1::2', 2)).toBe(0);
-    });
-
-    it('the CLI agrees field by field with the kernel, the other agents and GoBGP', async () => {
-      const hosts = cluster.hosts;
-      const routeKey = (table: number, dst: string, action: string) => `${table} ${dst} ${action}`;
-      const reference = (await cluster.api(hosts[0]!).call('listWorkloads', {})).workloads;
-      for (const h of hosts) {
-        // routes --json: one kernel route (protocol 203) per entry, same table, prefix and action.
-        const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
-        const tables = [...new Set(cli.map((r) => r.table))];
-        const kernel: string[] = [];
-        for (const t of tables) {
-          for (const r of await h.ns.ipJson<KernelRoute[]>(
-            '-6',
-            'route',
-            'show',
-            'table',
-            String(t),
-            'proto',
-            '203',
-          ))
-            kernel.push(routeKey(t, kernelDst(r), kernelAction(r)));
-        }
-        const all = (await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
-        expect(kernel.length).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
-        expect(
-          cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, ''))).sort(),
-        ).toEqual(kernel.sort());
-
-        // hosts --json: every agent lists the same hosts; each entry is what that host says of itself
-        // (status) and the SIDs its kernel has.
-        const list = segmeshJson<CliHost[]>(['hosts', '--socket', h.socket]);
-        expect(list.map((x) => x.name).sort()).toEqual(hosts.map((x) => x.name).sort());
-        for (const x of list) {
-          const owner = hosts.find((o) => o.name === x.name)!;
-          const own = await cluster.api(owner).call('getStatus', {});
-          expect({ underlay: x.underlay, locator: x.locator, state: x.state }).toEqual({
-            underlay: own.underlay,
-            locator: own.locator,
-            state: 'up',
-          });
-          const sids = (
-            await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
-          )
-            .filter((r) => r.encap === 'seg6local')
-            .map((r) => `${r.dst} ${r.action}`);
-          expect([...x.sids].sort()).toEqual(sids.sort());
-        }
-
-        // workloads --json: the same everywhere; local ones have their link, delivery route and
-        // address; the delivery SID is an End.DT6 into the tenant's delivery table on the owner.
-        const wl = segmeshJson<CliWorkload[]>(['workloads', '--socket', h.socket]);
-        const shared = (w: CliWorkload) =>
-          `${w.identity} ${w.tenant} ${w.address} ${w.host} ${w.deliverySid}`;
-        expect(wl.map(shared).sort()).toEqual(reference.map(shared).sort());
-        for (const w of wl) {
-          expect(w.local).toBe(w.host === h.name);
-          const owner = hosts.find((o) => o.name === w.host)!;
-          const sid = (
-            await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
-          ).find((r) => r.dst === w.deliverySid);
-          expect(sid).toMatchObject({ encap: 'seg6local', action: 'End.DT6' });
-          if (!w.local) continue;
-          const delivery = await h.ns.ipJson<KernelRoute[]>(
-            '-6',
-            'route',
-            'show',
-            'table',
-            sid!.table!,
-            'proto',
-            '203',
-          );
-          expect(delivery.find((r) => r.dst === w.address)?.dev).toBe(w.hostLink);
-          expect((await h.ns.ipJson<unknown[]>('link', 'show', 'dev', w.hostLink)).length).toBe(1);
-        }
-
-        // status --json: the counts of the lists above and of the kernel.
-        const st = segmeshJson<CliStatus>(['status', '--socket', h.socket]);
-        expect(st).toMatchObject({
-          host: h.name,
-          underlay: h.underlay,
-          locator: `fc00:0:${h.index}::/48`,
-          ready: true,
-          hosts: list.length,
-          workloads: wl.length,
-          localWorkloads: wl.filter((w) => w.local).length,
-          routes: kernel.length,
-        });
-
-        // bgp peers --json: what gobgpd itself says (its own CLI, not our client), and what FRR received.
-        const gobgp = async <T>(...args: string[]) =>
-          JSON.parse(
-            (await sh('gobgp', ['--target', `unix://${h.stateDir}/gobgpd/gobgpd.sock`, ...args, '-j']))
-              .stdout,
-          ) as T;
-        const peers = segmeshJson<CliPeer[]>(['bgp', 'peers', '--socket', h.socket]);
-        const neighbors = await gobgp<GobgpNeighbor[]>('neighbor');
-        expect(peers.map((p) => p.address)).toEqual(neighbors.map((n) => n.conf.neighbor_address));
-        for (const p of peers) {
-          const n = await gobgp<GobgpNeighbor>('neighbor', p.address);
-          const sum = (k: 'received' | 'accepted' | 'advertised') =>
-            String(n.afi_safis.reduce((a, f) => a + (f.state?.[k] ?? 0), 0));
-          expect(p).toMatchObject({
-            asn: n.conf.peer_asn,
-            state: n.state.session_state === 6 ? 'established' : expect.not.stringMatching(/^established$/),
-            received: sum('received'),
-            accepted: sum('accepted'),
-            advertised: sum('advertised'),
-          });
-          expect(p.state).toBe('established');
-          expect(Number(p.advertised)).toBeGreaterThan(0);
-          // FRR received exactly what gobgpd says it advertised in VPNv6.
-          const vpn = n.afi_safis.find((f) => f.state?.family?.safi === 128)?.state?.advertised ?? 0;
-          expect((await frr.vpnReceived())[h.underlay]).toBe(vpn);
-        }
-
-        // The advertised routes (GoBGP's own RIB, local paths): one per local workload, RD
-        // routerId:tenant, next hop the underlay, SID (label transposed into the SID) = delivery SID.
-        const rib = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'vpnv6');
-        const own = Object.values(rib)
-          .flat()
-          .filter((p) => !p['neighbor-ip'])
-          .map((p) => {
-            const reach = p.attrs.find((a) => a.type === 14)!;
-            const psid = p.attrs.find((a) => a.type === 40)!.TLVs![0]!.SubTLVs![0]!;
-            const s = psid.sub_sub_tlvs![0]!;
-            const sid = Buffer.from(psid.sid!, 'base64');
-            // Transposition: the function (16 bits at offset 48 here) travels in the label's top bits.
-            const fn = p.nlri.labels[0]! >> (20 - s.transposition_length!);
-            sid.writeUInt16BE(fn, s.transposition_offset! / 8);
-            return `${p.nlri.prefix} ${p.nlri.rd.admin}:${p.nlri.rd.assigned} ${reach.nexthop} ${formatIpv6(ipv6FromBytes(sid))}`;
-          });
-        const tenantId = { blue: 100, red: 200 } as Record<string, number>;
-        expect(own.sort()).toEqual(
-          wl
-            .filter((w) => w.local)
-            .map(
-              (w) =>
-                `${w.address}/128 198.18.0.${h.index}:${tenantId[w.tenant]} ${h.underlay} ${w.deliverySid}`,
-            )
-            .sort(),
+    it(
+      'the external client and the workload reach each other both ways; the other tenant stays out of reach',
+      async () => {
+        // The agent learned FRR's exported prefix (SID rebuilt from label and structure) into blue's table.
+        await waitFor(
+          async () =>
+            (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
+              '2001:db8:e1::/64',
+            ),
+          { timeoutMs: paced(30_000), what: "host1 to learn FRR's 2001:db8:e1::/64" },
         );
-        const unicast = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'ipv6');
-        expect(
-          Object.values(unicast)
+        expect(await ping(ext, blue.address)).toBe(3);
+        expect(await ping(blue.ns, '2001:db8:e1::2')).toBe(3);
+        expect(await ping(ext, red.address, 2)).toBe(0);
+        expect(await ping(red.ns, '2001:db8:e1::2', 2)).toBe(0);
+      },
+      paced(120_000),
+    );
+
+    it(
+      'the CLI agrees field by field with the kernel, the other agents and GoBGP',
+      async () => {
+        const hosts = cluster.hosts;
+        const routeKey = (table: number, dst: string, action: string) => `${table} ${dst} ${action}`;
+        const reference = (await cluster.api(hosts[0]!).call('listWorkloads', {})).workloads;
+        for (const h of hosts) {
+          // routes --json: one kernel route (protocol 203) per entry, same table, prefix and action.
+          const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
+          const tables = [...new Set(cli.map((r) => r.table))];
+          const kernel: string[] = [];
+          for (const t of tables) {
+            for (const r of await h.ns.ipJson<KernelRoute[]>(
+              '-6',
+              'route',
+              'show',
+              'table',
+              String(t),
+              'proto',
+              '203',
+            ))
+              kernel.push(routeKey(t, kernelDst(r), kernelAction(r)));
+          }
+          const all = (await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
+          expect(kernel.length).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
+          expect(
+            cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, ''))).sort(),
+          ).toEqual(kernel.sort());
+
+          // hosts --json: every agent lists the same hosts; each entry is what that host says of itself
+          // (status) and the SIDs its kernel has.
+          const list = segmeshJson<CliHost[]>(['hosts', '--socket', h.socket]);
+          expect(list.map((x) => x.name).sort()).toEqual(hosts.map((x) => x.name).sort());
+          for (const x of list) {
+            const owner = hosts.find((o) => o.name === x.name)!;
+            const own = await cluster.api(owner).call('getStatus', {});
+            expect({ underlay: x.underlay, locator: x.locator, state: x.state }).toEqual({
+              underlay: own.underlay,
+              locator: own.locator,
+              state: 'up',
+            });
+            const sids = (
+              await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
+            )
+              .filter((r) => r.encap === 'seg6local')
+              .map((r) => `${r.dst} ${r.action}`);
+            expect([...x.sids].sort()).toEqual(sids.sort());
+          }
+
+          // workloads --json: the same everywhere; local ones have their link, delivery route and
+          // address; the delivery SID is an End.DT6 into the tenant's delivery table on the owner.
+          const wl = segmeshJson<CliWorkload[]>(['workloads', '--socket', h.socket]);
+          const shared = (w: CliWorkload) =>
+            `${w.identity} ${w.tenant} ${w.address} ${w.host} ${w.deliverySid}`;
+          expect(wl.map(shared).sort()).toEqual(reference.map(shared).sort());
+          for (const w of wl) {
+            expect(w.local).toBe(w.host === h.name);
+            const owner = hosts.find((o) => o.name === w.host)!;
+            const sid = (
+              await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
+            ).find((r) => r.dst === w.deliverySid);
+            expect(sid).toMatchObject({ encap: 'seg6local', action: 'End.DT6' });
+            if (!w.local) continue;
+            const delivery = await h.ns.ipJson<KernelRoute[]>(
+              '-6',
+              'route',
+              'show',
+              'table',
+              sid!.table!,
+              'proto',
+              '203',
+            );
+            expect(delivery.find((r) => r.dst === w.address)?.dev).toBe(w.hostLink);
+            expect((await h.ns.ipJson<unknown[]>('link', 'show', 'dev', w.hostLink)).length).toBe(1);
+          }
+
+          // status --json: the counts of the lists above and of the kernel.
+          const st = segmeshJson<CliStatus>(['status', '--socket', h.socket]);
+          expect(st).toMatchObject({
+            host: h.name,
+            underlay: h.underlay,
+            locator: `fc00:0:${h.index}::/48`,
+            ready: true,
+            hosts: list.length,
+            workloads: wl.length,
+            localWorkloads: wl.filter((w) => w.local).length,
+            routes: kernel.length,
+          });
+
+          // bgp peers --json: what gobgpd itself says (its own CLI, not our client), and what FRR received.
+          const gobgp = async <T>(...args: string[]) =>
+            JSON.parse(
+              (await sh('gobgp', ['--target', `unix://${h.stateDir}/gobgpd/gobgpd.sock`, ...args, '-j']))
+                .stdout,
+            ) as T;
+          const peers = segmeshJson<CliPeer[]>(['bgp', 'peers', '--socket', h.socket]);
+          const neighbors = await gobgp<GobgpNeighbor[]>('neighbor');
+          expect(peers.map((p) => p.address)).toEqual(neighbors.map((n) => n.conf.neighbor_address));
+          for (const p of peers) {
+            const n = await gobgp<GobgpNeighbor>('neighbor', p.address);
+            const sum = (k: 'received' | 'accepted' | 'advertised') =>
+              String(n.afi_safis.reduce((a, f) => a + (f.state?.[k] ?? 0), 0));
+            expect(p).toMatchObject({
+              asn: n.conf.peer_asn,
+              state: n.state.session_state === 6 ? 'established' : expect.not.stringMatching(/^established$/),
+              received: sum('received'),
+              accepted: sum('accepted'),
+              advertised: sum('advertised'),
+            });
+            expect(p.state).toBe('established');
+            expect(Number(p.advertised)).toBeGreaterThan(0);
+            // FRR received exactly what gobgpd says it advertised in VPNv6.
+            const vpn = n.afi_safis.find((f) => f.state?.family?.safi === 128)?.state?.advertised ?? 0;
+            expect((await frr.vpnReceived())[h.underlay]).toBe(vpn);
+          }
+
+          // The advertised routes (GoBGP's own RIB, local paths): one per local workload, RD
+          // routerId:tenant, next hop the underlay, SID (label transposed into the SID) = delivery SID.
+          const rib = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'vpnv6');
+          const own = Object.values(rib)
             .flat()
             .filter((p) => !p['neighbor-ip'])
-            .map((p) => p.nlri.prefix),
-        ).toEqual([`fc00:0:${h.index}::/48`]);
-      }
-    });
+            .map((p) => {
+              const reach = p.attrs.find((a) => a.type === 14)!;
+              const psid = p.attrs.find((a) => a.type === 40)!.TLVs![0]!.SubTLVs![0]!;
+              const s = psid.sub_sub_tlvs![0]!;
+              const sid = Buffer.from(psid.sid!, 'base64');
+              // Transposition: the function (16 bits at offset 48 here) travels in the label's top bits.
+              const fn = p.nlri.labels[0]! >> (20 - s.transposition_length!);
+              sid.writeUInt16BE(fn, s.transposition_offset! / 8);
+              return `${p.nlri.prefix} ${p.nlri.rd.admin}:${p.nlri.rd.assigned} ${reach.nexthop} ${formatIpv6(ipv6FromBytes(sid))}`;
+            });
+          const tenantId = { blue: 100, red: 200 } as Record<string, number>;
+          expect(own.sort()).toEqual(
+            wl
+              .filter((w) => w.local)
+              .map(
+                (w) =>
+                  `${w.address}/128 198.18.0.${h.index}:${tenantId[w.tenant]} ${h.underlay} ${w.deliverySid}`,
+              )
+              .sort(),
+          );
+          const unicast = await gobgp<Record<string, GobgpPath[]>>('global', 'rib', '-a', 'ipv6');
+          expect(
+            Object.values(unicast)
+              .flat()
+              .filter((p) => !p['neighbor-ip'])
+              .map((p) => p.nlri.prefix),
+          ).toEqual([`fc00:0:${h.index}::/48`]);
+        }
+      },
+      paced(120_000),
+    );
 
-    it('withdraws the route from FRR when the workload goes away', async () => {
-      await cluster.api(cluster.hosts[0]!).call('deleteWorkload', { identity: 'shop.web' });
-      await frr.waitRoute(`${blue.address}/128`, { absent: true, timeoutMs: 30_000 });
-    });
+    it(
+      'withdraws the route from FRR when the workload goes away',
+      async () => {
+        await cluster.api(cluster.hosts[0]!).call('deleteWorkload', { identity: 'shop.web' });
+        await frr.waitRoute(`${blue.address}/128`, { absent: true, timeoutMs: paced(30_000) });
+      },
+      paced(120_000),
+    );
 
-    it('moves a workload between hosts under 100 pings per second from the external client: none lost, FRR follows it', async () => {
-      const [h1, h2] = cluster.hosts as [AgentHost, AgentHost];
-      const cart = await cluster.workload(h1, 'cart1', 'blue', 'shop.cart');
-      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: 30_000 });
-      expect(await ping(ext, cart.address)).toBe(3);
-      const pinging = await startPing(lab, ext, cart.address);
-      await new Promise((r) => setTimeout(r, 1_000));
-      // Make before break: the identity starts on host2 with the same address; host1 sees the newer
-      // claim, redirects what still reaches it and withdraws its BGP path; FRR repoints.
-      const moved = await cluster.workload(h2, 'cart2', 'blue', 'shop.cart');
-      expect(moved.address).toBe(cart.address);
-      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 20_000 });
-      await waitFor(
-        async () => {
-          const paths = await frrPaths(frr, `${cart.address}/128`);
-          return paths.length === 1 && fromHost(paths[0]!, h2.underlay);
-        },
-        { timeoutMs: 20_000, what: "FRR to hold host2's path only" },
-      );
-      await new Promise((r) => setTimeout(r, 500));
-      await cluster.api(h1).call('deleteWorkload', { identity: 'shop.cart' });
-      await new Promise((r) => setTimeout(r, 1_000));
-      const result = await pinging.stop();
-      expect(result.lastSeq).toBeGreaterThan(100); // at least a second of pings (ping slows down under load)
-      expect(result.lost).toEqual([]);
-      // Only the new instance can answer now (the old one's link is gone).
-      expect(await ping(ext, cart.address)).toBe(3);
-    });
+    it(
+      'moves a workload between hosts under 100 pings per second from the external client: none lost, FRR follows it',
+      async () => {
+        const [h1, h2] = cluster.hosts as [AgentHost, AgentHost];
+        const cart = await cluster.workload(h1, 'cart1', 'blue', 'shop.cart');
+        await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(30_000) });
+        expect(await ping(ext, cart.address)).toBe(3);
+        const pinging = await startPing(lab, ext, cart.address);
+        await new Promise((r) => setTimeout(r, 1_000));
+        // Make before break: the identity starts on host2 with the same address; host1 sees the newer
+        // claim, redirects what still reaches it and withdraws its BGP path; FRR repoints.
+        const moved = await cluster.workload(h2, 'cart2', 'blue', 'shop.cart');
+        expect(moved.address).toBe(cart.address);
+        await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(20_000) });
+        await waitFor(
+          async () => {
+            const paths = await frrPaths(frr, `${cart.address}/128`);
+            return paths.length === 1 && fromHost(paths[0]!, h2.underlay);
+          },
+          { timeoutMs: paced(20_000), what: "FRR to hold host2's path only" },
+        );
+        await new Promise((r) => setTimeout(r, 500));
+        await cluster.api(h1).call('deleteWorkload', { identity: 'shop.cart' });
+        await new Promise((r) => setTimeout(r, 1_000));
+        const result = await pinging.stop();
+        expect(result.lastSeq).toBeGreaterThan(100); // at least a second of pings (ping slows down under load)
+        expect(result.lost).toEqual([]);
+        // Only the new instance can answer now (the old one's link is gone).
+        expect(await ping(ext, cart.address)).toBe(3);
+      },
+      paced(120_000),
+    );
 
-    it('kill -9 and restart of the agent under 100 pings per second from behind FRR: none lost, the edge route untouched', async () => {
-      const h2 = cluster.hosts[1]!;
-      const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
-        (w) => w.identity === 'shop.cart',
-      )!;
-      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
-      const edgeMonitor = await lab.daemon({
-        name: 'ipmon-edge',
-        command: 'ip',
-        args: ['-6', 'monitor', 'route'],
-        netns: frr.netns,
-      });
-      const pinging = await startPing(lab, ext, cart.address);
-      await new Promise((r) => setTimeout(r, 1_000));
-      h2.agent!.kill('SIGKILL');
-      await h2.agent!.exited;
-      await new Promise((r) => setTimeout(r, 2_000));
-      await cluster.startAgent(h2); // adopts the gobgpd that kept running, and its session
-      await new Promise((r) => setTimeout(r, 2_000));
-      const result = await pinging.stop();
-      await edgeMonitor.stop();
-      expect(result.lastSeq).toBeGreaterThan(300);
-      expect(result.lost).toEqual([]);
-      // FRR never removed or rewrote the workload's route: the adopted session sent nothing new.
-      const events = readFileSync(edgeMonitor.logFile, 'utf8');
-      expect(events.split('\n').filter((l) => l.includes(cart.address))).toEqual([]);
-      await frr.waitSession(h2.underlay);
-    });
+    it(
+      'kill -9 and restart of the agent under 100 pings per second from behind FRR: none lost, the edge route untouched',
+      async () => {
+        const h2 = cluster.hosts[1]!;
+        const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
+          (w) => w.identity === 'shop.cart',
+        )!;
+        await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
+        const edgeMonitor = await lab.daemon({
+          name: 'ipmon-edge',
+          command: 'ip',
+          args: ['-6', 'monitor', 'route'],
+          netns: frr.netns,
+        });
+        const pinging = await startPing(lab, ext, cart.address);
+        await new Promise((r) => setTimeout(r, 1_000));
+        h2.agent!.kill('SIGKILL');
+        await h2.agent!.exited;
+        await new Promise((r) => setTimeout(r, 2_000));
+        await cluster.startAgent(h2); // adopts the gobgpd that kept running, and its session
+        await new Promise((r) => setTimeout(r, 2_000));
+        const result = await pinging.stop();
+        await edgeMonitor.stop();
+        expect(result.lastSeq).toBeGreaterThan(300);
+        expect(result.lost).toEqual([]);
+        // FRR never removed or rewrote the workload's route: the adopted session sent nothing new.
+        const events = readFileSync(edgeMonitor.logFile, 'utf8');
+        expect(events.split('\n').filter((l) => l.includes(cart.address))).toEqual([]);
+        await frr.waitSession(h2.underlay);
+      },
+      paced(180_000), // starts an agent
+    );
 
-    it("a stopped host's workloads leave FRR within the dead interval, and return with it", async () => {
-      const h2 = cluster.hosts[1]!;
-      const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
-        (w) => w.identity === 'shop.cart',
-      )!;
-      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
-      // The host stops: agent killed, underlay dark (gobgpd, detached, stays but cannot talk).
-      h2.agent!.kill('SIGKILL');
-      await h2.agent!.exited;
-      await h2.ns.sysctl('net.ipv6.conf.eth0.keep_addr_on_down', '1');
-      await h2.ns.ip('link', 'set', 'eth0', 'down');
-      const stopped = Date.now();
-      await frr.waitRoute(`${cart.address}/128`, { absent: true, timeoutMs: 30_000 });
-      const gone = Date.now() - stopped;
-      // BGP hold time = the dead interval (6 s); plus the last keepalive's age and zebra, under load.
-      expect(gone).toBeLessThan(6_000 + 4_000);
-      await h2.ns.ip('link', 'set', 'eth0', 'up');
-      await cluster.startAgent(h2);
-      await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: 40_000 });
-      // The way back needs FRR's prefix relearned by host2 (its session is new) and the routes the
-      // kernel dropped with the link (its SIDs, the locator routes) written again by the agent.
-      await waitFor(async () => (await ping(ext, cart.address, 1)) === 1, {
-        timeoutMs: 30_000,
-        what: 'the external client to reach shop.cart on host2 again',
-      });
-      expect(await ping(ext, cart.address)).toBe(3);
-    });
+    it(
+      "a stopped host's workloads leave FRR within the dead interval, and return with it",
+      async () => {
+        const h2 = cluster.hosts[1]!;
+        const cart = (await cluster.api(h2).call('listWorkloads', {})).workloads.find(
+          (w) => w.identity === 'shop.cart',
+        )!;
+        await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
+        // The host stops: agent killed, underlay dark (gobgpd, detached, stays but cannot talk).
+        h2.agent!.kill('SIGKILL');
+        await h2.agent!.exited;
+        await h2.ns.sysctl('net.ipv6.conf.eth0.keep_addr_on_down', '1');
+        await h2.ns.ip('link', 'set', 'eth0', 'down');
+        const stopped = Date.now();
+        await frr.waitRoute(`${cart.address}/128`, { absent: true, timeoutMs: paced(30_000) });
+        const gone = Date.now() - stopped;
+        // BGP hold time = the dead interval (6 s); plus the last keepalive's age and zebra, under load.
+        expect(gone).toBeLessThan(6_000 + 4_000);
+        await h2.ns.ip('link', 'set', 'eth0', 'up');
+        await cluster.startAgent(h2);
+        await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(40_000) });
+        // The way back needs FRR's prefix relearned by host2 (its session is new) and the routes the
+        // kernel dropped with the link (its SIDs, the locator routes) written again by the agent.
+        await waitFor(async () => (await ping(ext, cart.address, 1)) === 1, {
+          timeoutMs: paced(30_000),
+          what: 'the external client to reach shop.cart on host2 again',
+        });
+        expect(await ping(ext, cart.address)).toBe(3);
+      },
+      paced(180_000), // starts an agent
+    );
   },
 );

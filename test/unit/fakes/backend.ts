@@ -69,9 +69,11 @@ export class FakeBackend implements DataplaneBackend {
           ? i.link
           : i.kind === 'sid'
             ? i.link
-            : i.action.kind === 'deliver'
-              ? i.action.link
-              : undefined;
+            : i.kind === 'hmac-key'
+              ? undefined
+              : i.action.kind === 'deliver'
+                ? i.action.link
+                : undefined;
       if (link !== undefined && !this.attached.has(link))
         reasons.push(`${i.key}: link ${link} is not attached`);
     }
