@@ -36,7 +36,7 @@ describe('segmesh plan golden output', () => {
     const file = 'examples/fabric.yaml';
     const text = readFileSync(file, 'utf8');
     expect((await plan(text, file)).toString('utf8')).toBe(golden('fabric.txt'));
-    expect((await plan(text, file, { json: true })).toString('utf8')).toBe(golden('fabric.json'));
+    expect((await plan(text, file, { json: true })).toString('utf8')).toBe(golden('fabric-json.txt'));
   });
 
   it('topologies/edge.yaml: text as before', async () => {
