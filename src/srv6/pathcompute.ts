@@ -21,6 +21,7 @@
  * workload that moves is handled by recomputing only its own objects (HostPathComputer).
  */
 import type { Ipv6Address, Ipv6Prefix } from './address.ts';
+import type { SidEntry } from './allocator.ts';
 import type { Behavior } from './behavior.ts';
 import {
   type EdgeView,
@@ -151,6 +152,36 @@ const workloadPrefixes = new WeakMap<WorkloadView, Ipv6Prefix>();
 const livesOnReasons = new WeakMap<WorkloadView, string>();
 const locatorReasons = new WeakMap<HostView | EdgeView, string>();
 const policyReasons = new WeakMap<PolicyView, string>();
+const oneSegmentLists = new WeakMap<SidEntry, readonly Ipv6Address[]>();
+const denyLists = new WeakMap<FabricView, readonly Ipv6Prefix[]>();
+
+/** [sid]: a delivery SID's one-segment list, the same array in every host's plan. */
+function oneSegmentList(sid: SidEntry): readonly Ipv6Address[] {
+  let segs = oneSegmentLists.get(sid);
+  if (segs === undefined) {
+    segs = Object.freeze([sid.sid]);
+    oneSegmentLists.set(sid, segs);
+  }
+  return segs;
+}
+
+/**
+ * What no workload may send to (SID block(s) and host addresses): a function of the view's hosts and
+ * edges, which a view never changes (only its workloads do), so one list per view for every host.
+ */
+function denyDestinations(view: FabricView): readonly Ipv6Prefix[] {
+  let list = denyLists.get(view);
+  if (list === undefined) {
+    const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
+    list = Object.freeze([
+      ...block,
+      ...[...view.edges.values()].flatMap((e) => e.locators),
+      ...[...view.hosts.values()].map((h) => host128(h.underlay)),
+    ]);
+    denyLists.set(view, list);
+  }
+  return list;
+}
 
 function workloadPrefix(w: WorkloadView): Ipv6Prefix {
   let p = workloadPrefixes.get(w);
@@ -218,12 +249,7 @@ class HostContext {
       this.policiesByTenant.set(p.tenant, list);
       if (!selectsAll(p.from)) this.sourcePolicies.add(p.tenant);
     }
-    const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
-    this.denyDestinations = [
-      ...block,
-      ...[...view.edges.values()].flatMap((e) => e.locators),
-      ...[...view.hosts.values()].map((h) => host128(h.underlay)),
-    ];
+    this.denyDestinations = denyDestinations(view);
     this.mtu = workloadMtu(view.underlayMtu, view.maxSegments, view.hmacKeyId !== undefined);
   }
 
@@ -238,7 +264,7 @@ class HostContext {
     if (!segs) {
       const sid = this.view.hosts.get(hostName)?.sids.tenantDelivery.get(tenant);
       if (!sid) throw new PathComputeError(`host ${hostName} has no delivery SID for tenant ${tenant}`);
-      segs = Object.freeze([sid.sid]);
+      segs = oneSegmentList(sid);
       byTenant.set(tenant, segs);
     }
     return segs;
