@@ -404,7 +404,8 @@ export class PlanFormatter {
     let s: { table: number; index: number } | undefined;
     for (let i = 0; i < n; i++) {
       const r = routes[i]!;
-      const d = this.#destOf(r.prefix);
+      const p = r.prefix;
+      const d = this.#destOf(p);
       if (r.scope !== scope) {
         scope = r.scope;
         s = this.#scopeTable(scope);
@@ -412,7 +413,7 @@ export class PlanFormatter {
       if (d === undefined || s === undefined) return fallback();
       tables[i] = s.table;
       dests[i] = d;
-      order[i] = (s.index * tableUnit + (r.prefix.length === 0 ? flag : 0) + d.key) * indexUnit + i;
+      order[i] = (s.index * tableUnit + (p.length === 0 ? flag : 0) + d.key) * indexUnit + i;
     }
     order.sort();
     const sorted = new Array<PlannedRoute>(n);
