@@ -16,6 +16,7 @@ import {
   type PlannedObject,
   type PlannedRoute,
 } from '../srv6/pathcompute.ts';
+import type { Scope } from '../srv6/scope.ts';
 import { renderTable } from './table.ts';
 
 /**
@@ -142,11 +143,82 @@ export class ByteChunks {
     else this.text(' '.repeat(n));
   }
 
+  /**
+   * One table row from encoded cells: a newline, six spaces of indent, `first`, `firstPad` spaces,
+   * `second`, `secondPad` spaces, `last`. Bytes copied, nothing encoded or allocated: a plan is
+   * millions of rows made of a few thousand distinct cells.
+   */
+  row(first: Uint8Array, firstPad: number, second: Uint8Array, secondPad: number, last: Uint8Array): void {
+    this.#room(7 + first.length + firstPad + second.length + secondPad + last.length);
+    const b = this.#buf;
+    let p = this.#pos;
+    b[p] = 10;
+    for (let i = 1; i < 7; i++) b[p + i] = 32;
+    p += 7;
+    b.set(first, p);
+    p += first.length;
+    for (let i = 0; i < firstPad; i++) b[p++] = 32;
+    b.set(second, p);
+    p += second.length;
+    for (let i = 0; i < secondPad; i++) b[p++] = 32;
+    b.set(last, p);
+    this.#pos = p + last.length;
+  }
+
   /** The bytes written since the last call, in order. */
   take(): Uint8Array[] {
     this.#seal();
     return this.#ready.splice(0);
   }
+}
+
+/** A cell of a table: its text (its length is the column width, as renderTable counts) and UTF-8 bytes. */
+interface Cell {
+  readonly text: string;
+  readonly bytes: Uint8Array;
+  /** As a line's last cell, renderTable's trimEnd would shorten the line (see endsBlank). */
+  readonly blank: boolean;
+}
+
+/**
+ * What the formatter knows of one prefix object of the model: its sort key and text, and the last
+ * route printed to it (kind, next hop or segments), whose action and reason cells serve the next
+ * route like it.
+ */
+interface Dest {
+  /** rank * 256 + length (see #sortRoutes). */
+  readonly key: number;
+  readonly cell: Cell;
+  kind: 'locator' | 'encap' | undefined;
+  via: Ipv6Address;
+  segments: readonly Ipv6Address[];
+  mode: string;
+  hmacKeyId: number | undefined;
+  action: Cell;
+  reasonText: string | undefined;
+  why: Cell;
+}
+
+const NO_SEGMENTS: readonly Ipv6Address[] = [];
+
+function sameSegments(a: readonly Ipv6Address[], b: readonly Ipv6Address[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function samePrefixes(a: readonly Ipv6Prefix[], b: readonly Ipv6Prefix[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.address !== b[i]!.address || a[i]!.length !== b[i]!.length) return false;
+  }
+  return true;
+}
+
+function cell(text: string): Cell {
+  return { text, bytes: Buffer.from(text, 'utf8'), blank: endsBlank(text) };
 }
 
 /** True if renderTable's trimEnd would shorten a line whose last cell is `why`. */
@@ -248,6 +320,57 @@ export class PlanFormatter {
     this.#tableBits = Math.max(1, Math.ceil(Math.log2(tables.length + 1)));
   }
 
+  /**
+   * What the formatter derived from each prefix object of the model: its rank and text, and the
+   * action and reason of the last route to it. The model shares a locator's and a workload's prefix,
+   * and the reason strings, between every host's plan, and a destination's action is the same on
+   * almost every host (via the locator's underlay; encap to the delivery SID of the workload's host):
+   * a route then costs a lookup and a few comparisons instead of BigInt arithmetic and new strings.
+   * Grows with the fabric's prefixes, never with the output.
+   */
+  readonly #dests = new WeakMap<Ipv6Prefix, Dest>();
+  /** Destination cells by rank * 256 + length: shared by equal prefixes that are different objects. */
+  readonly #destCells = new Map<number, Cell>();
+
+  #destOf(p: Ipv6Prefix): Dest | undefined {
+    let d = this.#dests.get(p);
+    if (d === undefined) {
+      const rank = this.#rank.get(p.address ^ (p.address >> 64n));
+      if (rank === undefined) return undefined;
+      const key = rank * 256 + p.length;
+      let c = this.#destCells.get(key);
+      if (c === undefined) {
+        c = cell(this.#at.prefix(p));
+        this.#destCells.set(key, c);
+      }
+      d = {
+        key,
+        cell: c,
+        kind: undefined,
+        via: 0n,
+        segments: NO_SEGMENTS,
+        mode: '',
+        hmacKeyId: undefined,
+        action: c,
+        reasonText: undefined,
+        why: c,
+      };
+      this.#dests.set(p, d);
+    }
+    return d;
+  }
+
+  /** A scope's kernel table and that table's index in table order, per scope object. */
+  readonly #scopeTables = new WeakMap<Scope, { table: number; index: number } | undefined>();
+  #scopeTable(scope: Scope): { table: number; index: number } | undefined {
+    if (this.#scopeTables.has(scope)) return this.#scopeTables.get(scope);
+    const table = tableOf(scope);
+    const index = this.#tableIndex.get(table);
+    const s = index === undefined ? undefined : { table, index };
+    this.#scopeTables.set(scope, s);
+    return s;
+  }
+
   /** Bits of a rank, and of a table's index in table order (`#tableIndex`). */
   readonly #rankBits: number;
   readonly #tableBits: number;
@@ -256,42 +379,51 @@ export class PlanFormatter {
   /**
    * The routes in `compareRoutes` order (table, default route last, address, length; stable), by
    * rank; falls back to comparing bigints when a destination is not one the fabric names.
-   * `dests`: per sorted route, rank * 256 + prefix length (a key of its destination's text), or -1;
+   * `dests`: per sorted route, what is known of its destination (none after the fallback);
    * `tables`: per sorted route, its table.
    *
    * Each route's order is one number, [table index | default flag | rank | length | input index],
    * and a Float64Array sorts those natively (no comparator call per comparison: the comparator sort
    * was a fifth of the formatting time); the input index makes keys unique and the sort stable.
    */
-  #sortRoutes(routes: PlannedRoute[]): { sorted: PlannedRoute[]; dests: Int32Array; tables: Float64Array } {
+  #sortRoutes(routes: PlannedRoute[]): {
+    sorted: PlannedRoute[];
+    dests: (Dest | undefined)[];
+    tables: Float64Array;
+  } {
     const n = routes.length;
-    const dests = new Int32Array(n);
+    const dests = new Array<Dest | undefined>(n);
     const tables = new Float64Array(n);
     const order = new Float64Array(n);
     const indexBits = 53 - this.#tableBits - this.#rankBits - 9;
     const fallback = () => {
       const sorted = routes.sort(compareRoutes);
       for (let i = 0; i < n; i++) tables[i] = tableOf(sorted[i]!.scope);
-      return { sorted, dests: dests.fill(-1), tables };
+      return { sorted, dests: dests.fill(undefined), tables };
     };
     if (indexBits < 1 || n >= 2 ** indexBits) return fallback();
     const flag = 2 ** (this.#rankBits + 8);
     const tableUnit = flag * 2;
     const indexUnit = 2 ** indexBits;
+    // Routes come grouped by scope: look a scope up when it changes.
+    let scope: Scope | undefined;
+    let s: { table: number; index: number } | undefined;
     for (let i = 0; i < n; i++) {
       const r = routes[i]!;
       const p = r.prefix;
-      const rank = this.#rank.get(p.address ^ (p.address >> 64n));
-      const table = tableOf(r.scope);
-      const t = this.#tableIndex.get(table);
-      if (rank === undefined || t === undefined) return fallback();
-      tables[i] = table;
-      dests[i] = rank * 256 + p.length;
-      order[i] = (t * tableUnit + (p.length === 0 ? flag : 0) + dests[i]!) * indexUnit + i;
+      const d = this.#destOf(p);
+      if (r.scope !== scope) {
+        scope = r.scope;
+        s = this.#scopeTable(scope);
+      }
+      if (d === undefined || s === undefined) return fallback();
+      tables[i] = s.table;
+      dests[i] = d;
+      order[i] = (s.index * tableUnit + (p.length === 0 ? flag : 0) + d.key) * indexUnit + i;
     }
     order.sort();
     const sorted = new Array<PlannedRoute>(n);
-    const sortedDests = new Int32Array(n);
+    const sortedDests = new Array<Dest | undefined>(n);
     const sortedTables = new Float64Array(n);
     for (let k = 0; k < n; k++) {
       const i = order[k]! % indexUnit;
@@ -391,113 +523,115 @@ export class PlanFormatter {
     }
   }
 
-  /** A host's links share one deny list (every underlay address): its text once per host. */
-  readonly #deny = new WeakMap<readonly Ipv6Prefix[], string>();
+  /**
+   * A host's links share one deny list (the SID block and every underlay address): its text once per
+   * fabric. Each host's plan has its own list object, with the same prefixes: compared by value
+   * (BigInt comparisons allocate nothing), not formatted again per host.
+   */
+  #deny: { list: readonly Ipv6Prefix[]; text: string } | undefined;
   #denyText(list: readonly Ipv6Prefix[]): string {
-    let t = this.#deny.get(list);
-    if (t === undefined) {
-      t = list.map((p) => this.#at.prefix(p)).join(' ');
-      this.#deny.set(list, t);
-    }
-    return t;
+    const last = this.#deny;
+    if (last !== undefined && samePrefixes(last.list, list)) return last.text;
+    const text = list.map((p) => this.#at.prefix(p)).join(' ');
+    this.#deny = { list, text };
+    return text;
   }
 
-  /** Destination texts by `#sortRoutes` key (rank * 256 + length): the fabric's, not the output's. */
-  readonly #destText = new Map<number, string>();
+  /**
+   * Cells by text: action texts and reasons not found through a Dest. Grows with the fabric's
+   * distinct texts, never with the output.
+   */
+  readonly #cells = new Map<string, Cell>();
+  #cell(text: string): Cell {
+    let c = this.#cells.get(text);
+    if (c === undefined) {
+      c = cell(text);
+      this.#cells.set(text, c);
+    }
+    return c;
+  }
 
-  /** Action texts of locator routes per locator, and of encap routes per shared segment list. */
-  readonly #locatorAction = new WeakMap<Ipv6Prefix, { via: Ipv6Address; action: string }>();
-  readonly #singleSegmentAction = new Map<number, string>();
-  readonly #encapAction = new WeakMap<
-    readonly Ipv6Address[],
-    { mode: string; hmacKeyId: number | undefined; action: string }
-  >();
-
-  #action(r: PlannedRoute): string {
+  /** The action cell of `r`, through its destination's last route when that route was alike. */
+  #action(r: PlannedRoute, d: Dest | undefined): Cell {
+    if (d === undefined) return this.#cell(routeAction(r, this.names, this.#at));
     if (r.kind === 'locator') {
-      // Every host routes to every other host's locator: one text per locator.
-      const c = this.#locatorAction.get(r.prefix);
-      if (c !== undefined && c.via === r.via) return c.action;
-      const action = routeAction(r, this.names, this.#at);
-      this.#locatorAction.set(r.prefix, { via: r.via, action });
-      return action;
-    }
-    if (r.kind === 'encap') {
-      // Every workload behind the same host and tenant has that host's delivery SID as its one
-      // segment (a list per host computed): one text per SID and mode, by the SID's rank.
-      if (r.segments.length === 1 && r.hmacKeyId === undefined) {
-        const sid = r.segments[0]!;
-        const rank = this.#rank.get(sid ^ (sid >> 64n));
-        if (rank !== undefined) {
-          const key = rank * 2 + (r.mode === 'encap' ? 1 : 0);
-          let action = this.#singleSegmentAction.get(key);
-          if (action === undefined) {
-            action = routeAction(r, this.names, this.#at);
-            this.#singleSegmentAction.set(key, action);
-          }
-          return action;
-        }
-      }
-      const c = this.#encapAction.get(r.segments);
-      if (c !== undefined && c.mode === r.mode && c.hmacKeyId === r.hmacKeyId) return c.action;
-      const action = routeAction(r, this.names, this.#at);
-      this.#encapAction.set(r.segments, { mode: r.mode, hmacKeyId: r.hmacKeyId, action });
-      return action;
-    }
-    return routeAction(r, this.names, this.#at);
+      if (d.kind === 'locator' && d.via === r.via) return d.action;
+      d.kind = 'locator';
+      d.via = r.via;
+    } else if (r.kind === 'encap') {
+      if (
+        d.kind === 'encap' &&
+        d.mode === r.mode &&
+        d.hmacKeyId === r.hmacKeyId &&
+        sameSegments(d.segments, r.segments)
+      )
+        return d.action;
+      d.kind = 'encap';
+      d.mode = r.mode;
+      d.hmacKeyId = r.hmacKeyId;
+      d.segments = r.segments;
+    } else return this.#cell(routeAction(r, this.names, this.#at));
+    d.action = this.#cell(routeAction(r, this.names, this.#at));
+    return d.action;
   }
 
   /**
    * Routes [from, to) of one table as `renderTable` would print them (same widths, same trimming),
-   * each line preceded by a newline: this is where a large fabric's plan spends its time.
+   * each line preceded by a newline: this is where a large fabric's plan spends its time, so a row
+   * is copied from cells encoded once per fabric (destination, action, reason), not built as text.
    */
   #routeRows(
     w: ByteChunks,
     routes: readonly PlannedRoute[],
-    keys: Int32Array,
+    info: readonly (Dest | undefined)[],
     from: number,
     to: number,
   ): void {
     const at = this.#at;
     const n = to - from;
-    const dests = new Array<string>(n);
-    const actions = new Array<string>(n);
+    const dests = new Array<Cell>(n);
+    const actions = new Array<Cell>(n);
+    const whys = new Array<Cell>(n);
     let wd = 'DESTINATION'.length;
     let wa = 'ACTION'.length;
     for (let k = 0; k < n; k++) {
       const r = routes[from + k]!;
-      let d: string | undefined;
-      if (r.from) d = destination(at, r.prefix, r.from);
+      const d = info[from + k];
+      const dc = r.from
+        ? this.#cell(destination(at, r.prefix, r.from))
+        : d !== undefined
+          ? d.cell
+          : cell(at.prefix(r.prefix));
+      const a = this.#action(r, d);
+      let why: Cell;
+      if (d !== undefined && d.reasonText === r.reason) why = d.why;
       else {
-        const key = keys[from + k]!;
-        d = key >= 0 ? this.#destText.get(key) : undefined;
-        if (d === undefined) {
-          d = at.prefix(r.prefix);
-          if (key >= 0) this.#destText.set(key, d);
+        why = this.#cell(r.reason);
+        if (d !== undefined) {
+          d.reasonText = r.reason;
+          d.why = why;
         }
       }
-      const a = this.#action(r);
-      dests[k] = d;
+      dests[k] = dc;
       actions[k] = a;
-      if (d.length > wd) wd = d.length;
-      if (a.length > wa) wa = a.length;
+      whys[k] = why;
+      if (dc.text.length > wd) wd = dc.text.length;
+      if (a.text.length > wa) wa = a.text.length;
     }
-    // Lines are joined into a rope of about 32 K characters and encoded in one call: encoding each
-    // cell on its own was slower, as most reasons are ropes themselves (built per route by the model)
-    // and each would be flattened on its own.
-    let rope = '';
-    const line = (d: string, a: string, why: string) => {
-      const row = `\n      ${d}${pad(wd - d.length + 2)}${a}${pad(wa - a.length + 2)}${why}`;
-      // renderTable trims each line's end; only an empty or space-ended last cell leaves any.
-      rope += endsBlank(why) ? row.trimEnd() : row;
-      if (rope.length > 32_768) {
-        w.text(rope);
-        rope = '';
-      }
-    };
-    line('DESTINATION', 'ACTION', 'WHY');
-    for (let k = 0; k < n; k++) line(dests[k]!, actions[k]!, routes[from + k]!.reason);
-    w.text(rope);
+    w.text(
+      `\n      DESTINATION${pad(wd - 'DESTINATION'.length + 2)}ACTION${pad(wa - 'ACTION'.length + 2)}WHY`,
+    );
+    for (let k = 0; k < n; k++) {
+      const d = dests[k]!;
+      const a = actions[k]!;
+      const why = whys[k]!;
+      if (why.blank) {
+        // renderTable trims each line's end; only an empty or space-ended last cell leaves any.
+        w.text(
+          `\n      ${d.text}${pad(wd - d.text.length + 2)}${a.text}${pad(wa - a.text.length + 2)}${why.text}`.trimEnd(),
+        );
+      } else w.row(d.bytes, wd - d.text.length + 2, a.bytes, wa - a.text.length + 2, why.bytes);
+    }
   }
 
   /** JSON-ready form of one host's plan (bigints as address text). */

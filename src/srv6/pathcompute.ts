@@ -21,8 +21,10 @@
  * workload that moves is handled by recomputing only its own objects (HostPathComputer).
  */
 import type { Ipv6Address, Ipv6Prefix } from './address.ts';
+import type { SidEntry } from './allocator.ts';
 import type { Behavior } from './behavior.ts';
 import {
+  type EdgeView,
   type FabricView,
   type HostView,
   type NetworkFunctionView,
@@ -153,6 +155,85 @@ function host128(address: Ipv6Address): Ipv6Prefix {
 
 type Emit = (object: PlannedObject) => void;
 
+/*
+ * Values that depend on one object of the view only, shared by every host's plan instead of built
+ * again per route per host: a workload's /128, its "lives on" reason, a locator's and a policy's
+ * reason. Every host routes to every other host's locator and to every remote workload of its
+ * tenants, so these were built hosts x (hosts + workloads) times; shared, a consumer (the plan
+ * formatter) can also cache what it derives from them by identity. Keyed by the view's objects, which
+ * are never changed in place (a moved workload is a new WorkloadView).
+ */
+const workloadPrefixes = new WeakMap<WorkloadView, Ipv6Prefix>();
+const livesOnReasons = new WeakMap<WorkloadView, string>();
+const locatorReasons = new WeakMap<HostView | EdgeView, string>();
+const policyReasons = new WeakMap<PolicyView, string>();
+const oneSegmentLists = new WeakMap<SidEntry, readonly Ipv6Address[]>();
+const denyLists = new WeakMap<FabricView, readonly Ipv6Prefix[]>();
+
+/** [sid]: a delivery SID's one-segment list, the same array in every host's plan. */
+function oneSegmentList(sid: SidEntry): readonly Ipv6Address[] {
+  let segs = oneSegmentLists.get(sid);
+  if (segs === undefined) {
+    segs = Object.freeze([sid.sid]);
+    oneSegmentLists.set(sid, segs);
+  }
+  return segs;
+}
+
+/**
+ * What no workload may send to (SID block(s) and host addresses): a function of the view's hosts and
+ * edges, which a view never changes (only its workloads do), so one list per view for every host.
+ */
+function denyDestinations(view: FabricView): readonly Ipv6Prefix[] {
+  let list = denyLists.get(view);
+  if (list === undefined) {
+    const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
+    list = Object.freeze([
+      ...block,
+      ...[...view.edges.values()].flatMap((e) => e.locators),
+      ...[...view.hosts.values()].map((h) => host128(h.underlay)),
+    ]);
+    denyLists.set(view, list);
+  }
+  return list;
+}
+
+function workloadPrefix(w: WorkloadView): Ipv6Prefix {
+  let p = workloadPrefixes.get(w);
+  if (p === undefined) {
+    p = host128(w.address);
+    workloadPrefixes.set(w, p);
+  }
+  return p;
+}
+
+function livesOnReason(w: WorkloadView): string {
+  let r = livesOnReasons.get(w);
+  if (r === undefined) {
+    r = `workload ${w.id} lives on ${w.host}`;
+    livesOnReasons.set(w, r);
+  }
+  return r;
+}
+
+function locatorReason(owner: HostView | EdgeView, kind: 'host' | 'edge'): string {
+  let r = locatorReasons.get(owner);
+  if (r === undefined) {
+    r = `locator of ${kind} ${owner.name}`;
+    locatorReasons.set(owner, r);
+  }
+  return r;
+}
+
+function policyReason(p: PolicyView): string {
+  let r = policyReasons.get(p);
+  if (r === undefined) {
+    r = `policy ${p.name} via ${p.via.join(',')}`;
+    policyReasons.set(p, r);
+  }
+  return r;
+}
+
 /** Per-host facts computed once per plan and shared by every workload's objects. */
 class HostContext {
   readonly view: FabricView;
@@ -199,12 +280,7 @@ class HostContext {
       }
     }
     if (this.#sources.size > 0) for (const w of view.workloads.values()) this.track(undefined, w);
-    const block = view.locatorBlock ? [view.locatorBlock] : [...view.hosts.values()].map((h) => h.locator);
-    this.denyDestinations = [
-      ...block,
-      ...[...view.edges.values()].flatMap((e) => e.locators),
-      ...[...view.hosts.values()].map((h) => host128(h.underlay)),
-    ];
+    this.denyDestinations = denyDestinations(view);
     this.mtu = workloadMtu(view.underlayMtu, view.maxSegments, view.hmacKeyId !== undefined);
   }
 
@@ -243,7 +319,7 @@ class HostContext {
     if (!segs) {
       const sid = this.view.hosts.get(hostName)?.sids.tenantDelivery.get(tenant);
       if (!sid) throw new PathComputeError(`host ${hostName} has no delivery SID for tenant ${tenant}`);
-      segs = Object.freeze([sid.sid]);
+      segs = oneSegmentList(sid);
       byTenant.set(tenant, segs);
     }
     return segs;
@@ -315,7 +391,7 @@ function encapRoute(
 }
 
 function deliverRoute(scope: Scope, w: WorkloadView, from?: Ipv6Prefix): DeliverRoute {
-  const prefix = host128(w.address);
+  const prefix = workloadPrefix(w);
   return {
     kind: 'deliver',
     key: routeKey(scope, prefix, from),
@@ -365,14 +441,14 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
   const nfReturn = ctx.localNfs.filter((n) => n.mode === 'sr-unaware');
   for (const nf of nfReturn) scopes.push(host.sids.networkFunctions.get(nf.name)!.returns!);
 
-  const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; owner: string }> = [];
+  const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; reason: string }> = [];
   for (const other of view.hosts.values()) {
     if (other.name !== host.name)
-      locators.push({ prefix: other.locator, via: other.underlay, owner: `host ${other.name}` });
+      locators.push({ prefix: other.locator, via: other.underlay, reason: locatorReason(other, 'host') });
   }
   for (const edge of view.edges.values()) {
-    for (const l of edge.locators)
-      locators.push({ prefix: l, via: edge.underlay, owner: `edge ${edge.name}` });
+    const reason = locatorReason(edge, 'edge');
+    for (const l of edge.locators) locators.push({ prefix: l, via: edge.underlay, reason });
   }
   for (const scope of scopes) {
     for (const l of locators) {
@@ -382,7 +458,7 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
         scope,
         prefix: l.prefix,
         via: l.via,
-        reason: `locator of ${l.owner}`,
+        reason: l.reason,
       });
     }
   }
@@ -464,7 +540,7 @@ function sourceReturnObjects(
   emit: Emit,
 ): void {
   const { view, host } = ctx;
-  const fromW = host128(w.address);
+  const fromW = workloadPrefix(w);
   const claimedFromW = new Set<string>();
   for (const p of policies) {
     if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
@@ -472,12 +548,12 @@ function sourceReturnObjects(
       const nf = view.networkFunctions.get(name)!;
       if (nf.host !== host.name || nf.mode !== 'sr-unaware') return;
       const scope = host.sids.networkFunctions.get(nf.name)!.returns!;
-      const reason = `policy ${p.name} via ${p.via.join(',')}`;
+      const reason = policyReason(p);
       for (const d of ctx.destinationsOf(p)) {
         if (d.id === w.id) continue;
         const rest = chainSegments(ctx, p, i + 1, d);
         const r: PlannedRoute = rest
-          ? encapRoute(ctx, scope, host128(d.address), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
+          ? encapRoute(ctx, scope, workloadPrefix(d), fromW, w.tenant, rest, `${reason}, after ${nf.name}`)
           : { ...deliverRoute(scope, d, fromW), reason: `${reason}, after ${nf.name}: local` };
         if (claimedFromW.has(r.key)) continue;
         claimedFromW.add(r.key);
@@ -493,7 +569,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
   if (!ctx.activeTenants.has(w.tenant)) return;
   const t = view.tenants.get(w.tenant)!;
   const local = w.host === host.name;
-  const prefix = host128(w.address);
+  const prefix = workloadPrefix(w);
 
   // Destination: plain path.
   if (local) {
@@ -502,7 +578,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     if (t.edgeMode === 'aggregate') emit(deliverRoute(t.scopes.forward, w));
   } else {
     const segs = ctx.deliverySegments(w.host, w.tenant);
-    const reason = `workload ${w.id} lives on ${w.host}`;
+    const reason = livesOnReason(w);
     emit(encapRoute(ctx, t.scopes.egress, prefix, undefined, w.tenant, segs, reason));
     // The only case where the delivery scope forwards: this host just lost the workload to another.
     if (w.formerHosts?.includes(host.name)) {
@@ -534,13 +610,13 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
   for (const p of policies) {
     if (!selectorMatches(p.to, w)) continue;
     const segs = chainSegments(ctx, p, 0, w)!;
-    const reason = `policy ${p.name} via ${p.via.join(',')}`;
+    const reason = policyReason(p);
     if (selectsAll(p.from)) {
       emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, undefined, w.tenant, segs, reason));
     } else {
       for (const s of ctx.sourcesOf(p)) {
         if (s.host !== host.name || s.id === w.id) continue;
-        emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, host128(s.address), w.tenant, segs, reason));
+        emitPolicy(encapRoute(ctx, t.scopes.egress, prefix, workloadPrefix(s), w.tenant, segs, reason));
       }
     }
     // Return scopes of local SR-unaware functions on this chain: continue after the function.
@@ -551,7 +627,7 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
       const rest = chainSegments(ctx, p, i + 1, w);
       const sources = selectsAll(p.from)
         ? [undefined]
-        : [...ctx.sourcesOf(p)].filter((s) => s.id !== w.id).map((s) => host128(s.address));
+        : [...ctx.sourcesOf(p)].filter((s) => s.id !== w.id).map((s) => workloadPrefix(s));
       for (const from of sources) {
         emitPolicy(
           rest
@@ -587,22 +663,14 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     source: w.address,
     denyDestinations: ctx.denyDestinations,
   });
-  const source = host128(w.address);
+  const source = workloadPrefix(w);
   const claimedAsSource = new Set<string>();
   for (const p of policies) {
     if (selectsAll(p.from) || !selectorMatches(p.from, w)) continue;
     for (const d of ctx.destinationsOf(p)) {
       if (d.id === w.id) continue;
       const segs = chainSegments(ctx, p, 0, d)!;
-      const r = encapRoute(
-        ctx,
-        t.scopes.egress,
-        host128(d.address),
-        source,
-        w.tenant,
-        segs,
-        `policy ${p.name} via ${p.via.join(',')}`,
-      );
+      const r = encapRoute(ctx, t.scopes.egress, workloadPrefix(d), source, w.tenant, segs, policyReason(p));
       if (claimedAsSource.has(r.key)) continue;
       claimedAsSource.add(r.key);
       emit(r);
