@@ -77,7 +77,8 @@ const remoteHost = (): number => 2 + Math.floor(random() * (HOSTS - 1));
 const t0 = performance.now();
 const gossip = new FakeGossip(SELF);
 for (let i = 1; i <= HOSTS; i++) gossip.addHost(i);
-for (let t = 0; t < TENANTS; t++) gossip.addTenant(tenantName(t), 100 + t, tenantPrefix(t), `65000:${100 + t}`);
+for (let t = 0; t < TENANTS; t++)
+  gossip.addTenant(tenantName(t), 100 + t, tenantPrefix(t), `65000:${100 + t}`);
 /** This host's own workloads (the local store: authoritative here, not taken from gossip). */
 const local = new Map<string, LocalWorkload>();
 for (let i = 0; i < WORKLOADS; i++) {
@@ -124,6 +125,22 @@ function stateInput(view: GossipView): FabricStateInput {
   };
 }
 
+const schedFile = (() => {
+  try {
+    return openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
+  } catch {
+    return undefined; // no schedstat: the table leaves the line out
+  }
+})();
+const schedBuffer = Buffer.alloc(128);
+/** [ns on a CPU, ns waiting on a run queue] of the main thread (the first is updated only at ticks). */
+function schedstat(): [number, number] | undefined {
+  if (schedFile === undefined) return undefined;
+  const n = readSync(schedFile, schedBuffer, 0, schedBuffer.length, 0);
+  const [run, wait] = schedBuffer.toString('latin1', 0, n).split(' ').map(Number);
+  return [run!, wait!];
+}
+
 // --- the backend port -------------------------------------------------------------------------------------
 
 /**
@@ -136,6 +153,8 @@ class RecordingBackend implements DataplaneBackend {
   #last: ForwardingIntent | undefined;
   /** performance.now() on entry of the last applyDelta / realise. */
   deltaAt = 0;
+  /** The main thread's schedstat just after deltaAt was taken. */
+  deltaSched: [number, number] | undefined;
   realiseAt = 0;
   /** Items the last realise changed against what the deltas had left installed. */
   realiseChanged = 0;
@@ -149,7 +168,13 @@ class RecordingBackend implements DataplaneBackend {
     this.installed.clear();
     for (const [k, i] of intent.items) this.installed.set(k, i);
     this.#last = intent;
-    return { added: d.added.length, replaced: d.changed.length, deleted: d.removed.length, conflicts: [], skipped: [] };
+    return {
+      added: d.added.length,
+      replaced: d.changed.length,
+      deleted: d.removed.length,
+      conflicts: [],
+      skipped: [],
+    };
   }
 
   async applyDelta(
@@ -158,6 +183,7 @@ class RecordingBackend implements DataplaneBackend {
     delta: IntentDelta,
   ): Promise<RealiseResult> {
     this.deltaAt = performance.now();
+    this.deltaSched = schedstat();
     if (before !== this.#last) throw new Error('delta from an intent this backend was not handed last');
     for (const i of delta.removed) this.installed.delete(i.key);
     for (const i of delta.added) this.installed.set(i.key, i);
@@ -187,7 +213,7 @@ class RecordingBackend implements DataplaneBackend {
 
 const backend = new RecordingBackend();
 const bgp = new FakeBgp();
-const advertiser = new Advertiser({
+const advertiser: Advertiser = new Advertiser({
   hostName: SELF_NAME,
   underlay: parseIpv6(`2001:db8:100::${SELF}`),
   gossip,
@@ -195,8 +221,9 @@ const advertiser = new Advertiser({
   routerId: '192.0.2.1',
   leaving: () => false,
   holds: (key) => reconciler.applied?.items.has(key) ?? false,
+  hostWorkloads: () => reconciler.hostWorkloads(),
 });
-const reconciler = new Reconciler({
+const reconciler: Reconciler = new Reconciler({
   log: pino({ level: 'silent' }),
   hostName: SELF_NAME,
   backend,
@@ -277,23 +304,9 @@ function deliver(e: AgentGossipEvent): Promise<unknown> {
 
 const eventMs: number[] = [];
 const reconcileMs: number[] = [];
+const reconcileWaitMs: number[] = [];
 /** Per event, the main thread's time waiting for a CPU (run queue, ns counter of /proc schedstat). */
 const eventWaitMs: number[] = [];
-const schedFile = (() => {
-  try {
-    return openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
-  } catch {
-    return undefined; // no schedstat: the table leaves the line out
-  }
-})();
-const schedBuffer = Buffer.alloc(128);
-/** [ns on a CPU, ns waiting on a run queue] of the main thread (the first is updated only at ticks). */
-function schedstat(): [number, number] | undefined {
-  if (schedFile === undefined) return undefined;
-  const n = readSync(schedFile, schedBuffer, 0, schedBuffer.length, 0);
-  const [run, wait] = schedBuffer.toString('latin1', 0, n).split(' ').map(Number);
-  return [run!, wait!];
-}
 const fullMs: number[] = [];
 const fullReconcileMs: number[] = [];
 let fullItems = 0;
@@ -335,7 +348,11 @@ for (let round = -1; round < EVENTS / ROUND; round++) {
     if (round >= 0) {
       eventMs.push(backend.deltaAt - s);
       reconcileMs.push(end - s);
-      if (sched0 && sched1) eventWaitMs.push((sched1[1] - sched0[1]) / 1e6);
+      const atDelta = backend.deltaSched;
+      if (sched0 && sched1 && atDelta) {
+        eventWaitMs.push((atDelta[1] - sched0[1]) / 1e6);
+        reconcileWaitMs.push((sched1[1] - sched0[1]) / 1e6);
+      }
     }
   }
   const [ms, total] = await fullReconcile();
@@ -357,6 +374,7 @@ const result = {
 };
 const slowEvents = eventMs.flatMap((ms, i) => (ms > 1 ? [i] : []));
 const ownMs = eventMs.map((ms, i) => Math.max(0, ms - (eventWaitMs[i] ?? 0)));
+const ownReconcileMs = reconcileMs.map((ms, i) => Math.max(0, ms - (reconcileWaitMs[i] ?? 0)));
 const rows = [
   [
     'fabric',
@@ -382,13 +400,13 @@ const rows = [
     ? [
         [
           'sched',
-          `main thread, per event: ${slowEvents.length} events over 1 ms wall, ${slowEvents.filter((i) => eventWaitMs[i]! > 0.5).length} of them waited over 0.5 ms for a core (run-queue wait ${round(
+          `main thread, per event: ${slowEvents.length} events over 1 ms wall to the delta, ${slowEvents.filter((i) => eventWaitMs[i]! > 0.5).length} of them waited over 0.5 ms for a core (run-queue wait ${round(
             slowEvents.reduce((t, i) => t + eventWaitMs[i]!, 0),
             0,
-          )} ms, read just outside their ${round(
+          )} ms, read at the span's ends, in ${round(
             slowEvents.reduce((t, i) => t + eventMs[i]!, 0),
             0,
-          )} ms of wall time); wall less run-queue wait: p50 ${round(median(ownMs), 4)} ms, p99 ${round(quantile(ownMs, 0.99), 4)} ms; load ${loadavg()
+          )} ms of wall time); wall less run-queue wait: to the delta p50 ${round(median(ownMs), 4)} ms, p99 ${round(quantile(ownMs, 0.99), 4)} ms, whole reconcile p50 ${round(median(ownReconcileMs), 4)} ms, p99 ${round(quantile(ownReconcileMs, 0.99), 4)} ms; load ${loadavg()
             .map((l) => l.toFixed(1))
             .join(' ')} on ${availableParallelism()} cores`,
         ],
