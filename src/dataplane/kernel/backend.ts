@@ -23,7 +23,7 @@ import {
   type IntentDelta,
   localSids,
 } from '../intent.ts';
-import { kernelDelta } from './delta.ts';
+import { DestinationIndex, kernelDelta } from './delta.ts';
 import { type KernelLoweringOptions, kernelRuleset, kernelSysctls, lowerToKernel } from './lower.ts';
 import { counterName, nftFlushRuleset } from './nft.ts';
 import { workloadSysctls } from './sysctls.ts';
@@ -63,6 +63,8 @@ export class KernelBackend implements DataplaneBackend {
   readonly #opts: KernelBackendOptions;
   #ruleset: string | undefined;
   #realised: ForwardingIntent | undefined;
+  /** The SIDs and entries of #realised by destination: a delta's routes without a walk of the intent. */
+  #index: DestinationIndex | undefined;
 
   /** `dp` stays the caller's: close() closes it. */
   constructor(dp: Dataplane, opts: KernelBackendOptions) {
@@ -82,6 +84,7 @@ export class KernelBackend implements DataplaneBackend {
     const r = await this.#dp.reconcile(state.dataplane);
     await this.#applyRuleset(kernelRuleset(state, this.#opts.mss));
     this.#realised = r.conflicts.length === 0 ? intent : undefined;
+    this.#index = this.#realised ? DestinationIndex.of(intent) : undefined;
     return {
       added: r.added,
       replaced: r.replaced,
@@ -97,7 +100,8 @@ export class KernelBackend implements DataplaneBackend {
     delta: IntentDelta = diffIntents(before.items, after.items),
   ): Promise<RealiseResult> {
     if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
-    const writes = kernelDelta(before, after, delta, this.#opts);
+    const index = before === this.#realised ? this.#index : undefined;
+    const writes = kernelDelta(before, after, delta, this.#opts, index);
     if (!writes) return this.realise(after);
     const { routes, rules } = writes;
     // Rules and new routes first, stale ones last: no packet meets a table without its route.
@@ -109,6 +113,8 @@ export class KernelBackend implements DataplaneBackend {
     const touched = [...delta.added, ...delta.changed, ...delta.removed];
     if (touched.some((i) => i.kind === 'attachment'))
       await this.#applyRuleset(kernelRuleset(lowerToKernel(after, this.#opts), this.#opts.mss));
+    if (index) index.apply(delta);
+    this.#index = index;
     this.#realised = after;
     return {
       added: routes.add.length + rules.add.length,
@@ -162,6 +168,7 @@ export class KernelBackend implements DataplaneBackend {
     await this.#dp.applyNft(nftFlushRuleset());
     this.#ruleset = undefined;
     this.#realised = undefined;
+    this.#index = undefined;
   }
 
   async close(): Promise<void> {
