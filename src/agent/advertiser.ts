@@ -8,7 +8,7 @@ import { advertsForHost } from '../bgp/adverts.ts';
 import { sidKey } from '../dataplane/intent.ts';
 import { formatPrefix, type Ipv6Address, ipv6ToBytes } from '../srv6/address.ts';
 import { IANA_BEHAVIOR_CODEPOINT } from '../srv6/behavior.ts';
-import type { FabricView } from '../srv6/fabric.ts';
+import type { FabricView, WorkloadView } from '../srv6/fabric.ts';
 import type { BgpPort, GossipPort, HostAdvert } from './ports.ts';
 
 export interface AdvertiserDeps {
@@ -26,6 +26,8 @@ export interface AdvertiserDeps {
    * run it must not attract traffic from the edge). Absent: every SID counts as held.
    */
   readonly holds?: (key: string) => boolean;
+  /** The view's workloads on this host, kept apart by the caller (absent: every workload is looked at). */
+  readonly hostWorkloads?: () => Iterable<WorkloadView>;
 }
 
 export class Advertiser {
@@ -33,6 +35,9 @@ export class Advertiser {
   #lastHost = '';
   #lastLocators: string | undefined;
   #lastTenants: string | undefined;
+  /** The hosts and tenants maps the last two were made from (a workload event keeps both maps). */
+  #locatorsOf: FabricView['hosts'] | undefined;
+  #tenantsOf: FabricView['tenants'] | undefined;
 
   constructor(deps: AdvertiserDeps) {
     this.#d = deps;
@@ -73,22 +78,32 @@ export class Advertiser {
     // Gossip is the authority for the fabric: a BGP route whose SID lies in a fabric locator is dropped.
     // Both settings are handed over only when they change: each re-judges every learned route, and the
     // tenants rewrite gobgpd's import policy (several API calls), which must not sit on every reconcile.
-    const locators = [...view.hosts.values()].map((h) => formatPrefix(h.locator));
-    if (locators.join() !== this.#lastLocators) {
-      bgp.setFabricLocators(locators);
-      this.#lastLocators = locators.join();
+    // Both are looked at only when the view's maps were replaced (a full reconcile): a workload event
+    // changes neither, and formatting a thousand locators per event would cost more than the event.
+    if (view.hosts !== this.#locatorsOf) {
+      const locators = [...view.hosts.values()].map((h) => formatPrefix(h.locator));
+      if (locators.join() !== this.#lastLocators) {
+        bgp.setFabricLocators(locators);
+        this.#lastLocators = locators.join();
+      }
+      this.#locatorsOf = view.hosts;
     }
-    const tenants = [...view.tenants.values()]
-      .filter((t) => t.routeTarget)
-      .map((t) => ({ name: t.name, routeTarget: t.routeTarget! }));
-    const tenantsKey = JSON.stringify(tenants);
-    if (tenantsKey !== this.#lastTenants) {
-      await bgp.setTenants(tenants);
-      this.#lastTenants = tenantsKey;
+    if (view.tenants !== this.#tenantsOf) {
+      const tenants = [...view.tenants.values()]
+        .filter((t) => t.routeTarget)
+        .map((t) => ({ name: t.name, routeTarget: t.routeTarget! }));
+      const tenantsKey = JSON.stringify(tenants);
+      if (tenantsKey !== this.#lastTenants) {
+        await bgp.setTenants(tenants);
+        this.#lastTenants = tenantsKey;
+      }
+      this.#tenantsOf = view.tenants;
     }
     const holds = this.#d.holds ?? (() => true);
     await bgp.setAdverts(
-      advertsForHost(view, this.#d.hostName, this.#d.routerId).filter((a) => holds(sidKey(a.sid))),
+      advertsForHost(view, this.#d.hostName, this.#d.routerId, this.#d.hostWorkloads?.()).filter((a) =>
+        holds(sidKey(a.sid)),
+      ),
     );
   }
 }

@@ -346,6 +346,7 @@ export class Agent {
       ...(bgp && s.spec.bgp ? { bgp, routerId: s.spec.bgp.routerId } : {}),
       leaving: () => this.draining,
       holds: (key) => reconciler.applied?.items.has(key) ?? false,
+      hostWorkloads: () => reconciler.hostWorkloads(),
     });
     p.drainer = new Drainer({
       log: this.#log,

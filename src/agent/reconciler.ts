@@ -18,10 +18,11 @@ import {
   type IntentDelta,
   type IntentItem,
 } from '../dataplane/intent.ts';
+import { IntentHistory } from '../dataplane/intent-history.ts';
 import { HostIntentComputer } from '../dataplane/intent-lower.ts';
 import type { FabricView as GossipView } from '../gossip/index.ts';
 import { prefixContains } from '../srv6/address.ts';
-import { buildFabricView, type FabricView } from '../srv6/fabric.ts';
+import { buildFabricView, type FabricView, type WorkloadView } from '../srv6/fabric.ts';
 import { computeHostPlan, type HostPlan } from '../srv6/pathcompute.ts';
 import {
   buildFabricState,
@@ -31,7 +32,6 @@ import {
   workloadInputFor,
   workloadViewOf,
 } from './fabric-state.ts';
-import { LayeredItems } from './layered-items.ts';
 import type { LocalWorkload } from './workloads.ts';
 
 export interface ReconcileReport {
@@ -71,7 +71,11 @@ interface Planned {
   readonly wanted: ForwardingIntent;
   /** The delta from the intent the backend holds (undefined: realise in full). */
   readonly delta?: IntentDelta;
+  /** Entries (items other than attachments) in `wanted`. */
+  readonly entries: number;
 }
+
+const isEntry = (i: IntentItem) => i.kind !== 'attachment';
 
 export class Reconciler {
   readonly #d: ReconcilerDeps;
@@ -85,6 +89,15 @@ export class Reconciler {
   readonly #refused = new Map<string, string>();
   /** The intent the backend holds (undefined: unknown, the next apply realises in full). */
   #applied: ForwardingIntent | undefined;
+  /**
+   * The versions of the admitted intent: each event's intent is a snapshot at the cost of its own
+   * changes (the backend may keep the one it was handed as `before`).
+   */
+  #history: IntentHistory | undefined;
+  /** Entries in the newest version of #history. */
+  #entries = 0;
+  /** The workloads the view places on this host (by id), for the adverts without a walk of them all. */
+  #onHost = new Map<string, WorkloadView>();
   #backendSkipped: readonly string[] = [];
   #plan: HostPlan | undefined;
   #fullDue = true;
@@ -119,6 +132,10 @@ export class Reconciler {
     if (!this.#view) return undefined;
     this.#plan ??= computeHostPlan(this.#view, this.#d.hostName);
     return this.#plan;
+  }
+  /** The workloads of the view on this host (kept per event: not a walk of every workload). */
+  hostWorkloads(): Iterable<WorkloadView> {
+    return this.#onHost.values();
   }
   get lastReport(): ReconcileReport | undefined {
     return this.#last;
@@ -263,14 +280,23 @@ export class Reconciler {
     this.#context = state.context;
     this.#stateSkipped = state.skipped;
     this.#addresses = new Map();
-    for (const w of view.workloads.values()) this.#addresses.set(`${w.tenant}|${w.address}`, w.id);
+    this.#onHost = new Map();
+    for (const w of view.workloads.values()) {
+      this.#addresses.set(`${w.tenant}|${w.address}`, w.id);
+      if (w.host === host) this.#onHost.set(w.id, w);
+    }
     this.#dirty.clear();
-    const wanted = { host, items };
+    let entries = 0;
+    for (const i of items.values()) if (isEntry(i)) entries++;
+    // The history owns `items` from here (changed in place by later events); what is handed out is its snapshot.
+    this.#history = new IntentHistory(items);
+    const wanted = { host, items: this.#history.current() };
     const applied = this.#applied;
     return {
       view,
       wanted,
-      ...(applied && !this.#fullDue ? { delta: diffIntents(applied.items, items) } : {}),
+      entries,
+      ...(applied && !this.#fullDue ? { delta: diffIntents(applied.items, wanted.items) } : {}),
     };
   }
 
@@ -297,6 +323,7 @@ export class Reconciler {
       if (!input) {
         if (!current) continue;
         this.#addresses.delete(`${current.tenant}|${current.address}`);
+        this.#onHost.delete(id);
         delta = computer.removeWorkload(id);
       } else {
         const next = workloadViewOf(input);
@@ -311,6 +338,8 @@ export class Reconciler {
         if (current && sameWorkloadView(current, next)) continue;
         if (current) this.#addresses.delete(`${current.tenant}|${current.address}`);
         this.#addresses.set(`${next.tenant}|${next.address}`, id);
+        if (next.host === this.#d.hostName) this.#onHost.set(id, next);
+        else this.#onHost.delete(id);
         delta = computer.upsertWorkload(next);
       }
       for (const list of [delta.added, delta.changed, delta.removed])
@@ -328,8 +357,13 @@ export class Reconciler {
       if (item) after.set(key, item);
     }
     const delta = diffIntents(before, after);
-    const items = emptyDelta(delta) ? applied.items : LayeredItems.apply(applied.items, delta);
-    return { view, wanted: { host: applied.host, items }, delta };
+    if (emptyDelta(delta)) return { view, wanted: applied, delta, entries: this.#entries };
+    const history = this.#history!;
+    history.apply(delta);
+    let entries = this.#entries;
+    for (const i of delta.removed) if (isEntry(i)) entries--;
+    for (const i of delta.added) if (isEntry(i)) entries++;
+    return { view, wanted: { host: applied.host, items: history.current() }, delta, entries };
   }
 
   // ---- applying ----
@@ -375,17 +409,16 @@ export class Reconciler {
         planned = this.#planFull(gossip);
       }
       this.#view = planned.view;
+      this.#entries = planned.entries;
       this.#plan = undefined;
       const result = await this.#apply(planned);
       // Forwarding and filters are in place: claim and announce.
       await this.#d.afterApply?.(planned.view);
       const skipped = [...this.#stateSkipped, ...this.#refused.values(), ...this.#backendSkipped];
-      let entries = 0;
-      for (const item of planned.wanted.items.values()) if (item.kind !== 'attachment') entries++;
       report = {
         atMs: Date.now(),
         durationMs: performance.now() - started,
-        routes: entries,
+        routes: planned.entries,
         added: result.added,
         replaced: result.replaced,
         deleted: result.deleted,

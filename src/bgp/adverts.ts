@@ -11,7 +11,7 @@
  */
 
 import { makePrefix } from '../srv6/address.ts';
-import type { ExternalRouteInput, FabricView } from '../srv6/fabric.ts';
+import type { ExternalRouteInput, FabricView, WorkloadView } from '../srv6/fabric.ts';
 import type { ExternalRoute, VpnAdvert } from './routes.ts';
 import { parseRd, type RouteDistinguisher } from './update.ts';
 
@@ -19,11 +19,27 @@ export function hostTenantRd(routerId: string, tenantId: number): RouteDistingui
   return { type: 1, admin: routerId, assigned: tenantId };
 }
 
-/** The VPN routes `hostName` advertises for the fabric `view`. */
-export function advertsForHost(view: FabricView, hostName: string, routerId: string): VpnAdvert[] {
+/**
+ * The VPN routes `hostName` advertises for the fabric `view`. `onHost`: the view's workloads on this
+ * host, when the caller keeps them apart (the agent does, per event); else every workload is looked at.
+ */
+export function advertsForHost(
+  view: FabricView,
+  hostName: string,
+  routerId: string,
+  onHost?: Iterable<WorkloadView>,
+): VpnAdvert[] {
   const host = view.hosts.get(hostName);
   if (!host) return [];
   const out: VpnAdvert[] = [];
+  // This host's workloads by tenant, in the order given (one pass, whatever the number of tenants).
+  const byTenant = new Map<string, WorkloadView[]>();
+  for (const w of onHost ?? view.workloads.values()) {
+    if (w.host !== hostName) continue;
+    const list = byTenant.get(w.tenant);
+    if (list) list.push(w);
+    else byTenant.set(w.tenant, [w]);
+  }
   for (const t of view.tenants.values()) {
     if (t.routeTarget === undefined) continue;
     const rts = [parseRd(t.routeTarget)];
@@ -47,8 +63,7 @@ export function advertsForHost(view: FabricView, hostName: string, routerId: str
     }
     const sid = host.sids.tenantDelivery.get(t.name);
     if (!sid) continue;
-    for (const w of view.workloads.values()) {
-      if (w.host !== hostName || w.tenant !== t.name) continue;
+    for (const w of byTenant.get(t.name) ?? []) {
       out.push({
         tenant: t.name,
         rd,

@@ -25,7 +25,7 @@ import {
   type IntentDelta,
   localSids,
 } from '../intent.ts';
-import { kernelDelta } from './delta.ts';
+import { DestinationIndex, kernelDelta } from './delta.ts';
 import { type KernelLoweringOptions, kernelRuleset, kernelSysctls, lowerToKernel } from './lower.ts';
 import { counterName, nftFlushRuleset } from './nft.ts';
 import { AGENT_SYSCTLS, workloadSysctls } from './sysctls.ts';
@@ -73,6 +73,8 @@ export class KernelBackend implements DataplaneBackend {
   #realised: ForwardingIntent | undefined;
   /** The seg6 HMAC keys this backend installed, by id (the only ones it deletes). */
   readonly #keys = new Map<number, HmacKeyItem>();
+  /** The SIDs and entries of #realised by destination: a delta's routes without a walk of the intent. */
+  #index: DestinationIndex | undefined;
 
   /** `dp` stays the caller's: close() closes it. */
   constructor(dp: Dataplane, opts: KernelBackendOptions) {
@@ -96,6 +98,7 @@ export class KernelBackend implements DataplaneBackend {
     const r = await this.#dp.reconcile(state.dataplane);
     await this.#applyRuleset(kernelRuleset(state, this.#opts.mss));
     this.#realised = r.conflicts.length === 0 ? intent : undefined;
+    this.#index = this.#realised ? DestinationIndex.of(intent) : undefined;
     return {
       added: r.added + keys.added,
       replaced: r.replaced + keys.replaced,
@@ -111,7 +114,8 @@ export class KernelBackend implements DataplaneBackend {
     delta: IntentDelta = diffIntents(before.items, after.items),
   ): Promise<RealiseResult> {
     if (emptyDelta(delta)) return { added: 0, replaced: 0, deleted: 0, conflicts: [], skipped: [] };
-    const writes = kernelDelta(before, after, delta, this.#opts);
+    const index = before === this.#realised ? this.#index : undefined;
+    const writes = kernelDelta(before, after, delta, this.#opts, index);
     if (!writes) return this.realise(after);
     const keys = { added: 0, replaced: 0, deleted: 0 };
     for (const [items, count] of [
@@ -142,6 +146,8 @@ export class KernelBackend implements DataplaneBackend {
     const touched = [...delta.added, ...delta.changed, ...delta.removed];
     if (touched.some((i) => i.kind === 'attachment'))
       await this.#applyRuleset(kernelRuleset(lowerToKernel(after, this.#opts), this.#opts.mss));
+    if (index) index.apply(delta);
+    this.#index = index;
     this.#realised = after;
     return {
       added: routes.add.length + rules.add.length + keys.added,
@@ -232,6 +238,7 @@ export class KernelBackend implements DataplaneBackend {
     this.#keys.clear();
     this.#ruleset = undefined;
     this.#realised = undefined;
+    this.#index = undefined;
   }
 
   async close(): Promise<void> {

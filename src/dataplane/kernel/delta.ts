@@ -7,6 +7,8 @@
  * Routes are re-lowered per (table, destination): a source-specific entry changes how the plain entry
  * to the same destination is programmed (coverSourceSubtrees), so every item of a touched destination
  * is lowered on both sides and the two route lists compared by route identity and explicit equality.
+ * The items of a destination are found through a {@link DestinationIndex} of `before` when the caller
+ * keeps one (the kernel backend does): a delta then costs its own size, not the intent's.
  */
 import type { Ipv6Prefix } from '../../srv6/address.ts';
 import type { ForwardingIntent, IntentDelta, IntentItem, LocalSid, PrefixEntry } from '../intent.ts';
@@ -29,20 +31,77 @@ function destination(table: number, prefix: Ipv6Prefix): string {
   return `${table}|${prefix.address.toString(16)}/${prefix.length}`;
 }
 
-function destinationOf(item: LocalSid | PrefixEntry): string {
+/** The kernel destination (table, prefix) of a SID or an entry. */
+export function destinationOf(item: LocalSid | PrefixEntry): string {
   return item.kind === 'sid'
     ? destination(MAIN_TABLE, { address: item.sid, length: 128 })
     : destination(tableOf(item.scope), item.prefix);
 }
 
-/** The routes of every SID and entry of `intent` whose destination is in `touched`. */
+/**
+ * The keys of an intent's SIDs and entries by kernel destination (table, prefix). Kept beside the
+ * intent a backend holds and moved on with each delta it applies (O(delta)).
+ */
+export class DestinationIndex {
+  readonly #keys = new Map<string, Set<string>>();
+
+  static of(intent: ForwardingIntent): DestinationIndex {
+    const index = new DestinationIndex();
+    for (const i of intent.items.values()) index.#add(i);
+    return index;
+  }
+
+  /** The keys of the items at `dest`. */
+  keys(dest: string): ReadonlySet<string> | undefined {
+    return this.#keys.get(dest);
+  }
+
+  /** Moves the index from `before` to `after` of `delta`. */
+  apply(delta: IntentDelta): void {
+    for (const i of delta.replaced) this.#delete(i);
+    for (const i of delta.removed) this.#delete(i);
+    for (const i of delta.added) this.#add(i);
+    for (const i of delta.changed) this.#add(i);
+  }
+
+  #add(i: IntentItem): void {
+    if (i.kind === 'attachment' || i.kind === 'hmac-key') return;
+    const d = destinationOf(i);
+    const keys = this.#keys.get(d);
+    if (keys) keys.add(i.key);
+    else this.#keys.set(d, new Set([i.key]));
+  }
+
+  #delete(i: IntentItem): void {
+    if (i.kind === 'attachment' || i.kind === 'hmac-key') return;
+    const d = destinationOf(i);
+    const keys = this.#keys.get(d);
+    if (!keys) return;
+    keys.delete(i.key);
+    if (keys.size === 0) this.#keys.delete(d);
+  }
+}
+
+/**
+ * The routes of every SID and entry of `intent` whose destination is in `touched`: among `candidates`
+ * (keys) when given, else found by a walk of the intent.
+ */
 function groupRoutes(
   intent: ForwardingIntent,
   touched: ReadonlySet<string>,
   opts: KernelLoweringOptions,
+  candidates: Iterable<string> | undefined,
 ): readonly Route[] {
   const routes: Route[] = [];
-  for (const i of intent.items.values()) {
+  const items = candidates
+    ? (function* () {
+        for (const k of candidates) {
+          const i = intent.items.get(k);
+          if (i) yield i;
+        }
+      })()
+    : intent.items.values();
+  for (const i of items) {
     if (i.kind === 'attachment' || i.kind === 'hmac-key' || !touched.has(destinationOf(i))) continue;
     routes.push(i.kind === 'sid' ? sidRoute(i, opts) : entryRoute(i, opts));
   }
@@ -52,12 +111,14 @@ function groupRoutes(
 /**
  * The kernel writes for `delta` (from diffIntents(before.items, after.items)), or undefined when they
  * cannot be told apart by route identity (two routes of one side with one key: take the full path).
+ * `index`: a {@link DestinationIndex} of `before` (absent: both intents are walked).
  */
 export function kernelDelta(
   before: ForwardingIntent,
   after: ForwardingIntent,
   delta: IntentDelta,
   opts: KernelLoweringOptions,
+  index?: DestinationIndex,
 ): KernelDelta | undefined {
   const out: KernelDelta = { routes: { add: [], replace: [], delete: [] }, rules: { add: [], delete: [] } };
   const touched = new Set<string>();
@@ -78,14 +139,22 @@ export function kernelDelta(
   visit([...delta.added, ...delta.changed], newRules);
 
   if (touched.size > 0) {
+    // The items of a touched destination: those of `before` there, and what the delta adds or changes.
+    let candidates: Set<string> | undefined;
+    if (index) {
+      candidates = new Set<string>();
+      for (const d of touched) for (const k of index.keys(d) ?? []) candidates.add(k);
+      for (const i of delta.added) candidates.add(i.key);
+      for (const i of delta.changed) candidates.add(i.key);
+    }
     const old = new Map<bigint, Route>();
-    for (const r of groupRoutes(before, touched, opts)) {
+    for (const r of groupRoutes(before, touched, opts, candidates)) {
       const k = routeKey(r);
       if (old.has(k)) return undefined;
       old.set(k, r);
     }
     const seen = new Set<bigint>();
-    for (const r of groupRoutes(after, touched, opts)) {
+    for (const r of groupRoutes(after, touched, opts, candidates)) {
       const k = routeKey(r);
       if (seen.has(k)) return undefined;
       seen.add(k);

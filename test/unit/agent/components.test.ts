@@ -128,6 +128,7 @@ async function agent(o: Options = {}) {
     ...(bgp ? { bgp, routerId: '198.18.0.1' } : {}),
     leaving: draining,
     holds: (key) => reconciler.applied?.items.has(key) ?? false,
+    hostWorkloads: () => reconciler.hostWorkloads(),
   });
   parts.workloads = new WorkloadManager({
     log,

@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { diffIntents, type ForwardingIntent } from '../../../src/dataplane/intent.ts';
 import { HostIntentComputer, intentOf } from '../../../src/dataplane/intent-lower.ts';
-import { kernelDelta, sameRoute } from '../../../src/dataplane/kernel/delta.ts';
+import {
+  DestinationIndex,
+  destinationOf,
+  kernelDelta,
+  sameRoute,
+} from '../../../src/dataplane/kernel/delta.ts';
 import { lowerToKernel } from '../../../src/dataplane/kernel/lower.ts';
 import { formatRoute, type Route, routeKey } from '../../../src/dataplane/route.ts';
 import { type Rule, ruleKey } from '../../../src/dataplane/rule.ts';
@@ -65,6 +70,22 @@ describe('kernel delta', () => {
           const delta = diffIntents(before.items, after.items);
           const writes = kernelDelta(before, after, delta, opts)!;
           expect(writes).toBeDefined();
+          // Through an index of `before` (the kernel backend's way): the same writes, in any order; the
+          // index moved on by the delta is the index of `after`.
+          const index = DestinationIndex.of(before);
+          const indexed = kernelDelta(before, after, delta, opts, index)!;
+          const routes = (l: readonly Route[]) => l.map(formatRoute).sort();
+          for (const op of ['add', 'replace', 'delete'] as const)
+            expect(routes(indexed.routes[op]), op).toStrictEqual(routes(writes.routes[op]));
+          expect(indexed.rules).toStrictEqual(writes.rules);
+          index.apply(delta);
+          const fresh = DestinationIndex.of(after);
+          for (const i of [...before.items.values(), ...after.items.values()]) {
+            if (i.kind === 'attachment' || i.kind === 'hmac-key') continue;
+            const d = i.kind === 'sid' ? `sid ${i.key}` : i.key;
+            const keysOf = (x: DestinationIndex) => [...(x.keys(destinationOf(i)) ?? [])].sort();
+            expect(keysOf(index), d).toStrictEqual(keysOf(fresh));
+          }
 
           const kernel = installed(before);
           for (const r of writes.routes.delete) expect(kernel.routes.delete(routeKey(r))).toBe(true);
