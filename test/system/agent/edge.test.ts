@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import type { Frr } from '../../harness/frr.ts';
-import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
+import { createLab, type Netns, paced, routeMonitor, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import { AgentCluster, type AgentHost, EDGE, ping, segmeshJson, startPing } from './cluster.ts';
 
 interface KernelRoute {
@@ -354,12 +353,7 @@ systemSuite(
           (w) => w.identity === 'shop.cart',
         )!;
         await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::' });
-        const edgeMonitor = await lab.daemon({
-          name: 'ipmon-edge',
-          command: 'ip',
-          args: ['-6', 'monitor', 'route'],
-          netns: frr.netns,
-        });
+        const edgeMonitor = await routeMonitor(lab, frr.netns, 'ipmon-edge');
         const pinging = await startPing(lab, ext, cart.address);
         await new Promise((r) => setTimeout(r, 1_000));
         h2.agent!.kill('SIGKILL');
@@ -372,8 +366,7 @@ systemSuite(
         expect(result.lastSeq).toBeGreaterThan(300);
         expect(result.lost).toEqual([]);
         // FRR never removed or rewrote the workload's route: the adopted session sent nothing new.
-        const events = readFileSync(edgeMonitor.logFile, 'utf8');
-        expect(events.split('\n').filter((l) => l.includes(cart.address))).toEqual([]);
+        expect(edgeMonitor.events().filter((l) => l.includes(cart.address))).toEqual([]);
         await frr.waitSession(h2.underlay);
       },
       paced(180_000), // starts an agent
