@@ -8,7 +8,7 @@ import { parseRd } from '../../../src/bgp/update.ts';
 import { formatIpv6, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { F3216 } from '../../../src/srv6/sid.ts';
 import { startAgentBgp, type TestAgentBgp } from '../../harness/gobgp.ts';
-import { createLab, systemSuite, type UnderlaySwitch, waitFor } from '../../harness/index.ts';
+import { createLab, paced, systemSuite, type UnderlaySwitch, waitFor } from '../../harness/index.ts';
 import {
   EDGE_ASN,
   type EdgeSpec,
@@ -166,19 +166,25 @@ systemSuite('bgp: two hosts behind the same FRR 8.4', { tools: TOOLS, kernel: ['
         what: `host ${i + 1} learned the edge prefix`,
       });
     }
-    await sleep(2_000); // time for FRR to reflect each host's route to the other
+    // FRR reflects each host's route to the other (F9): wait until its Adj-RIB-Out toward each host
+    // holds the other's workload (FRR sends as it fills it), then check what each host learned.
+    for (const [i, h] of hosts.entries()) {
+      const other = hosts[1 - i]!;
+      await waitFor(
+        async () =>
+          (await edge.frr.vtysh(`show bgp ipv6 vpn neighbors ${h.address} advertised-routes`)).includes(
+            other.workloadAddress,
+          ),
+        { timeoutMs: paced(20_000), what: `FRR to reflect host ${2 - i}'s route to host ${i + 1}` },
+      );
+    }
     for (const i of [0, 1]) {
       const prefixes = [...learned[i]!.values()].map(
         (r) => `${formatIpv6(r.prefix.address)}/${r.prefix.length}`,
       );
       expect(prefixes).toEqual([edge.extPrefix]);
     }
-    // FRR did send each host the other's route (F9): GoBGP drops it for the AS-path loop before the
-    // agent sees it (stats: looped/invalid stay 0), and the agent would drop it anyway (fabric locator).
-    for (const [i, h] of hosts.entries()) {
-      const other = hosts[1 - i]!;
-      const adv = await edge.frr.vtysh(`show bgp ipv6 vpn neighbors ${h.address} advertised-routes`);
-      expect(adv).toContain(other.workloadAddress);
-    }
+    // GoBGP drops the reflected route for the AS-path loop before the agent sees it (stats: looped and
+    // invalid stay 0), and the agent would drop it anyway (fabric locator).
   });
 });
