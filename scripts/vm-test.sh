@@ -22,7 +22,12 @@ jobs=${SEGMESH_VM_JOBS:-2}
 (($# < jobs)) && jobs=$#
 declare -a groups=()
 i=0
-for f in "$@"; do
+# The agent suites are the long ones under TCG (several agents start in each): dealt first, so that
+# each VM gets at most one of them before the short files are shared out.
+ordered=()
+for f in "$@"; do [[ $f == test/system/agent/* ]] && ordered+=("$f"); done
+for f in "$@"; do [[ $f == test/system/agent/* ]] || ordered+=("$f"); done
+for f in "${ordered[@]}"; do
   groups[i % jobs]+="$f"$'\n'
   i=$((i + 1))
 done
@@ -31,7 +36,7 @@ for ((j = 0; j < jobs; j++)); do
   mapfile -t files < <(printf '%s' "${groups[j]}")
   part=$out.part$j
   # The label comes from the guest itself: its kernel release and the features the harness finds there.
-  node scripts/vm-run.ts --results "$results" --timeout 2400 -- sh -c '
+  node scripts/vm-run.ts --results "$results" --timeout 3600 -- sh -c '
     node -e "import(\"./test/harness/kernel.ts\").then((m) => console.log(m.describeKernel()))" >"$0.kernel"
     exec vitest run --project system "$@" --reporter=default --reporter=json --outputFile.json="$0"
   ' "$part" "${files[@]}" > >(sed -u "s/^/[vm$j] /") 2>&1 &
