@@ -57,11 +57,14 @@ systemSuite('lab: the demo on topologies/edge.yaml with agents', { tools: ['dock
     const line = text.split('\n').find((l) => l.startsWith(name));
     return line ? Number(line.split(' ').at(-1)) : 0;
   };
-  /** Packets a host dropped for want of a route: the kernel's count, or the eBPF programs' verdicts. */
-  const noRouteDrops = (node: string) =>
+  /**
+   * Packets a host dropped toward another tenant: the kernel's count of lookups with no route (the
+   * tenant table has none), or the eBPF programs' policy verdicts (the tenant map has none).
+   */
+  const tenantDrops = (node: string) =>
     backend === 'kernel'
       ? snmp6(node, 'Ip6InNoRoutes')
-      : metric(node, 'segmesh_dataplane_verdicts_total{reason="drop_no_route"}');
+      : metric(node, 'segmesh_dataplane_verdicts_total{reason="drop_policy"}');
 
   beforeAll(async () => {
     await sweep();
@@ -133,10 +136,10 @@ systemSuite('lab: the demo on topologies/edge.yaml with agents', { tools: ['dock
     expect(await lab!.run('host2', ['cat', '/tmp/cap.txt'])).toContain(`> ${sid}:`);
 
     // Isolation: blue/web-1's tenant table has no route to red: the kernel counts each drop.
-    const before = await noRouteDrops('host1');
+    const before = await tenantDrops('host1');
     expect((await ping(lab!, w('blue/web-1'), w('red/db-1').address, { count: 2 })).received).toBe(0);
     expect((await ping(lab!, w('blue/web-1'), w('red/api-1').address, { count: 2 })).received).toBe(0);
-    expect((await noRouteDrops('host1')) - before).toBeGreaterThanOrEqual(4);
+    expect((await tenantDrops('host1')) - before).toBeGreaterThanOrEqual(4);
     // Positive control in the same run.
     expect((await ping(lab!, w('blue/web-1'), w('blue/client-1').address, { count: 2 })).received).toBe(2);
   });
