@@ -108,7 +108,7 @@ systemSuite(
       const { deliverySid } = (await agentWorkloads(lab!, 'host2')).find((w) => w.identity === mover.name)!;
       // Converged: the agents of host1 and host3 place the mover on host2 (their data plane follows in the
       // same reconcile: kernel routes or BPF maps; the pings below prove it), and FRR's kernel route to
-      // the mover leads to host2's delivery SID. Times are when a poll (every 100 ms) first saw it.
+      // the mover leads to host2's delivery SID. Times are when a poll first saw it (coarse: each is a command).
       const converged = new Map<string, number>();
       await waitFor(
         async () => {
