@@ -8,8 +8,10 @@ import { expect, it } from 'vitest';
 import { processStartTime } from '../../../src/agent/runtime.ts';
 
 it('a zombie has no start time; a live process has one', async () => {
-  // The background `true` exits at once; its parent (exec'd into sleep) never reaps it.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The background sleep exits after the shell became `sleep 5` (exec), which never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   try {
     const pid = Number(
       await new Promise<string>((r) => parent.stdout.once('data', (b: Buffer) => r(b.toString()))),
