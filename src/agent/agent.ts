@@ -289,7 +289,8 @@ export class Agent {
     let bgp: Bgp | undefined;
     if (s.spec.bgp) {
       const b = s.spec.bgp;
-      const bgp = bgpComponent({
+      // Not `bgp`: shadowing the outer one left the advertiser without BGP (nothing advertised).
+      const svc = bgpComponent({
         asn: b.asn,
         routerId: b.routerId,
         peers: b.peers.map((p) => ({
@@ -327,16 +328,17 @@ export class Agent {
             ? { mode: 'managed', binary: b.gobgpd.binary, runDir: `${s.stateDir}/gobgpd` }
             : { mode: 'attach', target: b.gobgpd.api },
       })({ logger: this.#hostLog }); // names itself (component: bgp)
-      bgp.on('route:add', (r) => {
+      svc.on('route:add', (r) => {
         this.#external.set(r.key, r);
         reconciler.fabricChanged();
       });
-      bgp.on('route:delete', (r) => {
+      svc.on('route:delete', (r) => {
         this.#external.delete(r.key);
         reconciler.fabricChanged();
       });
-      await bgp.start();
-      this.#started('bgp', () => bgp!.stop());
+      await svc.start();
+      this.#started('bgp', () => svc.stop());
+      bgp = svc;
     }
     p.bgp = bgp;
     p.advertiser = new Advertiser({

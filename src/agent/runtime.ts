@@ -39,11 +39,15 @@ export interface LockHolder {
   readonly since: string;
 }
 
+/** Undefined for no such process, and for a zombie: it holds nothing (a container's PID 1 that reaps no
+ * children, e.g. `sleep infinity`, keeps a killed agent as one, which blocked its restart). */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return fields[19];
   } catch {
     return undefined;
   }

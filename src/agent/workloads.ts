@@ -43,7 +43,22 @@ export class LocalWorkloadStore {
     for (const w of list) this.#byId.set(w.id, w);
   }
 
-  async #save(): Promise<void> {
+  #saving: Promise<void> = Promise.resolve();
+
+  /**
+   * One write at a time: two attachments at once (CNI ADDs of two workloads) renamed the same temporary
+   * file twice, and the second failed with ENOENT. Each write takes the store as it is when it runs.
+   */
+  #save(): Promise<void> {
+    const next = this.#saving.then(
+      () => this.#write(),
+      () => this.#write(),
+    );
+    this.#saving = next;
+    return next;
+  }
+
+  async #write(): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true, mode: 0o750 });
     const tmp = `${this.file}.tmp`;
     await writeFile(tmp, `${JSON.stringify([...this.#byId.values()], null, 1)}\n`, { mode: 0o640 });

@@ -343,6 +343,10 @@ export async function startVmEdge(
   );
   let sid: string | undefined;
   let last = '';
+  // bgpd asks zebra for a chunk of the locator once, when it reads its configuration; when zebra has not
+  // taken the locator yet (the daemons start together, slowly under emulation on a busy machine) the
+  // answer never comes and no SID is allocated ("locator_chunks:" stays empty): ask again.
+  let rekick = Date.now() + 20_000;
   while (!sid) {
     if (!serviceVmAlive(vm)) return fail('the VM stopped');
     if (Date.now() > deadline)
@@ -354,6 +358,27 @@ export async function startVmEdge(
     );
     last = r.output;
     sid = parseVrfSid(last, vrf.name);
+    if (!sid && Date.now() > rekick) {
+      rekick = Date.now() + 20_000;
+      // With the chunk there but no SID, the VRF's export is redone instead (it allocates on export).
+      const chunk = last.toLowerCase().includes(edge.locator.toLowerCase());
+      opts.progress(
+        `edge-router ${node.node}: no VPN SID yet, ${chunk ? `redoing ${vrf.name}'s VPN export` : 'bgpd asks zebra for the locator again'}`,
+      );
+      const kick = chunk
+        ? [
+            `router bgp ${edge.asn} vrf ${vrf.name}`,
+            'address-family ipv6 unicast',
+            'no export vpn',
+            'export vpn',
+          ]
+        : [`router bgp ${edge.asn}`, 'segment-routing srv6', 'no locator main', 'locator main'];
+      await serviceVmExec(
+        vm,
+        ['vtysh', '-c', 'configure terminal', ...kick.flatMap((c) => ['-c', c])],
+        20_000,
+      ).catch(() => undefined);
+    }
     if (!sid) await sleep(500);
   }
   // zebra installs it (End.DT6 into the VRF's table): nothing done by hand.

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { configureDockerEnv } from '../../../src/lab/engine.ts';
 import { labDown, labStatus } from '../../../src/lab/lab.ts';
-import { kernelIt, runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
+import { runPrefix, sweep, systemSuite, waitFor } from '../../harness/index.ts';
 import { labImage, progress, runSlot } from './docker.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -52,8 +52,8 @@ systemSuite('lab: segmesh lab demo with a broken policy', { tools: ['dockerd', '
     await labDown(name, progress);
   });
 
-  kernelIt(
-    ['seg6', 'seg6local'],
+  // Its FRR edge runs in a VM where this kernel lacks seg6 routes (runtime: auto), so it runs on any kernel.
+  it(
     'stays up until Ctrl-C, then tears down and exits 1 naming the cells that differ',
     async () => {
       await sweep();
