@@ -17,6 +17,9 @@ import { chmod, chown, link, lstat, mkdir, readFile, realpath, unlink, writeFile
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { processStartTime } from '../os/process.ts';
+
+export { processStartTime };
 
 export const RUNTIME_MARKER = '.segmesh-runtime';
 export const LOCK_FILE = 'agent.pid';
@@ -37,20 +40,6 @@ export interface LockHolder {
   readonly socket: string;
   readonly stateDir: string;
   readonly since: string;
-}
-
-/** Undefined for no such process, and for a zombie: it holds nothing (a container's PID 1 that reaps no
- * children, e.g. `sleep infinity`, keeps a killed agent as one, which blocked its restart). */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return fields[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function alive(h: LockHolder): boolean {

@@ -14,8 +14,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { processStartTime } from '../os/process.ts';
 import type { VmImage } from './image.ts';
 import { jobScript, kvmWorks, QEMU, tapMac, VmError, type VmTap } from './vm.ts';
+
+export { processStartTime };
 
 export interface ServiceVmOptions {
   /** Names the qemu process (use the lab prefix and node). */
@@ -49,18 +52,6 @@ export interface VmExecResult {
   readonly stdout: string;
   readonly stderr: string;
   readonly output: string;
-}
-
-/** Kernel start time of a process, or undefined when it is gone (or a zombie). */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return fields[19];
-  } catch {
-    return undefined;
-  }
 }
 
 export function serviceVmAlive(s: Pick<ServiceVmState, 'pid' | 'startTime'>): boolean {

@@ -18,7 +18,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { processStartTime } from '../../src/os/process.ts';
 import { sh } from './exec.ts';
+
+export { processStartTime };
 
 export const STATE_DIR = process.env.SEGMESH_TEST_STATE_DIR ?? '/run/segmesh-test';
 export const LOG_ROOT = process.env.SEGMESH_TEST_LOG_DIR ?? '/tmp/segmesh-test';
@@ -69,20 +72,6 @@ export function objectName(suffix: string): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(suffix))
     throw new Error(`test object suffix "${suffix}" must be [A-Za-z0-9_.-]`);
   return name;
-}
-
-/** Kernel start time of a process (field 22 of /proc/PID/stat), or undefined when it has exited. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie (Z) or dead (X) process has exited; only its parent has not reaped it yet.
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return fields[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function isAlive(pid: number, startTime: string | undefined): boolean {
