@@ -66,13 +66,12 @@ import {
 import { type Entry, LwwStore } from './store.ts';
 import {
   type Conflict,
-  computeView,
-  diffViews,
   EMPTY_VIEW,
   type FabricView,
   type GossipEvent,
   type HostView,
   hex,
+  ViewIndex,
   type WorkloadView,
 } from './view.ts';
 
@@ -299,7 +298,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   };
   #node: Node | undefined;
   #hostId = '';
-  #view: FabricView = EMPTY_VIEW;
+  readonly #index = new ViewIndex();
   #viewDirty = false;
   /** Heartbeat sequence: starts at the start time in µs, so a restarted host's heartbeats are newer. */
   #seq = BigInt(Date.now()) * 1000n;
@@ -499,7 +498,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
 
   view(): FabricView {
     this.#refreshView();
-    return this.#view;
+    return this.#index.view;
   }
 
   snapshot(): GossipSnapshot {
@@ -702,7 +701,8 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
 
   async #heartbeat(): Promise<void> {
     const now = this.#clock();
-    this.#liveness.heard(this.#hostId, now);
+    const self = this.#liveness.heard(this.#hostId, now);
+    if (self !== undefined) this.#onTransition(self);
     for (const t of this.#liveness.tick(now)) this.#onTransition(t);
     this.#store.expire(now);
     if (now - this.#startedAt >= this.#opts.ownerGraceMs) await this.#reconcileOwned();
@@ -822,7 +822,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     if (probe === undefined) return;
     for (const host of this.#liveness.suspects()) {
       if (this.#probing.has(host)) continue;
-      const view = this.#view.hosts.get(host);
+      const view = this.#index.view.hosts.get(host);
       if (view === undefined) continue;
       this.#probing.add(host);
       probe(view)
@@ -864,7 +864,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     if (connected.size === 0) await this.#dialBootstrap();
     const want = this.#opts.targetPeers - connected.size;
     if (want <= 0) return;
-    const candidates = [...this.#view.hosts.values()].filter(
+    const candidates = [...this.#index.view.hosts.values()].filter(
       (h) =>
         h.id !== this.#hostId &&
         !connected.has(h.id) &&
@@ -1035,6 +1035,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   #applyEntry(entry: Entry<Payload>, source: RecordSource): 'applied' | 'stale' | 'duplicate' | 'expired' {
     const r = this.#store.apply(entry, this.#clock());
     if (r === 'applied') {
+      this.#index.set(entry.key, { ...entry, record: entry.payload.record });
       this.safeDispatchEvent('record', {
         detail: { key: entry.key, version: entry.version, deleted: entry.deleted, source },
       });
@@ -1055,7 +1056,10 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
       if (d.ok) keep.add(d.value.record.key);
     }
     for (const e of [...this.#store.entries()]) {
-      if (!keep.has(e.key) && e.version.origin !== this.#hostId) this.#store.delete(e.key);
+      if (!keep.has(e.key) && e.version.origin !== this.#hostId) {
+        this.#store.delete(e.key);
+        this.#index.set(e.key, undefined);
+      }
     }
     for (const r of records) await this.#ingest(r, 'snapshot', peer);
     this.#scheduleView();
@@ -1137,6 +1141,7 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
     else if (t.to === 'dead') this.#stats.liveness.died++;
     else if (t.to === 'alive' && t.from !== undefined) this.#stats.liveness.recovered++;
     this.#log.info({ host: t.host, from: t.from, to: t.to, reason: t.reason }, 'host liveness');
+    this.#index.touchHost(t.host);
     this.#scheduleView();
   }
 
@@ -1149,17 +1154,9 @@ export class Gossip extends TypedEventEmitter<GossipEvents> {
   }
 
   #refreshView(): void {
-    if (!this.#viewDirty && this.#view !== EMPTY_VIEW) return;
+    if (!this.#viewDirty && this.#index.view !== EMPTY_VIEW) return;
     this.#viewDirty = false;
-    const entries = [...this.#store.entries()].map((e) => ({
-      key: e.key,
-      version: e.version,
-      deleted: e.deleted,
-      record: e.payload.record,
-    }));
-    const next = computeView(entries, this.#liveness.hosts());
-    const events = diffViews(this.#view, next);
-    this.#view = next;
+    const events = this.#index.flush(this.#liveness.hosts());
     for (const ev of events) {
       this.safeDispatchEvent(ev.type, { detail: ev as never });
       if (ev.type === 'conflict') {
