@@ -125,6 +125,9 @@ async function gobgpApi(agent: Agent): Promise<string> {
 }
 
 /** Gossip liveness in the API's words (HostInfo.state: up, suspect, down, leaving). */
+/** How many of the reasons the last reconcile left things out `getStatus` carries. */
+const LEFT_OUT_SHOWN = 20;
+
 const HOST_STATE = { alive: 'up', suspect: 'suspect', dead: 'down' } as const;
 
 /**
@@ -245,6 +248,8 @@ export function agentHandlers(agent: Agent, version: string): Impl {
         notReady: agent.ready ? '' : (last?.error ?? 'starting: no reconcile yet'),
         lastReconcileUnixMs: BigInt(last?.atMs ?? 0),
         lastReconcileMs: last?.durationMs ?? 0,
+        leftOut: (last?.skipped ?? []).slice(0, LEFT_OUT_SHOWN),
+        leftOutTotal: last?.skipped.length ?? 0,
       });
     },
     async listWorkloads() {

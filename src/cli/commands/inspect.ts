@@ -24,6 +24,14 @@ async function call<T>(socket: string, fn: (c: AgentClient) => Promise<T>): Prom
   }
 }
 
+/** Rows for what the data plane lacks: the count, then one reason a row. */
+function leftOutRows(reasons: readonly string[], total: number): string[][] {
+  if (total === 0) return [['left out', 'nothing']];
+  const more =
+    total > reasons.length ? [['', `... and ${total - reasons.length} more (in the agent's log)`]] : [];
+  return [['left out', String(total)], ...reasons.map((r) => ['', r]), ...more];
+}
+
 export function inspectCommands(): Command[] {
   const status = withCommon(new Command('status').description("this host's agent at a glance")).action(
     async (o: Common) => {
@@ -51,6 +59,7 @@ export function inspectCommands(): Command[] {
             'data plane',
             s.dataplaneBackend ? `${s.dataplaneBackend} (${s.dataplaneBackendWhy})` : 'not open',
           ],
+          ...leftOutRows(s.leftOut, s.leftOutTotal),
           ['gobgp api', s.gobgpApi || 'not configured'],
           [
             'kernel',
