@@ -327,11 +327,20 @@ export const topologySchema = z
 export type TopologySpec = z.infer<typeof topologySchema>;
 
 /** Fabric-wide settings an operator signs and publishes (`segmesh policy apply`). */
+/** A shared SRH HMAC key (RFC 8754): its id and the file holding its secret (1..64 bytes). */
+const hmacKey = z
+  .object({
+    keyId: z.number().int().min(1).max(0xffffffff),
+    secretFile: z.string().min(1, { message: 'name the file holding the secret' }),
+  })
+  .strict();
+
 export const fabricPolicySchema = z
   .object({
     apiVersion: z.literal(API_VERSION, { message: `set apiVersion: ${API_VERSION}` }),
     kind: z.literal('FabricPolicy'),
     tenants: z.array(tenant).default([]),
+    hmacKeys: z.array(hmacKey).default([]),
   })
   .strict();
 export type FabricPolicySpec = z.infer<typeof fabricPolicySchema>;

@@ -1,14 +1,18 @@
 /**
- * `segmesh keygen` and `segmesh policy apply`: fabric-wide settings (tenants) are records signed by an
- * operator key that every agent trusts (agent config `operatorKeys`); any agent gossips them on.
+ * `segmesh keygen` and `segmesh policy apply`: fabric-wide settings (tenants, SRH HMAC keys) are
+ * records signed by an operator key that every agent trusts (agent config `operatorKeys`); any agent
+ * gossips them on (HMAC secrets travel only inside the peers' encrypted connections).
  */
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Command } from 'commander';
 import { AgentClient, DEFAULT_SOCKET } from '../../agent/client.ts';
-import { parseConfig } from '../../config/load.ts';
+import { ConfigError, parseConfig } from '../../config/load.ts';
+import type { FabricPolicySpec } from '../../config/schema.ts';
 import {
   type Record as GossipRecord,
+  HmacKeyRecordSchema,
   RecordSchema,
   SignedRecordSchema,
   TenantRecordSchema,
@@ -54,7 +58,9 @@ export function policyCommand(): Command {
   const cmd = new Command('policy').description('fabric-wide settings signed by the operator');
   cmd.addCommand(
     new Command('apply')
-      .description('sign the tenants of FILE (kind: FabricPolicy) and publish them through the local agent')
+      .description(
+        'sign the tenants and HMAC keys of FILE (kind: FabricPolicy) and publish them through the local agent',
+      )
       .argument('<file>', 'fabric policy')
       .requiredOption('--operator-key <file>', 'the operator private key (segmesh keygen)')
       .option('--socket <path>', 'agent API socket', DEFAULT_SOCKET)
@@ -90,6 +96,20 @@ export function policyCommand(): Command {
             },
           }),
         );
+        for (const [i, k] of parsed.spec.hmacKeys.entries()) {
+          const secret = await readHmacSecret(file, parsed.spec, i);
+          records.push(
+            create(RecordSchema, {
+              key: `hmac/${k.keyId}`,
+              version: { wallMs: now, counter: parsed.spec.tenants.length + i },
+              origin: 'operator',
+              body: {
+                case: 'hmacKey',
+                value: create(HmacKeyRecordSchema, { keyId: String(k.keyId), secret }),
+              },
+            }),
+          );
+        }
         const signed = await Promise.all(records.map((r) => signRecord(r, key)));
         const client = new AgentClient(o.socket);
         try {
@@ -104,4 +124,38 @@ export function policyCommand(): Command {
       }),
   );
   return cmd;
+}
+
+/** The kernel's seg6 HMAC takes secrets of 1..64 bytes (SEG6_HMAC_SECRET_LEN). */
+const HMAC_SECRET_MAX = 64;
+
+/**
+ * Entry `i` of `hmacKeys`: its secret file (relative to the policy file), which must hold 1..64 bytes
+ * and be readable by its owner only (a shared secret readable by others is no secret).
+ */
+async function readHmacSecret(file: string, spec: FabricPolicySpec, i: number): Promise<Uint8Array> {
+  const entry = spec.hmacKeys[i]!;
+  const path = resolve(dirname(file), entry.secretFile);
+  const problem = (message: string, fix: string) =>
+    new ConfigError(file, [{ key: `hmacKeys[${i}].secretFile`, message, fix, value: entry.secretFile }]);
+  const create = `head -c 32 /dev/urandom > ${path} && chmod 600 ${path}`;
+  let mode: number;
+  let secret: Uint8Array;
+  try {
+    mode = (await stat(path)).mode;
+    secret = await readFile(path);
+  } catch (e) {
+    throw problem(`cannot read ${path} (${(e as Error).message})`, `create it: ${create}`);
+  }
+  if (secret.length < 1 || secret.length > HMAC_SECRET_MAX)
+    throw problem(
+      `${path} holds ${secret.length} bytes; an SRH HMAC secret is 1..${HMAC_SECRET_MAX} bytes`,
+      `write a new secret: ${create}`,
+    );
+  if ((mode & 0o077) !== 0)
+    throw problem(
+      `${path} is readable or writable by others (mode ${(mode & 0o777).toString(8)})`,
+      `chmod 600 ${path} (and replace the secret if others may have read it)`,
+    );
+  return secret;
 }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAP } from '../../../src/dataplane/ebpf/abi.ts';
 import { tsharkFields } from '../../harness/capture.ts';
@@ -11,6 +12,7 @@ import {
   segmeshJson,
   sendRawIpv6,
   startPing,
+  TENANTS,
 } from './cluster.ts';
 
 systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 'tcpdump', 'tshark'] }, () => {
@@ -149,6 +151,59 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
     expect(Number(sidBlock.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(3);
     const sidPackets = [...metrics.matchAll(/segmesh_sid_packets_total\{sid="[^"]+"\} (\d+)/g)];
     expect(sidPackets.some((m) => Number(m[1]) > 0)).toBe(true);
+  });
+
+  it('an HMAC key published by the operator: the kernel backend installs it; eBPF leaves it out and status says why', async () => {
+    const [h1, h2] = cluster.hosts;
+    const leftOut = (h: typeof h1) =>
+      segmeshJson<{ leftOut?: string[]; leftOutTotal?: number }>(['status', '--socket', h!.socket]).leftOut ??
+      [];
+    const secretFile = `${cluster.dir}/hmac-7.key`;
+    const policy = (file: string) => {
+      const path = `${cluster.dir}/${file}.yaml`;
+      writeFileSync(path, `${TENANTS}hmacKeys:\n  - { keyId: 7, secretFile: ${file}.key }\n`);
+      return path;
+    };
+    const apply = (path: string) =>
+      segmesh(['policy', 'apply', path, '--operator-key', cluster.operatorKey, '--socket', h1!.socket], {
+        allowFail: true,
+      });
+    // Refused before anything is published: a secret the kernel cannot take, one others can read.
+    writeFileSync(`${cluster.dir}/long.key`, Buffer.alloc(65, 1), { mode: 0o600 });
+    const long = apply(policy('long'));
+    expect(long.code).toBe(1);
+    expect(long.err).toMatch(
+      /hmacKeys\[0\]\.secretFile: .*holds 65 bytes; an SRH HMAC secret is 1\.\.64 bytes/,
+    );
+    writeFileSync(`${cluster.dir}/open.key`, Buffer.alloc(32, 2), { mode: 0o644 });
+    chmodSync(`${cluster.dir}/open.key`, 0o644);
+    const open = apply(policy('open'));
+    expect(open.code).toBe(1);
+    expect(open.err).toMatch(/readable or writable by others \(mode 644\).*chmod 600/);
+    expect(leftOut(h1).join('\n')).not.toMatch(/HMAC key 7/);
+    // The good one.
+    writeFileSync(secretFile, Buffer.alloc(32, 3), { mode: 0o600 });
+    const ok = apply(policy('hmac-7'));
+    expect(ok.err).toBe('');
+    expect(ok.out).toMatch(/^hmac\/7: applied$/m);
+    if ((await cluster.backend(h1!)) === 'kernel') {
+      await waitFor(async () => /\b7\b.*sha256/.test((await h1!.ns.ip('sr', 'hmac', 'show')).stdout), {
+        timeoutMs: 10_000,
+        what: 'HMAC key 7 in the kernel of host1',
+      });
+      expect(leftOut(h1).join('\n')).not.toMatch(/HMAC key 7/);
+    } else {
+      // Every host learnt it through gossip and says why it is not in its data plane.
+      for (const h of [h1, h2]) {
+        await waitFor(async () => leftOut(h).some((r) => /HMAC key 7/.test(r)), {
+          timeoutMs: 10_000,
+          what: `status of ${h!.name} naming HMAC key 7 as left out`,
+        });
+        expect(leftOut(h).find((r) => /HMAC key 7/.test(r))).toMatch(
+          /the ebpf backend has no SRH HMAC.*use dataplane\.backend: kernel/,
+        );
+      }
+    }
   });
 
   it('kill -9 of an agent and its restart under 100 pings per second each way: none lost, no route deleted or re-added', async () => {
