@@ -248,6 +248,15 @@ export class Frr {
     return n;
   }
 
+  /**
+   * Whether bgpd's IPv6 unicast table holds `prefix`: the default instance's import of the tenant VPN
+   * (by route target), decided when bgpd takes a VPN path in; zebra installs only what is there.
+   */
+  async unicastHas(prefix: string): Promise<boolean> {
+    const j = await this.vtyshJson<{ paths?: unknown[] }>(`show bgp ipv6 unicast ${prefix} json`);
+    return (j.paths?.length ?? 0) > 0;
+  }
+
   /** The kernel route of `prefix` (exact), if any. */
   async kernelRoute(prefix: string): Promise<KernelRoute | undefined> {
     const routes = await this.options.netns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'exact', prefix);

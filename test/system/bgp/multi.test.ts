@@ -34,7 +34,6 @@ function advert(h: HostSpec, tenant: string, rt: string, sid: string, prefix: st
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 systemSuite(
   'bgp: two tenants at the edge = two FRR 8.4 instances',
@@ -96,7 +95,12 @@ systemSuite(
         timeoutMs: 10_000,
         what: 'both VPN routes received by both FRR instances',
       });
-      await sleep(1_000);
+      // bgpd took both paths in and decided its imports then: each tenant's route is in its own FRR's
+      // unicast table (positive control), the other's is not, so zebra never installs it.
+      expect(await blue.frr.unicastHas('2001:db8:c1::1/128')).toBe(true);
+      expect(await red.frr.unicastHas('2001:db8:d1::1/128')).toBe(true);
+      expect(await blue.frr.unicastHas('2001:db8:d1::1/128')).toBe(false);
+      expect(await red.frr.unicastHas('2001:db8:c1::1/128')).toBe(false);
       expect(await blue.frr.kernelRoute('2001:db8:d1::1/128')).toBeUndefined();
       expect(await red.frr.kernelRoute('2001:db8:c1::1/128')).toBeUndefined();
     });
