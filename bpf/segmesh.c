@@ -58,12 +58,6 @@ static sm_always_inline int blocked_reason(struct in6 *dst)
 	return r ? (int)*r : 0;
 }
 
-static sm_always_inline int ctl_port(__u8 proto, __u16 port)
-{
-	struct sm_port_key k = {.proto = proto, .port = port};
-	return bpf_map_lookup_elem(&sm_ctlports, &k) != 0;
-}
-
 /*
  * Turns the packet at L3_OFF into the ICMP error that says it was too big for `mtu` (ICMPv6 Packet Too
  * Big, or ICMP Fragmentation Needed for IPv4 with DF), addressed to its source. Returns 0 or a drop
@@ -142,9 +136,19 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
 		return drop(skb, SM_R_DROP_TRUNCATED);
 	struct in6 *dst = (struct in6 *)&ip6.daddr;
-	/* Link-local and multicast (neighbour discovery, router solicitation) stay with the host. */
-	if (dst->a[0] == 0xff || (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80))
+	/* Multicast (neighbour discovery, router solicitation) stays with the host. */
+	if (dst->a[0] == 0xff)
 		return pass();
+	/*
+	 * Link-local: the host's side of the link. ICMPv6 (neighbour discovery, a ping of the gateway)
+	 * goes to the stack; anything else would reach the host's own services that listen on every
+	 * address (BGP, gossip, ssh): a host address like any other.
+	 */
+	if (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80) {
+		if (ip6.nexthdr == IPPROTO_ICMPV6 || !SM_VALIDATING(cfg))
+			return pass();
+		return drop(skb, SM_R_DROP_HOSTADDR);
+	}
 	if (SM_VALIDATING(cfg)) {
 		/* A network function's link carries others' sources: tested only after a mismatch. */
 		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6) && !(ep->flags & SM_EP_F_ANYSRC))
@@ -168,11 +172,6 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 		}
 		if (nh == IPPROTO_SRH_RT)
 			return drop(skb, SM_R_DROP_WL_SRH);
-		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP) {
-			__u16 port;
-			if (bpf_skb_load_bytes(skb, off + 2, &port, 2) == 0 && ctl_port(nh, port))
-				return drop(skb, SM_R_DROP_CTLPORT);
-		}
 	}
 	/* ep->tenant is the key space: the tenant's egress, or a function's return scope. */
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
@@ -202,14 +201,6 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 		int b = blocked_reason(&dst);
 		if (b)
 			return drop(skb, b);
-		/* Ports only in the first fragment. */
-		if ((ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP) &&
-		    (bpf_ntohs(ip.frag_off) & 0x1fff) == 0) {
-			__u16 port;
-			if (bpf_skb_load_bytes(skb, L3_OFF + ip.ihl * 4 + 2, &port, 2) == 0 &&
-			    ctl_port(ip.protocol, port))
-				return drop(skb, SM_R_DROP_CTLPORT);
-		}
 	}
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
 	__builtin_memcpy(&k.dst, &dst, 16);

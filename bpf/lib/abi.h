@@ -98,13 +98,6 @@ struct sm_addr_key {
 	struct in6 addr;
 };
 
-/* ctlports: {protocol, port} a workload may never send to. */
-struct sm_port_key {
-	__u8 proto;
-	__u8 pad;
-	__u16 port; /* network byte order */
-};
-
 struct sm_sid_stats {
 	__u64 packets;
 	__u64 bytes;
@@ -146,7 +139,7 @@ enum sm_reason {
 	SM_R_DROP_SPOOF = 16,
 	SM_R_DROP_SIDBLOCK = 17,
 	SM_R_DROP_HOSTADDR = 18,
-	SM_R_DROP_CTLPORT = 19,
+	/* 19: retired (control-plane ports; link-local destinations other than ICMPv6 count as HOSTADDR) */
 	SM_R_DROP_WL_SRH = 20,
 	SM_R_DROP_NOPOLICY = 21,      /* no entry in the scope (egress, forward, return) */
 	SM_R_DROP_POLICY = 22,        /* an explicit deny, or a policy the program cannot apply */

@@ -50,13 +50,6 @@ struct {
 } sm_trusted SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct sm_port_key);
-	__type(value, __u32);
-} sm_ctlports SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SM_R_MAX);
 	__type(key, __u32);

@@ -45,7 +45,6 @@ export const MAP = {
   sids: 'sm_sids',
   blocked: 'sm_blocked',
   trusted: 'sm_trusted',
-  ctlports: 'sm_ctlports',
   counters: 'sm_counters',
   sidStats: 'sm_sid_stats',
   linkDrops: 'sm_link_drops',
@@ -58,7 +57,6 @@ export const SIZES = {
   sm_sids: { key: 16, value: 32 },
   sm_blocked: { key: 20, value: 4 },
   sm_trusted: { key: 20, value: 4 },
-  sm_ctlports: { key: 4, value: 4 },
   sm_counters: { key: 4, value: 8 },
   sm_sid_stats: { key: 16, value: 16 },
   sm_link_drops: { key: 8, value: 8 },
@@ -134,7 +132,6 @@ export const Reason = {
   drop_spoof: 16,
   drop_sid_block: 17,
   drop_host_address: 18,
-  drop_control_port: 19,
   drop_workload_srh: 20,
   drop_no_policy: 21,
   drop_policy: 22,
@@ -306,13 +303,6 @@ export function addrKey(addr: Uint8Array, prefixLength: number): Uint8Array {
 
 export function reasonValue(r: ReasonName): Uint8Array {
   return u32(Reason[r]);
-}
-
-export function portKey(protocol: 'tcp' | 'udp', port: number): Uint8Array {
-  const b = new Uint8Array(4);
-  b[0] = protocol === 'tcp' ? 6 : 17;
-  new DataView(b.buffer).setUint16(2, port, false);
-  return b;
 }
 
 /** cfg[0]: flags, and the source of ICMPv4 "fragmentation needed" (the workload gateway; none: not sent). */

@@ -1,8 +1,8 @@
 /**
  * The kernel backend's nftables rulesets as text (pure; `nft -f -` applies them, isolation.ts):
  * - an nftables `netdev` ingress chain per workload veth drops packets toward the SID block and the
- *   host's own addresses, and packets whose source is not the workload's, with a named counter per
- *   reason;
+ *   host's own addresses (its link-local one too, but for ICMPv6: neighbour discovery), and packets
+ *   whose source is not the workload's, with a named counter per reason;
  * - an MSS clamp on forwarded TCP toward the workloads.
  */
 import { formatIpv6, formatPrefix, type Ipv6Address, type Ipv6Prefix } from '../../srv6/address.ts';
@@ -77,6 +77,11 @@ export function nftIsolationRuleset(spec: IsolationSpec): string {
         `    ip6 daddr ${set(spec.hostAddresses.map(formatIpv6))} counter name "${counterName(w.ifname, 'host_address')}" drop`,
       );
     }
+    // The host's side of the link: neighbour discovery and pings only; anything else would reach the
+    // host's services that listen on every address (BGP, gossip, ssh).
+    lines.push(
+      `    ip6 daddr fe80::/10 meta l4proto != ipv6-icmp counter name "${counterName(w.ifname, 'host_address')}" drop`,
+    );
     lines.push('  }');
   }
   lines.push('}');

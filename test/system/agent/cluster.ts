@@ -249,7 +249,7 @@ ${
       // A destination outside the tenant: no entry, or the tenant's explicit unreachable, or no route.
       if (kind === 'no-route') return n('drop_no_policy', 'drop_policy', 'drop_no_route');
       if (kind === 'workload-srv6') return n('drop_sid_block', 'drop_workload_srh');
-      return n('drop_host_address', 'drop_control_port');
+      return n('drop_host_address');
     }
     if (kind === 'no-route') return snmp6(h.ns, 'Ip6InNoRoutes');
     const counter = `${link}_${kind === 'workload-srv6' ? 'sid_block' : 'host_address'}`;

@@ -343,6 +343,44 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
     expect((await dropped()) - before).toBeGreaterThanOrEqual(2);
   });
 
+  it("a workload reaches its host's link-local address for neighbour discovery and pings only, not a service listening on every address", async () => {
+    const h1 = cluster.hosts[0]!;
+    const link = (await cluster.api(h1).call('listWorkloads', {})).workloads.find(
+      (w) => w.identity === 'shop.web-1',
+    )!.hostLink;
+    const [info] = await h1.ns.ipJson<{ addr_info: { local: string; scope: string }[] }[]>(
+      '-6',
+      'addr',
+      'show',
+      'dev',
+      link,
+      'scope',
+      'link',
+    );
+    const gateway = `${info!.addr_info[0]!.local}%eth0`;
+    // A host service on every address (as gobgpd's BGP port or sshd listen), in host1's namespace.
+    const port = 7999;
+    await lab.daemon({
+      name: 'any-address-service',
+      command: '/usr/bin/python3',
+      args: [
+        '-c',
+        `import socket\ns = socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(("::", ${port}))\ns.listen()\nwhile True: s.accept()[0].close()`,
+      ],
+      netns: h1.ns,
+      ready: async () => (await h1.ns.exec('ss', ['-Htln', `sport = :${port}`])).stdout.includes(`:${port}`),
+    });
+    const tcp = (ns: import('../../harness/index.ts').Netns, address: string) =>
+      ns.exec('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], { allowFail: true });
+    // Positive controls: the service answers on host1 itself, and the workload's pings of the gateway pass.
+    expect((await tcp(h1.ns, `${info!.addr_info[0]!.local}%${link}`)).code).toBe(0);
+    expect(await ping(blue1.ns, gateway, 2)).toBe(2);
+    const dropped = () => cluster.drops(h1, 'host-address', link);
+    const before = await dropped();
+    expect((await tcp(blue1.ns, gateway)).code).not.toBe(0);
+    expect((await dropped()) - before).toBeGreaterThanOrEqual(1);
+  });
+
   it('a gossip-only partition of one host loses no packet', async () => {
     const [h1, h2] = cluster.hosts;
     // Cut host2's gossip (TCP 7946) in both directions; the data plane stays as it is.

@@ -34,7 +34,6 @@ function advert(h: HostSpec, tenant: string, rt: string, sid: string, prefix: st
   };
 }
 
-
 systemSuite(
   'bgp: two tenants at the edge = two FRR 8.4 instances',
   { tools: TOOLS, kernel: ['seg6', 'seg6local'] },

@@ -19,7 +19,6 @@ import {
   MAP,
   policyKey,
   policyValue,
-  portKey,
   reasonValue,
   SIZES,
   sidKey,
@@ -424,14 +423,27 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         'drop_host_address',
       ],
       [
-        'a control-plane TCP port',
+        "TCP to the host's link-local address (its services listen on every address)",
         () =>
           fromWl(
-            ipv6({ src: WL6, dst: 'fd01:2::10', nextHeader: 6 }, tcpSyn6(WL6, 'fd01:2::10', 40000, 179)),
+            ipv6(
+              { src: 'fe80::10', dst: 'fe80::1', nextHeader: 6 },
+              tcpSyn6('fe80::10', 'fe80::1', 40000, 179),
+            ),
           ),
-        'drop_control_port',
+        'drop_host_address',
       ],
-      ['a control-plane UDP port', () => fromWl(udp6pkt('fd01:2::10', 7946)), 'drop_control_port'],
+      [
+        "UDP to the host's link-local address",
+        () =>
+          fromWl(
+            ipv6(
+              { src: 'fe80::10', dst: 'fe80::1', nextHeader: NH_UDP },
+              udp6('fe80::10', 'fe80::1', 5000, 7946, new Uint8Array(16)),
+            ),
+          ),
+        'drop_host_address',
+      ],
       [
         "a Routing Header (SRv6 crafted by the workload toward another tenant's SID)",
         () =>
@@ -463,6 +475,17 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         expect(r.linkCounted).toEqual({ [`${w0}:${reason}`]: 1 }); // per link too
       });
     }
+
+    it("a tenant's own BGP and gossip ports toward a remote workload are its traffic, not the host's: encapsulated", () => {
+      for (const packet of [
+        ipv6({ src: WL6, dst: 'fd01:2::10', nextHeader: 6 }, tcpSyn6(WL6, 'fd01:2::10', 40000, 179)),
+        udp6pkt('fd01:2::10', 7946),
+      ]) {
+        const r = run('wl_in', fromWl(packet));
+        expect(r.retval).toBe(TC_ACT_REDIRECT);
+        expect(r.counted).toEqual({ encap: 1, redirect: 1 });
+      }
+    });
 
     it('with validation off the same spoofed packet is encapsulated (the checks are what drops it)', () => {
       setConfig(CFG_FIB);
@@ -796,15 +819,15 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         'drop_workload_srh',
       ],
       [
-        'a control-plane port',
+        "UDP to the host's link-local address",
         () =>
           fromNf(
             ipv6(
-              { src: 'fd01:2::10', dst: 'fd01:1::20', nextHeader: NH_UDP },
-              udp6('fd01:2::10', 'fd01:1::20', 5000, 7946, new Uint8Array(16)),
+              { src: 'fe80::20', dst: 'fe80::1', nextHeader: NH_UDP },
+              udp6('fe80::20', 'fe80::1', 5000, 7946, new Uint8Array(16)),
             ),
           ),
-        'drop_control_port',
+        'drop_host_address',
       ],
       [
         'the end of its return scope (unreachable ::/0)',
@@ -1051,8 +1074,6 @@ function populate(obj: BpfObject, w0: number, n0: number): void {
   blocked.update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
   blocked.update(addrKey(v6('2001:db8::'), 32), reasonValue('drop_host_address'));
   blocked.update(addrKey(v4Mapped('198.18.1.1'), 128), reasonValue('drop_host_address'));
-  obj.map(MAP.ctlports).update(portKey('tcp', 179), u32Key(1));
-  obj.map(MAP.ctlports).update(portKey('udp', 7946), u32Key(1));
   obj.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
 
   const sids = obj.map(MAP.sids);

@@ -187,6 +187,9 @@ describe('isolation primitives', () => {
     );
     expect(text).toContain('ip6 daddr fc00::/16 counter name "sm_w1_sid_block" drop');
     expect(text).toContain('ip6 daddr 2001:db8:1::1 counter name "sm_w1_host_address" drop');
+    expect(text).toContain(
+      'ip6 daddr fe80::/10 meta l4proto != ipv6-icmp counter name "sm_w1_host_address" drop',
+    );
     expect(nftMssClampRuleset(['sm-w1'], 1360)).toContain('tcp option maxseg size set 1360');
     expect(
       parseNftCounters(
