@@ -96,7 +96,10 @@ export class Reconciler {
   #history: IntentHistory | undefined;
   /** Entries in the newest version of #history. */
   #entries = 0;
-  /** The workloads the view places on this host (by id), for the adverts without a walk of them all. */
+  /**
+   * The workloads the view places on this host, and those moving away from it (their old instance is
+   * still here), by id: for the adverts without a walk of them all.
+   */
   #onHost = new Map<string, WorkloadView>();
   #backendSkipped: readonly string[] = [];
   #plan: HostPlan | undefined;
@@ -133,7 +136,7 @@ export class Reconciler {
     this.#plan ??= computeHostPlan(this.#view, this.#d.hostName);
     return this.#plan;
   }
-  /** The workloads of the view on this host (kept per event: not a walk of every workload). */
+  /** The workloads of the view on this host or moving away from it (kept per event: not a walk of every workload). */
   hostWorkloads(): Iterable<WorkloadView> {
     return this.#onHost.values();
   }
@@ -283,7 +286,7 @@ export class Reconciler {
     this.#onHost = new Map();
     for (const w of view.workloads.values()) {
       this.#addresses.set(`${w.tenant}|${w.address}`, w.id);
-      if (w.host === host) this.#onHost.set(w.id, w);
+      if (servedHere(w, host)) this.#onHost.set(w.id, w);
     }
     this.#dirty.clear();
     let entries = 0;
@@ -338,7 +341,7 @@ export class Reconciler {
         if (current && sameWorkloadView(current, next)) continue;
         if (current) this.#addresses.delete(`${current.tenant}|${current.address}`);
         this.#addresses.set(`${next.tenant}|${next.address}`, id);
-        if (next.host === this.#d.hostName) this.#onHost.set(id, next);
+        if (servedHere(next, this.#d.hostName)) this.#onHost.set(id, next);
         else this.#onHost.delete(id);
         delta = computer.upsertWorkload(next);
       }
@@ -448,4 +451,9 @@ export class Reconciler {
     for (const l of this.listeners) l(report);
     return report;
   }
+}
+
+/** On `host`, or moving away from it (its old instance still there, redirecting to the new one). */
+function servedHere(w: WorkloadView, host: string): boolean {
+  return w.host === host || (w.formerHosts?.includes(host) ?? false);
 }

@@ -4,7 +4,9 @@
  *
  * Per tenant with a route target (tenants without one are not exported to the edge):
  *  - `per-workload`: one /128 per workload on this host, toward the tenant's delivery SID (End.DT6
- *    into the tenant table): the edge gets a best path per workload;
+ *    into the tenant table): the edge gets a best path per workload; a workload that moved away while
+ *    its old instance is still here (this host redirects to the new one) stays advertised, marked
+ *    `movingAway` (make before break at the edge too);
  *  - `aggregate`: the tenant's prefixes from every host, toward the tenant's forward SID (End.DT6 into
  *    the forward table, which sends each packet on to the workload's current host): small edge tables.
  * RD = <router id>:<tenant id> (type 1), unique per host and tenant; RT = the tenant's.
@@ -21,7 +23,8 @@ export function hostTenantRd(routerId: string, tenantId: number): RouteDistingui
 
 /**
  * The VPN routes `hostName` advertises for the fabric `view`. `onHost`: the view's workloads on this
- * host, when the caller keeps them apart (the agent does, per event); else every workload is looked at.
+ * host (and those moving away from it), when the caller keeps them apart (the agent does, per event);
+ * else every workload is looked at.
  */
 export function advertsForHost(
   view: FabricView,
@@ -35,7 +38,7 @@ export function advertsForHost(
   // This host's workloads by tenant, in the order given (one pass, whatever the number of tenants).
   const byTenant = new Map<string, WorkloadView[]>();
   for (const w of onHost ?? view.workloads.values()) {
-    if (w.host !== hostName) continue;
+    if (w.host !== hostName && !w.formerHosts?.includes(hostName)) continue;
     const list = byTenant.get(w.tenant);
     if (list) list.push(w);
     else byTenant.set(w.tenant, [w]);
@@ -73,6 +76,7 @@ export function advertsForHost(
         structure: view.structure,
         routeTargets: rts,
         nextHop: host.underlay,
+        ...(w.host !== hostName ? { movingAway: true } : {}),
       });
     }
   }

@@ -621,7 +621,7 @@ class BgpService extends EventEmitter<BgpEvents> implements Bgp {
       }
       const key = vpnKey(a.rd, a.prefix);
       let own = this.#encoder.encode(a);
-      if (this.#gshut) own = this.#withGshut(own);
+      if (this.#gshut || a.movingAway) own = this.#withGshut(own);
       const adopted = this.#adopted.get(key);
       if (adopted) {
         this.#adopted.delete(key);

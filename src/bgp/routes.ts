@@ -62,6 +62,13 @@ export interface VpnAdvert {
   readonly nextHop: Ipv6Address;
   /** Overrides the component's transposition setting for this route. */
   readonly transposition?: boolean;
+  /**
+   * The workload moved away and this host only redirects to its new host until the old instance goes:
+   * advertised with GRACEFUL_SHUTDOWN (RFC 8326) so that the edge prefers the new host's path as soon
+   * as it has it, and keeps this one until then (withdrawing it at the move would race the new
+   * host's announcement: a gap with no route at the edge).
+   */
+  readonly movingAway?: boolean;
 }
 
 /** Identity of an advertised or learned VPN route: RD and prefix (what BGP keys a VPN route by). */

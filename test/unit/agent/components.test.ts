@@ -240,6 +240,24 @@ describe('agent components on a fake backend', () => {
     await a.stop();
   });
 
+  it('move away under BGP: the old host keeps advertising the workload, marked movingAway, until its instance is deleted', async () => {
+    const a = await agent({ bgp: true });
+    await a.reconciler.start();
+    await a.workloads.add({ identity: 'mine', tenant: 'blue', netns: '/run/netns/m' });
+    const address = parseIpv6(a.store.get('mine')!.address);
+    const advert = () => a.bgp!.adverts.find((x) => x.prefix.address === address && x.prefix.length === 128);
+    expect(advert()).toBeDefined(); // positive control: advertised plainly while it runs here
+    expect(advert()!.movingAway).toBeUndefined();
+    // Claimed on host2, newer than its attach here: this host redirects, and keeps the route at the edge.
+    a.gossip.claim('mine', 'blue', address, 2);
+    await a.event('mine');
+    expect(advert()?.movingAway).toBe(true);
+    // The old instance goes: only now is the route withdrawn.
+    expect(await a.workloads.delete({ identity: 'mine' })).toBe(true);
+    expect(advert()).toBeUndefined();
+    await a.stop();
+  });
+
   it('detach: the routes go by delta before the link is unhooked and removed', async () => {
     const a = await agent();
     await a.reconciler.start();

@@ -54,6 +54,41 @@ describe('adverts from the fabric view', () => {
     expect(advertsForHost(view, 'nope', '198.18.0.3')).toEqual([]);
   });
 
+  it('a workload moving away (its old instance still here, redirecting) stays advertised by the old host, marked movingAway; the new host advertises it plainly', () => {
+    const moving = buildFabricView({
+      hosts: [
+        { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
+        { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
+      ],
+      tenants: [
+        { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' },
+      ],
+      workloads: [
+        { id: 'b1', tenant: 'blue', host: 'h2', address: parseIpv6('2001:db8:c0::1'), formerHosts: ['h1'] },
+      ],
+    });
+    const old = advertsForHost(moving, 'h1', '198.18.0.1');
+    expect(old.map((x) => [formatPrefix(x.prefix), x.movingAway])).toEqual([['2001:db8:c0::1/128', true]]);
+    // Toward the old host's delivery SID, whose End.DT6 redirects to the new host.
+    expect(old[0]!.sid).toBe(moving.hosts.get('h1')!.sids.tenantDelivery.get('blue')!.sid);
+    const now = advertsForHost(moving, 'h2', '198.18.0.2');
+    expect(now.map((x) => [formatPrefix(x.prefix), x.movingAway])).toEqual([
+      ['2001:db8:c0::1/128', undefined],
+    ]);
+    // Once the old instance is gone (no former host), only the new host advertises it.
+    const done = buildFabricView({
+      hosts: [
+        { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
+        { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
+      ],
+      tenants: [
+        { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' },
+      ],
+      workloads: [{ id: 'b1', tenant: 'blue', host: 'h2', address: parseIpv6('2001:db8:c0::1') }],
+    });
+    expect(advertsForHost(done, 'h1', '198.18.0.1')).toEqual([]);
+  });
+
   it('turns a learned route into external-route inputs per tenant', () => {
     const r = {
       key: 'k',
