@@ -31,6 +31,7 @@ import {
   frrAllocateSid,
   frrBgpLines,
   frrSrv6Lines,
+  ZEBRA_RR_SEMANTICS,
 } from '../../src/lab/frr.ts';
 import type { Daemon } from './daemon.ts';
 import { sh, waitFor } from './exec.ts';
@@ -167,7 +168,7 @@ export class Frr {
     this.#zebra = await this.lab.daemon({
       name: `frr-${this.options.name}-zebra`,
       command: `${FRR_DIR}/zebra`,
-      args: common('zebra'),
+      args: [...common('zebra'), ZEBRA_RR_SEMANTICS],
       netns: this.options.netns,
       ready: vtyReady('zebra'),
       readyTimeoutMs: this.options.readyTimeoutMs ?? 45_000,

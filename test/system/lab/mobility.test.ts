@@ -92,6 +92,13 @@ systemSuite(
           // -D -O: every reply and every late one with its time, so that a loss can be placed in the move.
           asEndpoint(from, ['ping', '-6', '-n', '-D', '-O', '-i', '0.01', '-c', '1500', mover.address]),
         );
+      // FRR's route changes during the move, from its own kernel (a VM's or a container's).
+      const monitor = '/tmp/segmesh-mobility-routes';
+      await lab!.run('edge1', [
+        'sh',
+        '-c',
+        `setsid ip monitor route >${monitor}.log 2>&1 </dev/null & echo $! >${monitor}.pid`,
+      ]);
       const floods = [flood(ep('blue/prober')), flood(ep('ext1'))];
       await new Promise((r) => setTimeout(r, 2_000));
 
@@ -127,6 +134,14 @@ systemSuite(
           what: `host1 and host3 place blue/mover on host2, edge1 forwards it to ${deliverySid}`,
         },
       );
+      // zebra replaced FRR's route to the mover in one step: the new route is in the monitor (it was
+      // listening), with no deletion of the mover's route before it. (Delete then add, zebra's way
+      // without --v6-rr-semantics, left no route for 185 ms under TCG: pings from ext1 were lost.)
+      const routes = await lab!.run('edge1', ['sh', '-c', `kill $(cat ${monitor}.pid); cat ${monitor}.log`]);
+      expect(routes.split('\n').some((l) => l.startsWith(mover.address) && l.includes(deliverySid))).toBe(
+        true,
+      );
+      expect(routes.split('\n').filter((l) => l.startsWith(`Deleted ${mover.address}`))).toEqual([]);
       // Break only now: the old instance goes (CNI DEL on host1).
       const delAt = Date.now();
       await detachWorkload(lab!, mover);
