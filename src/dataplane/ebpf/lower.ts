@@ -80,7 +80,7 @@ export interface MapEntry {
 }
 
 export interface EbpfState {
-  /** Per owned map: hex(key) -> entry. */
+  /** Per owned map: stateKey(key) -> entry. */
   readonly maps: ReadonlyMap<OwnedMap, ReadonlyMap<string, MapEntry>>;
   readonly routes: readonly Route[];
   /** Items it cannot realise, with the reason. */
@@ -91,6 +91,21 @@ export interface EbpfState {
 
 export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/**
+ * A map key as the key of a state map: one char per byte (a one-byte string of the key's length). Half
+ * the length of hex and no Buffer per key: 100,000 of them per bulk delta, each hashed by the Map.
+ */
+export function stateKey(b: Uint8Array): string {
+  return String.fromCharCode.apply(null, b as unknown as number[]);
+}
+
+/** The bytes of a {@link stateKey}. */
+export function stateKeyBytes(k: string): Uint8Array {
+  const b = new Uint8Array(k.length);
+  for (let i = 0; i < k.length; i++) b[i] = k.charCodeAt(i);
+  return b;
 }
 
 const SUPPORTED: ReadonlySet<string> = new Set(Object.keys(BpfBehavior));
@@ -131,17 +146,43 @@ export function parseMac(s: string): Uint8Array {
   return Uint8Array.from(s.split(':').map((x) => Number.parseInt(x, 16)));
 }
 
+/**
+ * The last few encap values by content: entries toward one host share their segments, so a bulk of them
+ * shares one value (164 bytes and 3 to 9 address conversions each otherwise). Values are never written
+ * after lowering: sharing one is safe.
+ */
+const encapValues: {
+  mode: 'encap' | 'encapRed';
+  source: Ipv6Address;
+  segments: Ipv6Address[];
+  value: Uint8Array;
+}[] = [];
+const ENCAP_VALUES = 8;
+
+function encapValue(
+  mode: 'encap' | 'encapRed',
+  segments: readonly Ipv6Address[],
+  source: Ipv6Address,
+): Uint8Array {
+  for (const c of encapValues) {
+    if (c.mode !== mode || c.source !== source || c.segments.length !== segments.length) continue;
+    let same = true;
+    for (let i = 0; i < segments.length && same; i++) same = c.segments[i] === segments[i];
+    if (same) return c.value;
+  }
+  const value = policyValue({ mode, segments, source });
+  encapValues.unshift({ mode, source, segments: [...segments], value });
+  if (encapValues.length > ENCAP_VALUES) encapValues.pop();
+  return value;
+}
+
 function encapPolicy(e: PrefixEntry, key: Uint8Array, o: EbpfLoweringOptions): MapEntry | string {
   const a = e.action;
   if (a.kind !== 'encap') throw new TypeError(`${e.key}: not an encap entry`);
   if (a.hmacKeyId !== undefined) return `${e.key}: the BPF datapath adds no SRH HMAC`;
   return {
     key,
-    value: policyValue({
-      mode: a.mode === 'encap' ? 'encap' : 'encapRed',
-      segments: a.segments,
-      source: o.source,
-    }),
+    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source),
     item: e.key,
   };
 }
@@ -254,7 +295,7 @@ function lowerItem(
 /** The whole eBPF state of an intent. */
 export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): EbpfState {
   const maps = new Map<OwnedMap, Map<string, MapEntry>>(OWNED_MAPS.map((m) => [m, new Map()]));
-  const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(hex(e.key), e);
+  const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(stateKey(e.key), e);
   const routes: Route[] = [];
   const skippedBy = new Map<string, string[]>();
   put(MAP.config, {
@@ -289,7 +330,7 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** What turns `have` (hex(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
+/** What turns `have` (stateKey(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
 export function diffMap(
   want: ReadonlyMap<string, MapEntry>,
   have: ReadonlyMap<string, Uint8Array | MapEntry>,
@@ -308,8 +349,7 @@ export function diffMap(
     }
   }
   for (const [k, cur] of have)
-    if (!want.has(k))
-      out.delete.push(cur instanceof Uint8Array ? Uint8Array.from(Buffer.from(k, 'hex')) : cur.key);
+    if (!want.has(k)) out.delete.push(cur instanceof Uint8Array ? stateKeyBytes(k) : cur.key);
   return { ...out, added, replaced };
 }
 
@@ -335,16 +375,26 @@ export function lowerDelta(
   o: EbpfLoweringOptions,
   sameRoute: (a: Route, b: Route) => boolean,
 ): EbpfStep | undefined {
-  const gone = [...delta.removed, ...delta.replaced];
-  const come = [...delta.added, ...delta.changed];
-  if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
+  const isAttachment = (i: IntentItem) => i.kind === 'attachment';
+  if (
+    delta.removed.some(isAttachment) ||
+    delta.replaced.some(isAttachment) ||
+    delta.added.some(isAttachment) ||
+    delta.changed.some(isAttachment)
+  )
     return undefined;
+  const gone = delta.replaced.length === 0 ? delta.removed : [...delta.removed, ...delta.replaced];
+  const come = delta.changed.length === 0 ? delta.added : [...delta.added, ...delta.changed];
   // Per map the delta touches: its entries (prev's, changed in place), what to write, and what the gone
-  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps.
+  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps;
+  // what went is listed, and made a map only when a coming item touches the same map (a bulk removal
+  // then costs no second 100,000-entry map).
   interface Touched {
     after: Map<string, MapEntry>;
     put: MapEntry[];
-    gone: Map<string, MapEntry>;
+    goneKeys: string[];
+    goneEntries: MapEntry[];
+    gone: Map<string, MapEntry> | undefined;
     added: number;
     replaced: number;
   }
@@ -354,7 +404,7 @@ export function lowerDelta(
     if (!t) {
       const had = prev.maps.get(m);
       const after = had instanceof Map ? (had as Map<string, MapEntry>) : new Map(had);
-      t = { after, put: [], gone: new Map(), added: 0, replaced: 0 };
+      t = { after, put: [], goneKeys: [], goneEntries: [], gone: undefined, added: 0, replaced: 0 };
       touched.set(m, t);
     }
     return t;
@@ -366,12 +416,13 @@ export function lowerDelta(
       o,
       (m, e) => {
         const t = touch(m);
-        const k = hex(e.key);
+        const k = stateKey(e.key);
         // Only what the item itself put there: another item may hold the same key.
         const cur = t.after.get(k);
         if (cur?.item !== e.item) return;
         t.after.delete(k);
-        t.gone.set(k, cur);
+        t.goneKeys.push(k);
+        t.goneEntries.push(cur);
       },
       (r) => oldRoutes.push(r),
       () => {},
@@ -385,9 +436,16 @@ export function lowerDelta(
       o,
       (m, e) => {
         const t = touch(m);
-        const k = hex(e.key);
-        const cur = t.gone.get(k) ?? t.after.get(k);
-        t.gone.delete(k);
+        const k = stateKey(e.key);
+        let cur = t.after.get(k);
+        if (t.goneKeys.length > 0) {
+          t.gone ??= new Map(t.goneKeys.map((g, j) => [g, t.goneEntries[j]!]));
+          const was = t.gone.get(k);
+          if (was) {
+            cur = was;
+            t.gone.delete(k);
+          }
+        }
         t.after.set(k, e);
         if (!cur) t.added++;
         else if (!sameBytes(cur.value, e.value)) t.replaced++;
@@ -407,7 +465,7 @@ export function lowerDelta(
     maps.set(name, t.after);
     writes.set(name, {
       put: t.put,
-      delete: [...t.gone.values()].map((e) => e.key),
+      delete: t.gone ? [...t.gone.values()].map((e) => e.key) : t.goneEntries.map((e) => e.key),
       added: t.added,
       replaced: t.replaced,
     });
