@@ -98,6 +98,34 @@ export function hex(b: Uint8Array): string {
  * the length of hex and no Buffer per key: 100,000 of them per bulk delta, each hashed by the Map.
  */
 export function stateKey(b: Uint8Array): string {
+  // sm_policy's 24-byte keys by explicit arguments: apply would copy the bytes into a list first.
+  if (b.length === 24)
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
+      b[20]!,
+      b[21]!,
+      b[22]!,
+      b[23]!,
+    );
   return String.fromCharCode.apply(null, b as unknown as number[]);
 }
 
@@ -268,19 +296,25 @@ function lowerItem(
   route: (r: Route) => void,
   skip: (reason: string) => void,
 ): void {
-  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
+  // No closure per item: 100,000 items per bulk delta.
+  if (i.kind === 'sid') {
+    const e = lowerSid(i, o);
+    if (typeof e === 'string') skip(e);
+    else put(MAP.sids, e);
+  } else if (i.kind === 'entry') {
+    const e = lowerPolicy(i, o);
+    if (typeof e === 'string') skip(e);
+    else if (e !== undefined) put(MAP.policy, e);
+    const r = lowerRoute(i, o);
     if (typeof r === 'string') skip(r);
-    else if (r !== undefined) use(r);
-  };
-  if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
-  else if (i.kind === 'entry') {
-    take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
-    take(lowerRoute(i, o), route);
+    else if (r !== undefined) route(r);
   } else if (i.kind === 'hmac-key') {
     // Nothing in BPF computes or checks an SRH HMAC: the key is refused, not dropped silently.
     skip(`${i.key}: the BPF datapath has no SRH HMAC; HMAC key ${i.keyId} is not installed`);
   } else {
-    take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
+    const e = lowerAttachment(i, o);
+    if (typeof e === 'string') skip(e);
+    else if (e !== undefined) put(MAP.endpoints, e);
     for (const d of i.restrict?.denyDestinations ?? []) {
       const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
       put(MAP.blocked, {
@@ -304,12 +338,15 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     item: 'config',
   });
   const route = (r: Route) => routes.push(r);
+  let item = '';
+  const skip = (reason: string) => {
+    const l = skippedBy.get(item);
+    if (l) l.push(reason);
+    else skippedBy.set(item, [reason]);
+  };
   for (const i of intent.items.values()) {
-    lowerItem(i, o, put, route, (reason) => {
-      const l = skippedBy.get(i.key);
-      if (l) l.push(reason);
-      else skippedBy.set(i.key, [reason]);
-    });
+    item = i.key;
+    lowerItem(i, o, put, route, skip);
   }
   return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy };
 }
@@ -410,54 +447,51 @@ export function lowerDelta(
     return t;
   };
   const oldRoutes: Route[] = [];
-  for (const i of gone)
-    lowerItem(
-      i,
-      o,
-      (m, e) => {
-        const t = touch(m);
-        const k = stateKey(e.key);
-        // Only what the item itself put there: another item may hold the same key.
-        const cur = t.after.get(k);
-        if (cur?.item !== e.item) return;
-        t.after.delete(k);
-        t.goneKeys.push(k);
-        t.goneEntries.push(cur);
-      },
-      (r) => oldRoutes.push(r),
-      () => {},
-    );
+  // The sinks made once (not per item).
+  const putGone: Put = (m, e) => {
+    const t = touch(m);
+    const k = stateKey(e.key);
+    // Only what the item itself put there: another item may hold the same key.
+    const cur = t.after.get(k);
+    if (cur?.item !== e.item) return;
+    t.after.delete(k);
+    t.goneKeys.push(k);
+    t.goneEntries.push(cur);
+  };
+  const routeGone = (r: Route) => oldRoutes.push(r);
+  const skipGone = () => {};
+  for (const i of gone) lowerItem(i, o, putGone, routeGone, skipGone);
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
-  for (const i of come)
-    lowerItem(
-      i,
-      o,
-      (m, e) => {
-        const t = touch(m);
-        const k = stateKey(e.key);
-        let cur = t.after.get(k);
-        if (t.goneKeys.length > 0) {
-          t.gone ??= new Map(t.goneKeys.map((g, j) => [g, t.goneEntries[j]!]));
-          const was = t.gone.get(k);
-          if (was) {
-            cur = was;
-            t.gone.delete(k);
-          }
-        }
-        t.after.set(k, e);
-        if (!cur) t.added++;
-        else if (!sameBytes(cur.value, e.value)) t.replaced++;
-        else return;
-        t.put.push(e);
-      },
-      (r) => newRoutes.push(r),
-      (reason) => {
-        const l = skippedBy.get(i.key);
-        skippedBy.set(i.key, l ? [...l, reason] : [reason]);
-      },
-    );
+  const putCome: Put = (m, e) => {
+    const t = touch(m);
+    const k = stateKey(e.key);
+    let cur = t.after.get(k);
+    if (t.goneKeys.length > 0) {
+      t.gone ??= new Map(t.goneKeys.map((g, j) => [g, t.goneEntries[j]!]));
+      const was = t.gone.get(k);
+      if (was) {
+        cur = was;
+        t.gone.delete(k);
+      }
+    }
+    t.after.set(k, e);
+    if (!cur) t.added++;
+    else if (!sameBytes(cur.value, e.value)) t.replaced++;
+    else return;
+    t.put.push(e);
+  };
+  const routeCome = (r: Route) => newRoutes.push(r);
+  let item = '';
+  const skipCome = (reason: string) => {
+    const l = skippedBy.get(item);
+    skippedBy.set(item, l ? [...l, reason] : [reason]);
+  };
+  for (const i of come) {
+    item = i.key;
+    lowerItem(i, o, putCome, routeCome, skipCome);
+  }
 
   const maps = new Map(prev.maps);
   const writes = new Map<OwnedMap, MapWrites>();
