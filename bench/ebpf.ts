@@ -145,6 +145,8 @@ const runs: Run[] = [];
 const mapRuns: {
   rep: number;
   backendMs: number;
+  /** This process's CPU (user + system) during backendMs: what the backend costs when the machine is shared. */
+  backendCpuMs: number;
   lowerMs: number;
   batchMs: number;
   ipMs: number;
@@ -411,12 +413,15 @@ try {
     await profiler.post('Profiler.start');
   }
   for (let rep = 0; rep < REPS; rep++) {
-    const row = { rep, backendMs: 0, lowerMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
+    const row = { rep, backendMs: 0, backendCpuMs: 0, lowerMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
     const steps = [
       async () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const r = await b1().applyDelta(base, big, diffIntents(base.items, big.items));
         row.backendMs = performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        row.backendCpuMs = (c.user + c.system) / 1000;
         if (r.added !== N) throw new Error(`applyDelta added ${r.added}, want ${N}`);
         checkMap('backend');
         const t1 = performance.now();
@@ -452,7 +457,7 @@ try {
     for (const s of rep % 2 === 0 ? steps : [...steps].reverse()) await s();
     mapRuns.push(row);
     process.stdout.write(
-      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms (lowering alone ${row.lowerMs.toFixed(0)} ms), FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
+      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms (CPU ${row.backendCpuMs.toFixed(0)} ms; lowering alone ${row.lowerMs.toFixed(0)} ms), FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
     );
   }
   if (profiler) {
@@ -650,7 +655,13 @@ console.log(
   )} routes/s; lowering alone ${fmt(
     mapRuns.map((r) => r.lowerMs),
     0,
-  )} ms; backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
+  )} ms; backend ms ${fmt(
+    mapRuns.map((r) => r.backendMs),
+    0,
+  )} (CPU ${fmt(
+    mapRuns.map((r) => r.backendCpuMs),
+    0,
+  )}); backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
     mapRuns.map((r) => r.ipMs / r.batchMs),
   ).toFixed(2)}`,
 );
@@ -675,6 +686,8 @@ console.log(
           dt6_ns: round(median(nsOf('encap', 'dt6_ack')), 0),
         }),
     map_vs_ip_batch: round(median(mapRatio), 2),
+    map_backend_ms: round(median(mapRuns.map((r) => r.backendMs)), 0),
+    map_backend_cpu_ms: round(median(mapRuns.map((r) => r.backendCpuMs)), 0),
     move_p99_ms: converge.length > 0 ? round(quantile(oldSilent, 0.99), 2) : null,
     lost,
   }),
