@@ -24,8 +24,13 @@
  *    (new host first: local delivery; then the other: encap to the new host's SIDs) while a1 and a2
  *    ping it every ms. Per move: claim (first write) -> every host's entry written, and -> the old
  *    instance's last echo; p50/p99 over MOVES moves; losses from ping's own sequence numbers.
+ *
+ * `BENCH_ONLY=map` runs phase 3 alone (its JSON line then has `only: "map"` and no throughput fields);
+ * `BENCH_ROUTES` sets N, `BENCH_MOVES` the moves. `BENCH_PROFILE=FILE` writes a CPU profile (.cpuprofile)
+ * of the map-write phase.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -75,6 +80,8 @@ const REPS = Number(process.argv[2] ?? 5);
 const SECONDS = Number(process.argv[3] ?? 4);
 const N = Number(process.env.BENCH_ROUTES ?? 100_000);
 const MOVES = Number(process.env.BENCH_MOVES ?? 50);
+/** BENCH_ONLY=map: the map-write phase only (fast iterations on the backend's write path). */
+const MAP_ONLY = process.env.BENCH_ONLY === 'map';
 const MTU = 1420; // 1500 - 40 - 8 - 2 * 16: the workload MTU for 2 segments, in every variant
 
 type Variant = 'plain' | 'encap' | 'encap.red' | 'encap-noval';
@@ -138,6 +145,8 @@ const runs: Run[] = [];
 const mapRuns: {
   rep: number;
   backendMs: number;
+  /** This process's CPU (user + system) during backendMs: what the backend costs when the machine is shared. */
+  backendCpuMs: number;
   lowerMs: number;
   batchMs: number;
   ipMs: number;
@@ -240,110 +249,115 @@ try {
       )?.[1] ?? 0,
     );
 
-  // The path of each variant, seen on the wire before any time counts.
-  const wantSrh: Record<Variant, { segments: string[]; lastEntry: number } | undefined> = {
-    plain: undefined,
-    encap: { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
-    'encap.red': { segments: ['fc00:0:2::a6'], lastEntry: 0 },
-    'encap-noval': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
-  };
-  for (const v of VARIANTS) {
-    await setVariant(v);
-    await a1.ip('-6', 'route', 'flush', 'cache');
-    const cap = await lab.capture({ netns: h2.ns, ifname: 'ul0', filter: 'ip6' });
-    const got = await ping(a1, 'fd01:2::10');
-    const srh = (await srhPackets(cap)).filter((p) => p.dst === 'fc00:0:2::e');
-    const want = wantSrh[v];
-    if (got !== 3) throw new Error(`variant ${v}: ${got} of 3 pings a1 -> a2 answered`);
-    if (!want && srh.length > 0) throw new Error(`variant plain: ${srh.length} SRv6 packets on the underlay`);
-    if (
-      want &&
-      (srh.length < 3 ||
-        srh.some(
-          (p) =>
-            p.segmentsLeft !== 1 ||
-            p.lastEntry !== want.lastEntry ||
-            p.segments.join(',') !== want.segments.join(',') ||
-            p.nextHeader !== 41,
-        ))
-    )
-      throw new Error(`variant ${v}: the SRHs on the wire are not the expected ones: ${JSON.stringify(srh)}`);
-  }
-  process.stdout.write(
-    'paths verified: plain (no SRH), encap / encap-noval (SL 1, LE 1), encap.red (SL 1, LE 0)\n',
-  );
-
-  await lab.daemon({
-    name: 'bench-ebpf-iperf3',
-    command: 'iperf3',
-    args: ['-s', '-B', 'fd01:2::10'],
-    netns: a2,
-    ready: async () => (await a2.exec('ss', ['-ltn'], { allowFail: true })).stdout.includes(':5201'),
-  });
-  await sh('sysctl', ['-q', '-w', 'kernel.bpf_stats_enabled=1']);
-  const progStats = async (h: EbpfHost, prog: 'wl_in' | 'ul_in') => {
-    const link = await linkInfo(h, `link_${prog}_${prog === 'wl_in' ? 'wa0' : 'ul0'}`);
-    const p = JSON.parse(
-      (await sh('bpftool', ['-j', 'prog', 'show', 'id', String(link.prog_id)])).stdout,
-    ) as {
-      run_time_ns?: number;
-      run_cnt?: number;
+  if (!MAP_ONLY) {
+    // The path of each variant, seen on the wire before any time counts.
+    const wantSrh: Record<Variant, { segments: string[]; lastEntry: number } | undefined> = {
+      plain: undefined,
+      encap: { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
+      'encap.red': { segments: ['fc00:0:2::a6'], lastEntry: 0 },
+      'encap-noval': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
     };
-    return { ns: p.run_time_ns ?? 0, cnt: p.run_cnt ?? 0 };
-  };
-  const PROGS = [
-    ['encap', h1, 'wl_in'],
-    ['end_dt6', h2, 'ul_in'],
-    ['dt6_ack', h1, 'ul_in'],
-    ['encap_ack', h2, 'wl_in'],
-  ] as const;
-
-  for (let rep = 0; rep < REPS; rep++) {
-    const order = rep % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-    for (const v of order) {
+    for (const v of VARIANTS) {
       await setVariant(v);
-      const ebpf = v !== 'plain';
-      const c0 = ebpf ? await Promise.all(hosts.map((h) => active.get(h.n)!.backend.readCounters())) : [];
-      const s0 = ebpf ? await Promise.all(PROGS.map(([, h, p]) => progStats(h, p))) : [];
-      const r = await a1.exec('iperf3', ['-6', '-c', 'fd01:2::10', '-t', String(SECONDS), '-J'], {
-        timeoutMs: (SECONDS + 20) * 1000,
-      });
-      const doc = JSON.parse(r.stdout) as {
-        end: { sum_received: { bits_per_second: number; bytes: number } };
-      };
-      const gbps = doc.end.sum_received.bits_per_second / 1e9;
-      if (!(gbps > 0)) throw new Error(`no traffic in variant ${v}: the result does not count`);
-      const ns: Record<string, number> = {};
-      if (ebpf) {
-        const s1 = await Promise.all(PROGS.map(([, h, p]) => progStats(h, p)));
-        for (const [i, [name]] of PROGS.entries()) {
-          const cnt = s1[i]!.cnt - s0[i]!.cnt;
-          if (cnt <= 0) throw new Error(`variant ${v}: ${name} ran 0 times (bpf_stats_enabled?)`);
-          ns[name] = (s1[i]!.ns - s0[i]!.ns) / cnt;
-        }
-        // The traffic went through the programs as this variant says, with no drop.
-        const c1 = await Promise.all(hosts.map((h) => active.get(h.n)!.backend.readCounters()));
-        const inc = (i: number, reason: ReasonName) =>
-          Number((c1[i]!.reasons.get(reason) ?? 0n) - (c0[i]!.reasons.get(reason) ?? 0n));
-        const want = v === 'encap.red' ? 'encap_red' : 'encap';
-        if (inc(0, want) < 100 || inc(1, 'end') < 100 || inc(1, 'dt6') < 100 || inc(0, 'dt6') < 100)
-          throw new Error(
-            `variant ${v}: counters did not show the path (${want} ${inc(0, want)}, end ${inc(1, 'end')}, dt6 ${inc(1, 'dt6')})`,
-          );
-        for (const i of [0, 1])
-          for (const k of c1[i]!.reasons.keys())
-            if (k.startsWith('drop_') && inc(i, k) > 0)
-              throw new Error(`variant ${v}: host ${i + 1} dropped ${inc(i, k)} (${k})`);
-      }
-      runs.push({ rep, variant: v, gbps, ns });
-      process.stdout.write(
-        `rep ${rep} ${v.padEnd(11)} ${gbps.toFixed(2)} Gbit/s ${Object.entries(ns)
-          .map(([k, x]) => `${k} ${x.toFixed(0)} ns`)
-          .join(', ')}\n`,
-      );
+      await a1.ip('-6', 'route', 'flush', 'cache');
+      const cap = await lab.capture({ netns: h2.ns, ifname: 'ul0', filter: 'ip6' });
+      const got = await ping(a1, 'fd01:2::10');
+      const srh = (await srhPackets(cap)).filter((p) => p.dst === 'fc00:0:2::e');
+      const want = wantSrh[v];
+      if (got !== 3) throw new Error(`variant ${v}: ${got} of 3 pings a1 -> a2 answered`);
+      if (!want && srh.length > 0)
+        throw new Error(`variant plain: ${srh.length} SRv6 packets on the underlay`);
+      if (
+        want &&
+        (srh.length < 3 ||
+          srh.some(
+            (p) =>
+              p.segmentsLeft !== 1 ||
+              p.lastEntry !== want.lastEntry ||
+              p.segments.join(',') !== want.segments.join(',') ||
+              p.nextHeader !== 41,
+          ))
+      )
+        throw new Error(
+          `variant ${v}: the SRHs on the wire are not the expected ones: ${JSON.stringify(srh)}`,
+        );
     }
+    process.stdout.write(
+      'paths verified: plain (no SRH), encap / encap-noval (SL 1, LE 1), encap.red (SL 1, LE 0)\n',
+    );
+
+    await lab.daemon({
+      name: 'bench-ebpf-iperf3',
+      command: 'iperf3',
+      args: ['-s', '-B', 'fd01:2::10'],
+      netns: a2,
+      ready: async () => (await a2.exec('ss', ['-ltn'], { allowFail: true })).stdout.includes(':5201'),
+    });
+    await sh('sysctl', ['-q', '-w', 'kernel.bpf_stats_enabled=1']);
+    const progStats = async (h: EbpfHost, prog: 'wl_in' | 'ul_in') => {
+      const link = await linkInfo(h, `link_${prog}_${prog === 'wl_in' ? 'wa0' : 'ul0'}`);
+      const p = JSON.parse(
+        (await sh('bpftool', ['-j', 'prog', 'show', 'id', String(link.prog_id)])).stdout,
+      ) as {
+        run_time_ns?: number;
+        run_cnt?: number;
+      };
+      return { ns: p.run_time_ns ?? 0, cnt: p.run_cnt ?? 0 };
+    };
+    const PROGS = [
+      ['encap', h1, 'wl_in'],
+      ['end_dt6', h2, 'ul_in'],
+      ['dt6_ack', h1, 'ul_in'],
+      ['encap_ack', h2, 'wl_in'],
+    ] as const;
+
+    for (let rep = 0; rep < REPS; rep++) {
+      const order = rep % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+      for (const v of order) {
+        await setVariant(v);
+        const ebpf = v !== 'plain';
+        const c0 = ebpf ? await Promise.all(hosts.map((h) => active.get(h.n)!.backend.readCounters())) : [];
+        const s0 = ebpf ? await Promise.all(PROGS.map(([, h, p]) => progStats(h, p))) : [];
+        const r = await a1.exec('iperf3', ['-6', '-c', 'fd01:2::10', '-t', String(SECONDS), '-J'], {
+          timeoutMs: (SECONDS + 20) * 1000,
+        });
+        const doc = JSON.parse(r.stdout) as {
+          end: { sum_received: { bits_per_second: number; bytes: number } };
+        };
+        const gbps = doc.end.sum_received.bits_per_second / 1e9;
+        if (!(gbps > 0)) throw new Error(`no traffic in variant ${v}: the result does not count`);
+        const ns: Record<string, number> = {};
+        if (ebpf) {
+          const s1 = await Promise.all(PROGS.map(([, h, p]) => progStats(h, p)));
+          for (const [i, [name]] of PROGS.entries()) {
+            const cnt = s1[i]!.cnt - s0[i]!.cnt;
+            if (cnt <= 0) throw new Error(`variant ${v}: ${name} ran 0 times (bpf_stats_enabled?)`);
+            ns[name] = (s1[i]!.ns - s0[i]!.ns) / cnt;
+          }
+          // The traffic went through the programs as this variant says, with no drop.
+          const c1 = await Promise.all(hosts.map((h) => active.get(h.n)!.backend.readCounters()));
+          const inc = (i: number, reason: ReasonName) =>
+            Number((c1[i]!.reasons.get(reason) ?? 0n) - (c0[i]!.reasons.get(reason) ?? 0n));
+          const want = v === 'encap.red' ? 'encap_red' : 'encap';
+          if (inc(0, want) < 100 || inc(1, 'end') < 100 || inc(1, 'dt6') < 100 || inc(0, 'dt6') < 100)
+            throw new Error(
+              `variant ${v}: counters did not show the path (${want} ${inc(0, want)}, end ${inc(1, 'end')}, dt6 ${inc(1, 'dt6')})`,
+            );
+          for (const i of [0, 1])
+            for (const k of c1[i]!.reasons.keys())
+              if (k.startsWith('drop_') && inc(i, k) > 0)
+                throw new Error(`variant ${v}: host ${i + 1} dropped ${inc(i, k)} (${k})`);
+        }
+        runs.push({ rep, variant: v, gbps, ns });
+        process.stdout.write(
+          `rep ${rep} ${v.padEnd(11)} ${gbps.toFixed(2)} Gbit/s ${Object.entries(ns)
+            .map(([k, x]) => `${k} ${x.toFixed(0)} ns`)
+            .join(', ')}\n`,
+        );
+      }
+    }
+    noteLoad('after throughput');
   }
-  noteLoad('after throughput');
 
   // Map writes: the backend's path and one FFI batch, versus ip -batch.
   await useEbpf(objectPath, 'encap');
@@ -389,13 +403,25 @@ try {
     { length: N },
     (_, i) => `route add ${bulkDst(i)}/128 via 2001:db8:99::2 dev d0`,
   );
+  // BENCH_PROFILE=FILE: a CPU profile of this phase only (--cpu-prof's SIGPROF would interrupt the
+  // verifier at load: EAGAIN).
+  const profiler = process.env.BENCH_PROFILE ? new Session() : undefined;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+    await profiler.post('Profiler.start');
+  }
   for (let rep = 0; rep < REPS; rep++) {
-    const row = { rep, backendMs: 0, lowerMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
+    const row = { rep, backendMs: 0, backendCpuMs: 0, lowerMs: 0, batchMs: 0, ipMs: 0, deleteMs: 0 };
     const steps = [
       async () => {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const r = await b1().applyDelta(base, big, diffIntents(base.items, big.items));
         row.backendMs = performance.now() - t0;
+        const c = process.cpuUsage(c0);
+        row.backendCpuMs = (c.user + c.system) / 1000;
         if (r.added !== N) throw new Error(`applyDelta added ${r.added}, want ${N}`);
         checkMap('backend');
         const t1 = performance.now();
@@ -431,130 +457,137 @@ try {
     for (const s of rep % 2 === 0 ? steps : [...steps].reverse()) await s();
     mapRuns.push(row);
     process.stdout.write(
-      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms (lowering alone ${row.lowerMs.toFixed(0)} ms), FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
+      `map rep ${rep}: backend ${row.backendMs.toFixed(0)} ms (CPU ${row.backendCpuMs.toFixed(0)} ms; lowering alone ${row.lowerMs.toFixed(0)} ms), FFI batch ${row.batchMs.toFixed(0)} ms, ip -batch ${row.ipMs.toFixed(0)} ms (backend delete ${row.deleteMs.toFixed(0)} ms)\n`,
     );
+  }
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
+    profiler.disconnect();
   }
   noteLoad('after map writes');
 
-  // What validation costs per packet, without traffic's noise: wl_in on one workload packet (TCP SYN to
-  // a destination whose policy drops it: nothing is rewritten, so every repetition of the run does the
-  // same work), the validated object against the one with validation compiled out, alternating.
-  const syn = eth(
-    '02:00:00:00:00:02',
-    '02:00:00:00:00:01',
-    ETH_IPV6,
-    ipv6(
-      { src: 'fd01:1::10', dst: 'fd01:7::10', nextHeader: NH_TCP },
-      tcpSyn6('fd01:1::10', 'fd01:7::10', 40000, 5201),
-    ),
-  );
-  const testObjs = [objectPath, noValidatePath].map((path) => {
-    const o = BpfObject.load(path);
-    o.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB));
-    o.map(MAP.endpoints).update(ifindexKey(7), endpointValue({ tenant: 1, addr6: ip('fd01:1::10') }));
-    o.map(MAP.blocked).update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
-    o.map(MAP.blocked).update(addrKey(v6('2001:db8:12::1'), 128), reasonValue('drop_host_address'));
-    o.map(MAP.policy).update(policyKey(1, v6('fd01:7::'), 64), policyValue({ mode: 'drop' }));
-    return o;
-  });
-  lab.onTeardown(() => {
-    for (const o of testObjs) o.close();
-  });
-  const REPEAT = 200_000;
-  for (let rep = 0; rep < REPS; rep++) {
-    const row: number[] = [];
-    for (const o of testObjs) {
-      const before = counters(o);
-      const r = o.program('wl_in').testRun({ data: syn, ingressIfindex: 7, ifindex: 1, repeat: REPEAT });
-      const d = delta(before, counters(o));
-      if (r.retval !== 2 || d.drop_policy !== REPEAT || Object.keys(d).length !== 1)
-        throw new Error(`test run of wl_in: verdict ${r.retval}, counters ${JSON.stringify(d)}`);
-      row.push(r.durationNs);
-    }
-    testRuns.push([row[0]!, row[1]!]);
-  }
-
-  // Mobility: an instance of MOVER on each host; entries rewritten, a1 and a2 pinging every ms.
-  const movers = new Map<number, { ns: Netns; pid: number }>();
-  for (const h of hosts) {
-    const ns = await addWorkload(lab, h.ns, 'wm0', `xm${h.n}`, MOVER);
-    const d = await lab.daemon({
-      name: `bench-ebpf-anchor-m${h.n}`,
-      command: 'sleep',
-      args: ['infinity'],
-      netns: ns,
+  if (!MAP_ONLY) {
+    // What validation costs per packet, without traffic's noise: wl_in on one workload packet (TCP SYN to
+    // a destination whose policy drops it: nothing is rewritten, so every repetition of the run does the
+    // same work), the validated object against the one with validation compiled out, alternating.
+    const syn = eth(
+      '02:00:00:00:00:02',
+      '02:00:00:00:00:01',
+      ETH_IPV6,
+      ipv6(
+        { src: 'fd01:1::10', dst: 'fd01:7::10', nextHeader: NH_TCP },
+        tcpSyn6('fd01:1::10', 'fd01:7::10', 40000, 5201),
+      ),
+    );
+    const testObjs = [objectPath, noValidatePath].map((path) => {
+      const o = BpfObject.load(path);
+      o.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB));
+      o.map(MAP.endpoints).update(ifindexKey(7), endpointValue({ tenant: 1, addr6: ip('fd01:1::10') }));
+      o.map(MAP.blocked).update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
+      o.map(MAP.blocked).update(addrKey(v6('2001:db8:12::1'), 128), reasonValue('drop_host_address'));
+      o.map(MAP.policy).update(policyKey(1, v6('fd01:7::'), 64), policyValue({ mode: 'drop' }));
+      return o;
     });
-    movers.set(h.n, { ns, pid: d.pid });
-  }
-  const echoes = (n: number) =>
-    Number(
-      /Icmp6InEchos\s+(\d+)/.exec(readFileSync(`/proc/${movers.get(n)!.pid}/net/snmp6`, 'utf8'))?.[1] ?? 0,
-    );
-  let where = 1;
-  await useEbpf(objectPath, 'encap', where);
-  for (const c of [a1, a2])
-    if ((await ping(c, MOVER)) !== 3) throw new Error(`${c.name} does not reach the moving workload`);
-  const pingers = [];
-  for (const [name, c] of [
-    ['a1', a1],
-    ['a2', a2],
-  ] as const)
-    pingers.push(
-      await lab.daemon({
-        name: `bench-ebpf-ping-${name}`,
-        command: 'ping',
-        args: ['-6', '-D', '-i', '0.001', '-W', '1', MOVER],
-        netns: c,
-      }),
-    );
-  const e0 = echoes(1);
-  await waitFor(async () => echoes(1) - e0 > 100, {
-    timeoutMs: 10_000,
-    what: 'the pings to reach the workload',
-  });
-  // The intents the backends hold: applyDelta from them (from another object it would realise in full).
-  const intents = new Map(realised);
-  for (let i = 1; i <= MOVES; i++) {
-    const target = where === 1 ? 2 : 1;
-    const newBefore = echoes(target);
-    const t0 = performance.now();
-    for (const n of [target, where]) {
-      const next = hostIntent(n, 'encap', target);
-      const prev = intents.get(n)!;
-      await active.get(n)!.backend.applyDelta(prev, next, diffIntents(prev.items, next.items));
-      intents.set(n, next);
-    }
-    converge.push(performance.now() - t0);
-    // The old instance's last echo: poll until it has been silent for 50 ms.
-    let last = echoes(where);
-    let lastAt = performance.now();
-    while (performance.now() - lastAt < 50) {
-      await new Promise((r) => setTimeout(r, 1));
-      const e = echoes(where);
-      if (e !== last) {
-        last = e;
-        lastAt = performance.now();
+    lab.onTeardown(() => {
+      for (const o of testObjs) o.close();
+    });
+    const REPEAT = 200_000;
+    for (let rep = 0; rep < REPS; rep++) {
+      const row: number[] = [];
+      for (const o of testObjs) {
+        const before = counters(o);
+        const r = o.program('wl_in').testRun({ data: syn, ingressIfindex: 7, ifindex: 1, repeat: REPEAT });
+        const d = delta(before, counters(o));
+        if (r.retval !== 2 || d.drop_policy !== REPEAT || Object.keys(d).length !== 1)
+          throw new Error(`test run of wl_in: verdict ${r.retval}, counters ${JSON.stringify(d)}`);
+        row.push(r.durationNs);
       }
+      testRuns.push([row[0]!, row[1]!]);
     }
-    oldSilent.push(lastAt - t0);
-    // The new instance answers from now on (both clients' echoes reach it; none is lost, counted below).
-    await waitFor(async () => echoes(target) - newBefore >= 10, {
-      timeoutMs: 5_000,
-      what: `move ${i}: echoes at the new instance on host ${target}`,
+
+    // Mobility: an instance of MOVER on each host; entries rewritten, a1 and a2 pinging every ms.
+    const movers = new Map<number, { ns: Netns; pid: number }>();
+    for (const h of hosts) {
+      const ns = await addWorkload(lab, h.ns, 'wm0', `xm${h.n}`, MOVER);
+      const d = await lab.daemon({
+        name: `bench-ebpf-anchor-m${h.n}`,
+        command: 'sleep',
+        args: ['infinity'],
+        netns: ns,
+      });
+      movers.set(h.n, { ns, pid: d.pid });
+    }
+    const echoes = (n: number) =>
+      Number(
+        /Icmp6InEchos\s+(\d+)/.exec(readFileSync(`/proc/${movers.get(n)!.pid}/net/snmp6`, 'utf8'))?.[1] ?? 0,
+      );
+    let where = 1;
+    await useEbpf(objectPath, 'encap', where);
+    for (const c of [a1, a2])
+      if ((await ping(c, MOVER)) !== 3) throw new Error(`${c.name} does not reach the moving workload`);
+    const pingers = [];
+    for (const [name, c] of [
+      ['a1', a1],
+      ['a2', a2],
+    ] as const)
+      pingers.push(
+        await lab.daemon({
+          name: `bench-ebpf-ping-${name}`,
+          command: 'ping',
+          args: ['-6', '-D', '-i', '0.001', '-W', '1', MOVER],
+          netns: c,
+        }),
+      );
+    const e0 = echoes(1);
+    await waitFor(async () => echoes(1) - e0 > 100, {
+      timeoutMs: 10_000,
+      what: 'the pings to reach the workload',
     });
-    where = target;
+    // The intents the backends hold: applyDelta from them (from another object it would realise in full).
+    const intents = new Map(realised);
+    for (let i = 1; i <= MOVES; i++) {
+      const target = where === 1 ? 2 : 1;
+      const newBefore = echoes(target);
+      const t0 = performance.now();
+      for (const n of [target, where]) {
+        const next = hostIntent(n, 'encap', target);
+        const prev = intents.get(n)!;
+        await active.get(n)!.backend.applyDelta(prev, next, diffIntents(prev.items, next.items));
+        intents.set(n, next);
+      }
+      converge.push(performance.now() - t0);
+      // The old instance's last echo: poll until it has been silent for 50 ms.
+      let last = echoes(where);
+      let lastAt = performance.now();
+      while (performance.now() - lastAt < 50) {
+        await new Promise((r) => setTimeout(r, 1));
+        const e = echoes(where);
+        if (e !== last) {
+          last = e;
+          lastAt = performance.now();
+        }
+      }
+      oldSilent.push(lastAt - t0);
+      // The new instance answers from now on (both clients' echoes reach it; none is lost, counted below).
+      await waitFor(async () => echoes(target) - newBefore >= 10, {
+        timeoutMs: 5_000,
+        what: `move ${i}: echoes at the new instance on host ${target}`,
+      });
+      where = target;
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    lost = 0;
+    const sent: string[] = [];
+    for (const p of pingers) {
+      p.kill('SIGINT');
+      await p.exited;
+      const r = pingLosses(readFileSync(p.logFile, 'utf8'), 1);
+      lost += r.lost.length;
+      sent.push(`${p.name.replace('bench-ebpf-ping-', '')} ${r.transmitted} sent, ${r.received} answered`);
+    }
+    probeText = sent.join('; ');
   }
-  await new Promise((r) => setTimeout(r, 1_000));
-  lost = 0;
-  const sent: string[] = [];
-  for (const p of pingers) {
-    p.kill('SIGINT');
-    await p.exited;
-    const r = pingLosses(readFileSync(p.logFile, 'utf8'), 1);
-    lost += r.lost.length;
-    sent.push(`${p.name.replace('bench-ebpf-ping-', '')} ${r.transmitted} sent, ${r.received} answered`);
-  }
-  probeText = sent.join('; ');
   noteLoad('end');
 } finally {
   await sh('sysctl', ['-q', '-w', `kernel.bpf_stats_enabled=${statsBefore}`]).catch(() => undefined);
@@ -566,45 +599,47 @@ const reps = Array.from({ length: REPS }, (_, rep) => rep);
 const ratio = (v: Variant, to: Variant) => reps.map((rep) => g(rep, v).gbps / g(rep, to).gbps);
 const fmt = (xs: number[], d = 2) => xs.map((x) => x.toFixed(d)).join(' / ');
 const nsOf = (v: Variant, prog: string) => reps.map((rep) => g(rep, v).ns[prog]!);
-console.log(
-  `\nebpf: iperf3 1 stream a1 (host 1) -> a2 (host 2), ${SECONDS} s per run, ${REPS} interleaved repetitions, workload MTU ${MTU}`,
-);
-console.log(
-  'variant      Gbit/s per repetition                 median   /plain per repetition        median',
-);
-for (const v of VARIANTS) {
-  const gs = reps.map((rep) => g(rep, v).gbps);
-  const rs = v === 'plain' ? [] : ratio(v, 'plain');
+const valRatio = MAP_ONLY ? [] : ratio('encap', 'encap-noval');
+if (!MAP_ONLY) {
   console.log(
-    `${v.padEnd(12)} ${fmt(gs).padEnd(37)} ${median(gs).toFixed(2).padStart(6)}   ${fmt(rs).padEnd(28)} ${v === 'plain' ? '' : median(rs).toFixed(3)}`,
+    `\nebpf: iperf3 1 stream a1 (host 1) -> a2 (host 2), ${SECONDS} s per run, ${REPS} interleaved repetitions, workload MTU ${MTU}`,
+  );
+  console.log(
+    'variant      Gbit/s per repetition                 median   /plain per repetition        median',
+  );
+  for (const v of VARIANTS) {
+    const gs = reps.map((rep) => g(rep, v).gbps);
+    const rs = v === 'plain' ? [] : ratio(v, 'plain');
+    console.log(
+      `${v.padEnd(12)} ${fmt(gs).padEnd(37)} ${median(gs).toFixed(2).padStart(6)}   ${fmt(rs).padEnd(28)} ${v === 'plain' ? '' : median(rs).toFixed(3)}`,
+    );
+  }
+  console.log(
+    `validation: encap / encap-noval per repetition ${fmt(valRatio, 3)}, median ${median(valRatio).toFixed(3)}`,
+  );
+  console.log('ns per packet (bpf_stats run_time_ns / run_cnt), median of the per-run values:');
+  for (const [name, what] of [
+    ['encap', 'wl_in host 1, data: validate + H.Encaps + fib + redirect'],
+    ['end_dt6', 'ul_in host 2, data: End then End.DT6 in one pass'],
+    ['dt6_ack', 'ul_in host 1, ACKs: End.DT6 (no SRH)'],
+    ['encap_ack', 'wl_in host 2, ACKs: validate + encap, 1 segment'],
+  ] as const)
+    console.log(
+      `  ${name.padEnd(10)} ${(['encap', 'encap.red', 'encap-noval'] as Variant[])
+        .map((v) => `${v} ${median(nsOf(v, name)).toFixed(0)}`)
+        .join(', ')}   (${what})`,
+    );
+  const valNs = testRuns.map(([a, b]) => a - b);
+  console.log(
+    `validation, BPF_PROG_TEST_RUN of wl_in (one TCP SYN, policy drop), ns per run: validated ${fmt(
+      testRuns.map((r) => r[0]),
+      0,
+    )}, compiled out ${fmt(
+      testRuns.map((r) => r[1]),
+      0,
+    )}; difference median ${median(valNs).toFixed(0)} ns = ${((100 * median(valNs)) / median(nsOf('encap', 'encap'))).toFixed(1)} % of wl_in's encap ns in traffic`,
   );
 }
-const valRatio = ratio('encap', 'encap-noval');
-console.log(
-  `validation: encap / encap-noval per repetition ${fmt(valRatio, 3)}, median ${median(valRatio).toFixed(3)}`,
-);
-console.log('ns per packet (bpf_stats run_time_ns / run_cnt), median of the per-run values:');
-for (const [name, what] of [
-  ['encap', 'wl_in host 1, data: validate + H.Encaps + fib + redirect'],
-  ['end_dt6', 'ul_in host 2, data: End then End.DT6 in one pass'],
-  ['dt6_ack', 'ul_in host 1, ACKs: End.DT6 (no SRH)'],
-  ['encap_ack', 'wl_in host 2, ACKs: validate + encap, 1 segment'],
-] as const)
-  console.log(
-    `  ${name.padEnd(10)} ${(['encap', 'encap.red', 'encap-noval'] as Variant[])
-      .map((v) => `${v} ${median(nsOf(v, name)).toFixed(0)}`)
-      .join(', ')}   (${what})`,
-  );
-const valNs = testRuns.map(([a, b]) => a - b);
-console.log(
-  `validation, BPF_PROG_TEST_RUN of wl_in (one TCP SYN, policy drop), ns per run: validated ${fmt(
-    testRuns.map((r) => r[0]),
-    0,
-  )}, compiled out ${fmt(
-    testRuns.map((r) => r[1]),
-    0,
-  )}; difference median ${median(valNs).toFixed(0)} ns = ${((100 * median(valNs)) / median(nsOf('encap', 'encap'))).toFixed(1)} % of wl_in's encap ns in traffic`,
-);
 const rate = (ms: number) => N / (ms / 1000);
 const mapRatio = mapRuns.map((r) => rate(r.backendMs) / rate(r.ipMs));
 console.log(
@@ -620,7 +655,13 @@ console.log(
   )} routes/s; lowering alone ${fmt(
     mapRuns.map((r) => r.lowerMs),
     0,
-  )} ms; backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
+  )} ms; backend ms ${fmt(
+    mapRuns.map((r) => r.backendMs),
+    0,
+  )} (CPU ${fmt(
+    mapRuns.map((r) => r.backendCpuMs),
+    0,
+  )}); backend/ip ${fmt(mapRatio)} (median ${median(mapRatio).toFixed(2)}); FFI batch/ip median ${median(
     mapRuns.map((r) => r.ipMs / r.batchMs),
   ).toFixed(2)}`,
 );
@@ -635,12 +676,18 @@ for (const l of load) console.log(`load average ${l}`);
 console.log(
   JSON.stringify({
     bench: 'ebpf',
-    encap_ratio: round(median(ratio('encap', 'plain')), 3),
-    red_ratio: round(median(ratio('encap.red', 'plain')), 3),
-    validate_ratio: round(median(valRatio), 3),
-    encap_ns: round(median(nsOf('encap', 'encap')), 0),
-    dt6_ns: round(median(nsOf('encap', 'dt6_ack')), 0),
+    ...(MAP_ONLY
+      ? { only: 'map' }
+      : {
+          encap_ratio: round(median(ratio('encap', 'plain')), 3),
+          red_ratio: round(median(ratio('encap.red', 'plain')), 3),
+          validate_ratio: round(median(valRatio), 3),
+          encap_ns: round(median(nsOf('encap', 'encap')), 0),
+          dt6_ns: round(median(nsOf('encap', 'dt6_ack')), 0),
+        }),
     map_vs_ip_batch: round(median(mapRatio), 2),
+    map_backend_ms: round(median(mapRuns.map((r) => r.backendMs)), 0),
+    map_backend_cpu_ms: round(median(mapRuns.map((r) => r.backendCpuMs)), 0),
     move_p99_ms: converge.length > 0 ? round(quantile(oldSilent, 0.99), 2) : null,
     lost,
   }),

@@ -221,29 +221,22 @@ export function ipv6ToBytes(address: Ipv6Address): Uint8Array {
   return out;
 }
 
+/** 16 bytes the BigInt halves are written into (a DataView over a small on-heap array would move it off the heap). */
+const scratchBytes = new Uint8Array(new ArrayBuffer(16));
+const scratchView = new DataView(scratchBytes.buffer);
+
 /**
- * Writes the 16 bytes of `address` (network byte order) into `out` at `offset`: four BigInt shifts, not
- * two per byte (lowering 100,000 entries spent most of its time in that loop).
+ * Writes the 16 bytes of `address` (network byte order) into `out` at `offset`: one BigInt shift and
+ * two 64-bit writes (setBigUint64 takes the low 64 bits without an intermediate BigInt), not a shift per
+ * byte (lowering 100,000 entries spent most of its time in that loop).
  */
 export function ipv6IntoBytes(address: Ipv6Address, out: Uint8Array, offset: number): void {
   if (offset < 0 || offset + 16 > out.length) {
     throw new RangeError(`need 16 bytes at offset ${offset}, have ${out.length - offset}`);
   }
-  // Four 32-bit words, bytes by number shifts: no DataView (reading `.buffer` of a small typed array
-  // moves it off the V8 heap, which costs more than the write).
-  const hi = BigInt.asUintN(64, address >> 64n);
-  const lo = BigInt.asUintN(64, address);
-  put32(out, offset, Number(hi >> 32n));
-  put32(out, offset + 4, Number(BigInt.asUintN(32, hi)));
-  put32(out, offset + 8, Number(lo >> 32n));
-  put32(out, offset + 12, Number(BigInt.asUintN(32, lo)));
-}
-
-function put32(out: Uint8Array, at: number, w: number): void {
-  out[at] = w >>> 24;
-  out[at + 1] = (w >>> 16) & 0xff;
-  out[at + 2] = (w >>> 8) & 0xff;
-  out[at + 3] = w & 0xff;
+  scratchView.setBigUint64(0, address >> 64n, false);
+  scratchView.setBigUint64(8, address, false);
+  for (let i = 0; i < 16; i++) out[offset + i] = scratchBytes[i]!;
 }
 
 /** Reads 16 bytes in network byte order from `bytes` at `offset`. */

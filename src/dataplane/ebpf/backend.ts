@@ -25,7 +25,13 @@ import {
   type SidCounters,
 } from '../backend.ts';
 import { type Dataplane, netnsPath } from '../dataplane.ts';
-import { attachments, type ForwardingIntent, type IntentDelta, localSids } from '../intent.ts';
+import {
+  attachments,
+  type ForwardingIntent,
+  type IntentDelta,
+  type IntentItem,
+  localSids,
+} from '../intent.ts';
 import { sameRoute } from '../kernel/delta.ts';
 import { AGENT_SYSCTLS } from '../kernel/sysctls.ts';
 import type { Route } from '../route.ts';
@@ -66,6 +72,7 @@ import {
   type MapWrites,
   OWNED_MAPS,
   parseMac,
+  stateKey,
 } from './lower.ts';
 
 const run = promisify(execFile);
@@ -328,15 +335,27 @@ export class EbpfBackend implements DataplaneBackend {
     return lowerToEbpf(intent, this.#options(facts));
   }
 
+  /** The links of the last #hookAll's intent that get wl_in, with their ifindex. */
+  #wlLinks: [string, number][] = [];
+
   #hookAll(intent: ForwardingIntent): void {
     const obj = this.#load();
     const ul = this.#facts.get(this.#o.underlayDevice);
     if (!ul) throw new Error(`underlay device ${this.#o.underlayDevice} not found: set dataplane.underlay`);
     this.#hook(obj.program('ul_in'), this.#o.underlayDevice, ul.index);
+    this.#wlLinks = [];
     for (const a of attachments(intent)) {
       const l = this.#facts.get(a.link);
-      if (l && a.ingress) this.#hook(obj.program('wl_in'), a.link, l.index);
+      if (l && a.ingress) this.#wlLinks.push([a.link, l.index]);
     }
+    this.#rehook();
+  }
+
+  /** #hookAll's hooks again (one detached since is hooked again) without a walk over the intent. */
+  #rehook(): void {
+    const obj = this.#load();
+    this.#hook(obj.program('ul_in'), this.#o.underlayDevice, this.#facts.get(this.#o.underlayDevice)!.index);
+    for (const [link, index] of this.#wlLinks) this.#hook(obj.program('wl_in'), link, index);
   }
 
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
@@ -354,7 +373,7 @@ export class EbpfBackend implements DataplaneBackend {
     for (const name of OWNED_MAPS) {
       const m = obj.map(name);
       const have = new Map<string, Uint8Array>();
-      for (const [k, v] of m.entries()) have.set(hex(k), v); // one dump (batch lookups where the map has them)
+      for (const [k, v] of m.entries()) have.set(stateKey(k), v); // one dump (batch lookups where the map has them)
       const w = diffMap(state.maps.get(name)!, have);
       writeMap(m, w);
       added += w.added;
@@ -383,9 +402,14 @@ export class EbpfBackend implements DataplaneBackend {
     const prev = this.#realised;
     if (!prev || prev.intent !== before) return this.realise(after);
     const obj = this.#load();
-    if ([...delta.added, ...delta.changed].some((i) => i.kind === 'attachment'))
+    const isAttachment = (i: IntentItem) => i.kind === 'attachment';
+    // Hooks follow the attachments: without one in the delta, the links hooked last time (no walk over
+    // every item of a 100,000-entry intent).
+    if (delta.added.some(isAttachment) || delta.changed.some(isAttachment)) {
       this.#facts = await this.#readFacts(after);
-    this.#hookAll(after);
+      this.#hookAll(after);
+    } else if (delta.removed.some(isAttachment)) this.#hookAll(after);
+    else this.#rehook();
     // Only the delta's items lowered (both versions); with an attachment in it, the whole intent
     // (link facts changed). Either way only the entries that differ are written.
     const step = lowerDelta(prev.state, delta, this.#options(this.#facts), sameRoute);

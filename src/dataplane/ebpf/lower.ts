@@ -80,7 +80,7 @@ export interface MapEntry {
 }
 
 export interface EbpfState {
-  /** Per owned map: hex(key) -> entry. */
+  /** Per owned map: stateKey(key) -> entry. */
   readonly maps: ReadonlyMap<OwnedMap, ReadonlyMap<string, MapEntry>>;
   readonly routes: readonly Route[];
   /** Items it cannot realise, with the reason. */
@@ -91,6 +91,49 @@ export interface EbpfState {
 
 export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+/**
+ * A map key as the key of a state map: one char per byte (a one-byte string of the key's length). Half
+ * the length of hex and no Buffer per key: 100,000 of them per bulk delta, each hashed by the Map.
+ */
+export function stateKey(b: Uint8Array): string {
+  // sm_policy's 24-byte keys by explicit arguments: apply would copy the bytes into a list first.
+  if (b.length === 24)
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
+      b[20]!,
+      b[21]!,
+      b[22]!,
+      b[23]!,
+    );
+  return String.fromCharCode.apply(null, b as unknown as number[]);
+}
+
+/** The bytes of a {@link stateKey}. */
+export function stateKeyBytes(k: string): Uint8Array {
+  const b = new Uint8Array(k.length);
+  for (let i = 0; i < k.length; i++) b[i] = k.charCodeAt(i);
+  return b;
 }
 
 const SUPPORTED: ReadonlySet<string> = new Set(Object.keys(BpfBehavior));
@@ -131,17 +174,43 @@ export function parseMac(s: string): Uint8Array {
   return Uint8Array.from(s.split(':').map((x) => Number.parseInt(x, 16)));
 }
 
+/**
+ * The last few encap values by content: entries toward one host share their segments, so a bulk of them
+ * shares one value (164 bytes and 3 to 9 address conversions each otherwise). Values are never written
+ * after lowering: sharing one is safe.
+ */
+const encapValues: {
+  mode: 'encap' | 'encapRed';
+  source: Ipv6Address;
+  segments: Ipv6Address[];
+  value: Uint8Array;
+}[] = [];
+const ENCAP_VALUES = 8;
+
+function encapValue(
+  mode: 'encap' | 'encapRed',
+  segments: readonly Ipv6Address[],
+  source: Ipv6Address,
+): Uint8Array {
+  for (const c of encapValues) {
+    if (c.mode !== mode || c.source !== source || c.segments.length !== segments.length) continue;
+    let same = true;
+    for (let i = 0; i < segments.length && same; i++) same = c.segments[i] === segments[i];
+    if (same) return c.value;
+  }
+  const value = policyValue({ mode, segments, source });
+  encapValues.unshift({ mode, source, segments: [...segments], value });
+  if (encapValues.length > ENCAP_VALUES) encapValues.pop();
+  return value;
+}
+
 function encapPolicy(e: PrefixEntry, key: Uint8Array, o: EbpfLoweringOptions): MapEntry | string {
   const a = e.action;
   if (a.kind !== 'encap') throw new TypeError(`${e.key}: not an encap entry`);
   if (a.hmacKeyId !== undefined) return `${e.key}: the BPF datapath adds no SRH HMAC`;
   return {
     key,
-    value: policyValue({
-      mode: a.mode === 'encap' ? 'encap' : 'encapRed',
-      segments: a.segments,
-      source: o.source,
-    }),
+    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source),
     item: e.key,
   };
 }
@@ -227,19 +296,25 @@ function lowerItem(
   route: (r: Route) => void,
   skip: (reason: string) => void,
 ): void {
-  const take = <T>(r: T | string | undefined, use: (v: T) => void) => {
+  // No closure per item: 100,000 items per bulk delta.
+  if (i.kind === 'sid') {
+    const e = lowerSid(i, o);
+    if (typeof e === 'string') skip(e);
+    else put(MAP.sids, e);
+  } else if (i.kind === 'entry') {
+    const e = lowerPolicy(i, o);
+    if (typeof e === 'string') skip(e);
+    else if (e !== undefined) put(MAP.policy, e);
+    const r = lowerRoute(i, o);
     if (typeof r === 'string') skip(r);
-    else if (r !== undefined) use(r);
-  };
-  if (i.kind === 'sid') take(lowerSid(i, o), (e) => put(MAP.sids, e));
-  else if (i.kind === 'entry') {
-    take(lowerPolicy(i, o), (e) => put(MAP.policy, e));
-    take(lowerRoute(i, o), route);
+    else if (r !== undefined) route(r);
   } else if (i.kind === 'hmac-key') {
     // Nothing in BPF computes or checks an SRH HMAC: the key is refused, not dropped silently.
     skip(`${i.key}: the BPF datapath has no SRH HMAC; HMAC key ${i.keyId} is not installed`);
   } else {
-    take(lowerAttachment(i, o), (e) => put(MAP.endpoints, e));
+    const e = lowerAttachment(i, o);
+    if (typeof e === 'string') skip(e);
+    else if (e !== undefined) put(MAP.endpoints, e);
     for (const d of i.restrict?.denyDestinations ?? []) {
       const reason = d.length === 128 ? 'drop_host_address' : 'drop_sid_block';
       put(MAP.blocked, {
@@ -254,7 +329,7 @@ function lowerItem(
 /** The whole eBPF state of an intent. */
 export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): EbpfState {
   const maps = new Map<OwnedMap, Map<string, MapEntry>>(OWNED_MAPS.map((m) => [m, new Map()]));
-  const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(hex(e.key), e);
+  const put = (m: OwnedMap, e: MapEntry) => maps.get(m)!.set(stateKey(e.key), e);
   const routes: Route[] = [];
   const skippedBy = new Map<string, string[]>();
   put(MAP.config, {
@@ -263,12 +338,15 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     item: 'config',
   });
   const route = (r: Route) => routes.push(r);
+  let item = '';
+  const skip = (reason: string) => {
+    const l = skippedBy.get(item);
+    if (l) l.push(reason);
+    else skippedBy.set(item, [reason]);
+  };
   for (const i of intent.items.values()) {
-    lowerItem(i, o, put, route, (reason) => {
-      const l = skippedBy.get(i.key);
-      if (l) l.push(reason);
-      else skippedBy.set(i.key, [reason]);
-    });
+    item = i.key;
+    lowerItem(i, o, put, route, skip);
   }
   return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy };
 }
@@ -289,7 +367,7 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** What turns `have` (hex(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
+/** What turns `have` (stateKey(key) -> value, or a lowered state's entries) into `want`: the minimal writes. */
 export function diffMap(
   want: ReadonlyMap<string, MapEntry>,
   have: ReadonlyMap<string, Uint8Array | MapEntry>,
@@ -308,8 +386,7 @@ export function diffMap(
     }
   }
   for (const [k, cur] of have)
-    if (!want.has(k))
-      out.delete.push(cur instanceof Uint8Array ? Uint8Array.from(Buffer.from(k, 'hex')) : cur.key);
+    if (!want.has(k)) out.delete.push(cur instanceof Uint8Array ? stateKeyBytes(k) : cur.key);
   return { ...out, added, replaced };
 }
 
@@ -335,16 +412,26 @@ export function lowerDelta(
   o: EbpfLoweringOptions,
   sameRoute: (a: Route, b: Route) => boolean,
 ): EbpfStep | undefined {
-  const gone = [...delta.removed, ...delta.replaced];
-  const come = [...delta.added, ...delta.changed];
-  if (gone.some((i) => i.kind === 'attachment') || come.some((i) => i.kind === 'attachment'))
+  const isAttachment = (i: IntentItem) => i.kind === 'attachment';
+  if (
+    delta.removed.some(isAttachment) ||
+    delta.replaced.some(isAttachment) ||
+    delta.added.some(isAttachment) ||
+    delta.changed.some(isAttachment)
+  )
     return undefined;
+  const gone = delta.replaced.length === 0 ? delta.removed : [...delta.removed, ...delta.replaced];
+  const come = delta.changed.length === 0 ? delta.added : [...delta.added, ...delta.changed];
   // Per map the delta touches: its entries (prev's, changed in place), what to write, and what the gone
-  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps.
+  // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps;
+  // what went is listed, and made a map only when a coming item touches the same map (a bulk removal
+  // then costs no second 100,000-entry map).
   interface Touched {
     after: Map<string, MapEntry>;
     put: MapEntry[];
-    gone: Map<string, MapEntry>;
+    goneKeys: string[];
+    goneEntries: MapEntry[];
+    gone: Map<string, MapEntry> | undefined;
     added: number;
     replaced: number;
   }
@@ -354,52 +441,57 @@ export function lowerDelta(
     if (!t) {
       const had = prev.maps.get(m);
       const after = had instanceof Map ? (had as Map<string, MapEntry>) : new Map(had);
-      t = { after, put: [], gone: new Map(), added: 0, replaced: 0 };
+      t = { after, put: [], goneKeys: [], goneEntries: [], gone: undefined, added: 0, replaced: 0 };
       touched.set(m, t);
     }
     return t;
   };
   const oldRoutes: Route[] = [];
-  for (const i of gone)
-    lowerItem(
-      i,
-      o,
-      (m, e) => {
-        const t = touch(m);
-        const k = hex(e.key);
-        // Only what the item itself put there: another item may hold the same key.
-        const cur = t.after.get(k);
-        if (cur?.item !== e.item) return;
-        t.after.delete(k);
-        t.gone.set(k, cur);
-      },
-      (r) => oldRoutes.push(r),
-      () => {},
-    );
+  // The sinks made once (not per item).
+  const putGone: Put = (m, e) => {
+    const t = touch(m);
+    const k = stateKey(e.key);
+    // Only what the item itself put there: another item may hold the same key.
+    const cur = t.after.get(k);
+    if (cur?.item !== e.item) return;
+    t.after.delete(k);
+    t.goneKeys.push(k);
+    t.goneEntries.push(cur);
+  };
+  const routeGone = (r: Route) => oldRoutes.push(r);
+  const skipGone = () => {};
+  for (const i of gone) lowerItem(i, o, putGone, routeGone, skipGone);
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
-  for (const i of come)
-    lowerItem(
-      i,
-      o,
-      (m, e) => {
-        const t = touch(m);
-        const k = hex(e.key);
-        const cur = t.gone.get(k) ?? t.after.get(k);
+  const putCome: Put = (m, e) => {
+    const t = touch(m);
+    const k = stateKey(e.key);
+    let cur = t.after.get(k);
+    if (t.goneKeys.length > 0) {
+      t.gone ??= new Map(t.goneKeys.map((g, j) => [g, t.goneEntries[j]!]));
+      const was = t.gone.get(k);
+      if (was) {
+        cur = was;
         t.gone.delete(k);
-        t.after.set(k, e);
-        if (!cur) t.added++;
-        else if (!sameBytes(cur.value, e.value)) t.replaced++;
-        else return;
-        t.put.push(e);
-      },
-      (r) => newRoutes.push(r),
-      (reason) => {
-        const l = skippedBy.get(i.key);
-        skippedBy.set(i.key, l ? [...l, reason] : [reason]);
-      },
-    );
+      }
+    }
+    t.after.set(k, e);
+    if (!cur) t.added++;
+    else if (!sameBytes(cur.value, e.value)) t.replaced++;
+    else return;
+    t.put.push(e);
+  };
+  const routeCome = (r: Route) => newRoutes.push(r);
+  let item = '';
+  const skipCome = (reason: string) => {
+    const l = skippedBy.get(item);
+    skippedBy.set(item, l ? [...l, reason] : [reason]);
+  };
+  for (const i of come) {
+    item = i.key;
+    lowerItem(i, o, putCome, routeCome, skipCome);
+  }
 
   const maps = new Map(prev.maps);
   const writes = new Map<OwnedMap, MapWrites>();
@@ -407,7 +499,7 @@ export function lowerDelta(
     maps.set(name, t.after);
     writes.set(name, {
       put: t.put,
-      delete: [...t.gone.values()].map((e) => e.key),
+      delete: t.gone ? [...t.gone.values()].map((e) => e.key) : t.goneEntries.map((e) => e.key),
       added: t.added,
       replaced: t.replaced,
     });

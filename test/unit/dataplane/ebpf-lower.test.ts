@@ -21,6 +21,8 @@ import {
   lowerToEbpf,
   OWNED_MAPS,
   sameBytes,
+  stateKey,
+  stateKeyBytes,
 } from '../../../src/dataplane/ebpf/lower.ts';
 import {
   type Attachment,
@@ -100,8 +102,9 @@ const base = [
   entry(delivery, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }),
   entry(delivery, '::/0', { kind: 'unreachable' }),
 ];
+/** A state map as hex(key) -> hex(value). */
 const hexes = (m: ReadonlyMap<string, { value: Uint8Array }> | undefined) =>
-  new Map([...(m ?? new Map())].map(([k, e]) => [k, hex(e.value)]));
+  new Map([...(m ?? new Map())].map(([k, e]) => [hex(stateKeyBytes(k)), hex(e.value)]));
 
 describe('eBPF lowering of a forwarding intent', () => {
   const s = lowerToEbpf(intent(base), opts);
@@ -300,7 +303,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
   });
 
   it('the forward SID: End.DT6 with the forward flag (and its tenant), not the delivery flag', () => {
-    const v = s.maps.get(MAP.sids)!.get(hex(sidKey(ip('fc00:0:1::f6:7'))))!.value;
+    const v = s.maps.get(MAP.sids)!.get(stateKey(sidKey(ip('fc00:0:1::f6:7'))))!.value;
     expect(hex(v)).toBe(
       hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 2, tenant: 7, forward: true })),
     );
@@ -308,7 +311,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
   });
 
   it("an SR-unaware function's link: an endpoint in its return key space with no source check; its return entries in that key space", () => {
-    const ep = s.maps.get(MAP.endpoints)!.get(hex(ifindexKey(11)))!.value;
+    const ep = s.maps.get(MAP.endpoints)!.get(stateKey(ifindexKey(11)))!.value;
     expect(hex(ep)).toBe(hex(endpointValue({ returnOf: 5 })));
     // key space: function index 5 | TENANT_RETURN; flags: EP_ANYSRC, no address.
     expect(hex(ep.subarray(0, 8))).toBe('0500002002000000');
@@ -388,7 +391,12 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
 
 describe('eBPF lowering of a delta (only its items)', () => {
   const bytesOf = (st: EbpfState) =>
-    new Map(OWNED_MAPS.map((m) => [m, new Map([...st.maps.get(m)!].map(([k, e]) => [k, hex(e.value)]))]));
+    new Map(
+      OWNED_MAPS.map((m) => [
+        m,
+        new Map([...st.maps.get(m)!].map(([k, e]) => [hex(stateKeyBytes(k)), hex(e.value)])),
+      ]),
+    );
   const routesOf = (st: EbpfState) => st.routes.map((r) => routeKey(r).toString(16)).sort();
   const step = (before: IntentItem[], after: IntentItem[]) => {
     const b = intent(before);
@@ -430,7 +438,7 @@ describe('eBPF lowering of a delta (only its items)', () => {
       expect([...d!.state.skipped].sort()).toStrictEqual([...full.skipped].sort());
       // The writes, applied to the maps as they were, give the maps as they should be.
       for (const m of OWNED_MAPS) {
-        const kernel = new Map([...prev.maps.get(m)!].map(([k, e]) => [k, hex(e.value)]));
+        const kernel = new Map([...prev.maps.get(m)!].map(([k, e]) => [hex(stateKeyBytes(k)), hex(e.value)]));
         const w = d!.maps.get(m);
         for (const e of w?.put ?? []) kernel.set(hex(e.key), hex(e.value));
         for (const k of w?.delete ?? []) expect(kernel.delete(hex(k))).toBe(true);
