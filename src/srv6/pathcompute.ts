@@ -252,6 +252,12 @@ export class SharedPlanning {
   readonly #locators = new Map<Scope, Array<{ host: string | undefined; route: LocatorRoute }>>();
   /** Per workload and scope (egress, forward), its encapsulation route as seen from another host. */
   readonly #remote = new WeakMap<WorkloadView, Map<Scope, EncapRoute>>();
+  /** Per workload, what workloadObjects emits for it on a host where that is host-independent. */
+  readonly #remoteObjects = new WeakMap<WorkloadView, readonly PlannedObject[]>();
+  /** Tenants with a source-specific policy (its routes depend on each host's local sources). */
+  readonly #sourceTenants = new Set<string>();
+  /** Per tenant, the hosts of the SR-unaware functions on its policies' chains (return scopes). */
+  readonly #chainHosts = new Map<string, Set<string>>();
 
   constructor(view: FabricView) {
     this.view = view;
@@ -263,6 +269,42 @@ export class SharedPlanning {
       for (const f of w.formerHosts ?? []) this.#tenants.get(f)?.add(w.tenant);
     }
     for (const n of view.networkFunctions.values()) this.#tenants.get(n.host)?.add(n.tenant);
+    for (const p of view.policies) {
+      if (!selectsAll(p.from)) this.#sourceTenants.add(p.tenant);
+      for (const name of p.via) {
+        const nf = view.networkFunctions.get(name);
+        if (nf === undefined || nf.mode !== 'sr-unaware') continue;
+        let hosts = this.#chainHosts.get(p.tenant);
+        if (hosts === undefined) {
+          hosts = new Set();
+          this.#chainHosts.set(p.tenant, hosts);
+        }
+        hosts.add(nf.host);
+      }
+    }
+  }
+
+  /**
+   * What workloadObjects emits for `w` (of a tenant active on ctx's host), in order, when that is the
+   * same on every such host: `w` lives elsewhere and was not just redirected from there, its tenant
+   * has no source-specific policy (whose routes depend on the host's local sources) and no
+   * SR-unaware function of its chains runs there (return scopes). Then a workload's objects depend
+   * on the view only (its delivery SID, its policies' segment lists): built on the first such host,
+   * emitted as they are on the others. Undefined where the host makes a difference.
+   */
+  remoteObjects(ctx: HostContext, w: WorkloadView): readonly PlannedObject[] | undefined {
+    const host = ctx.host.name;
+    if (w.host === host || w.formerHosts?.includes(host) || this.#sourceTenants.has(w.tenant))
+      return undefined;
+    if (this.#chainHosts.get(w.tenant)?.has(host)) return undefined;
+    let list = this.#remoteObjects.get(w);
+    if (list === undefined) {
+      const built: PlannedObject[] = [];
+      objectsOfWorkload(ctx, w, (o) => built.push(o));
+      list = built;
+      this.#remoteObjects.set(w, list);
+    }
+    return list;
   }
 
   /** A fresh copy of the active tenants of `host` (a HostContext may not share its set). */
@@ -658,8 +700,20 @@ function sourceReturnObjects(
 
 /** Everything that depends on workload `w` (as destination, and as a local source). */
 export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): void {
-  const { view, host } = ctx;
   if (!ctx.activeTenants.has(w.tenant)) return;
+  if (ctx.shared !== undefined) {
+    const same = ctx.shared.remoteObjects(ctx, w);
+    if (same !== undefined) {
+      for (const o of same) emit(o);
+      return;
+    }
+  }
+  objectsOfWorkload(ctx, w, emit);
+}
+
+/** workloadObjects for a workload of a tenant active on the host, built for this host. */
+function objectsOfWorkload(ctx: HostContext, w: WorkloadView, emit: Emit): void {
+  const { view, host } = ctx;
   const t = view.tenants.get(w.tenant)!;
   const local = w.host === host.name;
   const prefix = workloadPrefix(w);
