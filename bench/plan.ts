@@ -2,7 +2,9 @@
  * `segmesh plan` at scale: the real CLI (a child process, `bin/segmesh`'s Node on `dist/cli/main.js`)
  * printing the full plan of 1,000 hosts and 10,000 workloads to /dev/null, its wall time and peak RSS
  * (`/usr/bin/time`), against the anchor: the model's own `computeHostPlan` for every host, in this
- * process, in the same run (interleaved repetitions). Goals: peak RSS under 512 MB and wall time at
+ * process, in the same run (interleaved repetitions). The anchor plans each host on its own, as an
+ * agent plans its host; the CLI plans every host of one view and shares what their plans have in
+ * common (`SharedPlanning` in src/srv6/pathcompute.ts: the same plans, built with less work). Goals: peak RSS under 512 MB and wall time at
  * most 1.5x the bare computation. CPU times (user + system, all threads) of both sides are printed
  * too: on a shared machine their ratio is the steadier figure (neither side is charged for waiting).
  * Verified before timing counts: one run piped into this process must print a plan for every host

@@ -15,6 +15,7 @@ import {
   type PlannedLink,
   type PlannedObject,
   type PlannedRoute,
+  SharedPlanning,
 } from '../srv6/pathcompute.ts';
 import type { Scope } from '../srv6/scope.ts';
 import { renderTable } from './table.ts';
@@ -119,10 +120,31 @@ export class ByteChunks {
     this.#buf = allocate(size);
   }
 
+  /** Buffers filled since the last recycle() (their bytes may still be in a consumer's hands). */
+  readonly #filled: Utf8Buffer[] = [];
+  /** Buffers a consumer is done with (see recycle()). */
+  readonly #spare: Utf8Buffer[] = [];
+
   #room(n: number): void {
     if (this.#buf.length - this.#pos >= n) return;
     this.#seal();
-    this.#buf = allocate(Math.max(this.#size, n));
+    this.#filled.push(this.#buf);
+    const size = Math.max(this.#size, n);
+    const spare = this.#spare.pop();
+    this.#buf = spare !== undefined && spare.length >= size ? spare : allocate(size);
+    this.#pos = 0;
+    this.#start = 0;
+  }
+
+  /**
+   * The consumer is done with every chunk taken so far (it wrote them synchronously, and keeps
+   * none): their buffers are written again. A consumer that keeps chunks (a pipe's queue) must not
+   * call this. Saves allocating (and the kernel zeroing) a fresh buffer per MiB of output.
+   */
+  recycle(): void {
+    if (this.#ready.length > 0 || this.#pos > this.#start)
+      throw new Error('ByteChunks.recycle: bytes not taken yet');
+    for (const b of this.#filled.splice(0)) this.#spare.push(b);
     this.#pos = 0;
     this.#start = 0;
   }
@@ -165,6 +187,13 @@ export class ByteChunks {
     this.#pos = p + last.length;
   }
 
+  /** Bytes copied as they are (a row encoded before). */
+  bytes(b: Uint8Array): void {
+    this.#room(b.length);
+    this.#buf.set(b, this.#pos);
+    this.#pos += b.length;
+  }
+
   /** The bytes written since the last call, in order. */
   take(): Uint8Array[] {
     this.#seal();
@@ -197,7 +226,26 @@ interface Dest {
   action: Cell;
   reasonText: string | undefined;
   why: Cell;
+  /**
+   * Whole rows to this destination encoded before, with the cells and column widths they were made
+   * of: most rows repeat on every host (same action, reason and widths), so a row costs one copy.
+   * A few per destination, as one prefix is printed in tables of different widths (a locator in the
+   * main table and in every tenant's egress table).
+   */
+  rows: Row[];
 }
+
+/** One encoded table row (newline and indent included) and what it was made of. */
+interface Row {
+  readonly action: Cell;
+  readonly why: Cell;
+  readonly wd: number;
+  readonly wa: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Rows kept per destination (see Dest.rows). */
+const ROWS_PER_DEST = 4;
 
 const NO_SEGMENTS: readonly Ipv6Address[] = [];
 
@@ -219,6 +267,38 @@ function samePrefixes(a: readonly Ipv6Prefix[], b: readonly Ipv6Prefix[]): boole
 
 function cell(text: string): Cell {
   return { text, bytes: Buffer.from(text, 'utf8'), blank: endsBlank(text) };
+}
+
+/**
+ * The encoded row to `d` with action `a`, reason `why` and column widths `wd`, `wa`: one of the rows
+ * `d` keeps, or a new one (replacing its oldest when it keeps ROWS_PER_DEST already).
+ */
+function rowOf(d: Dest, a: Cell, why: Cell, wd: number, wa: number): Uint8Array {
+  const rows = d.rows;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.action === a && r.why === why && r.wd === wd && r.wa === wa) return r.bytes;
+  }
+  const c = d.cell.bytes;
+  const padD = wd - d.cell.text.length + 2;
+  const padA = wa - a.text.length + 2;
+  const bytes = new Uint8Array(7 + c.length + padD + a.bytes.length + padA + why.bytes.length);
+  bytes[0] = 10;
+  let p = 1;
+  bytes.fill(32, p, p + 6);
+  p += 6;
+  bytes.set(c, p);
+  p += c.length;
+  bytes.fill(32, p, p + padD);
+  p += padD;
+  bytes.set(a.bytes, p);
+  p += a.bytes.length;
+  bytes.fill(32, p, p + padA);
+  p += padA;
+  bytes.set(why.bytes, p);
+  if (rows.length >= ROWS_PER_DEST) rows.shift();
+  rows.push({ action: a, why, wd, wa, bytes });
+  return bytes;
 }
 
 /** True if renderTable's trimEnd would shorten a line whose last cell is `why`. */
@@ -354,6 +434,7 @@ export class PlanFormatter {
         action: c,
         reasonText: undefined,
         why: c,
+        rows: [],
       };
       this.#dests.set(p, d);
     }
@@ -583,7 +664,7 @@ export class PlanFormatter {
   #routeRows(
     w: ByteChunks,
     routes: readonly PlannedRoute[],
-    info: readonly (Dest | undefined)[],
+    infos: readonly (Dest | undefined)[],
     from: number,
     to: number,
   ): void {
@@ -596,7 +677,7 @@ export class PlanFormatter {
     let wa = 'ACTION'.length;
     for (let k = 0; k < n; k++) {
       const r = routes[from + k]!;
-      const d = info[from + k];
+      const d = infos[from + k];
       const dc = r.from
         ? this.#cell(destination(at, r.prefix, r.from))
         : d !== undefined
@@ -630,7 +711,15 @@ export class PlanFormatter {
         w.text(
           `\n      ${d.text}${pad(wd - d.text.length + 2)}${a.text}${pad(wa - a.text.length + 2)}${why.text}`.trimEnd(),
         );
-      } else w.row(d.bytes, wd - d.text.length + 2, a.bytes, wa - a.text.length + 2, why.bytes);
+        continue;
+      }
+      const info = infos[from + k];
+      // Only a destination's own cell may be served from its rows (a source-specific route's is not).
+      if (info === undefined || info.cell !== d) {
+        w.row(d.bytes, wd - d.text.length + 2, a.bytes, wa - a.text.length + 2, why.bytes);
+        continue;
+      }
+      w.bytes(rowOf(info, a, why, wd, wa));
     }
   }
 
@@ -702,20 +791,36 @@ export function* planTextChunks(
   view: FabricView,
   hosts: Iterable<string>,
   summary: string,
+  opts: ChunkOptions = {},
 ): Generator<Uint8Array, void, undefined> {
   const f = new PlanFormatter(view);
+  const shared = new SharedPlanning(view);
   const w = new ByteChunks();
   w.text(`${summary}\n\n`);
-  yield* w.take();
+  yield* taken(w, opts);
   let first = true;
   for (const h of hosts) {
     if (!first) w.text('\n\n');
-    f.writeText(computeHostPlan(view, h), w);
-    yield* w.take();
+    f.writeText(computeHostPlan(view, h, shared), w);
+    yield* taken(w, opts);
     first = false;
   }
   w.text('\n');
+  yield* taken(w, opts);
+}
+
+export interface ChunkOptions {
+  /**
+   * The consumer writes each chunk before it asks for the next and keeps none (a synchronous write
+   * to a file or /dev/null): a chunk's bytes may then be written over once the next is asked for.
+   */
+  readonly reuse?: boolean;
+}
+
+/** The chunks of `w` so far; with `reuse`, their buffers are recycled once the consumer had them all. */
+function* taken(w: ByteChunks, opts: ChunkOptions): Generator<Uint8Array, void, undefined> {
   yield* w.take();
+  if (opts.reuse) w.recycle();
 }
 
 /**
@@ -725,19 +830,21 @@ export function* planTextChunks(
 export function* planJsonChunks(
   view: FabricView,
   hosts: Iterable<string>,
+  opts: ChunkOptions = {},
 ): Generator<Uint8Array, void, undefined> {
   const f = new PlanFormatter(view);
+  const shared = new SharedPlanning(view);
   const w = new ByteChunks();
   let first = true;
   for (const h of hosts) {
     // An element of a top-level array, as JSON.stringify indents it there: the one-element array's
     // text without its brackets (no second pass over the text to indent it).
-    const element = JSON.stringify([f.json(computeHostPlan(view, h))], null, 2);
+    const element = JSON.stringify([f.json(computeHostPlan(view, h, shared))], null, 2);
     w.text(first ? '[\n  ' : ',\n  ');
     w.text(element.slice(4, -2));
-    yield* w.take();
+    yield* taken(w, opts);
     first = false;
   }
   w.text(first ? '[]\n' : '\n]\n');
-  yield* w.take();
+  yield* taken(w, opts);
 }

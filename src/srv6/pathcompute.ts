@@ -234,6 +234,125 @@ function policyReason(p: PolicyView): string {
   return r;
 }
 
+/**
+ * What every host's plan of one view has in common, for a caller that plans many hosts of the same
+ * view (`segmesh plan` plans them all): each host's tenants, and the routes that are the same
+ * objects in every plan — a locator route in a scope, a remote workload's encapsulation toward its
+ * delivery SID. Without it, each host builds them again (hosts x (hosts + workloads) objects and key
+ * strings). The plans are equal either way (test/unit/srv6/pathcompute-shared.test.ts); planned
+ * objects are never changed in place, so sharing them between plans is safe. For one view only.
+ */
+export class SharedPlanning {
+  readonly view: FabricView;
+  /** Per host, activeTenants(view, host): one pass over the workloads for all hosts. */
+  readonly #tenants: Map<string, Set<string>>;
+  /** host name -> tenant -> [delivery SID] (see HostContext.deliverySegments). */
+  readonly deliverySegments = new Map<string, Map<string, readonly Ipv6Address[]>>();
+  /** Per scope, the locator routes of every host and edge in it, in plan order, with their host. */
+  readonly #locators = new Map<Scope, Array<{ host: string | undefined; route: LocatorRoute }>>();
+  /** Per workload and scope (egress, forward), its encapsulation route as seen from another host. */
+  readonly #remote = new WeakMap<WorkloadView, Map<Scope, EncapRoute>>();
+  /** Per workload, what workloadObjects emits for it on a host where that is host-independent. */
+  readonly #remoteObjects = new WeakMap<WorkloadView, readonly PlannedObject[]>();
+  /** Tenants with a source-specific policy (its routes depend on each host's local sources). */
+  readonly #sourceTenants = new Set<string>();
+  /** Per tenant, the hosts of the SR-unaware functions on its policies' chains (return scopes). */
+  readonly #chainHosts = new Map<string, Set<string>>();
+
+  constructor(view: FabricView) {
+    this.view = view;
+    this.#tenants = new Map();
+    for (const h of view.hosts.keys()) this.#tenants.set(h, new Set());
+    // The order of each set is activeTenants' (workloads in view order, then functions).
+    for (const w of view.workloads.values()) {
+      this.#tenants.get(w.host)?.add(w.tenant);
+      for (const f of w.formerHosts ?? []) this.#tenants.get(f)?.add(w.tenant);
+    }
+    for (const n of view.networkFunctions.values()) this.#tenants.get(n.host)?.add(n.tenant);
+    for (const p of view.policies) {
+      if (!selectsAll(p.from)) this.#sourceTenants.add(p.tenant);
+      for (const name of p.via) {
+        const nf = view.networkFunctions.get(name);
+        if (nf === undefined || nf.mode !== 'sr-unaware') continue;
+        let hosts = this.#chainHosts.get(p.tenant);
+        if (hosts === undefined) {
+          hosts = new Set();
+          this.#chainHosts.set(p.tenant, hosts);
+        }
+        hosts.add(nf.host);
+      }
+    }
+  }
+
+  /**
+   * What workloadObjects emits for `w` (of a tenant active on ctx's host), in order, when that is the
+   * same on every such host: `w` lives elsewhere and was not just redirected from there, its tenant
+   * has no source-specific policy (whose routes depend on the host's local sources) and no
+   * SR-unaware function of its chains runs there (return scopes). Then a workload's objects depend
+   * on the view only (its delivery SID, its policies' segment lists): built on the first such host,
+   * emitted as they are on the others. Undefined where the host makes a difference.
+   */
+  remoteObjects(ctx: HostContext, w: WorkloadView): readonly PlannedObject[] | undefined {
+    const host = ctx.host.name;
+    if (w.host === host || w.formerHosts?.includes(host) || this.#sourceTenants.has(w.tenant))
+      return undefined;
+    if (this.#chainHosts.get(w.tenant)?.has(host)) return undefined;
+    let list = this.#remoteObjects.get(w);
+    if (list === undefined) {
+      const built: PlannedObject[] = [];
+      objectsOfWorkload(ctx, w, (o) => built.push(o));
+      list = built;
+      this.#remoteObjects.set(w, list);
+    }
+    return list;
+  }
+
+  /** A fresh copy of the active tenants of `host` (a HostContext may not share its set). */
+  activeTenants(host: string): Set<string> {
+    return new Set(this.#tenants.get(host) ?? activeTenants(this.view, host));
+  }
+
+  /** Every host's and edge's locator route in `scope`, in the order hostObjects emits them. */
+  locators(scope: Scope): ReadonlyArray<{ host: string | undefined; route: LocatorRoute }> {
+    let list = this.#locators.get(scope);
+    if (list === undefined) {
+      list = [];
+      for (const other of this.view.hosts.values())
+        list.push({
+          host: other.name,
+          route: locatorRoute(scope, other.locator, other.underlay, locatorReason(other, 'host')),
+        });
+      for (const edge of this.view.edges.values()) {
+        const reason = locatorReason(edge, 'edge');
+        for (const l of edge.locators)
+          list.push({ host: undefined, route: locatorRoute(scope, l, edge.underlay, reason) });
+      }
+      this.#locators.set(scope, list);
+    }
+    return list;
+  }
+
+  /** `w`'s route in `scope` (its tenant's egress or forward scope) on a host where it does not live. */
+  remote(ctx: HostContext, w: WorkloadView, scope: Scope): EncapRoute {
+    let byScope = this.#remote.get(w);
+    if (byScope === undefined) {
+      byScope = new Map();
+      this.#remote.set(w, byScope);
+    }
+    let r = byScope.get(scope);
+    if (r === undefined) {
+      const segs = ctx.deliverySegments(w.host, w.tenant);
+      r = encapRoute(ctx, scope, workloadPrefix(w), undefined, w.tenant, segs, livesOnReason(w));
+      byScope.set(scope, r);
+    }
+    return r;
+  }
+}
+
+function locatorRoute(scope: Scope, prefix: Ipv6Prefix, via: Ipv6Address, reason: string): LocatorRoute {
+  return { kind: 'locator', key: routeKey(scope, prefix), scope, prefix, via, reason };
+}
+
 /** Per-host facts computed once per plan and shared by every workload's objects. */
 class HostContext {
   readonly view: FabricView;
@@ -245,8 +364,9 @@ class HostContext {
   readonly sourcePolicies = new Set<string>();
   readonly denyDestinations: readonly Ipv6Prefix[];
   readonly mtu: number;
+  readonly shared: SharedPlanning | undefined;
   /** host name + tenant -> [delivery SID]: shared arrays, one per destination host and tenant. */
-  readonly #deliverySegments = new Map<string, Map<string, readonly Ipv6Address[]>>();
+  readonly #deliverySegments: Map<string, Map<string, readonly Ipv6Address[]>>;
   /** Per tenant, its policies with a `from` selector (source-specific). */
   readonly #sourceSpecific = new Map<string, PolicyView[]>();
   /**
@@ -256,15 +376,19 @@ class HostContext {
   readonly #sources = new Map<PolicyView, Map<string, WorkloadView>>();
   readonly #destinations = new Map<PolicyView, Map<string, WorkloadView>>();
 
-  constructor(view: FabricView, hostName: string) {
+  constructor(view: FabricView, hostName: string, shared?: SharedPlanning) {
     const host = view.hosts.get(hostName);
     if (!host)
       throw new PathComputeError(
         `host ${hostName} is not in the fabric; known hosts: ${[...view.hosts.keys()].join(', ')}`,
       );
+    if (shared !== undefined && shared.view !== view)
+      throw new PathComputeError('SharedPlanning of another view: make one per view');
     this.view = view;
     this.host = host;
-    this.activeTenants = activeTenants(view, hostName);
+    this.shared = shared;
+    this.#deliverySegments = shared?.deliverySegments ?? new Map();
+    this.activeTenants = shared ? shared.activeTenants(hostName) : activeTenants(view, hostName);
     this.localNfs = [...view.networkFunctions.values()].filter((n) => n.host === hostName);
     for (const p of view.policies) {
       const list = this.policiesByTenant.get(p.tenant) ?? [];
@@ -441,26 +565,11 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
   const nfReturn = ctx.localNfs.filter((n) => n.mode === 'sr-unaware');
   for (const nf of nfReturn) scopes.push(host.sids.networkFunctions.get(nf.name)!.returns!);
 
-  const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; reason: string }> = [];
-  for (const other of view.hosts.values()) {
-    if (other.name !== host.name)
-      locators.push({ prefix: other.locator, via: other.underlay, reason: locatorReason(other, 'host') });
-  }
-  for (const edge of view.edges.values()) {
-    const reason = locatorReason(edge, 'edge');
-    for (const l of edge.locators) locators.push({ prefix: l, via: edge.underlay, reason });
-  }
-  for (const scope of scopes) {
-    for (const l of locators) {
-      emit({
-        kind: 'locator',
-        key: routeKey(scope, l.prefix),
-        scope,
-        prefix: l.prefix,
-        via: l.via,
-        reason: l.reason,
-      });
-    }
+  if (ctx.shared !== undefined) {
+    for (const scope of scopes)
+      for (const l of ctx.shared.locators(scope)) if (l.host !== host.name) emit(l.route);
+  } else {
+    unsharedLocators(ctx, scopes, emit);
   }
 
   for (const name of ctx.activeTenants) {
@@ -483,6 +592,32 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
         : {}),
     });
     if (returns) emit(unreachable(returns, nf.tenant, `end of ${nf.name}'s return table`));
+  }
+}
+
+/** hostObjects' locator routes without SharedPlanning: built for this host's plan. */
+function unsharedLocators(ctx: HostContext, scopes: readonly Scope[], emit: Emit): void {
+  const { view, host } = ctx;
+  const locators: Array<{ prefix: Ipv6Prefix; via: Ipv6Address; reason: string }> = [];
+  for (const other of view.hosts.values()) {
+    if (other.name !== host.name)
+      locators.push({ prefix: other.locator, via: other.underlay, reason: locatorReason(other, 'host') });
+  }
+  for (const edge of view.edges.values()) {
+    const reason = locatorReason(edge, 'edge');
+    for (const l of edge.locators) locators.push({ prefix: l, via: edge.underlay, reason });
+  }
+  for (const scope of scopes) {
+    for (const l of locators) {
+      emit({
+        kind: 'locator',
+        key: routeKey(scope, l.prefix),
+        scope,
+        prefix: l.prefix,
+        via: l.via,
+        reason: l.reason,
+      });
+    }
   }
 }
 
@@ -565,8 +700,20 @@ function sourceReturnObjects(
 
 /** Everything that depends on workload `w` (as destination, and as a local source). */
 export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): void {
-  const { view, host } = ctx;
   if (!ctx.activeTenants.has(w.tenant)) return;
+  if (ctx.shared !== undefined) {
+    const same = ctx.shared.remoteObjects(ctx, w);
+    if (same !== undefined) {
+      for (const o of same) emit(o);
+      return;
+    }
+  }
+  objectsOfWorkload(ctx, w, emit);
+}
+
+/** workloadObjects for a workload of a tenant active on the host, built for this host. */
+function objectsOfWorkload(ctx: HostContext, w: WorkloadView, emit: Emit): void {
+  const { view, host } = ctx;
   const t = view.tenants.get(w.tenant)!;
   const local = w.host === host.name;
   const prefix = workloadPrefix(w);
@@ -576,6 +723,10 @@ export function workloadObjects(ctx: HostContext, w: WorkloadView, emit: Emit): 
     emit(deliverRoute(t.scopes.egress, w));
     emit(deliverRoute(t.scopes.delivery, w));
     if (t.edgeMode === 'aggregate') emit(deliverRoute(t.scopes.forward, w));
+  } else if (ctx.shared !== undefined && !w.formerHosts?.includes(host.name)) {
+    // The same routes as below, built once for every host's plan.
+    emit(ctx.shared.remote(ctx, w, t.scopes.egress));
+    if (t.edgeMode === 'aggregate') emit(ctx.shared.remote(ctx, w, t.scopes.forward));
   } else {
     const segs = ctx.deliverySegments(w.host, w.tenant);
     const reason = livesOnReason(w);
@@ -683,8 +834,12 @@ export interface HostPlan {
   readonly objects: ReadonlyMap<string, PlannedObject>;
 }
 
-export function computeHostPlan(view: FabricView, hostName: string): HostPlan {
-  const ctx = new HostContext(view, hostName);
+/**
+ * Everything host `hostName` must install. `shared`: what the plans of the view's hosts have in
+ * common, for a caller that plans many of them (the plan is the same with or without it).
+ */
+export function computeHostPlan(view: FabricView, hostName: string, shared?: SharedPlanning): HostPlan {
+  const ctx = new HostContext(view, hostName, shared);
   const objects = new Map<string, PlannedObject>();
   const emit: Emit = (o) => {
     objects.set(o.key, o);

@@ -1,6 +1,8 @@
 /** `segmesh plan FILE`: what every host of a described fabric would own and install (a dry run). */
 import { once } from 'node:events';
+import { fstatSync, type Stats, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isatty } from 'node:tty';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Command } from 'commander';
@@ -20,6 +22,11 @@ export interface PlanOptions {
 export interface PlanSink {
   write(chunk: Uint8Array): boolean;
   once(event: 'drain', listener: () => void): unknown;
+  /**
+   * True if write() has written the chunk when it returns and keeps no reference to it: the plan's
+   * buffers are then reused for the next chunks instead of allocated anew.
+   */
+  readonly keepsNoChunk?: boolean;
 }
 
 /**
@@ -39,7 +46,8 @@ export async function writePlan(
     if (!view.hosts.has(h))
       throw new Error(`host ${h} is not in ${file}; hosts: ${[...view.hosts.keys()].join(', ')}`);
   }
-  const chunks = opts.json ? planJsonChunks(view, hosts) : planTextChunks(view, hosts, summary);
+  const reuse = { reuse: out.keepsNoChunk === true };
+  const chunks = opts.json ? planJsonChunks(view, hosts, reuse) : planTextChunks(view, hosts, summary, reuse);
   const cap = heapCap(HEAP_SLACK_BYTES);
   for (const chunk of chunks) {
     if (!out.write(chunk)) await once(out as unknown as NodeJS.EventEmitter, 'drain');
@@ -76,8 +84,33 @@ export function planCommand(): Command {
         if (e.code === 'EPIPE') process.exit(0);
         throw e;
       });
-      await writePlan(await readFile(file, 'utf8'), file, opts, process.stdout);
+      await writePlan(await readFile(file, 'utf8'), file, opts, fileSink(1) ?? process.stdout);
     });
+}
+
+/**
+ * A sink that writes straight to `fd` when it is a regular file or a character device other than a
+ * terminal (`> plan.txt`, `> /dev/null`): there a write never blocks for long and never fails with
+ * EAGAIN, so a synchronous write of each chunk (and reusing its buffer) beats the stream's
+ * bookkeeping. Undefined for a pipe, a socket or a terminal: process.stdout handles those (a slow
+ * reader's backpressure, EPIPE).
+ */
+function fileSink(fd: number): PlanSink | undefined {
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return undefined;
+  }
+  if (!st.isFile() && !(st.isCharacterDevice() && !isatty(fd))) return undefined;
+  return {
+    keepsNoChunk: true,
+    write(chunk: Uint8Array): boolean {
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+      return true;
+    },
+    once: () => undefined,
+  };
 }
 
 /** Garbage allowed on top of what was live after the last collection before collecting again. */

@@ -77,4 +77,26 @@ describe('plan chunks', () => {
     });
     expect(w.take()).toEqual([]);
   });
+
+  it('ByteChunks.recycle: buffers reused once every chunk was consumed, never while bytes are pending', () => {
+    const w = new ByteChunks(64);
+    const line = (i: number) => `line ${i} ${'x'.repeat(i % 7)}\n`;
+    const out: string[] = [];
+    const seen = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 100; i += 5) {
+      // Five lines (up to 70 bytes, each asking room for 3 bytes a character): two buffers a round.
+      for (let k = i; k < i + 5; k++) w.text(line(k));
+      for (const c of w.take()) {
+        out.push(Buffer.from(c).toString('utf8'));
+        seen.add(c.buffer);
+      }
+      w.recycle();
+    }
+    expect(out.join('')).toBe(Array.from({ length: 100 }, (_, i) => line(i)).join(''));
+    // Without reuse, 20 rounds would have filled about 20 buffers.
+    expect(seen.size).toBeGreaterThan(1);
+    expect(seen.size).toBeLessThanOrEqual(3);
+    w.text('pending');
+    expect(() => w.recycle()).toThrow(/not taken/);
+  });
 });

@@ -15,10 +15,20 @@ import { largeFabricYaml } from '../../harness/fabric-yaml.ts';
 
 const golden = (name: string) => readFileSync(new URL(`plan-golden/${name}`, import.meta.url), 'utf8');
 
-/** What `segmesh plan FILE [opts]` writes to stdout, through the CLI's own code. */
-async function plan(text: string, file: string, opts: PlanOptions = {}): Promise<Buffer> {
+/**
+ * What `segmesh plan FILE [opts]` writes to stdout, through the CLI's own code. `keepsNoChunk`: as
+ * when stdout is a file or /dev/null (the plan's buffers are reused once a chunk is written; copied
+ * here before that).
+ */
+async function plan(
+  text: string,
+  file: string,
+  opts: PlanOptions = {},
+  keepsNoChunk = false,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   const sink = {
+    keepsNoChunk,
     write(chunk: Uint8Array): boolean {
       chunks.push(Buffer.from(chunk));
       return true;
@@ -54,5 +64,18 @@ describe('segmesh plan golden output', () => {
     const json = await plan(yaml, 'f40x400.yaml', { json: true });
     expect(json.length).toBe(10_838_887);
     expect(sha256(json)).toBe('59006fc3cb6031c4e492b4e74b6e5157dc39e4db9c91d28f19cc4e8c4d21961d');
+  });
+
+  it('the same bytes when the sink keeps no chunk (buffers reused, as for stdout on a file)', async () => {
+    const yaml = largeFabricYaml({ hosts: 40, workloads: 400 });
+    const text = await plan(yaml, 'f40x400.yaml', {}, true);
+    expect(text.length).toBe(3_923_207);
+    expect(sha256(text)).toBe('f806ea973e41ae59c2d7b6684ddfea48e6101e59dcc5a41d67fa6c604aa62505');
+    const json = await plan(yaml, 'f40x400.yaml', { json: true }, true);
+    expect(sha256(json)).toBe('59006fc3cb6031c4e492b4e74b6e5157dc39e4db9c91d28f19cc4e8c4d21961d');
+    const file = 'examples/fabric.yaml';
+    expect((await plan(readFileSync(file, 'utf8'), file, {}, true)).toString('utf8')).toBe(
+      golden('fabric.txt'),
+    );
   });
 });
