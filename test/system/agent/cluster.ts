@@ -17,9 +17,11 @@ import {
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
-import { type Frr, startFrr } from '../../harness/frr.ts';
+import { type FrrEdge, startFrr } from '../../harness/frr.ts';
+import { startFrrVm } from '../../harness/frr-vm.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { pace, paced, runLogDir, sh, waitFor } from '../../harness/index.ts';
+import { type KernelNeed, lackedKernelFeatures } from '../../harness/kernel.ts';
 
 export const CLI = ['src/cli/main.ts'];
 
@@ -37,6 +39,24 @@ export const EXT_NET = {
   edge: '2001:db8:e1::1',
   client: '2001:db8:e1::2',
 } as const;
+
+/**
+ * Whether the suites' FRR edge runs in the VM (this kernel lacks seg6 routes, which zebra installs in
+ * an edge namespace) or in a namespace here. SEGMESH_TEST_EDGE=vm|netns chooses by hand (vm: to try
+ * the VM edge on a kernel with seg6).
+ */
+export function edgeInVm(): boolean {
+  const forced = process.env.SEGMESH_TEST_EDGE;
+  if (forced === 'vm' || forced === 'netns') return forced === 'vm';
+  return lackedKernelFeatures(['seg6', 'seg6local']).length > 0;
+}
+
+/** What a suite with an FRR edge needs besides its own tools: qemu and the image, or FRR and seg6. */
+export function edgeRequirements(): { tools: string[]; kernel: KernelNeed[] } {
+  return edgeInVm()
+    ? { tools: ['qemu-system-x86_64', 'mmdebstrap'], kernel: [] }
+    : { tools: ['zebra', 'bgpd'], kernel: ['seg6', 'seg6local'] };
+}
 
 export interface AgentHost {
   readonly name: string;
@@ -96,14 +116,35 @@ export class AgentCluster {
 
   /**
    * The FRR 8.4 edge for a cluster created with `{ edge: EDGE }`: on the underlay switch with static
-   * routes to the hosts' locators, tenant blue in its default instance (one 8.4 instance serves one
-   * tenant), advertisement interval 0 toward the hosts (gobgpd's is 0 too: a move reaches the edge at
-   * once), and an external client behind it on EXT_NET.
+   * routes to the hosts' locators, serving tenant blue, advertisement interval 0 toward the hosts
+   * (gobgpd's is 0 too: a move reaches the edge at once), and an external client behind it on EXT_NET.
+   * Where this kernel has seg6 routes, FRR runs in a namespace here (tenant blue in its default
+   * instance: one 8.4 instance serves one tenant without VRF devices); where it lacks them, in a VM
+   * with Debian's kernel (test/harness/frr-vm.ts: tenant blue in VRF vrf100), the agents here on the
+   * eBPF backend. `edgeInVm()` says which, unless `opts.vm` does; `edge` is FRR's namespace, if any.
    */
-  async addEdge(): Promise<{ frr: Frr; edge: Netns; ext: Netns }> {
+  async addEdge(opts: { vm?: boolean } = {}): Promise<{ frr: FrrEdge; ext: Netns; edge: Netns | undefined }> {
+    const ext = await this.lab.netns('ext');
+    const neighbors = this.hosts.map((h) => ({ address: h.underlay, asn: 65101, advertisementInterval: 0 }));
+    const tenant = { rd: '65000:100', rt: '65000:100', exportPrefixes: [EXT_NET.prefix] };
+    if (opts.vm ?? edgeInVm()) {
+      const frr = await startFrrVm(this.lab, {
+        name: 'edge',
+        sw: this.sw!,
+        ext,
+        asn: EDGE.asn,
+        routerId: '198.18.1.1',
+        underlay: `${EDGE.address}/64`,
+        external: { edge: `${EXT_NET.edge}/64`, client: `${EXT_NET.client}/64` },
+        neighbors,
+        locator: EDGE.locator,
+        routes: this.hosts.map((h) => [`fc00:0:${h.index}::/48`, h.underlay] as const),
+        tenant: { ...tenant, id: 100 },
+      });
+      return { frr, ext, edge: undefined };
+    }
     const edge = await this.lab.netns('edge');
     await this.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
-    const ext = await this.lab.netns('ext');
     await this.lab.veth(edge, 'ext', ext, 'eth0', {
       addresses: [`${EXT_NET.edge}/64`],
       peerAddresses: [`${EXT_NET.client}/64`],
@@ -116,12 +157,12 @@ export class AgentCluster {
       netns: edge,
       asn: EDGE.asn,
       routerId: '198.18.1.1',
-      neighbors: this.hosts.map((h) => ({ address: h.underlay, asn: 65101, advertisementInterval: 0 })),
+      neighbors,
       locator: EDGE.locator,
-      tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: [EXT_NET.prefix] },
+      tenant,
       sidDevice: 'eth0',
     });
-    return { frr, edge, ext };
+    return { frr, ext, edge };
   }
 
   /**
