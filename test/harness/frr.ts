@@ -85,6 +85,8 @@ export interface KernelRoute {
 export abstract class FrrEdge {
   /** Names the router in messages. */
   abstract readonly name: string;
+  /** FRR's own VPN SID of the tenant, e.g. `fc00:0:2:0:100::`. */
+  abstract readonly sid: string;
   /** Default time limit of waitRoute and waitSession (longer where every look is slow, as in a VM). */
   protected readonly waitMs: number = 20_000;
 

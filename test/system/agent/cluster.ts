@@ -7,14 +7,19 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/agent/client.ts';
 import {
+  Behavior,
   linkDropKey,
   MAP,
   Mode as PolicyMode,
   Reason,
   type ReasonName,
+  TENANT_DELIVERY,
+  TENANT_FORWARD,
+  TENANT_RETURN,
   u32Key,
 } from '../../../src/dataplane/ebpf/abi.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
+import { MAIN_TABLE, nfReturnTable, tenantTables } from '../../../src/dataplane/kernel/tables.ts';
 import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { type FrrEdge, startFrr } from '../../harness/frr.ts';
@@ -328,6 +333,85 @@ ${
       const mode = Object.entries(PolicyMode).find(([, n]) => n === value[0])?.[0] ?? `mode ${value[0]}`;
       out.push(mode.startsWith('encap') ? `encap ${segs.join(',')}` : mode);
     }
+    return out;
+  }
+
+  /**
+   * `h`'s local SIDs as its data plane holds them: the kernel backend's seg6local routes (main table,
+   * protocol 203), or the eBPF backend's sm_sids entries; each with its behaviour and, for End.DT*, the
+   * table it decapsulates into.
+   */
+  async localSids(h: AgentHost): Promise<Array<{ sid: string; behavior: string; table?: string }>> {
+    if ((await this.backend(h)) === 'kernel') {
+      const routes = await h.ns.ipJson<
+        Array<{ dst: string; encap?: string; action?: string; table?: string | number }>
+      >('-6', 'route', 'show', 'table', 'main', 'proto', '203');
+      return routes
+        .filter((r) => r.encap === 'seg6local')
+        .map((r) => ({
+          sid: r.dst,
+          behavior: r.action ?? '',
+          ...(r.table !== undefined ? { table: String(r.table) } : {}),
+        }));
+    }
+    return [...bpfMapEntries(h, MAP.sids)].map(([k, v]) => {
+      const value = Buffer.from(v, 'hex');
+      const table = value.readUInt32LE(4);
+      return {
+        sid: formatIpv6(ipv6FromBytes(Buffer.from(k, 'hex'))),
+        behavior: Object.entries(Behavior).find(([, n]) => n === value[0])?.[0] ?? `behavior ${value[0]}`,
+        ...(table ? { table: String(table) } : {}),
+      };
+    });
+  }
+
+  /**
+   * What `h`'s eBPF backend holds in its maps, written as `segmesh routes` writes the plan's routes
+   * (`TABLE DESTINATION ACTION`, the action without its table's name): each sm_policy entry in the
+   * table of its key space (a tenant's egress, delivery or forward table, a function's return table),
+   * each sm_sids entry as a seg6local route of the main table. The backend's kernel routes (underlay
+   * and delivery) are the kernel's to list.
+   */
+  async ebpfRouteKeys(h: AgentHost): Promise<string[]> {
+    const links = new Map(
+      (await h.ns.ipJson<Array<{ ifindex: number; ifname: string }>>('link', 'show')).map((l) => [
+        l.ifindex,
+        l.ifname,
+      ]),
+    );
+    const out: string[] = [];
+    for (const [k, v] of bpfMapEntries(h, MAP.policy)) {
+      const key = Buffer.from(k, 'hex');
+      const value = Buffer.from(v, 'hex');
+      const length = key.readUInt32LE(0) - 32;
+      const space = key.readUInt32BE(4);
+      const id = space & (TENANT_RETURN - 1);
+      const table =
+        space & TENANT_DELIVERY
+          ? tenantTables(id).delivery
+          : space & TENANT_FORWARD
+            ? tenantTables(id).forward
+            : space & TENANT_RETURN
+              ? nfReturnTable(id)
+              : tenantTables(id).egress;
+      const segs = Array.from({ length: value[1]! }, (_, i) =>
+        formatIpv6(ipv6FromBytes(value.subarray(36 + 16 * i, 52 + 16 * i))),
+      );
+      const mode = Object.entries(PolicyMode).find(([, n]) => n === value[0])?.[0];
+      const action =
+        mode === 'encap' || mode === 'encapRed'
+          ? `encap seg6 mode ${mode === 'encap' ? 'encap' : 'encap.red'} segs [ ${segs.join(' ')} ]`
+          : mode === 'local'
+            ? `dev ${links.get(value.readUInt32LE(4)) ?? `ifindex ${value.readUInt32LE(4)}`}`
+            : mode === 'drop'
+              ? 'unreachable'
+              : `mode ${value[0]}`;
+      out.push(`${table} ${formatIpv6(ipv6FromBytes(key.subarray(8, 24)))}/${length} ${action}`);
+    }
+    for (const s of await this.localSids(h))
+      out.push(
+        `${MAIN_TABLE} ${s.sid}/128 encap seg6local action ${s.behavior}${s.table ? ` table ${s.table}` : ''}`,
+      );
     return out;
   }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MAIN_TABLE } from '../../../src/dataplane/kernel/tables.ts';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
 import type { FrrEdge } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
@@ -104,6 +105,26 @@ function kernelAction(r: KernelRoute): string {
   return `dev ${r.dev}`;
 }
 
+/**
+ * `h`'s data plane as `segmesh routes` writes routes (`TABLE DESTINATION ACTION`): its kernel routes of
+ * protocol 203 in `tables` and, on the eBPF backend, its map entries (cluster.ebpfRouteKeys).
+ */
+async function dataplaneRoutes(cluster: AgentCluster, h: AgentHost, tables: readonly number[]) {
+  const out: string[] = [];
+  for (const t of tables) {
+    const r = await h.ns.exec('ip', ['-j', '-6', 'route', 'show', 'table', String(t), 'proto', '203'], {
+      allowFail: true,
+    });
+    // A table without routes does not exist (the eBPF backend keeps a tenant's egress in its maps).
+    if (r.code !== 0 && !/FIB table does not exist/.test(r.stderr))
+      throw new Error(`ip -6 route show table ${t} in ${h.ns.name}: ${r.stderr}`);
+    for (const k of r.code === 0 ? (JSON.parse(r.stdout || '[]') as KernelRoute[]) : [])
+      out.push(`${t} ${kernelDst(k)} ${kernelAction(k)}`);
+  }
+  const ebpf = (await cluster.backend(h)) === 'ebpf';
+  return { kernel: out.length, all: ebpf ? [...out, ...(await cluster.ebpfRouteKeys(h))] : out, ebpf };
+}
+
 systemSuite(
   'agent: an FRR edge router and an external client',
   // FRR in a namespace where this kernel has seg6 routes, in the VM with Debian's kernel where not.
@@ -146,13 +167,13 @@ systemSuite(
     it(
       'the external client and the workload reach each other both ways; the other tenant stays out of reach',
       async () => {
-        // The agent learned FRR's exported prefix (SID rebuilt from label and structure) into blue's table.
+        // The agent learned FRR's exported prefix into blue's table, toward FRR's own SID (rebuilt from
+        // label and structure): a kernel route, or an sm_policy entry on the eBPF backend.
+        const learned = new RegExp(`^385424 2001:db8:e1::/64 encap seg6 mode \\S+ segs \\[ ${frr.sid} \\]$`);
         await waitFor(
           async () =>
-            (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
-              '2001:db8:e1::/64',
-            ),
-          { timeoutMs: paced(30_000), what: "host1 to learn FRR's 2001:db8:e1::/64" },
+            (await dataplaneRoutes(cluster, cluster.hosts[0]!, [385424])).all.some((k) => learned.test(k)),
+          { timeoutMs: paced(30_000), what: `host1 to learn FRR's 2001:db8:e1::/64 toward SID ${frr.sid}` },
         );
         expect(await ping(ext, blue.address)).toBe(3);
         expect(await ping(blue.ns, '2001:db8:e1::2')).toBe(3);
@@ -168,28 +189,25 @@ systemSuite(
         const hosts = cluster.hosts;
         const routeKey = (table: number, dst: string, action: string) => `${table} ${dst} ${action}`;
         const reference = (await cluster.api(hosts[0]!).call('listWorkloads', {})).workloads;
+        // Every agent's SID list of every host against that host's data plane; asserted after the
+        // loop, so that one disagreement does not hide the other checks' results.
+        const sidsDiffer: string[] = [];
         for (const h of hosts) {
-          // routes --json: one kernel route (protocol 203) per entry, same table, prefix and action.
+          // routes --json: one data-plane object per entry, same table, prefix and action: a kernel route
+          // (protocol 203); on the eBPF backend a kernel route (underlay, delivery) or a map entry
+          // (sm_policy: egress and redirects; sm_sids: local SIDs).
           const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
           const tables = [...new Set(cli.map((r) => r.table))];
-          const kernel: string[] = [];
-          for (const t of tables) {
-            for (const r of await h.ns.ipJson<KernelRoute[]>(
-              '-6',
-              'route',
-              'show',
-              'table',
-              String(t),
-              'proto',
-              '203',
-            ))
-              kernel.push(routeKey(t, kernelDst(r), kernelAction(r)));
-          }
+          const dp = await dataplaneRoutes(cluster, h, tables);
           const all = (await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
-          expect(kernel.length).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
-          expect(
-            cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, ''))).sort(),
-          ).toEqual(kernel.sort());
+          expect(dp.kernel).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
+          const cliKeys = cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, '')));
+          // eBPF: another host's locator in a tenant's table needs no entry (the outer packet after
+          // H.Encaps is looked up in the main table, bpf_fib_lookup): the main table must have it.
+          const unneeded = (k: string) => dp.ebpf && !k.startsWith(`${MAIN_TABLE} `) && / via /.test(k);
+          for (const k of cliKeys.filter(unneeded))
+            expect(dp.all).toContain(`${MAIN_TABLE} ${k.slice(k.indexOf(' ') + 1)}`);
+          expect(cliKeys.filter((k) => !unneeded(k)).sort()).toEqual([...dp.all].sort());
 
           // hosts --json: every agent lists the same hosts; each entry is what that host says of itself
           // (status) and the SIDs its kernel has.
@@ -203,12 +221,14 @@ systemSuite(
               locator: own.locator,
               state: 'up',
             });
-            const sids = (
-              await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
-            )
-              .filter((r) => r.encap === 'seg6local')
-              .map((r) => `${r.dst} ${r.action}`);
-            expect([...x.sids].sort()).toEqual(sids.sort());
+            // Its seg6local routes, or its sm_sids entries on the eBPF backend.
+            const sids = (await cluster.localSids(owner)).map((s) => `${s.sid} ${s.behavior}`);
+            expect(sids.length).toBeGreaterThan(0);
+            const listed = [...x.sids].sort().join(', ');
+            if (listed !== sids.sort().join(', '))
+              sidsDiffer.push(
+                `${h.name} lists ${x.name} with [${listed}]; its data plane has [${sids.join(', ')}]`,
+              );
           }
 
           // workloads --json: the same everywhere; local ones have their link, delivery route and
@@ -220,10 +240,8 @@ systemSuite(
           for (const w of wl) {
             expect(w.local).toBe(w.host === h.name);
             const owner = hosts.find((o) => o.name === w.host)!;
-            const sid = (
-              await owner.ns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'table', 'main', 'proto', '203')
-            ).find((r) => r.dst === w.deliverySid);
-            expect(sid).toMatchObject({ encap: 'seg6local', action: 'End.DT6' });
+            const sid = (await cluster.localSids(owner)).find((s) => s.sid === w.deliverySid);
+            expect(sid).toMatchObject({ behavior: 'End.DT6', table: expect.stringMatching(/^\d+$/) });
             if (!w.local) continue;
             const delivery = await h.ns.ipJson<KernelRoute[]>(
               '-6',
@@ -248,7 +266,7 @@ systemSuite(
             hosts: list.length,
             workloads: wl.length,
             localWorkloads: wl.filter((w) => w.local).length,
-            routes: kernel.length,
+            routes: cli.length, // = the data plane's objects, above
           });
 
           // bgp peers --json: what gobgpd itself says (its own CLI, not our client), and what FRR received.
@@ -312,6 +330,7 @@ systemSuite(
               .map((p) => p.nlri.prefix),
           ).toEqual([`fc00:0:${h.index}::/48`]);
         }
+        expect(sidsDiffer).toEqual([]);
       },
       paced(120_000),
     );
