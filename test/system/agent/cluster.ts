@@ -273,10 +273,15 @@ ${
 
   /** The data-plane backend `h`'s agent chose (`segmesh status`). */
   async backend(h: AgentHost): Promise<'ebpf' | 'kernel'> {
+    // Asked once per host: it does not change, and a drained or stopped agent cannot answer.
+    const known = this.#backends.get(h.name);
+    if (known) return known;
     const b = (await this.api(h).call('getStatus', {})).dataplaneBackend;
     if (b !== 'ebpf' && b !== 'kernel') throw new Error(`agent ${h.name} reports data-plane backend '${b}'`);
+    this.#backends.set(h.name, b);
     return b;
   }
+  readonly #backends = new Map<string, 'ebpf' | 'kernel'>();
 
   /**
    * Drops of one kind on host `h`, read from the kernel: the eBPF programs' verdict counters (the
@@ -334,6 +339,30 @@ ${
       out.push(mode.startsWith('encap') ? `encap ${segs.join(',')}` : mode);
     }
     return out;
+  }
+
+  /**
+   * `h`'s data plane as `segmesh routes` writes routes (`TABLE DESTINATION ACTION`): its kernel routes
+   * of protocol 203 in `tables` (`kernel` counts them) and, on the eBPF backend, its map entries
+   * (ebpfRouteKeys).
+   */
+  async routeKeys(
+    h: AgentHost,
+    tables: readonly number[],
+  ): Promise<{ kernel: number; all: string[]; ebpf: boolean }> {
+    const out: string[] = [];
+    for (const t of tables) {
+      const r = await h.ns.exec('ip', ['-j', '-6', 'route', 'show', 'table', String(t), 'proto', '203'], {
+        allowFail: true,
+      });
+      // A table without routes does not exist (the eBPF backend keeps a tenant's egress in its maps).
+      if (r.code !== 0 && !/FIB table does not exist/.test(r.stderr))
+        throw new Error(`ip -6 route show table ${t} in ${h.ns.name}: ${r.stderr}`);
+      for (const k of r.code === 0 ? (JSON.parse(r.stdout || '[]') as KernelRoute[]) : [])
+        out.push(`${t} ${kernelDst(k)} ${kernelAction(k)}`);
+    }
+    const ebpf = (await this.backend(h)) === 'ebpf';
+    return { kernel: out.length, all: ebpf ? [...out, ...(await this.ebpfRouteKeys(h))] : out, ebpf };
   }
 
   /**
@@ -465,6 +494,33 @@ ${
   close(): void {
     for (const c of this.#clients.values()) c.close();
   }
+}
+
+/** A kernel route as `ip -j` gives it. */
+export interface KernelRoute {
+  dst: string;
+  type?: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  encap?: string;
+  mode?: string;
+  segs?: string[];
+  action?: string;
+}
+
+/** A kernel route's destination and action as the CLI writes them. */
+export function kernelDst(r: KernelRoute): string {
+  if (r.dst === 'default') return '::/0';
+  return r.dst.includes('/') ? r.dst : `${r.dst}/128`;
+}
+export function kernelAction(r: KernelRoute): string {
+  if (r.type === 'unreachable') return 'unreachable';
+  if (r.encap === 'seg6') return `encap seg6 mode ${r.mode} segs [ ${(r.segs ?? []).join(' ')} ]`;
+  if (r.encap === 'seg6local')
+    return `encap seg6local action ${r.action}${r.table ? ` table ${r.table}` : ''}`;
+  if (r.gateway) return `via ${r.gateway}`;
+  return `dev ${r.dev}`;
 }
 
 /** Pings from a namespace; returns the number of replies. */

@@ -8,22 +8,12 @@ import {
   type AgentHost,
   EDGE,
   edgeRequirements,
+  type KernelRoute,
   ping,
   segmeshJson,
   startPing,
 } from './cluster.ts';
 
-interface KernelRoute {
-  dst: string;
-  type?: string;
-  gateway?: string;
-  dev?: string;
-  table?: string;
-  encap?: string;
-  mode?: string;
-  segs?: string[];
-  action?: string;
-}
 interface CliRoute {
   table: number;
   destination: string;
@@ -91,40 +81,6 @@ async function frrPaths(frr: FrrEdge, prefix: string): Promise<FrrPath[]> {
 const fromHost = (p: FrrPath, underlay: string) =>
   p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
 
-/** A kernel route's destination and action as the CLI writes them. */
-function kernelDst(r: KernelRoute): string {
-  if (r.dst === 'default') return '::/0';
-  return r.dst.includes('/') ? r.dst : `${r.dst}/128`;
-}
-function kernelAction(r: KernelRoute): string {
-  if (r.type === 'unreachable') return 'unreachable';
-  if (r.encap === 'seg6') return `encap seg6 mode ${r.mode} segs [ ${(r.segs ?? []).join(' ')} ]`;
-  if (r.encap === 'seg6local')
-    return `encap seg6local action ${r.action}${r.table ? ` table ${r.table}` : ''}`;
-  if (r.gateway) return `via ${r.gateway}`;
-  return `dev ${r.dev}`;
-}
-
-/**
- * `h`'s data plane as `segmesh routes` writes routes (`TABLE DESTINATION ACTION`): its kernel routes of
- * protocol 203 in `tables` and, on the eBPF backend, its map entries (cluster.ebpfRouteKeys).
- */
-async function dataplaneRoutes(cluster: AgentCluster, h: AgentHost, tables: readonly number[]) {
-  const out: string[] = [];
-  for (const t of tables) {
-    const r = await h.ns.exec('ip', ['-j', '-6', 'route', 'show', 'table', String(t), 'proto', '203'], {
-      allowFail: true,
-    });
-    // A table without routes does not exist (the eBPF backend keeps a tenant's egress in its maps).
-    if (r.code !== 0 && !/FIB table does not exist/.test(r.stderr))
-      throw new Error(`ip -6 route show table ${t} in ${h.ns.name}: ${r.stderr}`);
-    for (const k of r.code === 0 ? (JSON.parse(r.stdout || '[]') as KernelRoute[]) : [])
-      out.push(`${t} ${kernelDst(k)} ${kernelAction(k)}`);
-  }
-  const ebpf = (await cluster.backend(h)) === 'ebpf';
-  return { kernel: out.length, all: ebpf ? [...out, ...(await cluster.ebpfRouteKeys(h))] : out, ebpf };
-}
-
 systemSuite(
   'agent: an FRR edge router and an external client',
   // FRR in a namespace where this kernel has seg6 routes, in the VM with Debian's kernel where not.
@@ -171,8 +127,7 @@ systemSuite(
         // label and structure): a kernel route, or an sm_policy entry on the eBPF backend.
         const learned = new RegExp(`^385424 2001:db8:e1::/64 encap seg6 mode \\S+ segs \\[ ${frr.sid} \\]$`);
         await waitFor(
-          async () =>
-            (await dataplaneRoutes(cluster, cluster.hosts[0]!, [385424])).all.some((k) => learned.test(k)),
+          async () => (await cluster.routeKeys(cluster.hosts[0]!, [385424])).all.some((k) => learned.test(k)),
           { timeoutMs: paced(30_000), what: `host1 to learn FRR's 2001:db8:e1::/64 toward SID ${frr.sid}` },
         );
         expect(await ping(ext, blue.address)).toBe(3);
@@ -198,7 +153,7 @@ systemSuite(
           // (sm_policy: egress and redirects; sm_sids: local SIDs).
           const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
           const tables = [...new Set(cli.map((r) => r.table))];
-          const dp = await dataplaneRoutes(cluster, h, tables);
+          const dp = await cluster.routeKeys(h, tables);
           const all = (await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout;
           expect(dp.kernel).toBe(all.split('\n').filter((l) => l.trim()).length); // no table missed
           const cliKeys = cli.map((r) => routeKey(r.table, r.destination, r.action.replace(/ \(.*\)$/, '')));
