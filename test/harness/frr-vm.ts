@@ -59,7 +59,8 @@ export interface FrrVmOptions {
   readonly routes: readonly (readonly [string, string])[];
   /** The tenant served; its VRF is `vrf<id>` with table 1000 + id (as the lab's VM edge). */
   readonly tenant: FrrTenant & { readonly id: number };
-  /** Until FRR's SID is installed (default 240 s: the boot alone took 52-64 s at load 15 on 2 cores). */
+  /** Until FRR's SID is installed (default 180 s, as the lab's VM edge: boot and FRR start took 15-68 s here
+   * at load 6-8 beside two benchmarks, 52-64 s at load 15). */
   readonly timeoutMs?: number;
 }
 
@@ -202,7 +203,7 @@ export async function startFrrVm(lab: Lab, o: FrrVmOptions): Promise<FrrVm> {
     asn: o.asn,
     locator: o.locator,
     vrf: vrf.name,
-    deadline: Date.now() + (o.timeoutMs ?? 240_000),
+    deadline: Date.now() + (o.timeoutMs ?? 180_000),
     progress: (l) => process.stderr.write(`FRR VM ${vmName}: ${l}\n`),
     onProcess: recordProcess,
     onStarted: async (started) => {
