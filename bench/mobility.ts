@@ -169,8 +169,9 @@ try {
     (typeof cluster.hosts)[0],
     (typeof cluster.hosts)[0],
   ];
-  // The edge of the agent system tests (FRR serving tenant blue, an external client behind it).
-  const { frr, edge, ext } = await cluster.addEdge();
+  // The edge of the agent system tests (FRR serving tenant blue, an external client behind it), in a
+  // namespace here: this bench needs this kernel's seg6.
+  const { frr, edge, ext } = await cluster.addEdge({ vm: false });
 
   const client = await cluster.workload(h3, 'client', 'blue', 'bench.client');
   let current = await cluster.workload(h1, 'm0', 'blue', 'bench.mover');
@@ -190,7 +191,7 @@ try {
 
   const monitors = new Map<string, RouteMonitor>();
   for (const h of cluster.hosts) monitors.set(h.name, await RouteMonitor.start(h.ns));
-  const edgeMonitor = await RouteMonitor.start(edge);
+  const edgeMonitor = await RouteMonitor.start(edge!);
   await new Promise((r) => setTimeout(r, 300));
 
   // Continuous probes for the whole run; ping's own counts, read from its summary at SIGINT.

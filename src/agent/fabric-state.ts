@@ -14,6 +14,7 @@ import {
   parseIpv6,
   prefixContains,
 } from '../srv6/address.ts';
+import { behaviorFromCodepoint, LINUX_WITHOUT_VRF } from '../srv6/behavior.ts';
 import type {
   EdgeInput,
   ExternalRouteInput,
@@ -104,10 +105,18 @@ export function buildFabricState(s: FabricStateInput): FabricStateResult {
       skipped.push(`host ${name} advertises no locator`);
       continue;
     }
+    // What the host can decapsulate is read from the SIDs it publishes: one with End.DT4 or End.DT46
+    // SIDs has VRF devices or the eBPF programs (its backend said so when it allocated them). Without
+    // this, every other host would compute its SIDs without them and list fewer than it has.
+    const ipv4Decap = h.record.sids.some((x) => {
+      const b = behaviorFromCodepoint(x.behavior);
+      return b === 'End.DT4' || b === 'End.DT46';
+    });
     hosts.set(name, {
       name,
       underlay: ipv6FromBytes(h.record.underlayAddress),
       ...(locator ? { locator } : {}),
+      ...(ipv4Decap ? { capabilities: { ...LINUX_WITHOUT_VRF, vrf: true } } : {}),
     });
     nameOf.set(h.id, name);
   }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { detectKernelFeatures } from '../dataplane/features.ts';
-import { ensureVmImage } from '../vm/image.ts';
+import { ensureVmImage, type VmImage } from '../vm/image.ts';
 import {
   controlLoop,
   type ServiceVmState,
@@ -202,6 +202,15 @@ export function vmEdgeScript(o: {
   ].join('\n');
 }
 
+/** FRR's files in the edge VM: the integrated configuration `frr.conf`, the daemons, vtysh's. */
+export function vmEdgeFiles(frrConf: string): Record<string, string> {
+  return {
+    '/etc/frr/frr.conf': frrConf,
+    '/etc/frr/daemons': frrDaemons(),
+    '/etc/frr/vtysh.conf': 'service integrated-vtysh-config\n',
+  };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface VmEdgeUp {
@@ -280,11 +289,7 @@ export async function startVmEdge(
       ipv4: `${ep.ipv4}/${subnetLength(ep.network, 4)}`,
     })),
     routes: hostNames.map((h) => [plan.hosts.get(h)!.locator, underlayOf(h)] as const),
-    files: {
-      '/etc/frr/frr.conf': frrConf,
-      '/etc/frr/daemons': frrDaemons(),
-      '/etc/frr/vtysh.conf': 'service integrated-vtysh-config\n',
-    },
+    files: vmEdgeFiles(frrConf),
   });
   const dir = recordDir(plan.prefix, node.node);
   rmSync(dir, { recursive: true, force: true });
@@ -292,27 +297,103 @@ export async function startVmEdge(
   opts.progress(
     `edge-router ${node.node}: booting the VM (kernel ${image.kernelVersion}), taps ${taps.map((t) => `${t.name}@${t.master}`).join(', ')}`,
   );
-  const vm = await startServiceVm({
+  let record: VmNodeRecord | undefined;
+  const up = await bootFrrEdgeVm({
     name: `${plan.prefix}-${node.node}`.slice(0, 60),
     image,
-    command: ['sh', '-c', script],
     taps,
+    script,
     logDir: dir,
-    memoryMiB: 512,
-    readyTimeoutMs: Math.max(5_000, deadline - Date.now()),
+    asn: edge.asn,
+    locator: edge.locator,
+    vrf: vrf.name,
+    deadline,
+    progress: (l) => opts.progress(`edge-router ${node.node}: ${l}`),
+    onStarted: (vm) => {
+      record = { lab: plan.prefix, node: node.node, labels: { ...node.labels }, vm };
+      writeFileSync(`${dir}/node.json`, `${JSON.stringify(record, null, 2)}\n`);
+    },
+    onFailed: () => rmSync(`${dir}/node.json`, { force: true }),
+    error: (m) => new LabNodeError(node.node, m),
   });
-  const record: VmNodeRecord = { lab: plan.prefix, node: node.node, labels: { ...node.labels }, vm };
-  writeFileSync(`${dir}/node.json`, `${JSON.stringify(record, null, 2)}\n`);
+  // Counted from this function's start (the image check included), as before.
+  const before = up.t0 - t0;
+  return { record: record!, sid: up.sid, bootMs: before + up.bootMs, sidMs: before + up.sidMs };
+}
+
+export interface FrrEdgeVmOptions {
+  /** Names the qemu process. */
+  readonly name: string;
+  readonly image: VmImage;
+  /** The NICs: the underlay first (guest eth0), then the external networks (ext0, ext1, ...). */
+  readonly taps: readonly VmTap[];
+  /** What the guest runs (vmEdgeScript: VRF, addresses, routes, FRR's files). */
+  readonly script: string;
+  /** console.log, output.log, the control socket. */
+  readonly logDir: string;
+  readonly asn: number;
+  readonly locator: string;
+  /** The tenant's VRF: FRR's VPN SID is the one it allocated for it. */
+  readonly vrf: string;
+  /** Date.now() by which FRR must have its SID installed, or the VM is stopped and this fails. */
+  readonly deadline: number;
+  readonly progress: (line: string) => void;
+  readonly memoryMiB?: number;
+  /** qemu's PID as soon as it runs (for a sweeper). */
+  readonly onProcess?: (pid: number, name: string) => void;
+  /** Once the guest is up (before FRR has started): the caller's record; may attach the taps elsewhere. */
+  readonly onStarted?: (vm: ServiceVmState) => void | Promise<void>;
+  /** After a failure stopped the VM. */
+  readonly onFailed?: () => void;
+  /** The error thrown on failure (default Error). */
+  readonly error?: (message: string) => Error;
+}
+
+export interface FrrEdgeVm {
+  readonly vm: ServiceVmState;
+  /** FRR's VPN SID for the VRF, installed by zebra as End.DT6. */
+  readonly sid: string;
+  /** When this started (Date.now()), and when the VM was up and the SID was installed. */
+  readonly t0: number;
+  readonly bootMs: number;
+  readonly sidMs: number;
+}
+
+/**
+ * Boots an FRR edge VM (`script` from vmEdgeScript) and waits until zebra installed FRR's VPN SID of
+ * `vrf` as End.DT6. Fails by `deadline` naming the step (the boot, FRR's start, the SID, zebra's route)
+ * with the guest's output and FRR's processes and log; stops the VM then. Used by the lab's VM edge
+ * and the test harness's (test/harness/frr-vm.ts).
+ */
+export async function bootFrrEdgeVm(o: FrrEdgeVmOptions): Promise<FrrEdgeVm> {
+  const t0 = Date.now();
+  const mkError = o.error ?? ((m: string) => new Error(m));
+  let vm: ServiceVmState;
+  try {
+    vm = await startServiceVm({
+      name: o.name,
+      image: o.image,
+      command: ['sh', '-c', o.script],
+      taps: o.taps,
+      logDir: o.logDir,
+      memoryMiB: o.memoryMiB ?? 512,
+      readyTimeoutMs: Math.max(5_000, o.deadline - Date.now()),
+      ...(o.onProcess ? { onProcess: o.onProcess } : {}),
+    });
+  } catch (e) {
+    o.onFailed?.();
+    throw e; // VmError: names the boot step, with qemu's and the console's last lines
+  }
   const bootMs = Date.now() - t0;
   const output = () => {
     try {
-      return readFileSync(`${dir}/output.log`, 'utf8').trim().split('\n').slice(-15).join('\n');
+      return readFileSync(`${o.logDir}/output.log`, 'utf8').trim().split('\n').slice(-15).join('\n');
     } catch {
       return '';
     }
   };
   const fail = async (why: string): Promise<never> => {
-    // What FRR did, while the VM still answers; the logs stay in the node's folder.
+    // What FRR did, while the VM still answers; the logs stay in the folder.
     const diag = await serviceVmExec(
       vm,
       [
@@ -326,21 +407,23 @@ export async function startVmEdge(
       .catch((e: unknown) => `(unreachable: ${e instanceof Error ? e.message : String(e)})`);
     const guest = output();
     await stopServiceVm(vm);
-    rmSync(`${dir}/node.json`, { force: true });
-    throw new LabNodeError(
-      node.node,
-      `edge VM ${vm.name}: ${why}\nguest output:\n${guest}\nFRR (processes, start log, log):\n${diag}\nlogs: ${dir}`,
+    o.onFailed?.();
+    throw mkError(
+      `edge VM ${vm.name}: ${why}\nguest output:\n${guest}\nFRR (processes, start log, log):\n${diag}\nlogs: ${o.logDir}`,
     );
   };
+  try {
+    await o.onStarted?.(vm);
+  } catch (e) {
+    return fail(`setting up after boot: ${e instanceof Error ? e.message : String(e)}`);
+  }
   // FRR started, then the control loop answers.
   while (!output().includes('SEGMESH_EDGE_FRR_STARTED')) {
     if (!serviceVmAlive(vm)) return fail('the VM stopped before FRR started');
-    if (Date.now() > deadline) return fail('FRR did not start in time');
+    if (Date.now() > o.deadline) return fail('FRR did not start in time');
     await sleep(200);
   }
-  opts.progress(
-    `edge-router ${node.node}: VM up and FRR started in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-  );
+  o.progress(`VM up and FRR started in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   let sid: string | undefined;
   let last = '';
   // bgpd asks zebra for a chunk of the locator once, when it reads its configuration; when zebra has not
@@ -349,30 +432,23 @@ export async function startVmEdge(
   let rekick = Date.now() + 20_000;
   while (!sid) {
     if (!serviceVmAlive(vm)) return fail('the VM stopped');
-    if (Date.now() > deadline)
-      return fail(
-        `bgpd allocated no VPN SID for ${vrf.name} (show bgp segment-routing srv6: "${last.trim()}")`,
-      );
+    if (Date.now() > o.deadline)
+      return fail(`bgpd allocated no VPN SID for ${o.vrf} (show bgp segment-routing srv6: "${last.trim()}")`);
     const r = await serviceVmExec(vm, ['vtysh', '-c', 'show bgp segment-routing srv6'], 20_000).catch(
       (e: unknown) => ({ output: String(e) }),
     );
     last = r.output;
-    sid = parseVrfSid(last, vrf.name);
+    sid = parseVrfSid(last, o.vrf);
     if (!sid && Date.now() > rekick) {
       rekick = Date.now() + 20_000;
       // With the chunk there but no SID, the VRF's export is redone instead (it allocates on export).
-      const chunk = last.toLowerCase().includes(edge.locator.toLowerCase());
-      opts.progress(
-        `edge-router ${node.node}: no VPN SID yet, ${chunk ? `redoing ${vrf.name}'s VPN export` : 'bgpd asks zebra for the locator again'}`,
+      const chunk = last.toLowerCase().includes(o.locator.toLowerCase());
+      o.progress(
+        `no VPN SID yet, ${chunk ? `redoing ${o.vrf}'s VPN export` : 'bgpd asks zebra for the locator again'}`,
       );
       const kick = chunk
-        ? [
-            `router bgp ${edge.asn} vrf ${vrf.name}`,
-            'address-family ipv6 unicast',
-            'no export vpn',
-            'export vpn',
-          ]
-        : [`router bgp ${edge.asn}`, 'segment-routing srv6', 'no locator main', 'locator main'];
+        ? [`router bgp ${o.asn} vrf ${o.vrf}`, 'address-family ipv6 unicast', 'no export vpn', 'export vpn']
+        : [`router bgp ${o.asn}`, 'segment-routing srv6', 'no locator main', 'locator main'];
       await serviceVmExec(
         vm,
         ['vtysh', '-c', 'configure terminal', ...kick.flatMap((c) => ['-c', c])],
@@ -384,11 +460,11 @@ export async function startVmEdge(
   // zebra installs it (End.DT6 into the VRF's table): nothing done by hand.
   let route = '';
   while (!/End\.DT6/.test(route)) {
-    if (Date.now() > deadline) return fail(`zebra did not install SID ${sid} as End.DT6: "${route.trim()}"`);
+    if (Date.now() > o.deadline)
+      return fail(`zebra did not install SID ${sid} as End.DT6: "${route.trim()}"`);
     route = (await serviceVmExec(vm, ['ip', '-6', 'route', 'show', `${sid}/128`], 20_000)).output;
     if (!/End\.DT6/.test(route)) await sleep(300);
   }
-  const sidMs = Date.now() - t0;
-  opts.progress(`edge-router ${node.node}: FRR VPN SID ${sid} (zebra: ${route.trim()})`);
-  return { record, sid, bootMs, sidMs };
+  o.progress(`FRR VPN SID ${sid} (zebra: ${route.trim()})`);
+  return { vm, sid, t0, bootMs, sidMs: Date.now() - t0 };
 }

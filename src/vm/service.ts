@@ -32,6 +32,8 @@ export interface ServiceVmOptions {
   readonly memoryMiB?: number;
   /** Until the guest init's ready line (default 60 s). */
   readonly readyTimeoutMs?: number;
+  /** qemu's PID as soon as it runs (a test run records it for its sweeper). */
+  readonly onProcess?: (pid: number, name: string) => void;
 }
 
 /** What it takes to find, reach and stop the VM later, from another process. */
@@ -155,6 +157,7 @@ export async function startServiceVm(opts: ServiceVmOptions): Promise<ServiceVmS
     removeTaps();
     throw new VmError(`VM ${opts.name}: cannot start ${QEMU}: ${tail(`${opts.logDir}/qemu.log`, 5)}`);
   }
+  opts.onProcess?.(pid, `qemu ${opts.name}`);
   let startTime: string | undefined;
   for (let i = 0; i < 50 && startTime === undefined; i++) {
     startTime = processStartTime(pid);

@@ -34,8 +34,9 @@ import {
   ZEBRA_RR_SEMANTICS,
 } from '../../src/lab/frr.ts';
 import type { Daemon } from './daemon.ts';
-import { sh, waitFor } from './exec.ts';
+import { type ShResult, sh, waitFor } from './exec.ts';
 import type { Lab } from './lab.ts';
+import { type RouteMonitor, routeMonitor } from './monitor.ts';
 import type { Netns } from './netns.ts';
 import { freshLogPath } from './run.ts';
 
@@ -70,14 +71,105 @@ export interface WaitRouteOptions {
   readonly timeoutMs?: number;
 }
 
-interface KernelRoute {
+export interface KernelRoute {
   readonly dst: string;
   readonly encap?: string;
   readonly segs?: readonly string[];
   readonly protocol?: string;
 }
 
-export class Frr {
+/**
+ * What tests ask of an FRR edge router, wherever it runs: in a namespace here (`Frr`) or in a VM with
+ * Debian's kernel (`FrrVm`, ./frr-vm.ts). Subclasses say how to run vtysh and `ip` there and which
+ * table holds the tenant's routes; the waits and counts are the same.
+ */
+export abstract class FrrEdge {
+  /** Names the router in messages. */
+  abstract readonly name: string;
+  /** FRR's own VPN SID of the tenant, e.g. `fc00:0:2:0:100::`. */
+  abstract readonly sid: string;
+  /** Default time limit of waitRoute and waitSession (longer where every look is slow, as in a VM). */
+  protected readonly waitMs: number = 20_000;
+
+  /** Runs vtysh commands against this instance; returns stdout (throws on failure). */
+  abstract vtysh(...commands: string[]): Promise<string>;
+  /** `ip ARGS` where FRR runs. */
+  abstract ip(...args: string[]): Promise<{ readonly stdout: string }>;
+  /** `ip -6 route show` arguments naming the table zebra installs the tenant's routes in. */
+  protected abstract readonly tenantTable: readonly string[];
+  /** `show bgp ... ipv6 unicast TAIL`: the tenant's IPv6 unicast table (a VRF's, or the default's). */
+  abstract tenantUnicast(tail: string): string;
+  /** `ip -6 monitor route` where FRR runs, proven to listen (./monitor.ts). */
+  abstract routeMonitor(name: string): Promise<RouteMonitor>;
+
+  async vtyshJson<T = unknown>(command: string): Promise<T> {
+    const out = await this.vtysh(command);
+    return JSON.parse(out || '{}') as T;
+  }
+
+  /** VPNv6 prefixes received per neighbour (`pfxRcd`). */
+  async vpnReceived(): Promise<Record<string, number>> {
+    const out = await this.vtysh('show bgp ipv6 vpn summary json');
+    type Peers = { peers?: Record<string, { pfxRcd?: number }> };
+    const j = JSON.parse(out || '{}') as Peers & { ipv6Vpn?: Peers };
+    return Object.fromEntries(
+      Object.entries(j.peers ?? j.ipv6Vpn?.peers ?? {}).map(([k, v]) => [k, v.pfxRcd ?? 0]),
+    );
+  }
+
+  /** Number of VPNv6 prefixes received from all neighbours (`pfxRcd` summed). */
+  async vpnPathCount(): Promise<number> {
+    return Object.values(await this.vpnReceived()).reduce((a, n) => a + n, 0);
+  }
+
+  /**
+   * Whether bgpd's tenant IPv6 unicast table holds `prefix`: the import of the tenant VPN (by route
+   * target), decided when bgpd takes a VPN path in; zebra installs only what is there.
+   */
+  async unicastHas(prefix: string): Promise<boolean> {
+    const j = await this.vtyshJson<{ paths?: unknown[] }>(this.tenantUnicast(`${prefix} json`));
+    return (j.paths?.length ?? 0) > 0;
+  }
+
+  /** The kernel route of `prefix` (exact) in the tenant's table, if any. */
+  async kernelRoute(prefix: string): Promise<KernelRoute | undefined> {
+    const out = await this.ip('-j', '-6', 'route', 'show', ...this.tenantTable, 'exact', prefix);
+    return (JSON.parse(out.stdout || '[]') as KernelRoute[])[0];
+  }
+
+  /** Waits until zebra installed (or removed) the seg6 route of `prefix` in the kernel. */
+  async waitRoute(prefix: string, opts: WaitRouteOptions = {}): Promise<void> {
+    const dst = prefix.endsWith('/128') ? prefix.slice(0, -4) : prefix;
+    let last: KernelRoute | undefined;
+    await waitFor(
+      async () => {
+        last = await this.kernelRoute(prefix);
+        if (opts.absent) return last === undefined;
+        if (last?.encap !== 'seg6') return false;
+        return opts.sid === undefined || (last.segs ?? []).includes(opts.sid);
+      },
+      {
+        timeoutMs: opts.timeoutMs ?? this.waitMs,
+        what: `FRR ${this.name}: kernel route ${dst} ${opts.absent ? 'absent' : `via seg6 ${opts.sid ?? ''}`} (last: ${JSON.stringify(last)})`,
+      },
+    );
+  }
+
+  /** Waits until the BGP session with `address` is Established (or not). */
+  async waitSession(address: string, established = true, timeoutMs = this.waitMs + 10_000): Promise<void> {
+    await waitFor(
+      async () => {
+        const j = await this.vtyshJson<Record<string, { bgpState?: string }>>(
+          `show bgp neighbors ${address} json`,
+        );
+        return (j[address]?.bgpState === 'Established') === established;
+      },
+      { timeoutMs, what: `FRR ${this.name}: session with ${address} ${established ? 'up' : 'down'}` },
+    );
+  }
+}
+
+export class Frr extends FrrEdge {
   readonly options: FrrOptions;
   readonly dir: string;
   readonly lab: Lab;
@@ -85,14 +177,34 @@ export class Frr {
   #bgpd: Daemon | undefined;
   #sid: string | undefined;
 
+  protected readonly tenantTable = ['table', 'main'] as const;
+
   constructor(lab: Lab, options: FrrOptions) {
+    super();
     this.lab = lab;
     this.options = options;
     this.dir = freshLogPath(`frr-${options.name}`);
   }
 
+  get name(): string {
+    return this.options.name;
+  }
+
   get netns(): Netns {
     return this.options.netns;
+  }
+
+  ip(...args: string[]): Promise<ShResult> {
+    return this.options.netns.ip(...args);
+  }
+
+  /** The default instance is the tenant's (8.4 without VRF devices). */
+  tenantUnicast(tail: string): string {
+    return `show bgp ipv6 unicast ${tail}`;
+  }
+
+  routeMonitor(name: string): Promise<RouteMonitor> {
+    return routeMonitor(this.lab, this.options.netns, name);
   }
 
   /** FRR's own VPN SID (after F3), e.g. `fc00:0:2:0:100::`. */
@@ -202,16 +314,11 @@ export class Frr {
   }
 
   /** Runs vtysh commands against this instance; returns stdout. */
-  async vtysh(...commands: string[]): Promise<string> {
+  override async vtysh(...commands: string[]): Promise<string> {
     const args = ['--vty_socket', this.dir];
     for (const c of commands) args.push('-c', c);
     const out = await sh('vtysh', args, { netns: this.options.netns.name, timeoutMs: 30_000 });
     return out.stdout;
-  }
-
-  async vtyshJson<T = unknown>(command: string): Promise<T> {
-    const out = await this.vtysh(command);
-    return JSON.parse(out || '{}') as T;
   }
 
   /** Kernel IPv6 routes of the FRR namespace (main table), as `ip -j` gives them. */
@@ -227,72 +334,6 @@ export class Frr {
     let n = 0;
     for (const line of out.stdout.split('\n')) if (line.includes('encap seg6 ')) n++;
     return n;
-  }
-
-  /** VPNv6 prefixes received per neighbour (`pfxRcd`). */
-  async vpnReceived(): Promise<Record<string, number>> {
-    const out = await this.vtysh('show bgp ipv6 vpn summary json');
-    type Peers = { peers?: Record<string, { pfxRcd?: number }> };
-    const j = JSON.parse(out || '{}') as Peers & { ipv6Vpn?: Peers };
-    return Object.fromEntries(
-      Object.entries(j.peers ?? j.ipv6Vpn?.peers ?? {}).map(([k, v]) => [k, v.pfxRcd ?? 0]),
-    );
-  }
-
-  /** Number of VPNv6 prefixes received from all neighbours (`pfxRcd` summed). */
-  async vpnPathCount(): Promise<number> {
-    const out = await this.vtysh('show bgp ipv6 vpn summary json');
-    type Peers = { peers?: Record<string, { pfxRcd?: number }> };
-    const j = JSON.parse(out || '{}') as Peers & { ipv6Vpn?: Peers };
-    let n = 0;
-    for (const p of Object.values(j.peers ?? j.ipv6Vpn?.peers ?? {})) n += p.pfxRcd ?? 0;
-    return n;
-  }
-
-  /**
-   * Whether bgpd's IPv6 unicast table holds `prefix`: the default instance's import of the tenant VPN
-   * (by route target), decided when bgpd takes a VPN path in; zebra installs only what is there.
-   */
-  async unicastHas(prefix: string): Promise<boolean> {
-    const j = await this.vtyshJson<{ paths?: unknown[] }>(`show bgp ipv6 unicast ${prefix} json`);
-    return (j.paths?.length ?? 0) > 0;
-  }
-
-  /** The kernel route of `prefix` (exact), if any. */
-  async kernelRoute(prefix: string): Promise<KernelRoute | undefined> {
-    const routes = await this.options.netns.ipJson<KernelRoute[]>('-6', 'route', 'show', 'exact', prefix);
-    return routes[0];
-  }
-
-  /** Waits until zebra installed (or removed) the seg6 route of `prefix` in the kernel. */
-  async waitRoute(prefix: string, opts: WaitRouteOptions = {}): Promise<void> {
-    const dst = prefix.endsWith('/128') ? prefix.slice(0, -4) : prefix;
-    let last: KernelRoute | undefined;
-    await waitFor(
-      async () => {
-        last = await this.kernelRoute(prefix);
-        if (opts.absent) return last === undefined;
-        if (last?.encap !== 'seg6') return false;
-        return opts.sid === undefined || (last.segs ?? []).includes(opts.sid);
-      },
-      {
-        timeoutMs: opts.timeoutMs ?? 20_000,
-        what: `FRR ${this.options.name}: kernel route ${dst} ${opts.absent ? 'absent' : `via seg6 ${opts.sid ?? ''}`} (last: ${JSON.stringify(last)})`,
-      },
-    );
-  }
-
-  /** Waits until the BGP session with `address` is Established (or not). */
-  async waitSession(address: string, established = true, timeoutMs = 30_000): Promise<void> {
-    await waitFor(
-      async () => {
-        const j = await this.vtyshJson<Record<string, { bgpState?: string }>>(
-          `show bgp neighbors ${address} json`,
-        );
-        return (j[address]?.bgpState === 'Established') === established;
-      },
-      { timeoutMs, what: `FRR ${this.options.name}: session with ${address} ${established ? 'up' : 'down'}` },
-    );
   }
 
   /** Stops bgpd and zebra (routes zebra installed are removed with it). */

@@ -7,19 +7,26 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/agent/client.ts';
 import {
+  Behavior,
   linkDropKey,
   MAP,
   Mode as PolicyMode,
   Reason,
   type ReasonName,
+  TENANT_DELIVERY,
+  TENANT_FORWARD,
+  TENANT_RETURN,
   u32Key,
 } from '../../../src/dataplane/ebpf/abi.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
+import { MAIN_TABLE, nfReturnTable, tenantTables } from '../../../src/dataplane/kernel/tables.ts';
 import { newClusterKey, newOperatorKey } from '../../../src/gossip/identity.ts';
 import { formatIpv6, ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
-import { type Frr, startFrr } from '../../harness/frr.ts';
+import { type FrrEdge, startFrr } from '../../harness/frr.ts';
+import { startFrrVm } from '../../harness/frr-vm.ts';
 import type { Daemon, Lab, Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { pace, paced, runLogDir, sh, waitFor } from '../../harness/index.ts';
+import { type KernelNeed, lackedKernelFeatures } from '../../harness/kernel.ts';
 
 export const CLI = ['src/cli/main.ts'];
 
@@ -37,6 +44,24 @@ export const EXT_NET = {
   edge: '2001:db8:e1::1',
   client: '2001:db8:e1::2',
 } as const;
+
+/**
+ * Whether the suites' FRR edge runs in the VM (this kernel lacks seg6 routes, which zebra installs in
+ * an edge namespace) or in a namespace here. SEGMESH_TEST_EDGE=vm|netns chooses by hand (vm: to try
+ * the VM edge on a kernel with seg6).
+ */
+export function edgeInVm(): boolean {
+  const forced = process.env.SEGMESH_TEST_EDGE;
+  if (forced === 'vm' || forced === 'netns') return forced === 'vm';
+  return lackedKernelFeatures(['seg6', 'seg6local']).length > 0;
+}
+
+/** What a suite with an FRR edge needs besides its own tools: qemu and the image, or FRR and seg6. */
+export function edgeRequirements(): { tools: string[]; kernel: KernelNeed[] } {
+  return edgeInVm()
+    ? { tools: ['qemu-system-x86_64', 'mmdebstrap'], kernel: [] }
+    : { tools: ['zebra', 'bgpd'], kernel: ['seg6', 'seg6local'] };
+}
 
 export interface AgentHost {
   readonly name: string;
@@ -96,14 +121,35 @@ export class AgentCluster {
 
   /**
    * The FRR 8.4 edge for a cluster created with `{ edge: EDGE }`: on the underlay switch with static
-   * routes to the hosts' locators, tenant blue in its default instance (one 8.4 instance serves one
-   * tenant), advertisement interval 0 toward the hosts (gobgpd's is 0 too: a move reaches the edge at
-   * once), and an external client behind it on EXT_NET.
+   * routes to the hosts' locators, serving tenant blue, advertisement interval 0 toward the hosts
+   * (gobgpd's is 0 too: a move reaches the edge at once), and an external client behind it on EXT_NET.
+   * Where this kernel has seg6 routes, FRR runs in a namespace here (tenant blue in its default
+   * instance: one 8.4 instance serves one tenant without VRF devices); where it lacks them, in a VM
+   * with Debian's kernel (test/harness/frr-vm.ts: tenant blue in VRF vrf100), the agents here on the
+   * eBPF backend. `edgeInVm()` says which, unless `opts.vm` does; `edge` is FRR's namespace, if any.
    */
-  async addEdge(): Promise<{ frr: Frr; edge: Netns; ext: Netns }> {
+  async addEdge(opts: { vm?: boolean } = {}): Promise<{ frr: FrrEdge; ext: Netns; edge: Netns | undefined }> {
+    const ext = await this.lab.netns('ext');
+    const neighbors = this.hosts.map((h) => ({ address: h.underlay, asn: 65101, advertisementInterval: 0 }));
+    const tenant = { rd: '65000:100', rt: '65000:100', exportPrefixes: [EXT_NET.prefix] };
+    if (opts.vm ?? edgeInVm()) {
+      const frr = await startFrrVm(this.lab, {
+        name: 'edge',
+        sw: this.sw!,
+        ext,
+        asn: EDGE.asn,
+        routerId: '198.18.1.1',
+        underlay: `${EDGE.address}/64`,
+        external: { edge: `${EXT_NET.edge}/64`, client: `${EXT_NET.client}/64` },
+        neighbors,
+        locator: EDGE.locator,
+        routes: this.hosts.map((h) => [`fc00:0:${h.index}::/48`, h.underlay] as const),
+        tenant: { ...tenant, id: 100 },
+      });
+      return { frr, ext, edge: undefined };
+    }
     const edge = await this.lab.netns('edge');
     await this.sw!.attach(edge, 'eth0', [`${EDGE.address}/64`]);
-    const ext = await this.lab.netns('ext');
     await this.lab.veth(edge, 'ext', ext, 'eth0', {
       addresses: [`${EXT_NET.edge}/64`],
       peerAddresses: [`${EXT_NET.client}/64`],
@@ -116,12 +162,12 @@ export class AgentCluster {
       netns: edge,
       asn: EDGE.asn,
       routerId: '198.18.1.1',
-      neighbors: this.hosts.map((h) => ({ address: h.underlay, asn: 65101, advertisementInterval: 0 })),
+      neighbors,
       locator: EDGE.locator,
-      tenant: { rd: '65000:100', rt: '65000:100', exportPrefixes: [EXT_NET.prefix] },
+      tenant,
       sidDevice: 'eth0',
     });
-    return { frr, edge, ext };
+    return { frr, ext, edge };
   }
 
   /**
@@ -227,10 +273,15 @@ ${
 
   /** The data-plane backend `h`'s agent chose (`segmesh status`). */
   async backend(h: AgentHost): Promise<'ebpf' | 'kernel'> {
+    // Asked once per host: it does not change, and a drained or stopped agent cannot answer.
+    const known = this.#backends.get(h.name);
+    if (known) return known;
     const b = (await this.api(h).call('getStatus', {})).dataplaneBackend;
     if (b !== 'ebpf' && b !== 'kernel') throw new Error(`agent ${h.name} reports data-plane backend '${b}'`);
+    this.#backends.set(h.name, b);
     return b;
   }
+  readonly #backends = new Map<string, 'ebpf' | 'kernel'>();
 
   /**
    * Drops of one kind on host `h`, read from the kernel: the eBPF programs' verdict counters (the
@@ -290,6 +341,109 @@ ${
     return out;
   }
 
+  /**
+   * `h`'s data plane as `segmesh routes` writes routes (`TABLE DESTINATION ACTION`): its kernel routes
+   * of protocol 203 in `tables` (`kernel` counts them) and, on the eBPF backend, its map entries
+   * (ebpfRouteKeys).
+   */
+  async routeKeys(
+    h: AgentHost,
+    tables: readonly number[],
+  ): Promise<{ kernel: number; all: string[]; ebpf: boolean }> {
+    const out: string[] = [];
+    for (const t of tables) {
+      const r = await h.ns.exec('ip', ['-j', '-6', 'route', 'show', 'table', String(t), 'proto', '203'], {
+        allowFail: true,
+      });
+      // A table without routes does not exist (the eBPF backend keeps a tenant's egress in its maps).
+      if (r.code !== 0 && !/FIB table does not exist/.test(r.stderr))
+        throw new Error(`ip -6 route show table ${t} in ${h.ns.name}: ${r.stderr}`);
+      for (const k of r.code === 0 ? (JSON.parse(r.stdout || '[]') as KernelRoute[]) : [])
+        out.push(`${t} ${kernelDst(k)} ${kernelAction(k)}`);
+    }
+    const ebpf = (await this.backend(h)) === 'ebpf';
+    return { kernel: out.length, all: ebpf ? [...out, ...(await this.ebpfRouteKeys(h))] : out, ebpf };
+  }
+
+  /**
+   * `h`'s local SIDs as its data plane holds them: the kernel backend's seg6local routes (main table,
+   * protocol 203), or the eBPF backend's sm_sids entries; each with its behaviour and, for End.DT*, the
+   * table it decapsulates into.
+   */
+  async localSids(h: AgentHost): Promise<Array<{ sid: string; behavior: string; table?: string }>> {
+    if ((await this.backend(h)) === 'kernel') {
+      const routes = await h.ns.ipJson<
+        Array<{ dst: string; encap?: string; action?: string; table?: string | number }>
+      >('-6', 'route', 'show', 'table', 'main', 'proto', '203');
+      return routes
+        .filter((r) => r.encap === 'seg6local')
+        .map((r) => ({
+          sid: r.dst,
+          behavior: r.action ?? '',
+          ...(r.table !== undefined ? { table: String(r.table) } : {}),
+        }));
+    }
+    return [...bpfMapEntries(h, MAP.sids)].map(([k, v]) => {
+      const value = Buffer.from(v, 'hex');
+      const table = value.readUInt32LE(4);
+      return {
+        sid: formatIpv6(ipv6FromBytes(Buffer.from(k, 'hex'))),
+        behavior: Object.entries(Behavior).find(([, n]) => n === value[0])?.[0] ?? `behavior ${value[0]}`,
+        ...(table ? { table: String(table) } : {}),
+      };
+    });
+  }
+
+  /**
+   * What `h`'s eBPF backend holds in its maps, written as `segmesh routes` writes the plan's routes
+   * (`TABLE DESTINATION ACTION`, the action without its table's name): each sm_policy entry in the
+   * table of its key space (a tenant's egress, delivery or forward table, a function's return table),
+   * each sm_sids entry as a seg6local route of the main table. The backend's kernel routes (underlay
+   * and delivery) are the kernel's to list.
+   */
+  async ebpfRouteKeys(h: AgentHost): Promise<string[]> {
+    const links = new Map(
+      (await h.ns.ipJson<Array<{ ifindex: number; ifname: string }>>('link', 'show')).map((l) => [
+        l.ifindex,
+        l.ifname,
+      ]),
+    );
+    const out: string[] = [];
+    for (const [k, v] of bpfMapEntries(h, MAP.policy)) {
+      const key = Buffer.from(k, 'hex');
+      const value = Buffer.from(v, 'hex');
+      const length = key.readUInt32LE(0) - 32;
+      const space = key.readUInt32BE(4);
+      const id = space & (TENANT_RETURN - 1);
+      const table =
+        space & TENANT_DELIVERY
+          ? tenantTables(id).delivery
+          : space & TENANT_FORWARD
+            ? tenantTables(id).forward
+            : space & TENANT_RETURN
+              ? nfReturnTable(id)
+              : tenantTables(id).egress;
+      const segs = Array.from({ length: value[1]! }, (_, i) =>
+        formatIpv6(ipv6FromBytes(value.subarray(36 + 16 * i, 52 + 16 * i))),
+      );
+      const mode = Object.entries(PolicyMode).find(([, n]) => n === value[0])?.[0];
+      const action =
+        mode === 'encap' || mode === 'encapRed'
+          ? `encap seg6 mode ${mode === 'encap' ? 'encap' : 'encap.red'} segs [ ${segs.join(' ')} ]`
+          : mode === 'local'
+            ? `dev ${links.get(value.readUInt32LE(4)) ?? `ifindex ${value.readUInt32LE(4)}`}`
+            : mode === 'drop'
+              ? 'unreachable'
+              : `mode ${value[0]}`;
+      out.push(`${table} ${formatIpv6(ipv6FromBytes(key.subarray(8, 24)))}/${length} ${action}`);
+    }
+    for (const s of await this.localSids(h))
+      out.push(
+        `${MAIN_TABLE} ${s.sid}/128 encap seg6local action ${s.behavior}${s.table ? ` table ${s.table}` : ''}`,
+      );
+    return out;
+  }
+
   applyTenants(via: AgentHost = this.hosts[0]!): void {
     const file = `${this.dir}/tenants.yaml`;
     writeFileSync(file, TENANTS);
@@ -340,6 +494,33 @@ ${
   close(): void {
     for (const c of this.#clients.values()) c.close();
   }
+}
+
+/** A kernel route as `ip -j` gives it. */
+export interface KernelRoute {
+  dst: string;
+  type?: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  encap?: string;
+  mode?: string;
+  segs?: string[];
+  action?: string;
+}
+
+/** A kernel route's destination and action as the CLI writes them. */
+export function kernelDst(r: KernelRoute): string {
+  if (r.dst === 'default') return '::/0';
+  return r.dst.includes('/') ? r.dst : `${r.dst}/128`;
+}
+export function kernelAction(r: KernelRoute): string {
+  if (r.type === 'unreachable') return 'unreachable';
+  if (r.encap === 'seg6') return `encap seg6 mode ${r.mode} segs [ ${(r.segs ?? []).join(' ')} ]`;
+  if (r.encap === 'seg6local')
+    return `encap seg6local action ${r.action}${r.table ? ` table ${r.table}` : ''}`;
+  if (r.gateway) return `via ${r.gateway}`;
+  return `dev ${r.dev}`;
 }
 
 /** Pings from a namespace; returns the number of replies. */

@@ -1,9 +1,10 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Frr } from '../../harness/frr.ts';
+import type { FrrEdge } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, CLI, EDGE, ping, segmeshJson } from './cluster.ts';
+import { AgentCluster, CLI, EDGE, edgeRequirements, ping, segmeshJson } from './cluster.ts';
 
-/** FRR's paths of one prefix in its (default VRF) IPv6 unicast table, where the VPN routes are imported. */
+/** FRR's paths of one prefix in the tenant's IPv6 unicast table, where the VPN routes are imported. */
 interface FrrPath {
   readonly community?: { readonly string?: string };
   readonly locPrf?: number;
@@ -11,8 +12,8 @@ interface FrrPath {
   readonly peer?: { readonly peerId?: string };
   readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
 }
-async function frrPaths(frr: Frr, prefix: string): Promise<FrrPath[]> {
-  const j = await frr.vtyshJson<{ paths?: FrrPath[] }>(`show bgp ipv6 unicast ${prefix} json`);
+async function frrPaths(frr: FrrEdge, prefix: string): Promise<FrrPath[]> {
+  const j = await frr.vtyshJson<{ paths?: FrrPath[] }>(frr.tenantUnicast(`${prefix} json`));
   return j.paths ?? [];
 }
 const fromHost = (p: FrrPath, underlay: string) =>
@@ -42,11 +43,15 @@ async function drainInBackground(socket: string, waitMs: number): Promise<Record
 
 systemSuite(
   'agent: segmesh drain leaves the fabric without loss',
-  { tools: ['ip', 'nft', 'ping', 'gobgpd', 'zebra', 'bgpd'], kernel: ['seg6', 'seg6local'] },
+  // FRR in a namespace where this kernel has seg6 routes, in the VM with Debian's kernel where not.
+  {
+    tools: ['ip', 'nft', 'ping', 'gobgpd', ...edgeRequirements().tools],
+    kernel: edgeRequirements().kernel,
+  },
   () => {
     const lab = createLab();
     const cluster = new AgentCluster(lab);
-    let frr: Frr;
+    let frr: FrrEdge;
     let ext: Netns;
     let web: { ns: Netns; address: string };
     let b2: { ns: Netns; address: string };
@@ -62,10 +67,11 @@ systemSuite(
       b3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-3');
       await cluster.converged(3);
       await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(30_000) });
+      // A kernel route in blue's table, or an sm_policy entry on the eBPF backend.
       await waitFor(
         async () =>
-          (await cluster.hosts[0]!.ns.ip('-6', 'route', 'show', 'table', '385424')).stdout.includes(
-            '2001:db8:e1::/64',
+          (await cluster.routeKeys(h1!, [385424])).all.some((k) =>
+            k.startsWith('385424 2001:db8:e1::/64 encap seg6 '),
           ),
         { timeoutMs: paced(30_000), what: "host1 to learn FRR's 2001:db8:e1::/64" },
       );
@@ -152,11 +158,12 @@ systemSuite(
         );
         expect(await frr.vtysh('show bgp ipv6 vpn')).not.toContain('198.18.0.1:100');
         for (const h of [h2!, h3!]) {
+          // Kernel routes and, on the eBPF backend, its maps.
           await waitFor(
             async () =>
               !(await h.ns.ip('-6', 'route', 'show', 'table', 'all', 'proto', '203')).stdout.includes(
                 'fc00:0:1:',
-              ),
+              ) && !(await cluster.routeKeys(h, [])).all.some((k) => k.includes('fc00:0:1:')),
             { timeoutMs: paced(15_000), what: `${h.name} to remove every route toward host1's locator` },
           );
           await waitFor(
@@ -173,6 +180,12 @@ systemSuite(
         expect(rules.stdout).not.toMatch(/proto 203|lookup 38[5-9]\d{3}/);
         const nft = await sh('nft', ['list', 'tables'], { netns: h1!.ns.name });
         expect(nft.stdout).not.toMatch(/segmesh/);
+        // The eBPF backend's programs and maps: unpinned, none left in its bpffs (or its folder gone
+        // with the state directory).
+        if ((await cluster.backend(h1!)) === 'ebpf')
+          expect(
+            existsSync(h1!.pinDir) ? readdirSync(h1!.pinDir, { recursive: true }).map(String) : [],
+          ).toEqual([]);
 
         // 6. No echo was lost across graceful shutdown, move and withdrawal; the others still reach
         //    each other and the moved workload (positive control).

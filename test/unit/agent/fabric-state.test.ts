@@ -9,6 +9,7 @@ import {
 } from '../../../src/gen/segmesh/v1/gossip_pb.js';
 import { EMPTY_VIEW, type FabricView } from '../../../src/gossip/view.ts';
 import { ipv6ToBytes, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+import { IANA_BEHAVIOR_CODEPOINT } from '../../../src/srv6/behavior.ts';
 import { F3216 } from '../../../src/srv6/sid.ts';
 
 const ADDRESS = '2001:db8:b100::42';
@@ -112,5 +113,55 @@ describe('agent fabric state: where a local workload is delivered', () => {
 
   it('redirects to the other host when its claim is newer than this instance: the workload moved away', () => {
     expect(placement(3_000, 2_000)).toMatchObject({ host: 'host2', formerHosts: ['host1'] });
+  });
+});
+
+describe('agent fabric state: what another host can decapsulate', () => {
+  const hostsOf = (sids: Array<{ sid: string; behavior: number }>) => {
+    const view = gossip(undefined);
+    const h2 = view.hosts.get('id-2')!;
+    const hosts = new Map(view.hosts);
+    hosts.set('id-2', {
+      ...h2,
+      record: create(HostRecordSchema, {
+        hostId: h2.record.hostId,
+        name: h2.record.name,
+        underlayAddress: h2.record.underlayAddress,
+        locator: { address: ipv6ToBytes(parseIpv6('fc00:0:2::')), length: 48 },
+        sids: sids.map((x) => ({ address: ipv6ToBytes(parseIpv6(x.sid)), behavior: x.behavior })),
+      }),
+    });
+    const { input } = buildFabricState({
+      self: {
+        name: 'host1',
+        hostId: 'id-1',
+        underlay: parseIpv6('2001:db8:100::1'),
+        locator: parsePrefix('fc00:0:1::/48'),
+      },
+      structure: F3216,
+      maxSegments: 4,
+      underlayMtu: 1500,
+      gossip: { ...view, hosts },
+      local: [],
+      external: [],
+      edgePeers: [],
+    });
+    return new Map(input.hosts.map((h) => [h.name, h]));
+  };
+  const END = IANA_BEHAVIOR_CODEPOINT.End;
+  const DT6 = IANA_BEHAVIOR_CODEPOINT['End.DT6'];
+
+  it('a host that publishes End.DT4/DT46 SIDs has VRF-like decapsulation; one that publishes only End.DT6 not', () => {
+    const withDt46 = hostsOf([
+      { sid: 'fc00:0:2:1::', behavior: END },
+      { sid: 'fc00:0:2:2064::', behavior: DT6 },
+      { sid: 'fc00:0:2:5064::', behavior: IANA_BEHAVIOR_CODEPOINT['End.DT46'] },
+    ]);
+    expect(withDt46.get('host2')?.capabilities?.vrf).toBe(true);
+    const dt6Only = hostsOf([
+      { sid: 'fc00:0:2:1::', behavior: END },
+      { sid: 'fc00:0:2:2064::', behavior: DT6 },
+    ]);
+    expect(dt6Only.get('host2')?.capabilities).toBeUndefined(); // the model's default: no VRF
   });
 });
