@@ -83,6 +83,20 @@ export interface KernelRoute {
  * Debian's kernel (`FrrVm`, ./frr-vm.ts). Subclasses say how to run vtysh and `ip` there and which
  * table holds the tenant's routes; the waits and counts are the same.
  */
+/** One path of a prefix in FRR's tenant IPv6 unicast table (`show bgp ... ipv6 unicast PREFIX json`). */
+export interface FrrPath {
+  readonly community?: { readonly string?: string };
+  readonly locPrf?: number;
+  readonly bestpath?: { readonly overall?: boolean };
+  readonly peer?: { readonly peerId?: string };
+  readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
+}
+
+/** Whether `path` came from the host with underlay address `underlay`. */
+export function pathFromHost(path: FrrPath, underlay: string): boolean {
+  return path.peer?.peerId === underlay || (path.nexthops ?? []).some((n) => n.ip === underlay);
+}
+
 export abstract class FrrEdge {
   /** Names the router in messages. */
   abstract readonly name: string;
@@ -122,13 +136,17 @@ export abstract class FrrEdge {
     return Object.values(await this.vpnReceived()).reduce((a, n) => a + n, 0);
   }
 
+  /** The paths of `prefix` in the tenant's IPv6 unicast table (where the VPN routes are imported). */
+  async paths(prefix: string): Promise<FrrPath[]> {
+    return (await this.vtyshJson<{ paths?: FrrPath[] }>(this.tenantUnicast(`${prefix} json`))).paths ?? [];
+  }
+
   /**
    * Whether bgpd's tenant IPv6 unicast table holds `prefix`: the import of the tenant VPN (by route
    * target), decided when bgpd takes a VPN path in; zebra installs only what is there.
    */
   async unicastHas(prefix: string): Promise<boolean> {
-    const j = await this.vtyshJson<{ paths?: unknown[] }>(this.tenantUnicast(`${prefix} json`));
-    return (j.paths?.length ?? 0) > 0;
+    return (await this.paths(prefix)).length > 0;
   }
 
   /** The kernel route of `prefix` (exact) in the tenant's table, if any. */

@@ -1,23 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { FrrEdge } from '../../harness/frr.ts';
+import { type FrrEdge, pathFromHost } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import { AgentCluster, CLI, EDGE, edgeRequirements, ping, segmeshJson } from './cluster.ts';
-
-/** FRR's paths of one prefix in the tenant's IPv6 unicast table, where the VPN routes are imported. */
-interface FrrPath {
-  readonly community?: { readonly string?: string };
-  readonly locPrf?: number;
-  readonly bestpath?: { readonly overall?: boolean };
-  readonly peer?: { readonly peerId?: string };
-  readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
-}
-async function frrPaths(frr: FrrEdge, prefix: string): Promise<FrrPath[]> {
-  const j = await frr.vtyshJson<{ paths?: FrrPath[] }>(frr.tenantUnicast(`${prefix} json`));
-  return j.paths ?? [];
-}
-const fromHost = (p: FrrPath, underlay: string) =>
-  p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
 
 /** `segmesh drain` as an operator runs it, in the background; resolves with its JSON answer. */
 async function drainInBackground(socket: string, waitMs: number): Promise<Record<string, unknown>> {
@@ -101,12 +86,12 @@ systemSuite(
         //    local preference to 0); nothing else changed yet: it is the only path, so still the best.
         await waitFor(
           async () =>
-            (await frrPaths(frr, `${web.address}/128`)).some(
-              (p) => fromHost(p, h1!.underlay) && p.community?.string?.includes('graceful-shutdown'),
+            (await frr.paths(`${web.address}/128`)).some(
+              (p) => pathFromHost(p, h1!.underlay) && p.community?.string?.includes('graceful-shutdown'),
             ),
           { timeoutMs: paced(15_000), what: "FRR to see host1's path with community graceful-shutdown" },
         );
-        const gshut = (await frrPaths(frr, `${web.address}/128`)).find((p) => fromHost(p, h1!.underlay))!;
+        const gshut = (await frr.paths(`${web.address}/128`)).find((p) => pathFromHost(p, h1!.underlay))!;
         expect(gshut.locPrf).toBe(0);
         const vpn = await frr.vtysh('show bgp ipv6 vpn community graceful-shutdown');
         expect(vpn).toContain(web.address);
@@ -135,9 +120,9 @@ systemSuite(
         let host1Kept = false;
         await waitFor(
           async () => {
-            const paths = await frrPaths(frr, `${web.address}/128`);
-            if (!paths.find((p) => fromHost(p, h2!.underlay))?.bestpath?.overall) return false;
-            host1Kept = paths.some((p) => fromHost(p, h1!.underlay) && !p.bestpath?.overall);
+            const paths = await frr.paths(`${web.address}/128`);
+            if (!paths.find((p) => pathFromHost(p, h2!.underlay))?.bestpath?.overall) return false;
+            host1Kept = paths.some((p) => pathFromHost(p, h1!.underlay) && !p.bestpath?.overall);
             return true;
           },
           { timeoutMs: paced(15_000), intervalMs: 20, what: "FRR to prefer host2's path" },
@@ -153,7 +138,7 @@ systemSuite(
 
         // 5. Nothing of host1 is left at the edge, in the other hosts' kernels or on host1 itself.
         await waitFor(
-          async () => !(await frrPaths(frr, `${web.address}/128`)).some((p) => fromHost(p, h1!.underlay)),
+          async () => !(await frr.paths(`${web.address}/128`)).some((p) => pathFromHost(p, h1!.underlay)),
           { timeoutMs: paced(15_000), what: "FRR to drop host1's path" },
         );
         expect(await frr.vtysh('show bgp ipv6 vpn')).not.toContain('198.18.0.1:100');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAIN_TABLE } from '../../../src/dataplane/kernel/tables.ts';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
-import type { FrrEdge } from '../../harness/frr.ts';
+import { type FrrEdge, pathFromHost } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import {
   AgentCluster,
@@ -69,17 +69,6 @@ interface GobgpPath {
   }>;
   'neighbor-ip'?: string;
 }
-
-/** FRR's paths of one prefix in the tenant's IPv6 unicast table, where the VPN routes are imported. */
-interface FrrPath {
-  readonly peer?: { readonly peerId?: string };
-  readonly nexthops?: ReadonlyArray<{ readonly ip?: string }>;
-}
-async function frrPaths(frr: FrrEdge, prefix: string): Promise<FrrPath[]> {
-  return (await frr.vtyshJson<{ paths?: FrrPath[] }>(frr.tenantUnicast(`${prefix} json`))).paths ?? [];
-}
-const fromHost = (p: FrrPath, underlay: string) =>
-  p.peer?.peerId === underlay || (p.nexthops ?? []).some((n) => n.ip === underlay);
 
 systemSuite(
   'agent: an FRR edge router and an external client',
@@ -309,19 +298,40 @@ systemSuite(
         const pinging = await startPing(lab, ext, cart.address);
         await new Promise((r) => setTimeout(r, 1_000));
         // Make before break: the identity starts on host2 with the same address; host1 sees the newer
-        // claim, redirects what still reaches it and withdraws its BGP path; FRR repoints.
+        // claim, redirects what still reaches it and keeps its BGP path, marked graceful-shutdown (FRR
+        // gives it local preference 0), until its instance goes; FRR repoints to host2 meanwhile.
         const moved = await cluster.workload(h2, 'cart2', 'blue', 'shop.cart');
         expect(moved.address).toBe(cart.address);
         await frr.waitRoute(`${cart.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(20_000) });
         await waitFor(
           async () => {
-            const paths = await frrPaths(frr, `${cart.address}/128`);
-            return paths.length === 1 && fromHost(paths[0]!, h2.underlay);
+            const paths = await frr.paths(`${cart.address}/128`);
+            const old = paths.find((p) => pathFromHost(p, h1.underlay));
+            const now = paths.find((p) => pathFromHost(p, h2.underlay));
+            return (
+              now?.bestpath?.overall === true &&
+              old?.community?.string?.includes('graceful-shutdown') === true &&
+              old.locPrf === 0
+            );
           },
-          { timeoutMs: paced(20_000), what: "FRR to hold host2's path only" },
+          {
+            timeoutMs: paced(20_000),
+            what: "FRR to prefer host2's path, host1's kept with graceful-shutdown (local preference 0)",
+          },
         );
         await new Promise((r) => setTimeout(r, 500));
         await cluster.api(h1).call('deleteWorkload', { identity: 'shop.cart' });
+        // Break: host1's path goes with its instance.
+        await waitFor(
+          async () => {
+            const paths = await frr.paths(`${cart.address}/128`);
+            return paths.length === 1 && pathFromHost(paths[0]!, h2.underlay);
+          },
+          {
+            timeoutMs: paced(20_000),
+            what: "FRR to hold host2's path only once host1's instance is deleted",
+          },
+        );
         await new Promise((r) => setTimeout(r, 1_000));
         const result = await pinging.stop();
         expect(result.lastSeq).toBeGreaterThan(100); // at least a second of pings (ping slows down under load)
