@@ -75,12 +75,21 @@ systemSuite(
         // run across the drain, the move of the workload and the withdrawal.
         // As many more pings as the steps below take longer in the TCG VM (pace.ts).
         const count = paced(2000);
-        const pinging = ext.exec('ping', ['-6', '-i', '0.01', '-c', String(count), '-W', '1', web.address], {
-          allowFail: true,
-          timeoutMs: paced(90_000),
-        });
+        // -D -O: every reply and every late one with its time, so that a loss can be placed among the steps.
+        const t0 = Date.now();
+        const steps: string[] = [];
+        const step = (what: string) => steps.push(`${what} at ${Date.now() - t0} ms`);
+        const pinging = ext.exec(
+          'ping',
+          ['-6', '-D', '-O', '-i', '0.01', '-c', String(count), '-W', '1', web.address],
+          {
+            allowFail: true,
+            timeoutMs: paced(90_000),
+          },
+        );
         await new Promise((r) => setTimeout(r, 500));
         const drained = drainInBackground(h1!.socket, 30_000);
+        step('drain');
 
         // 1. The edge sees host1's path with the GRACEFUL_SHUTDOWN community (and FRR lowers its
         //    local preference to 0); nothing else changed yet: it is the only path, so still the best.
@@ -113,7 +122,9 @@ systemSuite(
 
         // 3. The workload moves to host2 (make before break). The edge prefers host2's path at once:
         //    host1's is depreferenced, so the edge need not wait for its withdrawal.
+        step('CNI ADD on host2');
         const moved = await cluster.workload(h2!, 'web2', 'blue', 'shop.web');
+        step('attached on host2');
         expect(moved.address).toBe(web.address);
         // Seen at the first look where host2's path is best: host1's path is still there, not best (the
         // drained host withdraws only once its SIDs' counters stood still for 5 s (--quiet) after this).
@@ -128,10 +139,13 @@ systemSuite(
           { timeoutMs: paced(15_000), intervalMs: 20, what: "FRR to prefer host2's path" },
         );
         expect(host1Kept).toBe(true);
+        step("FRR prefers host2's path");
         await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(15_000) });
+        step("FRR's route to host2");
 
         // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
         const r = await drained;
+        step('drain done');
         expect(r).toMatchObject({ withdrawn: 1, trafficStopped: true });
         expect(r.gracefulShutdownPaths).toBeGreaterThanOrEqual(2); // the workload's VPN route and the locator
         expect(r.waitedMs as number).toBeLessThan(30_000);
@@ -175,7 +189,14 @@ systemSuite(
         // 6. No echo was lost across graceful shutdown, move and withdrawal; the others still reach
         //    each other and the moved workload (positive control).
         const result = await pinging;
-        expect(result.stdout).toContain(`${count} packets transmitted, ${count} received`);
+        const answered = new Set([...result.stdout.matchAll(/icmp_seq=(\d+) ttl/g)].map((x) => Number(x[1])));
+        const lost = [...result.stdout.matchAll(/^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)/gm)]
+          .filter((x) => !answered.has(Number(x[2])))
+          .map((x) => `seq ${x[2]} at ${Math.round(Number(x[1]) * 1000 - t0)} ms`);
+        const shown = lost.length > 8 ? [...lost.slice(0, 4), '...', ...lost.slice(-4)] : lost;
+        expect(result.stdout, `lost: ${shown.join(', ')}; steps: ${steps.join(', ')}`).toContain(
+          `${count} packets transmitted, ${count} received`,
+        );
         expect(await ping(b2.ns, b3.address)).toBe(3);
         expect(await ping(b3.ns, web.address)).toBe(3);
         expect(await ping(ext, web.address)).toBe(3);

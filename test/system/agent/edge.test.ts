@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAIN_TABLE } from '../../../src/dataplane/kernel/tables.ts';
 import { formatIpv6, ipv6FromBytes } from '../../../src/srv6/address.ts';
+import { tsharkFields } from '../../harness/capture.ts';
 import { type FrrEdge, pathFromHost } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
 import {
@@ -74,7 +75,7 @@ systemSuite(
   'agent: an FRR edge router and an external client',
   // FRR in a namespace where this kernel has seg6 routes, in the VM with Debian's kernel where not.
   {
-    tools: ['ip', 'nft', 'ping', 'gobgpd', ...edgeRequirements().tools],
+    tools: ['ip', 'nft', 'ping', 'gobgpd', 'tcpdump', 'tshark', ...edgeRequirements().tools],
     kernel: edgeRequirements().kernel,
   },
   () => {
@@ -119,8 +120,30 @@ systemSuite(
           async () => (await cluster.routeKeys(cluster.hosts[0]!, [385424])).all.some((k) => learned.test(k)),
           { timeoutMs: paced(30_000), what: `host1 to learn FRR's 2001:db8:e1::/64 toward SID ${frr.sid}` },
         );
+        // Interop on the wire, captured on host1's underlay: FRR (Linux seg6 in the edge) encapsulates
+        // toward host1's End.DT6 SID and host1's data plane decapsulates; host1 encapsulates toward
+        // FRR's SID and Linux decapsulates. tshark decodes outer and inner headers of both directions.
+        const cap = await lab.capture({ netns: cluster.hosts[0]!.ns, ifname: 'eth0', filter: 'ip6' });
         expect(await ping(ext, blue.address)).toBe(3);
         expect(await ping(blue.ns, '2001:db8:e1::2')).toBe(3);
+        const wire = await tsharkFields(await cap.stop(), 'icmpv6.type == 128 || icmpv6.type == 129', [
+          'ipv6.dst',
+          'ipv6.src',
+          'icmpv6.type',
+        ]);
+        // One row per packet: outer and inner destinations (and sources), the echo's type.
+        const seen = new Set(wire.map(([dst, src, type]) => `${type} ${dst} ${src}`));
+        const hostSid = 'fc00:0:1:2064::';
+        const ext1 = '2001:db8:e1::2';
+        for (const [type, outerDst, from, to] of [
+          ['128', hostSid, ext1, blue.address], // ext1's echo requests, from FRR
+          ['129', frr.sid, blue.address, ext1], // blue's replies, toward FRR
+          ['128', frr.sid, blue.address, ext1], // blue's echo requests, toward FRR
+          ['129', hostSid, ext1, blue.address], // ext1's replies, from FRR
+        ] as const)
+          expect(
+            [...seen].filter((r) => r.startsWith(`${type} ${outerDst},${to} `) && r.endsWith(`,${from}`)),
+          ).not.toEqual([]);
         expect(await ping(ext, red.address, 2)).toBe(0);
         expect(await ping(red.ns, '2001:db8:e1::2', 2)).toBe(0);
       },
