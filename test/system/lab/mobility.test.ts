@@ -42,9 +42,13 @@ import { labImage, progress, runLabels, runSlot } from './docker.ts';
 const FILE = new URL('../../../topologies/mobility.yaml', import.meta.url).pathname;
 const kernel = await detectKernelFeatures();
 
+// FRR in a container, which needs this kernel's seg6. Through the VM edge (runtime: vm) zebra's route
+// replace is fixed (--v6-rr-semantics; the route monitor check below) and four runs lost 0 of 1,500,
+// but a CI run lost 64 of 1,500 from ext1 between 0.73 and 1.84 s after the CNI ADD (FRR pointed to
+// host2 before the ADD returned; the loss ended as host1 repointed): held back until that is understood.
 systemSuite(
   'lab: a workload moves between hosts under traffic (topologies/mobility.yaml)',
-  { tools: ['dockerd', 'docker'] },
+  { tools: ['dockerd', 'docker'], kernel: ['seg6', 'seg6local'] },
   () => {
     const prefix = `${runPrefix()}-mob`;
     let lab: RunningLab | undefined;
@@ -63,7 +67,8 @@ systemSuite(
         operator: await newOperatorKey(),
         clusterKey: await newClusterKey(),
       });
-      lab = await labUp(planned, { image, progress });
+      const edges = new Map([...planned.edges].map(([k, e]) => [k, { ...e, runtime: 'container' as const }]));
+      lab = await labUp({ ...planned, edges }, { image, progress });
       workloads = await startFabric(lab, progress);
       endpoints = labEndpoints(lab, workloads);
     }, 30 * 60_000);
