@@ -81,8 +81,9 @@ const local = (attachedAtMs: number): LocalWorkload => ({
   attachedAtMs,
 });
 
-function placement(claimWallMs: number | undefined, attachedAtMs: number) {
-  const { input } = buildFabricState({
+/** host1's fabric state from `view` and its local workloads. */
+function stateOf(view: ReturnType<typeof gossip>, locals: ReturnType<typeof local>[]) {
+  return buildFabricState({
     self: {
       name: 'host1',
       hostId: 'id-1',
@@ -92,11 +93,15 @@ function placement(claimWallMs: number | undefined, attachedAtMs: number) {
     structure: F3216,
     maxSegments: 4,
     underlayMtu: 1500,
-    gossip: gossip(claimWallMs),
-    local: [local(attachedAtMs)],
+    gossip: view,
+    local: locals,
     external: [],
     edgePeers: [],
   });
+}
+
+function placement(claimWallMs: number | undefined, attachedAtMs: number) {
+  const { input } = stateOf(gossip(claimWallMs), [local(attachedAtMs)]);
   return input.workloads?.find((w) => w.id === 'shop.cart');
 }
 
@@ -131,21 +136,7 @@ describe('agent fabric state: what another host can decapsulate', () => {
         sids: sids.map((x) => ({ address: ipv6ToBytes(parseIpv6(x.sid)), behavior: x.behavior })),
       }),
     });
-    const { input } = buildFabricState({
-      self: {
-        name: 'host1',
-        hostId: 'id-1',
-        underlay: parseIpv6('2001:db8:100::1'),
-        locator: parsePrefix('fc00:0:1::/48'),
-      },
-      structure: F3216,
-      maxSegments: 4,
-      underlayMtu: 1500,
-      gossip: { ...view, hosts },
-      local: [],
-      external: [],
-      edgePeers: [],
-    });
+    const { input } = stateOf({ ...view, hosts }, []);
     return new Map(input.hosts.map((h) => [h.name, h]));
   };
   const END = IANA_BEHAVIOR_CODEPOINT.End;

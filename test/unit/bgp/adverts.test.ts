@@ -4,13 +4,16 @@ import { formatRd } from '../../../src/bgp/update.ts';
 import { formatIpv6, formatPrefix, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
 import { buildFabricView } from '../../../src/srv6/fabric.ts';
 
+const HOSTS = [
+  { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
+  { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
+];
+const BLUE = { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' };
+
 const view = buildFabricView({
-  hosts: [
-    { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
-    { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
-  ],
+  hosts: HOSTS,
   tenants: [
-    { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' },
+    BLUE,
     {
       name: 'red',
       id: 200,
@@ -56,13 +59,8 @@ describe('adverts from the fabric view', () => {
 
   it('a workload moving away (its old instance still here, redirecting) stays advertised by the old host, marked movingAway; the new host advertises it plainly', () => {
     const moving = buildFabricView({
-      hosts: [
-        { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
-        { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
-      ],
-      tenants: [
-        { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' },
-      ],
+      hosts: HOSTS,
+      tenants: [BLUE],
       workloads: [
         { id: 'b1', tenant: 'blue', host: 'h2', address: parseIpv6('2001:db8:c0::1'), formerHosts: ['h1'] },
       ],
@@ -77,13 +75,8 @@ describe('adverts from the fabric view', () => {
     ]);
     // Once the old instance is gone (no former host), only the new host advertises it.
     const done = buildFabricView({
-      hosts: [
-        { name: 'h1', underlay: parseIpv6('2001:db8:12::1'), locator: parsePrefix('fc00:0:1::/48') },
-        { name: 'h2', underlay: parseIpv6('2001:db8:12::2'), locator: parsePrefix('fc00:0:2::/48') },
-      ],
-      tenants: [
-        { name: 'blue', id: 100, prefixes: [parsePrefix('2001:db8:c0::/48')], routeTarget: '65000:100' },
-      ],
+      hosts: HOSTS,
+      tenants: [BLUE],
       workloads: [{ id: 'b1', tenant: 'blue', host: 'h2', address: parseIpv6('2001:db8:c0::1') }],
     });
     expect(advertsForHost(done, 'h1', '198.18.0.1')).toEqual([]);
