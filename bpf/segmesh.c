@@ -14,6 +14,7 @@
 #include "lib/fib.h"
 #include "lib/srv6.h"
 #include "lib/icmp6.h"
+#include "lib/pkt.h"
 
 /* -DSM_NO_VALIDATE compiles the workload-edge validation (and ul_in's trusted-source check) out, for
  * `npm run bench -- ebpf` to measure what validation costs; scripts/build.sh never sets it. */
@@ -86,8 +87,7 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 		r = dec_hop_limit(skb, v4);
 		if (r)
 			return drop(skb, r);
-		if (bpf_skb_store_bytes(skb, 0, pol->dmac, 6, 0) < 0 ||
-		    bpf_skb_store_bytes(skb, 6, pol->smac, 6, 0) < 0)
+		if (set_macs(skb, pol->dmac, pol->smac) < 0)
 			return drop(skb, SM_R_DROP_ERROR);
 		count(SM_R_LOCAL);
 		return bpf_redirect(pol->oif, 0);
@@ -132,10 +132,13 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 
 static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep, __u32 cfg)
 {
-	struct ipv6hdr ip6;
-	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
+	struct ipv6hdr *ip6 = PKT_AT(skb, L3_OFF, sizeof(struct ipv6hdr));
+	if (!ip6)
 		return drop(skb, SM_R_DROP_TRUNCATED);
-	struct in6 *dst = (struct in6 *)&ip6.daddr;
+	/* ep->tenant is the key space: the tenant's egress, or a function's return scope. */
+	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
+	__builtin_memcpy(&k.dst, &ip6->daddr, 16);
+	struct in6 *dst = &k.dst;
 	/* Multicast (neighbour discovery, router solicitation) stays with the host. */
 	if (dst->a[0] == 0xff)
 		return pass();
@@ -145,19 +148,19 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	 * address (BGP, gossip, ssh): a host address like any other.
 	 */
 	if (dst->a[0] == 0xfe && (dst->a[1] & 0xc0) == 0x80) {
-		if (ip6.nexthdr == IPPROTO_ICMPV6 || !SM_VALIDATING(cfg))
+		if (ip6->nexthdr == IPPROTO_ICMPV6 || !SM_VALIDATING(cfg))
 			return pass();
 		return drop(skb, SM_R_DROP_HOSTADDR);
 	}
 	if (SM_VALIDATING(cfg)) {
 		/* A network function's link carries others' sources: tested only after a mismatch. */
-		if (!in6_eq((struct in6 *)&ip6.saddr, &ep->addr6) && !(ep->flags & SM_EP_F_ANYSRC))
+		if (!in6_eq((struct in6 *)&ip6->saddr, &ep->addr6) && !(ep->flags & SM_EP_F_ANYSRC))
 			return drop(skb, SM_R_DROP_SPOOF);
 		int b = blocked_reason(dst);
 		if (b)
 			return drop(skb, b);
 		/* Any Routing Header from a workload, also behind Hop-by-Hop / Destination Options. */
-		__u8 nh = ip6.nexthdr;
+		__u8 nh = ip6->nexthdr;
 		__u32 off = L3_OFF + IP6_HLEN;
 		for (int i = 0; i < 4; i++) {
 			if (nh == IPPROTO_SRH_RT)
@@ -173,20 +176,19 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 		if (nh == IPPROTO_SRH_RT)
 			return drop(skb, SM_R_DROP_WL_SRH);
 	}
-	/* ep->tenant is the key space: the tenant's egress, or a function's return scope. */
-	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
-	__builtin_memcpy(&k.dst, dst, 16);
+	__u32 inner_len = IP6_HLEN + bpf_ntohs(ip6->payload_len);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
 		return SM_VALIDATING(cfg) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
-	return wl_apply(skb, pol, IP6_HLEN + bpf_ntohs(ip6.payload_len), 0, cfg);
+	return wl_apply(skb, pol, inner_len, 0, cfg);
 }
 
 static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep, __u32 cfg)
 {
-	struct iphdr ip;
-	if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
+	struct iphdr *hp = PKT_AT(skb, L3_OFF, sizeof(struct iphdr));
+	if (!hp)
 		return drop(skb, SM_R_DROP_TRUNCATED);
+	struct iphdr ip = *hp;
 	if (ip.ihl < 5)
 		return drop(skb, SM_R_DROP_TRUNCATED);
 	__u8 *d = (__u8 *)&ip.daddr;
@@ -225,36 +227,36 @@ int wl_in(struct __sk_buff *skb)
 	return pass(); /* ARP and the rest */
 }
 
-/*
- * A redirect of the tenant's delivery scope for the inner destination (its workload moved to another
- * host; make before break): the encap entry in sm_policy's delivery key space, or none. Only for a SID
- * that decapsulates into the delivery scope.
- */
 /* The sm_policy entry of key space `space` for the inner destination of the packet at `inner_off`. */
 static sm_always_inline struct sm_policy *inner_policy(struct __sk_buff *skb, __u32 space, __u32 inner_off,
 						       int v4)
 {
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(space)};
-	if (v4) {
-		__be32 d;
-		if (bpf_skb_load_bytes(skb, inner_off + offsetof(struct iphdr, daddr), &d, 4) < 0)
-			return 0;
-		v4mapped(&k.dst, d);
-	} else if (bpf_skb_load_bytes(skb, inner_off + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0) {
+	if (inner_off > 4096)
 		return 0;
+	if (v4) {
+		__be32 *d = PKT_AT(skb, inner_off + offsetof(struct iphdr, daddr), 4);
+		if (!d)
+			return 0;
+		v4mapped(&k.dst, *d);
+	} else {
+		struct in6 *d = PKT_AT(skb, inner_off + offsetof(struct ipv6hdr, daddr), 16);
+		if (!d)
+			return 0;
+		__builtin_memcpy(&k.dst, d, 16);
 	}
 	return bpf_map_lookup_elem(&sm_policy, &k);
 }
 
-static sm_always_inline struct sm_policy *move_redirect(struct __sk_buff *skb, struct sm_sid *sid,
-							struct srv6_info *si, int v4)
+/* The entry of the delivery key space for the inner destination, or none: a local workload's (mode
+ * local, its MACs: delivered from it), a moved-away workload's (encap: redirected). Only for a SID that
+ * decapsulates into the delivery scope. */
+static sm_always_inline struct sm_policy *delivery_entry(struct __sk_buff *skb, struct sm_sid *sid,
+							 struct srv6_info *si, int v4)
 {
 	if (!(sid->flags & SM_SID_F_DELIVERY))
 		return 0;
-	struct sm_policy *pol = inner_policy(skb, sid->tenant | SM_TENANT_F_DELIVERY, si->inner_off, v4);
-	if (!pol || (pol->mode != SM_MODE_ENCAP && pol->mode != SM_MODE_ENCAP_RED))
-		return 0;
-	return pol;
+	return inner_policy(skb, sid->tenant | SM_TENANT_F_DELIVERY, si->inner_off, v4);
 }
 
 /* Length of the inner packet at `inner_off` (0: unreadable). */
@@ -370,7 +372,7 @@ static __attribute__((noinline)) int ul_forward_local(struct __sk_buff *skb, str
 		r = dec_hop_limit(skb, v4);
 	if (r)
 		return drop(skb, r);
-	if (bpf_skb_store_bytes(skb, 0, pol->dmac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, pol->smac, 6, 0) < 0)
+	if (set_macs(skb, pol->dmac, pol->smac) < 0)
 		return drop(skb, SM_R_DROP_ERROR);
 	count(v4 ? SM_R_DT4 : SM_R_DT6);
 	count(SM_R_LOCAL);
@@ -405,7 +407,13 @@ static __attribute__((noinline)) int ul_decap(struct __sk_buff *skb, struct sm_s
 			return drop(skb, SM_R_DROP_POLICY);
 		reason = SM_R_FORWARD;
 	} else {
-		mv = move_redirect(skb, sid, si, v4);
+		mv = delivery_entry(skb, sid, si, v4);
+		/* A local workload: the one lookup answers its delivery, no FIB lookup (its route in the
+		 * tenant's table stays, for a miss here and for the stack). */
+		if (mv && mv->mode == SM_MODE_LOCAL && b != SM_END_DX6 && b != SM_END_DX4)
+			return ul_forward_local(skb, mv, si, v4);
+		if (mv && mv->mode != SM_MODE_ENCAP && mv->mode != SM_MODE_ENCAP_RED)
+			mv = 0; /* anything else: the tenant's table decides, as before */
 	}
 	if (mv) {
 		/* Decided before the packet changes: a redirect back to one of this host's SIDs would loop. */
@@ -448,16 +456,22 @@ static __attribute__((noinline)) int ul_end(struct __sk_buff *skb, struct srv6_i
 	if (si->sl == 0)
 		return SM_R_DROP_SL_ZERO;
 	__u8 sl = si->sl - 1;
-	struct in6 next;
 	/* parse_srv6 checked that entry `sl` (<= Last Entry) lies inside the header. */
-	if (bpf_skb_load_bytes(skb, L3_OFF + IP6_HLEN + SRH_FIXED + 16 * (__u32)sl, &next, 16) < 0)
+	__u32 at = L3_OFF + IP6_HLEN + SRH_FIXED + 16 * (__u32)sl;
+	if (pkt_linear(skb, at + 16))
 		return SM_R_DROP_TRUNCATED;
-	int r = dec_hop_limit(skb, 0);
-	if (r)
-		return r;
-	if (bpf_skb_store_bytes(skb, L3_OFF + IP6_HLEN + 3, &sl, 1, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &next, 16, 0) < 0)
-		return SM_R_DROP_ERROR;
+	void *data = pkt_data(skb);
+	void *end = pkt_end(skb);
+	struct ipv6hdr *ip6 = data + L3_OFF;
+	__u8 *srh = data + L3_OFF + IP6_HLEN;
+	__u8 *next = data + at;
+	if ((void *)(srh + SRH_FIXED) > end || (void *)(next + 16) > end)
+		return SM_R_DROP_TRUNCATED;
+	if (ip6->hop_limit <= 1)
+		return SM_R_DROP_HOPLIMIT;
+	ip6->hop_limit--;
+	srh[3] = sl;
+	*(struct in6 *)&ip6->daddr = *(struct in6 *)next;
 	return 0;
 }
 
@@ -467,10 +481,12 @@ int ul_in(struct __sk_buff *skb)
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
 		return pass();
 	__u32 cfg = config_flags();
-	struct in6 da, sa;
-	if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, saddr), &sa, 16) < 0 ||
-	    bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &da, 16) < 0)
+	struct ipv6hdr *ip6 = PKT_AT(skb, L3_OFF, sizeof(struct ipv6hdr));
+	if (!ip6)
 		return pass();
+	struct in6 da, sa;
+	__builtin_memcpy(&sa, &ip6->saddr, 16);
+	__builtin_memcpy(&da, &ip6->daddr, 16);
 	struct sm_sid *sid = bpf_map_lookup_elem(&sm_sids, &da);
 	if (!sid)
 		return pass();
@@ -500,8 +516,10 @@ int ul_in(struct __sk_buff *skb)
 			return bpf_redirect_neigh(sid->oif, &nh, sizeof(nh), 0);
 		}
 		count(SM_R_END);
-		if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &da, 16) < 0)
+		struct in6 *d = PKT_AT(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), 16);
+		if (!d)
 			return drop(skb, SM_R_DROP_ERROR);
+		__builtin_memcpy(&da, d, 16);
 		sid = bpf_map_lookup_elem(&sm_sids, &da);
 		if (!sid)
 			break;

@@ -4,9 +4,10 @@
 #define SEGMESH_FIB_H
 
 #include "maps.h"
+#include "pkt.h"
 
-static sm_always_inline void fib6_params(struct bpf_fib_lookup *p, __u32 ifindex, const void *src,
-					 const void *dst, __u16 tot_len)
+static sm_always_inline void fib6_params(struct bpf_fib_lookup *p, __u32 ifindex, const struct in6 *src,
+					 const struct in6 *dst, __u16 tot_len)
 {
 	__builtin_memset(p, 0, sizeof(*p));
 	p->family = AF_INET6;
@@ -16,12 +17,29 @@ static sm_always_inline void fib6_params(struct bpf_fib_lookup *p, __u32 ifindex
 	__builtin_memcpy(p->ipv6_dst, dst, 16);
 }
 
+/* Rewrite the Ethernet addresses in place; 0 or < 0 (the packet has no Ethernet header). */
+static sm_always_inline int set_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
+{
+	struct ethhdr *e = PKT_AT(skb, 0, sizeof(struct ethhdr));
+	if (!e)
+		return -1;
+	/* 16-bit moves: every MAC this is given (map values, bpf_fib_lookup's) is 2-byte aligned. */
+	__u16 *d = (__u16 *)e->h_dest, *s = (__u16 *)e->h_source;
+	const __u16 *dm = (const __u16 *)dmac, *sm = (const __u16 *)smac;
+	d[0] = dm[0];
+	d[1] = dm[1];
+	d[2] = dm[2];
+	s[0] = sm[0];
+	s[1] = sm[1];
+	s[2] = sm[2];
+	return 0;
+}
+
 /* After a lookup answered SUCCESS or NO_NEIGH: rewrite the MACs and redirect. */
 static sm_always_inline int fib_redirect(struct __sk_buff *skb, struct bpf_fib_lookup *p, int rc)
 {
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (bpf_skb_store_bytes(skb, 0, p->dmac, 6, 0) < 0 ||
-		    bpf_skb_store_bytes(skb, 6, p->smac, 6, 0) < 0) {
+		if (set_macs(skb, p->dmac, p->smac) < 0) {
 			count(SM_R_DROP_ERROR);
 			return TC_ACT_SHOT;
 		}
@@ -50,13 +68,13 @@ static __attribute__((noinline)) int forward_main6(struct __sk_buff *skb, __u32 
 		count(SM_R_STACK);
 		return TC_ACT_OK;
 	}
-	struct ipv6hdr ip6;
-	if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0) {
+	struct ipv6hdr *ip6 = PKT_AT(skb, L3_OFF, sizeof(struct ipv6hdr));
+	if (!ip6) {
 		count(SM_R_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	struct bpf_fib_lookup p;
-	fib6_params(&p, skb->ifindex, &ip6.saddr, &ip6.daddr, 0);
+	fib6_params(&p, skb->ifindex, (struct in6 *)&ip6->saddr, (struct in6 *)&ip6->daddr, 0);
 	int rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return fib_redirect(skb, &p, rc);
@@ -76,22 +94,22 @@ static __attribute__((noinline)) int forward_table(struct __sk_buff *skb, __u32 
 	p.ifindex = skb->ifindex;
 	p.tbid = table;
 	if (v4) {
-		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, L3_OFF, &ip, sizeof(ip)) < 0)
+		struct iphdr *ip = PKT_AT(skb, L3_OFF, sizeof(struct iphdr));
+		if (!ip)
 			goto err;
 		p.family = AF_INET;
-		p.tos = ip.tos;
-		p.l4_protocol = ip.protocol;
-		p.ipv4_src = ip.saddr;
-		p.ipv4_dst = ip.daddr;
+		p.tos = ip->tos;
+		p.l4_protocol = ip->protocol;
+		p.ipv4_src = ip->saddr;
+		p.ipv4_dst = ip->daddr;
 	} else {
-		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes(skb, L3_OFF, &ip6, sizeof(ip6)) < 0)
+		struct ipv6hdr *ip6 = PKT_AT(skb, L3_OFF, sizeof(struct ipv6hdr));
+		if (!ip6)
 			goto err;
 		p.family = AF_INET6;
-		p.l4_protocol = ip6.nexthdr;
-		__builtin_memcpy(p.ipv6_src, &ip6.saddr, 16);
-		__builtin_memcpy(p.ipv6_dst, &ip6.daddr, 16);
+		p.l4_protocol = ip6->nexthdr;
+		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
 	}
 	/* tot_len stays 0: the helper then checks the skb itself against the egress MTU, which knows GSO
 	 * (a header's length field would be a GSO super-packet's and never fit). */
