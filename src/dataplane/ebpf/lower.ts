@@ -13,10 +13,13 @@
  *   entries are). A scope whole in the map: its longest prefix wins as in a routing table;
  * - delivery entries that encapsulate (a workload that moved away) -> `sm_policy` in the delivery key
  *   space ({tenant | TENANT_DELIVERY, prefix}): ul_in re-encapsulates after End.DT* of a delivery SID;
+ *   a local workload's /128 delivery entry there too, mode local with its MACs: End.DT* delivers from
+ *   the one lookup it already makes, and looks the tenant's table up (bpf_fib_lookup) only on a miss;
  * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table (and the delivery
  *   flag when that is the delivery scope, the forward flag when it is the forward scope);
  * - underlay and delivery entries -> kernel routes (main table; the tenant's delivery table, which
- *   End.DT6's `bpf_fib_lookup` reads), as the kernel backend lowers them (kernel/lower.ts);
+ *   End.DT6's `bpf_fib_lookup` reads on a miss, and the stack), as the kernel backend lowers them
+ *   (kernel/lower.ts): a local workload's delivery keeps its route beside its map entry;
  * - what the programs cannot do (source-specific entries, encap from the underlay scope, End.T /
  *   End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
@@ -223,6 +226,7 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
     return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o);
   }
+  if (s.kind === 'delivery' && e.action.kind === 'deliver') return deliveryLocal(e, e.action.link, o);
   // Scopes whole in sm_policy: egress and forward of a tenant, return of a network function.
   if (s.kind !== 'egress' && s.kind !== 'forward' && s.kind !== 'return') return undefined;
   const a = e.action;
@@ -248,6 +252,25 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
     case 'unreachable':
       return { key, value: policyValue({ mode: 'drop' }), item: e.key };
   }
+}
+
+/**
+ * A local workload's delivery entry in the delivery key space (mode local, its MACs), beside its route:
+ * End.DT* answers its delivery from the lookup it makes for redirects anyway, with no bpf_fib_lookup.
+ * Only a /128 without a source: no entry of the tenant's table can be more specific, so the map answers
+ * as the table would (a shorter prefix could hide a longer route of the table that the map lacks). Its
+ * MACs not known yet: no entry, not a skip (the route delivers meanwhile).
+ */
+function deliveryLocal(e: PrefixEntry, link: string, o: EbpfLoweringOptions): MapEntry | undefined {
+  const s = e.scope;
+  if (s.kind !== 'delivery' || e.from || e.prefix.length !== 128) return undefined;
+  const l = o.links.get(link);
+  if (!l?.mac || !l.peerMac) return undefined;
+  return {
+    key: policyKey(s.tenantId, e.prefix.address, 128, 'delivery'),
+    value: policyValue({ mode: 'local', oif: l.index, dmac: l.peerMac, smac: l.mac }),
+    item: e.key,
+  };
 }
 
 function lowerRoute(e: PrefixEntry, o: EbpfLoweringOptions): Route | string | undefined {

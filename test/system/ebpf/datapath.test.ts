@@ -67,6 +67,7 @@ const NH_MAC = '02:00:00:00:00:02';
 const W0_MAC = '02:00:00:00:0a:01';
 const WL_MAC = '02:00:00:00:0a:10';
 const LOCAL_WL_MAC = '02:00:00:00:0b:20';
+const DELIVERY_MAC = '02:00:00:00:0b:40'; // a local workload's delivery entry (not table 101's neighbour)
 const N0_MAC = '02:00:00:00:0c:01'; // host side of an SR-unaware function's link
 const NF_MAC = '02:00:00:00:0c:10';
 const NF_INDEX = 3; // the function's index: its return key space
@@ -690,6 +691,38 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(flagged.counted).toEqual({ redirect_move: 1, redirect: 1 });
     });
 
+    it("a local workload's delivery entry: decapsulated and delivered with its MACs, no FIB lookup (counted local, not redirect), hop limit - 1; a miss (no entry) goes to the FIB lookup in table 101", () => {
+      const r = run('ul_in', atDt6(toMoved('fd01:1::40', 64)));
+      expect(r.out).toBe(hexdump(eth(DELIVERY_MAC, W0_MAC, ETH_IPV6, toMoved('fd01:1::40', 63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ dt6: 1, local: 1 });
+      // Behind an SRH (End then End.DT6 in one pass would be the same): the SRH goes with the outer header.
+      const srhIn = run('ul_in', fromUl(srv6To('fc00:0:1::d6:1', NH_IPV6, toMoved('fd01:1::40', 64))));
+      expect(srhIn.out).toBe(hexdump(eth(DELIVERY_MAC, W0_MAC, ETH_IPV6, toMoved('fd01:1::40', 63))));
+      expect(srhIn.counted).toEqual({ dt6: 1, local: 1 });
+      // The miss: WL6 has no delivery entry; table 101 answers with its neighbour's MAC.
+      const miss = run('ul_in', atDt6(remoteInner(64)));
+      expect(miss.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, remoteInner(63))));
+      expect(miss.retval).toBe(TC_ACT_REDIRECT);
+      expect(miss.counted).toEqual({ dt6: 1, redirect: 1 });
+      // Hop limit 1: dropped as the FIB path drops it, the packet untouched.
+      const hl1 = run('ul_in', atDt6(toMoved('fd01:1::40', 1)));
+      expect(hl1.retval).toBe(TC_ACT_SHOT);
+      expect(hl1.counted).toEqual({ drop_hop_limit: 1 });
+    });
+
+    it('IPv4 inner at End.DT46 from its v4-mapped delivery entry: Ethernet type IPv4, TTL - 1 with its checksum; tenant 2 (no delivery flag) ignores the entry it has (FIB: no route)', () => {
+      const inner = (ttl: number) =>
+        ipv4({ src: '198.18.2.10', dst: '198.18.1.40', protocol: 1, ttl }, echo4(9, 5));
+      const r = run('ul_in', fromUl(srv6To('fc00:0:1::d46:1', NH_IPV4, inner(64))));
+      expect(r.out).toBe(hexdump(eth(DELIVERY_MAC, W0_MAC, ETH_IPV4, inner(63))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ dt4: 1, local: 1 });
+      const noFlag = run('ul_in', fromUl(srv6To('fc00:0:1::d6:2', NH_IPV6, toMoved('fd01:1::40', 64))));
+      expect(noFlag.retval).toBe(TC_ACT_SHOT);
+      expect(noFlag.counted).toEqual({ dt6: 1, drop_no_route: 1 });
+    });
+
     it("a redirect whose first segment is one of this host's SIDs is dropped and counted (no loop), the packet untouched before the drop; a good redirect beside it", () => {
       const control = run('ul_in', atDt6(toMoved(MOVED, 64)));
       expect(control.counted).toEqual({ redirect_move: 1, redirect: 1 });
@@ -1051,6 +1084,12 @@ function populate(obj: BpfObject, w0: number, n0: number): void {
   moved(1, v6('fd01:1::32'), 128, { mode: 'encapRed', segments: [ip('fc00:0:1::d6:1')] });
   moved(1, v4Mapped('198.18.1.30'), 128, { mode: 'encap', segments: [ip('fc00:0:2::d4:1')] });
   moved(2, v6('fd01:1::30'), 128, { mode: 'encapRed', segments: [ip('fc00:0:2::d6:1')] });
+  // Local workloads' delivery entries (mode local): End.DT* of a delivery SID delivers from them, no FIB
+  // lookup. DELIVERY_MAC is not what table 101's neighbour entry would give: the bytes show which.
+  const delivered = { mode: 'local' as const, oif: w0, dmac: mac(DELIVERY_MAC), smac: mac(W0_MAC) };
+  moved(1, v6('fd01:1::40'), 128, delivered);
+  moved(1, v4Mapped('198.18.1.40'), 128, delivered);
+  moved(2, v6('fd01:1::40'), 128, delivered);
   // Forward key space of tenant 1 (End.DT* of its forward SID): the whole scope, an edge default under
   // a local /128 (LOCAL_WL_MAC: not what table 101's FIB lookup would write).
   const local = { mode: 'local' as const, oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) };

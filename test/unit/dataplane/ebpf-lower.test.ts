@@ -121,11 +121,15 @@ describe('eBPF lowering of a forwarding intent', () => {
     );
   });
 
-  it('egress entries become policies: encap, encap.red, local delivery with the MACs, unreachable as drop; locators none', () => {
+  it("egress entries become policies: encap, encap.red, local delivery with the MACs, unreachable as drop; locators none; a local workload's /128 delivery entry the same local policy in the delivery key space (its unreachable ::/0 none: the table's)", () => {
     const src = ip('2001:db8:12::1');
     const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l));
+    const local = hex(
+      policyValue({ mode: 'local', oif: 9, dmac: mac('02:00:00:00:01:09'), smac: mac('02:00:00:00:00:09') }),
+    );
     expect(hexes(s.maps.get(MAP.policy))).toStrictEqual(
       new Map([
+        [hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, 'delivery')), local],
         [k('fd07:2::', 64), hex(policyValue({ mode: 'encap', segments: segs, source: src }))],
         [k('fd07:3::', 64), hex(policyValue({ mode: 'encapRed', segments: segs, source: src }))],
         [
@@ -209,7 +213,7 @@ describe('eBPF lowering of a forwarding intent', () => {
     const pol = hexes(moved.maps.get(MAP.policy));
     expect(pol.get(dk)).toBe(hex(policyValue({ mode: 'encapRed', segments: to, source: src })));
     expect(pol.get(ek)).toBe(hexes(s.maps.get(MAP.policy)).get(ek)); // egress untouched
-    expect(pol.size).toBe(s.maps.get(MAP.policy)!.size + 1);
+    expect(pol.size).toBe(s.maps.get(MAP.policy)!.size); // its local delivery entry replaced
     // The delivery table loses the moved workload's route (the redirect is BPF's); its unreachable stays.
     expect(moved.routes.map((r) => [r.table, r.dev, r.type ?? 'unicast'])).toStrictEqual([
       [254, 'ul0', 'unicast'],
@@ -217,6 +221,25 @@ describe('eBPF lowering of a forwarding intent', () => {
     ]);
     // The delivery flag: the key's tenant field is the tenant id with its top bit set.
     expect(dk.slice(8, 16)).toBe('80000007');
+  });
+
+  it("a delivery entry becomes a local policy only for a /128 without a source, with its link's MACs known; otherwise the route alone, nothing skipped", () => {
+    const dk = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l, 'delivery'));
+    const st = lowerToEbpf(
+      intent([
+        entry(delivery, 'fd07:1::10/128', { kind: 'deliver', link: 'wb0' }), // the one that is written
+        entry(delivery, 'fd07:1:1::/64', { kind: 'deliver', link: 'wb0' }), // shorter: the table's
+        entry(delivery, 'fd07:1::12/128', { kind: 'deliver', link: 'wc0' }), // no workload MAC yet
+      ]),
+      opts,
+    );
+    expect([...hexes(st.maps.get(MAP.policy)).keys()]).toStrictEqual([dk('fd07:1::10', 128)]);
+    expect(st.skipped).toStrictEqual([]);
+    expect(st.routes.map((r) => [r.table, r.dev])).toStrictEqual([
+      [385053, 'wb0'],
+      [385053, 'wb0'],
+      [385053, 'wc0'],
+    ]);
   });
 
   it('diff: the same state writes nothing; a moved workload is one replaced policy, a gone one one delete', () => {
@@ -450,10 +473,11 @@ describe('eBPF lowering of a delta (only its items)', () => {
       for (const r of [...d!.routes.replace, ...d!.routes.add]) kr.set(routeKey(r), r);
       expect([...kr.keys()].map((k) => k.toString(16)).sort()).toStrictEqual(routesOf(full));
     }
-    // Counts of the forward step: policy 1 added (fd07:9), 1 replaced (fd07:2), 1 deleted (fd07:3).
+    // Counts of the forward step: policy 2 added (fd07:9; fd07:1::11's delivery), 1 replaced (fd07:2),
+    // 1 deleted (fd07:3).
     const { d } = step(base, after);
     const p = d!.maps.get(MAP.policy)!;
-    expect([p.added, p.replaced, p.delete.length]).toStrictEqual([1, 1, 1]);
+    expect([p.added, p.replaced, p.delete.length]).toStrictEqual([2, 1, 1]);
     expect(d!.maps.get(MAP.sids)!.replaced).toBe(1);
     expect([d!.routes.add.length, d!.routes.delete.length]).toStrictEqual([1, 1]);
     // Nothing else written: maps the delta does not touch have no writes.
