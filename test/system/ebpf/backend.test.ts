@@ -128,9 +128,10 @@ systemSuite(
         const r = await b.realise(hostIntent(i + 1));
         expect(r.conflicts).toStrictEqual([]);
         expect(b.skipped).toStrictEqual([]);
-        // 2 endpoints, 3 SIDs, 2 blocked, 6 policies; routes: 1 underlay + 4 delivery; the config
-        // slot of the array map exists from the start (zeros): replaced.
-        expect(r).toMatchObject({ added: 2 + 3 + 2 + 6 + 5, replaced: 1, deleted: 0 });
+        // 2 endpoints, 3 SIDs, 2 blocked, 6 policies + 2 local delivery entries (the workloads' /128s in
+        // the delivery key space); routes: 1 underlay + 4 delivery; the config slot of the array map
+        // exists from the start (zeros): replaced.
+        expect(r).toMatchObject({ added: 2 + 3 + 2 + 6 + 2 + 5, replaced: 1, deleted: 0 });
       }
       const [b1, b2] = backends as [EbpfBackend, EbpfBackend];
       const c1 = await b1.readCounters();
@@ -348,11 +349,13 @@ systemSuite(
 
       // The move, new host first: the delivery redirect is a policy in the delivery key space, not skipped.
       const r2 = await b2.applyDelta(h2Before, h2After, diffIntents(h2Before.items, h2After.items));
-      // The endpoint and the delivery route (its blocked prefixes are host 2's already).
-      expect(r2).toMatchObject({ added: 2, replaced: 0, deleted: 0, skipped: [] });
+      // The endpoint, the delivery route and its local delivery entry (its blocked prefixes are host 2's
+      // already).
+      expect(r2).toMatchObject({ added: 3, replaced: 0, deleted: 0, skipped: [] });
       const r1 = await b1.applyDelta(h1Before, h1After, diffIntents(h1Before.items, h1After.items));
-      // The redirect added, the egress policy replaced (local -> encap), endpoint and delivery route deleted.
-      expect(r1).toMatchObject({ added: 1, replaced: 1, deleted: 2, skipped: [] });
+      // The delivery entry replaced (local -> the redirect), the egress policy replaced (local -> encap),
+      // endpoint and delivery route deleted.
+      expect(r1).toMatchObject({ added: 0, replaced: 2, deleted: 2, skipped: [] });
       const m1 = await b1.readCounters();
       const m2 = await b2.readCounters();
       e0 = await echoes();
