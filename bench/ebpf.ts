@@ -7,7 +7,9 @@
  *    reversed every other one): `plain` IPv6 forwarding by the hosts' stacks with no BPF attached (the
  *    anchor: main-table routes, the tcx links removed); `encap` (H.Encaps, 2 segments: End then
  *    End.DT6, both on host 2); `encap.red`; `encap-noval` (encap with the object built with
- *    -DSM_NO_VALIDATE: validation compiled out, swapped in by link update). ACKs return with one
+ *    -DSM_NO_VALIDATE: validation compiled out, swapped in by link update); with BENCH_BASE_OBJECT=FILE
+ *    also `encap-base` (encap with that object, e.g. main's build, swapped in the same way: an A/B of a
+ *    datapath change within one run, whatever the machine's load does between runs). ACKs return with one
  *    segment (End.DT6 on host 1, no SRH) in every SRv6 variant. Workload MTU 1420 in every variant (same
  *    MSS). Before timing, a ping per variant is captured on host 2's underlay and tshark must decode the
  *    SRH the variant promises (none for plain); every timed run must show the BPF counters of its
@@ -84,8 +86,19 @@ const MOVES = Number(process.env.BENCH_MOVES ?? 50);
 const MAP_ONLY = process.env.BENCH_ONLY === 'map';
 const MTU = 1420; // 1500 - 40 - 8 - 2 * 16: the workload MTU for 2 segments, in every variant
 
-type Variant = 'plain' | 'encap' | 'encap.red' | 'encap-noval';
-const VARIANTS: Variant[] = ['plain', 'encap', 'encap.red', 'encap-noval'];
+type Variant = 'plain' | 'encap' | 'encap.red' | 'encap-noval' | 'encap-base';
+/** BENCH_BASE_OBJECT=FILE: one more variant, `encap-base`, encap with that object (an older build of
+ * bpf/segmesh.c, e.g. main's build/bpf/segmesh.o) swapped in like encap-noval: an A/B of datapath
+ * changes in the same run, interleaved with the others (the machine's load drifts between runs). */
+const BASE_OBJECT = process.env.BENCH_BASE_OBJECT;
+const VARIANTS: Variant[] = [
+  'plain',
+  'encap',
+  'encap.red',
+  'encap-noval',
+  ...(BASE_OBJECT ? (['encap-base'] as const) : []),
+];
+const EBPF_VARIANTS = VARIANTS.filter((v) => v !== 'plain');
 const ip = parseIpv6;
 const A = scopes('a', 1);
 const MOVER = 'fd01:9::10';
@@ -234,7 +247,7 @@ try {
     if (v === 'plain') await usePlain();
     else
       await useEbpf(
-        v === 'encap-noval' ? noValidatePath : objectPath,
+        v === 'encap-noval' ? noValidatePath : v === 'encap-base' ? BASE_OBJECT! : objectPath,
         v === 'encap.red' ? 'encap.red' : 'encap',
       );
   };
@@ -256,6 +269,7 @@ try {
       encap: { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
       'encap.red': { segments: ['fc00:0:2::a6'], lastEntry: 0 },
       'encap-noval': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
+      'encap-base': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
     };
     for (const v of VARIANTS) {
       await setVariant(v);
@@ -283,7 +297,7 @@ try {
         );
     }
     process.stdout.write(
-      'paths verified: plain (no SRH), encap / encap-noval (SL 1, LE 1), encap.red (SL 1, LE 0)\n',
+      `paths verified: plain (no SRH), encap / encap-noval${BASE_OBJECT ? ' / encap-base' : ''} (SL 1, LE 1), encap.red (SL 1, LE 0)\n`,
     );
 
     await lab.daemon({
@@ -625,9 +639,9 @@ if (!MAP_ONLY) {
     ['encap_ack', 'wl_in host 2, ACKs: validate + encap, 1 segment'],
   ] as const)
     console.log(
-      `  ${name.padEnd(10)} ${(['encap', 'encap.red', 'encap-noval'] as Variant[])
-        .map((v) => `${v} ${median(nsOf(v, name)).toFixed(0)}`)
-        .join(', ')}   (${what})`,
+      `  ${name.padEnd(10)} ${EBPF_VARIANTS.map((v) => `${v} ${median(nsOf(v, name)).toFixed(0)}`).join(
+        ', ',
+      )}   (${what})`,
     );
   const valNs = testRuns.map(([a, b]) => a - b);
   console.log(
@@ -684,6 +698,13 @@ console.log(
           validate_ratio: round(median(valRatio), 3),
           encap_ns: round(median(nsOf('encap', 'encap')), 0),
           dt6_ns: round(median(nsOf('encap', 'dt6_ack')), 0),
+          ...(BASE_OBJECT
+            ? {
+                base_ratio: round(median(ratio('encap-base', 'plain')), 3),
+                base_encap_ns: round(median(nsOf('encap-base', 'encap')), 0),
+                base_dt6_ns: round(median(nsOf('encap-base', 'dt6_ack')), 0),
+              }
+            : {}),
         }),
     map_vs_ip_batch: round(median(mapRatio), 2),
     map_backend_ms: round(median(mapRuns.map((r) => r.backendMs)), 0),

@@ -397,7 +397,8 @@ ${
   /**
    * What `h`'s eBPF backend holds in its maps, written as `segmesh routes` writes the plan's routes
    * (`TABLE DESTINATION ACTION`, the action without its table's name): each sm_policy entry in the
-   * table of its key space (a tenant's egress, delivery or forward table, a function's return table),
+   * table of its key space (a tenant's egress, delivery or forward table, a function's return table;
+   * not a local workload's delivery entry, which its kernel route in the delivery table lists),
    * each sm_sids entry as a seg6local route of the main table. The backend's kernel routes (underlay
    * and delivery) are the kernel's to list.
    */
@@ -427,6 +428,9 @@ ${
         formatIpv6(ipv6FromBytes(value.subarray(36 + 16 * i, 52 + 16 * i))),
       );
       const mode = Object.entries(PolicyMode).find(([, n]) => n === value[0])?.[0];
+      // A local workload's /128 in the delivery key space mirrors its route in the delivery table (End.DT*
+      // delivers from the map, the route is the fallback): one entry of the plan, listed as the route.
+      if (space & TENANT_DELIVERY && mode === 'local') continue;
       const action =
         mode === 'encap' || mode === 'encapRed'
           ? `encap seg6 mode ${mode === 'encap' ? 'encap' : 'encap.red'} segs [ ${segs.join(' ')} ]`
