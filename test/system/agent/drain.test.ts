@@ -2,7 +2,16 @@ import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type FrrEdge, pathFromHost } from '../../harness/frr.ts';
 import { createLab, type Netns, paced, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { AgentCluster, CLI, EDGE, edgeRequirements, ping, segmeshJson } from './cluster.ts';
+import {
+  AgentCluster,
+  type AgentHost,
+  bpfVerdicts,
+  CLI,
+  EDGE,
+  edgeRequirements,
+  ping,
+  segmeshJson,
+} from './cluster.ts';
 
 /** `segmesh drain` as an operator runs it, in the background; resolves with its JSON answer. */
 async function drainInBackground(socket: string, waitMs: number): Promise<Record<string, unknown>> {
@@ -25,6 +34,25 @@ async function drainInBackground(socket: string, waitMs: number): Promise<Record
   );
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
+
+/**
+ * Kernel counters that place a loss on host `h`: its eBPF programs' drop verdicts (the pinned counters;
+ * none on the kernel backend) and its IPv6 discard counters (/proc/net/snmp6 of its namespace).
+ */
+async function dropCounters(h: AgentHost, ebpf: boolean): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (ebpf && existsSync(h.pinDir))
+    for (const [reason, n] of bpfVerdicts(h))
+      if (reason.startsWith('drop_')) out.set(`${h.name} ${reason}`, Number(n));
+  const snmp6 = (await sh('cat', ['/proc/net/snmp6'], { netns: h.ns.name })).stdout;
+  for (const m of snmp6.matchAll(
+    /^(Ip6(?:In|Out)(?:Discards|NoRoutes|AddrErrors|HdrErrors|TooBigErrors))\s+(\d+)$/gm,
+  ))
+    out.set(`${h.name} ${m[1]}`, Number(m[2]));
+  return out;
+}
+const counterDelta = (a: Map<string, number>, b: Map<string, number>) =>
+  [...b].filter(([k, v]) => v !== (a.get(k) ?? 0)).map(([k, v]) => `${k} +${v - (a.get(k) ?? 0)}`);
 
 systemSuite(
   'agent: segmesh drain leaves the fabric without loss',
@@ -76,6 +104,10 @@ systemSuite(
         // As many more pings as the steps below take longer in the TCG VM (pace.ts).
         const count = paced(2000);
         // -D -O: every reply and every late one with its time, so that a loss can be placed among the steps.
+        const ebpf = (await cluster.backend(h1!)) === 'ebpf';
+        const counters0 = new Map(
+          (await Promise.all(cluster.hosts.map((h) => dropCounters(h, ebpf)))).flatMap((m) => [...m]),
+        );
         const t0 = Date.now();
         const steps: string[] = [];
         const step = (what: string) => steps.push(`${what} at ${Date.now() - t0} ms`);
@@ -142,6 +174,8 @@ systemSuite(
         step("FRR prefers host2's path");
         await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:2:2064::', timeoutMs: paced(15_000) });
         step("FRR's route to host2");
+        // host1's counters before the drain takes its state (and its pinned counters) away.
+        const host1Counters = await dropCounters(h1!, ebpf);
 
         // 4. Traffic to host1's SIDs stops, so the drain ends before its 30 s wait ran out.
         const r = await drained;
@@ -194,9 +228,15 @@ systemSuite(
           .filter((x) => !answered.has(Number(x[2])))
           .map((x) => `seq ${x[2]} at ${Math.round(Number(x[1]) * 1000 - t0)} ms`);
         const shown = lost.length > 8 ? [...lost.slice(0, 4), '...', ...lost.slice(-4)] : lost;
-        expect(result.stdout, `lost: ${shown.join(', ')}; steps: ${steps.join(', ')}`).toContain(
-          `${count} packets transmitted, ${count} received`,
-        );
+        const counters1 = new Map([
+          ...host1Counters,
+          ...(await Promise.all([h2!, h3!].map((h) => dropCounters(h, ebpf)))).flatMap((m) => [...m]),
+        ]);
+        const dropped = counterDelta(counters0, counters1).join(', ') || 'none moved';
+        expect(
+          result.stdout,
+          `lost: ${shown.join(', ')}; steps: ${steps.join(', ')}; kernel drop counters (host1 until FRR's route to host2): ${dropped}`,
+        ).toContain(`${count} packets transmitted, ${count} received`);
         expect(await ping(b2.ns, b3.address)).toBe(3);
         expect(await ping(b3.ns, web.address)).toBe(3);
         expect(await ping(ext, web.address)).toBe(3);
