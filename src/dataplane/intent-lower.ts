@@ -101,7 +101,11 @@ export function lowerAttachment(l: PlannedLink, filter: PlannedFilter | undefine
   if (l.networkFunction !== undefined) a.networkFunction = l.networkFunction;
   if (l.address !== undefined) a.address = l.address;
   if (l.ingress !== undefined) a.ingress = l.ingress;
-  if (filter) a.restrict = { source: filter.source, denyDestinations: filter.denyDestinations };
+  if (filter)
+    a.restrict = {
+      ...(filter.source !== undefined ? { source: filter.source } : {}),
+      denyDestinations: filter.denyDestinations,
+    };
   return a;
 }
 

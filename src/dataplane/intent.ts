@@ -71,8 +71,11 @@ export interface LocalSid {
 
 /** What an attached workload may not send (enforced at its link's ingress). */
 export interface SendRestriction {
-  /** The only source it may use (besides link-local fe80::/10 for neighbour discovery). */
-  readonly source: Ipv6Address;
+  /**
+   * The only source it may use (besides link-local fe80::/10 for neighbour discovery); absent: any (an
+   * SR-unaware function's link hands back others' packets).
+   */
+  readonly source?: Ipv6Address;
   /** Never a destination: the SID block(s) and the hosts' addresses. */
   readonly denyDestinations: readonly Ipv6Prefix[];
 }

@@ -594,7 +594,7 @@ export class PlanFormatter {
               l.workload ? `workload ${l.workload}` : `function ${l.networkFunction}`,
               l.address !== undefined ? at.ip(l.address) : '',
               filter && filter.kind === 'filter'
-                ? `source only ${at.ip(filter.source)}; drop to ${this.#denyText(filter.denyDestinations)}`
+                ? `${filter.source !== undefined ? `source only ${at.ip(filter.source)}` : 'any source'}; drop to ${this.#denyText(filter.denyDestinations)}`
                 : '',
             ];
           }),

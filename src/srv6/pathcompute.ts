@@ -94,10 +94,15 @@ export interface PlannedFilter {
   readonly kind: 'filter';
   readonly key: string;
   readonly link: string;
-  readonly workload: string;
+  /** Whose link: a workload's, or an SR-unaware network function's. */
+  readonly workload?: string;
+  readonly networkFunction?: string;
   readonly tenant: string;
-  /** The only source it may use (besides link-local fe80::/10 for neighbour discovery). */
-  readonly source: Ipv6Address;
+  /**
+   * The only source it may use (besides link-local fe80::/10 for neighbour discovery). Absent on a
+   * function's link: it hands back others' packets.
+   */
+  readonly source?: Ipv6Address;
   /** SID block(s) and host addresses: never a workload's destination. */
   readonly denyDestinations: readonly Ipv6Prefix[];
 }
@@ -591,7 +596,19 @@ function hostObjects(ctx: HostContext, emit: Emit): void {
         ? { ingress: returns, ingressReason: `traffic handed back by network function ${nf.name}` }
         : {}),
     });
-    if (returns) emit(unreachable(returns, nf.tenant, `end of ${nf.name}'s return table`));
+    if (returns) {
+      emit(unreachable(returns, nf.tenant, `end of ${nf.name}'s return table`));
+      // What it hands back goes to workloads: never to a SID or a host's address, as from a workload
+      // (a function's link on a host without workloads is validated all the same).
+      emit({
+        kind: 'filter',
+        key: `f|${nf.link}`,
+        link: nf.link,
+        networkFunction: nf.name,
+        tenant: nf.tenant,
+        denyDestinations: ctx.denyDestinations,
+      });
+    }
   }
 }
 

@@ -135,7 +135,8 @@ export function isolationSpec(intent: ForwardingIntent): IsolationSpec {
   const hostAddresses = new Map<bigint, Ipv6Address>();
   for (const a of intent.items.values()) {
     if (a.kind !== 'attachment' || !a.restrict) continue;
-    filters.push({ ifname: a.link, sources: [{ address: a.restrict.source, length: 128 }] });
+    const source = a.restrict.source;
+    filters.push({ ifname: a.link, sources: source !== undefined ? [{ address: source, length: 128 }] : [] });
     for (const d of a.restrict.denyDestinations) {
       if (d.length === 128) hostAddresses.set(d.address, d.address);
       else sidBlocks.set(`${d.address}/${d.length}`, d);

@@ -2,7 +2,8 @@
  * The kernel backend's nftables rulesets as text (pure; `nft -f -` applies them, isolation.ts):
  * - an nftables `netdev` ingress chain per workload veth drops packets toward the SID block and the
  *   host's own addresses (its link-local one too, but for ICMPv6: neighbour discovery), and packets
- *   whose source is not the workload's, with a named counter per reason;
+ *   whose source is not the workload's, with a named counter per reason; an SR-unaware function's link
+ *   gets the same chain without the source rule (it hands back others' packets);
  * - an MSS clamp on forwarded TCP toward the workloads.
  */
 import { formatIpv6, formatPrefix, type Ipv6Address, type Ipv6Prefix } from '../../srv6/address.ts';
@@ -20,7 +21,10 @@ export function mssFor(mtu: number): number {
 export interface WorkloadFilter {
   /** The host-side veth of the workload (the chain hooks its ingress). */
   readonly ifname: string;
-  /** Addresses the workload may send from (link-local is always allowed). */
+  /**
+   * Addresses the workload may send from (link-local is always allowed); none: any source (an
+   * SR-unaware function's link, which hands back others' packets).
+   */
   readonly sources: readonly Ipv6Prefix[];
 }
 
@@ -63,10 +67,12 @@ export function nftIsolationRuleset(spec: IsolationSpec): string {
     const name = nftName(w.ifname);
     lines.push(`  chain wl_${name} {`);
     lines.push(`    type filter hook ingress device "${w.ifname}" priority -500; policy accept;`);
-    const sources = [...w.sources.map(formatPrefix), 'fe80::/10'];
-    lines.push(
-      `    ip6 saddr != ${set(sources)} counter name "${counterName(w.ifname, 'spoofed_source')}" drop`,
-    );
+    if (w.sources.length > 0) {
+      const sources = [...w.sources.map(formatPrefix), 'fe80::/10'];
+      lines.push(
+        `    ip6 saddr != ${set(sources)} counter name "${counterName(w.ifname, 'spoofed_source')}" drop`,
+      );
+    }
     if (spec.sidBlocks.length > 0) {
       lines.push(
         `    ip6 daddr ${set(spec.sidBlocks.map(formatPrefix))} counter name "${counterName(w.ifname, 'sid_block')}" drop`,

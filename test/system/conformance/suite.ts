@@ -439,6 +439,44 @@ export function conformanceSuite(target: ConformanceTarget): void {
       );
 
       capIt(
+        target.capabilities.scopes.has('return'),
+        'capabilities.scopes return',
+        "an SR-unaware function's link is validated as a workload's, but for the source: what dx sends toward b's End.DT6 SID on h1 (IPv6 in IPv6, scapy: another tenant's) and to h3's underlay address is dropped at its link, counted (sid_block, host_address); 0 reach b1; dx's own packets to a4 (its return scope) pass in the same run",
+        async () => {
+          const dxLink = view.networkFunctions.get('dx')!.link;
+          const bSid = dt6(1, 'b');
+          const b1 = text(wlAddr('b', 1));
+          const a4 = text(wlAddr('a', 4));
+          const dxAddr = text(DX_ADDRESS);
+          const before = await Promise.all([backend(1).readCounters(), backend(3).readCounters()]);
+          const b1Cap = await lab.capture({ netns: wl.get('b1')!, ifname: 'eth0', filter: 'ip6' });
+          const a4Cap = await lab.capture({ netns: wl.get('a4')!, ifname: 'eth0', filter: 'ip6' });
+          const gw = await macOf(host(3).ns, dxLink);
+          await scapySend(dxNs, 'eth0', [
+            [
+              `Ether(dst="${gw}")/IPv6(src="${dxAddr}", dst="${text(bSid)}")/IPv6(src="${dxAddr}", dst="${b1}")/ICMPv6EchoRequest(id=31)`,
+              5,
+            ],
+            [`Ether(dst="${gw}")/IPv6(src="${dxAddr}", dst="2001:db8:f::3")/ICMPv6EchoRequest(id=32)`, 4],
+          ]);
+          // Positive control: what dx hands back to a workload of its return scope passes its link.
+          await dxNs.exec('ping', ['-c', '3', '-i', '0.2', '-W', '1', a4], {
+            allowFail: true,
+            timeoutMs: 30_000,
+          });
+          expect(await echoRequests(a4Cap, dxAddr, a4)).toBe(3);
+          expect(await echoRequests(b1Cap, dxAddr)).toBe(0);
+          const after = await Promise.all([backend(1).readCounters(), backend(3).readCounters()]);
+          const d0 = dropsAt(before[1]!, dxLink);
+          const d1 = dropsAt(after[1]!, dxLink);
+          expect(d1.sidBlock - d0.sidBlock).toBe(5);
+          expect(d1.hostAddress - d0.hostAddress).toBe(4);
+          expect(d1.spoofedSource - d0.spoofedSource).toBe(0); // it may send others' sources
+          expect(sidPackets(after[0]!, bSid) - sidPackets(before[0]!, bSid)).toBe(0n);
+        },
+      );
+
+      capIt(
         target.capabilities.scopes.has('forward'),
         'capabilities.scopes forward',
         "aggregate mode: packets from the edge (h3, scapy) to b's forward SID on h1: to b1 delivered; to b2 re-encapsulated toward h2's End.DT6 of b (tshark: from h1, one segment, no SRH) and delivered; to a1 (another tenant) 0 delivered; SID counters",

@@ -351,6 +351,25 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     expect(s.maps.get(MAP.blocked)!.size).toBe(plain.maps.get(MAP.blocked)!.size);
   });
 
+  it("a function's link restricted without a source (a host with no workload): still no source check, its denied destinations blocked", () => {
+    const deny = [parsePrefix('fc00::/32'), parsePrefix('2001:db8:12::1/128')];
+    const restricted: Attachment = { ...nfAttachment, restrict: { denyDestinations: deny } };
+    const only = lowerToEbpf(intent([restricted, entry(nfReturn, '::/0', { kind: 'unreachable' })]), opts);
+    expect(only.skipped).toEqual([]);
+    expect(hex(only.maps.get(MAP.endpoints)!.get(stateKey(ifindexKey(11)))!.value)).toBe(
+      hex(endpointValue({ returnOf: 5 })),
+    );
+    const blocked = hexes(only.maps.get(MAP.blocked));
+    expect(blocked.get(hex(addrKey(ipv6ToBytes(ip('fc00::')), 32)))).toBe(hex(reasonValue('drop_sid_block')));
+    expect(blocked.get(hex(addrKey(ipv6ToBytes(ip('2001:db8:12::1')), 128)))).toBe(
+      hex(reasonValue('drop_host_address')),
+    );
+    expect(blocked.size).toBe(2);
+    // Control: the same link unrestricted blocks nothing.
+    const open = lowerToEbpf(intent([nfAttachment, entry(nfReturn, '::/0', { kind: 'unreachable' })]), opts);
+    expect(open.maps.get(MAP.blocked)?.size ?? 0).toBe(0);
+  });
+
   it('refuses by name what the return scope cannot take (a policy with from), programs the rest; key spaces never collide', () => {
     const r = lowerToEbpf(
       intent([

@@ -218,7 +218,7 @@ describe('the diff engine', () => {
 });
 
 describe('kernel lowering: nftables text and sysctls', () => {
-  it('one chain per restricted attachment (its source, the SID block, the hosts), none for functions; the clamp names every link', () => {
+  it("one chain per restricted attachment (its source, the SID block, the hosts), an SR-unaware function's without a source, none for an SR-aware one; the clamp names every link", () => {
     const view = buildFabricView(
       fabricFromShape({
         hosts: 2,
@@ -227,7 +227,10 @@ describe('kernel lowering: nftables text and sysctls', () => {
           { tenant: 0, host: 0, app: 0 },
           { tenant: 0, host: 0, app: 1 },
         ],
-        nfs: [{ tenant: 0, host: 0, unaware: true }],
+        nfs: [
+          { tenant: 0, host: 0, unaware: true },
+          { tenant: 0, host: 0, unaware: false },
+        ],
         policies: [],
         hmac: false,
       }),
@@ -236,6 +239,8 @@ describe('kernel lowering: nftables text and sysctls', () => {
     const state = lowerToKernel(intent, opts);
     const text = kernelRuleset(state, 1328);
     const nf = view.networkFunctions.get('nf0')!;
+    const aware = view.networkFunctions.get('nf1')!;
+    expect([nf.mode, aware.mode]).toEqual(['sr-unaware', 'sr-aware']);
     for (const w of view.workloads.values()) {
       expect(text).toContain(`type filter hook ingress device "${w.link}"`);
       expect(text).toContain(`ip6 saddr != { ${formatIpv6(w.address)}/128, fe80::/10 }`);
@@ -243,7 +248,19 @@ describe('kernel lowering: nftables text and sysctls', () => {
     }
     expect(text).toContain('ip6 daddr { fc00::/32, fc00:0:ff:1::/64 } counter'); // the SID block and the edge's locator
     expect(text).toContain('ip6 daddr { 2001:db8:1::1, 2001:db8:1::2 } counter');
-    expect(text).not.toContain(`ingress device "${nf.link}"`);
+    // What the SR-unaware function hands back carries others' sources: no source rule, but never toward
+    // a SID or a host (its chain has the same rules as a workload's, but for the source).
+    const chain = (link: string) => {
+      const from = text.indexOf(`ingress device "${link}"`);
+      return from < 0 ? '' : text.slice(from, text.indexOf('  }', from));
+    };
+    expect(chain(nf.link)).not.toBe('');
+    expect(chain(nf.link)).not.toContain('saddr');
+    expect(chain(nf.link)).toContain('ip6 daddr { fc00::/32, fc00:0:ff:1::/64 } counter');
+    expect(chain(nf.link)).toContain('ip6 daddr { 2001:db8:1::1, 2001:db8:1::2 } counter');
+    expect(chain(nf.link)).toContain('ip6 daddr fe80::/10 meta l4proto != ipv6-icmp');
+    // An SR-aware function sends SRv6 toward the next SID itself: no chain.
+    expect(text).not.toContain(`ingress device "${aware.link}"`);
     expect(text).toContain(`"${nf.link}"`); // clamped like any link toward a workload or function
     expect(text).toContain('tcp option maxseg size set 1328');
     expect(kernelSysctls('eth0')).toStrictEqual([

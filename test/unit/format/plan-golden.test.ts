@@ -59,20 +59,20 @@ describe('segmesh plan golden output', () => {
     const yaml = largeFabricYaml({ hosts: 40, workloads: 400 });
     const text = await plan(yaml, 'f40x400.yaml');
     // Positive control: the output is the full plan (every host), not an empty one that hashes alike.
-    expect(text.length).toBe(3_923_207);
-    expect(sha256(text)).toBe('f806ea973e41ae59c2d7b6684ddfea48e6101e59dcc5a41d67fa6c604aa62505');
+    expect(text.length).toBe(3_932_177);
+    expect(sha256(text)).toBe('232dedfbb13e737d5c123768a9fb58da0e2301e23116bc45507a4391aafd3c5d');
     const json = await plan(yaml, 'f40x400.yaml', { json: true });
-    expect(json.length).toBe(10_838_887);
-    expect(sha256(json)).toBe('59006fc3cb6031c4e492b4e74b6e5157dc39e4db9c91d28f19cc4e8c4d21961d');
+    expect(json.length).toBe(10_854_697);
+    expect(sha256(json)).toBe('4d189c5d0ae87a0a5e014180cc56340836c15603ecfafcdbcc1cf34d8d9c5da9');
   });
 
   it('the same bytes when the sink keeps no chunk (buffers reused, as for stdout on a file)', async () => {
     const yaml = largeFabricYaml({ hosts: 40, workloads: 400 });
     const text = await plan(yaml, 'f40x400.yaml', {}, true);
-    expect(text.length).toBe(3_923_207);
-    expect(sha256(text)).toBe('f806ea973e41ae59c2d7b6684ddfea48e6101e59dcc5a41d67fa6c604aa62505');
+    expect(text.length).toBe(3_932_177);
+    expect(sha256(text)).toBe('232dedfbb13e737d5c123768a9fb58da0e2301e23116bc45507a4391aafd3c5d');
     const json = await plan(yaml, 'f40x400.yaml', { json: true }, true);
-    expect(sha256(json)).toBe('59006fc3cb6031c4e492b4e74b6e5157dc39e4db9c91d28f19cc4e8c4d21961d');
+    expect(sha256(json)).toBe('4d189c5d0ae87a0a5e014180cc56340836c15603ecfafcdbcc1cf34d8d9c5da9');
     const file = 'examples/fabric.yaml';
     expect((await plan(readFileSync(file, 'utf8'), file, {}, true)).toString('utf8')).toBe(
       golden('fabric.txt'),
