@@ -102,7 +102,21 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 
 	struct bpf_fib_lookup p;
 	int rc = -1;
-	if (cfg & SM_CFG_F_FIB) {
+	/* The first segment's locator is one the agent routes itself: its next hop is in sm_nexthops, no
+	 * FIB lookup (the slot's link MTU checked instead of the route's). */
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh) {
+		if (!skb->gso_size) {
+			__u32 mtu = hdrs + inner_len;
+			if (bpf_check_mtu(skb, nh->oif, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+				r = too_big(skb, v4, &pol->src, mtu > hdrs ? mtu - hdrs : 0);
+				if (r)
+					return drop(skb, r);
+				count(SM_R_PTB);
+				return bpf_redirect(skb->ifindex, 0);
+			}
+		}
+	} else if (cfg & SM_CFG_F_FIB) {
 		/* Look the outer destination up before growing the packet: an oversize packet is answered
 		 * with a PTB built from the packet as the workload sent it. GSO packets are segmented to fit
 		 * (adjust_room lowers gso_size), so only a single packet is checked by length. */
@@ -124,6 +138,8 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 	if (r)
 		return drop(skb, r);
 	count(reason);
+	if (nh)
+		return nexthop_redirect(nh);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return fib_redirect(skb, &p, rc);
 	count(SM_R_STACK);

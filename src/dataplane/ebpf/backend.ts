@@ -70,8 +70,10 @@ import {
   lowerDelta,
   lowerToEbpf,
   type MapWrites,
+  type NexthopSlots,
   OWNED_MAPS,
   parseMac,
+  slotsOfMap,
   stateKey,
 } from './lower.ts';
 
@@ -331,8 +333,9 @@ export class EbpfBackend implements DataplaneBackend {
     };
   }
 
-  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
-    return lowerToEbpf(intent, this.#options(facts));
+  /** `slots`: the sm_nexthops slots to keep (the last lowering's, or the pinned map's). */
+  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>, slots: NexthopSlots): EbpfState {
+    return lowerToEbpf(intent, { ...this.#options(facts), nexthopSlots: slots });
   }
 
   /** The links of the last #hookAll's intent that get wl_in, with their ifindex. */
@@ -361,7 +364,8 @@ export class EbpfBackend implements DataplaneBackend {
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
     const obj = this.#load();
     this.#facts = await this.#readFacts(intent);
-    const state = this.#lower(intent, this.#facts);
+    // The slots the policies in the maps name (an adopted map's too): a locator keeps its slot.
+    const state = this.#lower(intent, this.#facts, slotsOfMap(obj.map(MAP.nexthops).entries()));
     let added = 0;
     let replaced = 0;
     let deleted = 0;
@@ -419,7 +423,7 @@ export class EbpfBackend implements DataplaneBackend {
     if (step) {
       ({ state, maps: writes, routes: rw } = step);
     } else {
-      state = this.#lower(after, this.#facts);
+      state = this.#lower(after, this.#facts, prev.state.locators?.slots ?? new Map());
       writes = new Map(
         OWNED_MAPS.map((name) => [name, diffMap(state.maps.get(name)!, prev.state.maps.get(name)!)]),
       );
