@@ -169,6 +169,7 @@ enum sm_reason {
 	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
 	SM_R_DROP_ERROR = 34,         /* a helper failed */
 	SM_R_DROP_REDIRECT_LOOP = 35, /* a delivery or forward re-encapsulation toward a SID of this host */
+	SM_R_REDIRECT_NH = 36,        /* redirected to an agent-resolved next hop (sm_nexthops), no FIB lookup */
 	SM_R_MAX = 40,
 };
 

@@ -74,7 +74,7 @@ static sm_always_inline int nexthop_redirect(const struct sm_nexthop *nh)
 {
 	struct bpf_redir_neigh n = {.nh_family = AF_INET6};
 	__builtin_memcpy(n.ipv6_nh, &nh->via, 16);
-	count(SM_R_REDIRECT);
+	count(SM_R_REDIRECT_NH);
 	return bpf_redirect_neigh(nh->oif, &n, sizeof(n), 0);
 }
 

@@ -150,6 +150,8 @@ export const Reason = {
   drop_too_big: 33,
   drop_error: 34,
   drop_redirect_loop: 35,
+  /** Redirected to an agent-resolved next hop (sm_nexthops), no FIB lookup. */
+  redirect_nexthop: 36,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export const REASON_SLOTS = 40;

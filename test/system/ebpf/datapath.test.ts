@@ -433,7 +433,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       // bpf_redirect_neigh writes the Ethernet header on transmit: the packet keeps the workload's.
       expect(r.out).toBe(hexdump(fromWl(outer('fc00:0:2::d6:1', NH_IPV6, inner(63)))));
       expect(r.retval).toBe(TC_ACT_REDIRECT);
-      expect(r.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      expect(r.counted).toEqual({ encap_nosrh: 1, redirect_nexthop: 1 });
       // H.Encaps.Red with two segments through the slot: the SRH of the FIB path.
       const red = run('wl_in', fromWl(wl6pkt('fd01:d::10', 64)));
       expect(red.out).toBe(
@@ -450,7 +450,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
           ),
         ),
       );
-      expect(red.counted).toEqual({ encap_red: 1, redirect: 1 });
+      expect(red.counted).toEqual({ encap_red: 1, redirect_nexthop: 1 });
       // Positive controls of the fallback: the same packet by slots 6 (no entry) and 7 (no link) gets the
       // FIB's MACs (its next hop on U0).
       for (const p of ['fd01:b::10', 'fd01:c::10']) {
@@ -465,7 +465,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       const fits = udpPkt('fd01:a::10', 1300 - 48);
       const ok = run('wl_in', fromWl(fits));
       expect(ok.retval).toBe(TC_ACT_REDIRECT);
-      expect(ok.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      expect(ok.counted).toEqual({ encap_nosrh: 1, redirect_nexthop: 1 });
       // 1400 + 40 exceeds u2's 1400, not U0's 1500: the FIB path (slot 6) encapsulates the same packet.
       const big = udpPkt('fd01:a::10', 1400 - 48);
       const viaFib = run('wl_in', fromWl(udpPkt('fd01:b::10', 1400 - 48)));
