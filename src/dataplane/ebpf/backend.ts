@@ -365,7 +365,8 @@ export class EbpfBackend implements DataplaneBackend {
     const obj = this.#load();
     this.#facts = await this.#readFacts(intent);
     // The slots the policies in the maps name (an adopted map's too): a locator keeps its slot.
-    const state = this.#lower(intent, this.#facts, slotsOfMap(obj.map(MAP.nexthops).entries()));
+    const nexthops = obj.maps.get(MAP.nexthops);
+    const state = this.#lower(intent, this.#facts, slotsOfMap(nexthops?.entries() ?? []));
     let added = 0;
     let replaced = 0;
     let deleted = 0;
@@ -375,6 +376,9 @@ export class EbpfBackend implements DataplaneBackend {
     // whose maps changed layout: the old programs forward on the old maps until the link update).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
     for (const name of OWNED_MAPS) {
+      // An object of before sm_nexthops (`npm run bench -- ebpf`'s A/B with an older build) ignores
+      // the slots in its policies: it gets none of that map's writes.
+      if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
       const have = new Map<string, Uint8Array>();
       for (const [k, v] of m.entries()) have.set(stateKey(k), v); // one dump (batch lookups where the map has them)
@@ -435,7 +439,7 @@ export class EbpfBackend implements DataplaneBackend {
     this.#realised = undefined; // until written: a failure below makes the next call a full realise
     for (const name of OWNED_MAPS) {
       const w = writes.get(name);
-      if (!w) continue;
+      if (!w || !obj.maps.has(name)) continue;
       writeMap(obj.map(name), w);
       added += w.added;
       replaced += w.replaced;
