@@ -306,6 +306,14 @@ static __attribute__((noinline)) __u32 redirect_overflow(struct __sk_buff *skb, 
 	__u32 hdrs = IP6_HLEN + (nlist ? SRH_FIXED + 16 * nlist : 0);
 	if (hdrs <= inner_off - L3_OFF)
 		return 0;
+	/* An agent-resolved next hop: its link's MTU, as wl_in checks it. */
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh) {
+		__u32 len = hdrs + inner_len;
+		if (bpf_check_mtu(skb, nh->oif, &len, 0, 0) != BPF_MTU_CHK_RET_FRAG_NEEDED)
+			return 0;
+		return len > hdrs + 1280 ? len - hdrs : 1280;
+	}
 	struct bpf_fib_lookup p;
 	fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], (__u16)(hdrs + inner_len));
 	if (bpf_fib_lookup(skb, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -355,8 +363,8 @@ static __attribute__((noinline)) int ul_redirect_too_big(struct __sk_buff *skb, 
 
 /* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host, or by the
  * forward scope (`reason` counts which): the outer headers in front of the inner packet at `inner_off`
- * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet is
- * forwarded like End's, in the main table. Not on the common paths: it reads the config itself (a
+ * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet goes
+ * to the policy's agent-resolved next hop, or else is forwarded like End's, in the main table. Not on the common paths: it reads the config itself (a
  * BPF call takes five arguments). */
 static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
 						 int v4, __u32 reason)
@@ -370,7 +378,11 @@ static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct s
 	if (r)
 		return drop(skb, r);
 	count(reason);
-	return forward_main6(skb, config_flags());
+	__u32 cfg = config_flags();
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh)
+		return nexthop_redirect(nh);
+	return forward_main6(skb, cfg);
 }
 
 /*

@@ -380,8 +380,11 @@ systemSuite(
       type R = Parameters<typeof m1.reasons.get>[0];
       const inc = (a: typeof m1, b: typeof m1, r: R) =>
         Number((b.reasons.get(r) ?? 0n) - (a.reasons.get(r) ?? 0n));
-      // Host 1: End, then the redirect instead of End.DT6's lookup; host 2: End.DT6 delivers; no drops.
-      expect((['end', 'redirect_move', 'dt6'] as const).map((r) => inc(m1, n1, r))).toStrictEqual([3, 3, 0]);
+      // Host 1: End, then the redirect instead of End.DT6's lookup, to host 2's locator's next hop
+      // (sm_nexthops, no FIB lookup); host 2: End.DT6 delivers; no drops.
+      expect(
+        (['end', 'redirect_move', 'dt6', 'redirect_nexthop', 'redirect'] as const).map((r) => inc(m1, n1, r)),
+      ).toStrictEqual([3, 3, 0, 3, 0]);
       expect(inc(m2, n2, 'dt6')).toBe(3);
       for (const [a, b] of [
         [m1, n1],

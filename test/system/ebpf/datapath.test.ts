@@ -193,6 +193,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     return {
       retval: r.retval,
       out: hexdump(r.data),
+      data: r.data,
       counted: delta(before, counters(obj)),
       /** Drops by `<ingress ifindex>:<reason>` (sm_link_drops). */
       linkCounted: linkDelta(linksBefore, linkDrops(obj)),
@@ -835,6 +836,79 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(r.out).toBe(hexdump(input));
       expect(r.counted).toEqual({ drop_redirect_loop: 1 });
       expect(r.linkCounted).toEqual({ [`${u0}:drop_redirect_loop`]: 1 });
+    });
+  });
+
+  describe("ul_in: a moved workload's redirect toward an agent-resolved next hop (sm_nexthops slot)", () => {
+    // Slot 9: next hop 2001:db8:4::2 on u4 (MTU 1400); the main table routes fc00:0:2::/48 via U0 (1500).
+    const SLOT = 9;
+    const SLOTTED = 'fd01:1::33';
+    const src = ip(HOST_SRC);
+    const atDt6 = (inner: Bytes) =>
+      fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_IPV6 }, inner));
+    const big = (dst: string, payload: number) =>
+      ipv6(
+        { src: 'fd01:2::10', dst, nextHeader: NH_UDP, hopLimit: 64 },
+        udp6('fd01:2::10', dst, 5000, 5001, new Uint8Array(payload).fill(0xab)),
+      );
+    beforeAll(async () => {
+      setConfig(CFG_FIB | CFG_TRUSTSRC);
+      const U4 = objectName('u4');
+      await ns.ip('link', 'add', U4, 'mtu', '1400', 'type', 'veth', 'peer', 'name', objectName('u5'));
+      await ns.ip('link', 'set', U4, 'up');
+      await ns.ip('link', 'set', objectName('u5'), 'up');
+      const links = await ns.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show');
+      const u4 = links.find((l) => l.ifname === U4)!.ifindex;
+      obj
+        .map(MAP.nexthops)
+        .update(
+          u32Key(SLOT),
+          nexthopValue({ oif: u4, via: ip('2001:db8:4::2'), prefix: ip('fc00:0:2::'), prefixLength: 48 }),
+        );
+      obj.map(MAP.policy).update(
+        policyKey(1, v6(SLOTTED), 128, 'delivery'),
+        policyValue({
+          mode: 'encapRed',
+          segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')],
+          source: src,
+          slot: SLOT,
+        }),
+      );
+    });
+
+    it("re-encapsulated as before, then to the slot's next hop (the MACs left to its neighbour resolution); the same redirect without a slot by the FIB", () => {
+      const inner = (hl: number) =>
+        ipv6(
+          { src: 'fd01:2::10', dst: SLOTTED, nextHeader: NH_ICMPV6, hopLimit: hl },
+          echo6('fd01:2::10', SLOTTED, 0x57, 4),
+        );
+      const r = run('ul_in', atDt6(inner(64)));
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 });
+      expect(r.out).toBe(
+        hexdump(
+          fromUl(ipv6({ src: HOST_SRC, dst: 'fc00:0:2::e', nextHeader: NH_ROUTING }, concat(s, inner(63)))),
+        ),
+      );
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ redirect_move: 1, redirect_nexthop: 1 });
+    });
+
+    it("a redirect whose longer headers no longer fit the slot's link (its MTU, not the route's): its sender gets the PTB; the same size by the FIB path (slot 0, 1500) passes", () => {
+      // 1380 + 64 bytes of new headers: over u4's 1400, under U0's 1500.
+      const fits = run('ul_in', atDt6(big('fd01:1::31', 1380 - 48)));
+      expect(fits.counted).toEqual({ redirect_move: 1, redirect: 1 });
+      const r = run('ul_in', atDt6(big(SLOTTED, 1380 - 48)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1, redirect: 1 });
+      // Sent back by the sender's egress policy (fd01:2::/64: H.Encaps, 2 segments): outer 40 + SRH 40,
+      // then the PTB from the SID it was sent to, MTU = 1400 - 64.
+      const out = Uint8Array.from(r.data);
+      const inner = 14 + 80;
+      expect(Buffer.from(out.subarray(inner + 8, inner + 24)).toString('hex')).toBe(
+        Buffer.from(v6('fc00:0:1::d6:1')).toString('hex'),
+      );
+      expect([out[inner + 6], out[inner + 40]]).toStrictEqual([NH_ICMPV6, 2]);
+      expect(new DataView(out.buffer, inner + 44, 4).getUint32(0)).toBe(1400 - 64);
     });
   });
 
