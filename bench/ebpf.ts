@@ -357,6 +357,12 @@ try {
             throw new Error(
               `variant ${v}: counters did not show the path (${want} ${inc(0, want)}, end ${inc(1, 'end')}, dt6 ${inc(1, 'dt6')})`,
             );
+          // This build sends its encapsulations to the locator's next hop from sm_nexthops (no FIB
+          // lookup); a base object of before has no such path.
+          if (v !== 'encap-base' && inc(0, 'redirect_nexthop') < 100)
+            throw new Error(
+              `variant ${v}: encapsulations did not take the agent-resolved next hop (redirect_nexthop ${inc(0, 'redirect_nexthop')}, redirect ${inc(0, 'redirect')})`,
+            );
           for (const i of [0, 1])
             for (const k of c1[i]!.reasons.keys())
               if (k.startsWith('drop_') && inc(i, k) > 0)
@@ -397,6 +403,7 @@ try {
     mode: 'encap',
     source: ip('2001:db8:12::1'),
     segments: [ip('fc00:0:2::e'), ip('fc00:0:2::a6')],
+    slot: 1, // sm_nexthops: host 2's locator, host 1's only underlay locator entry
   });
   const checkMap = (what: string) => {
     const n = policy.keys().length - baseCount;
@@ -633,7 +640,7 @@ if (!MAP_ONLY) {
   );
   console.log('ns per packet (bpf_stats run_time_ns / run_cnt), median of the per-run values:');
   for (const [name, what] of [
-    ['encap', 'wl_in host 1, data: validate + H.Encaps + fib + redirect'],
+    ['encap', 'wl_in host 1, data: validate + H.Encaps + next hop from sm_nexthops (base: fib) + redirect'],
     ['end_dt6', 'ul_in host 2, data: End then End.DT6 in one pass'],
     ['dt6_ack', 'ul_in host 1, ACKs: End.DT6 (no SRH)'],
     ['encap_ack', 'wl_in host 2, ACKs: validate + encap, 1 segment'],

@@ -102,7 +102,21 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 
 	struct bpf_fib_lookup p;
 	int rc = -1;
-	if (cfg & SM_CFG_F_FIB) {
+	/* The first segment's locator is one the agent routes itself: its next hop is in sm_nexthops, no
+	 * FIB lookup (the slot's link MTU checked instead of the route's). */
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh) {
+		if (!skb->gso_size) {
+			__u32 mtu = hdrs + inner_len;
+			if (bpf_check_mtu(skb, nh->oif, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+				r = too_big(skb, v4, &pol->src, mtu > hdrs ? mtu - hdrs : 0);
+				if (r)
+					return drop(skb, r);
+				count(SM_R_PTB);
+				return bpf_redirect(skb->ifindex, 0);
+			}
+		}
+	} else if (cfg & SM_CFG_F_FIB) {
 		/* Look the outer destination up before growing the packet: an oversize packet is answered
 		 * with a PTB built from the packet as the workload sent it. GSO packets are segmented to fit
 		 * (adjust_room lowers gso_size), so only a single packet is checked by length. */
@@ -124,6 +138,8 @@ static __attribute__((noinline)) int wl_apply(struct __sk_buff *skb, struct sm_p
 	if (r)
 		return drop(skb, r);
 	count(reason);
+	if (nh)
+		return nexthop_redirect(nh);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return fib_redirect(skb, &p, rc);
 	count(SM_R_STACK);
@@ -290,6 +306,14 @@ static __attribute__((noinline)) __u32 redirect_overflow(struct __sk_buff *skb, 
 	__u32 hdrs = IP6_HLEN + (nlist ? SRH_FIXED + 16 * nlist : 0);
 	if (hdrs <= inner_off - L3_OFF)
 		return 0;
+	/* An agent-resolved next hop: its link's MTU, as wl_in checks it. */
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh) {
+		__u32 len = hdrs + inner_len;
+		if (bpf_check_mtu(skb, nh->oif, &len, 0, 0) != BPF_MTU_CHK_RET_FRAG_NEEDED)
+			return 0;
+		return len > hdrs + 1280 ? len - hdrs : 1280;
+	}
 	struct bpf_fib_lookup p;
 	fib6_params(&p, skb->ifindex, &pol->src, &pol->segs[0], (__u16)(hdrs + inner_len));
 	if (bpf_fib_lookup(skb, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_FRAG_NEEDED)
@@ -339,8 +363,8 @@ static __attribute__((noinline)) int ul_redirect_too_big(struct __sk_buff *skb, 
 
 /* Re-encapsulate the packet that came in for End.DT* toward a moved workload's new host, or by the
  * forward scope (`reason` counts which): the outer headers in front of the inner packet at `inner_off`
- * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet is
- * forwarded like End's, in the main table. Not on the common paths: it reads the config itself (a
+ * are replaced in place (the inner hop limit - 1, as a decapsulation would), then the outer packet goes
+ * to the policy's agent-resolved next hop, or else is forwarded like End's, in the main table. Not on the common paths: it reads the config itself (a
  * BPF call takes five arguments). */
 static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct sm_policy *pol, __u32 inner_off,
 						 int v4, __u32 reason)
@@ -354,7 +378,11 @@ static __attribute__((noinline)) int ul_redirect(struct __sk_buff *skb, struct s
 	if (r)
 		return drop(skb, r);
 	count(reason);
-	return forward_main6(skb, config_flags());
+	__u32 cfg = config_flags();
+	struct sm_nexthop *nh = nexthop_of(pol, cfg);
+	if (nh)
+		return nexthop_redirect(nh);
+	return forward_main6(skb, cfg);
 }
 
 /*

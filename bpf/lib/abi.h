@@ -65,11 +65,22 @@ struct sm_policy {
 	__u8 nsegs;
 	__u8 flags;
 	__u8 pad;
-	__u32 oif;          /* SM_MODE_LOCAL: host-side veth of the destination workload */
+	__u32 oif;          /* SM_MODE_LOCAL: host-side veth of the destination workload; encap modes: the
+			     * sm_nexthops slot of the first segment's locator (0: none, bpf_fib_lookup) */
 	__u8 dmac[6];       /* SM_MODE_LOCAL: the destination workload's MAC */
 	__u8 smac[6];       /* SM_MODE_LOCAL: the host-side veth's MAC */
 	struct in6 src;     /* outer source (this host's SRv6 source address) */
 	struct in6 segs[SM_MAX_SEGS]; /* segs[0] is the first SID visited */
+};
+
+/* nexthops: slot (an encap policy's oif field) -> the underlay next hop of a locator the agent itself
+ * routes (its `locator` entry of the underlay scope): the outer packet goes there without a FIB lookup.
+ * The prefix is the agent's (a restarted agent keeps each locator's slot); the programs read oif, via. */
+struct sm_nexthop {
+	__u32 oif;          /* the underlay link; 0: none (bpf_fib_lookup) */
+	__u32 plen;         /* the locator's prefix length */
+	struct in6 via;     /* the next hop on that link */
+	struct in6 prefix;  /* the locator */
 };
 
 /* sids: local SID (/128) -> behaviour. */
@@ -158,6 +169,7 @@ enum sm_reason {
 	SM_R_DROP_TOOBIG = 33,        /* too big and no ICMP sent (IPv4 without DF or gateway, transit, decap) */
 	SM_R_DROP_ERROR = 34,         /* a helper failed */
 	SM_R_DROP_REDIRECT_LOOP = 35, /* a delivery or forward re-encapsulation toward a SID of this host */
+	SM_R_REDIRECT_NH = 36,        /* redirected to an agent-resolved next hop (sm_nexthops), no FIB lookup */
 	SM_R_MAX = 40,
 };
 

@@ -57,6 +57,27 @@ static sm_always_inline int fib_redirect(struct __sk_buff *skb, struct bpf_fib_l
 	return bpf_redirect_neigh(p->ifindex, &nh, sizeof(nh), 0);
 }
 
+/* The agent-resolved next hop of an encap policy's first segment (its slot in sm_nexthops), or none:
+ * no slot, an empty one, or FIB forwarding off (the stack then routes, as before). */
+static sm_always_inline struct sm_nexthop *nexthop_of(const struct sm_policy *pol, __u32 cfg)
+{
+	__u32 slot = pol->oif;
+	if (!slot || !(cfg & SM_CFG_F_FIB))
+		return 0;
+	struct sm_nexthop *nh = bpf_map_lookup_elem(&sm_nexthops, &slot);
+	return nh && nh->oif ? nh : 0;
+}
+
+/* To an agent-resolved next hop: the kernel resolves its neighbour (queued meanwhile, as after a
+ * lookup's NO_NEIGH) and writes the MACs. */
+static sm_always_inline int nexthop_redirect(const struct sm_nexthop *nh)
+{
+	struct bpf_redir_neigh n = {.nh_family = AF_INET6};
+	__builtin_memcpy(n.ipv6_nh, &nh->via, 16);
+	count(SM_R_REDIRECT_NH);
+	return bpf_redirect_neigh(nh->oif, &n, sizeof(n), 0);
+}
+
 /*
  * Forward a packet whose outer IPv6 header (at L3_OFF) is final, in the main table. With SM_CFG_F_FIB
  * off, or when the lookup cannot decide (local destination, no route), the stack takes it: it owns

@@ -33,6 +33,14 @@ struct {
 	__type(value, struct sm_sid);
 } sm_sids SEC(".maps");
 
+/* A hash, not an array: the agent's reconcile dumps, diffs and deletes entries like the other maps'. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* slot, from 1 (an encap policy's oif field) */
+	__type(value, struct sm_nexthop);
+} sm_nexthops SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);

@@ -43,6 +43,7 @@ export const MAP = {
   endpoints: 'sm_endpoints',
   policy: 'sm_policy',
   sids: 'sm_sids',
+  nexthops: 'sm_nexthops',
   blocked: 'sm_blocked',
   trusted: 'sm_trusted',
   counters: 'sm_counters',
@@ -55,6 +56,7 @@ export const SIZES = {
   sm_endpoints: { key: 4, value: 28 },
   sm_policy: { key: 24, value: 36 + 16 * MAX_SEGS },
   sm_sids: { key: 16, value: 32 },
+  sm_nexthops: { key: 4, value: 40 },
   sm_blocked: { key: 20, value: 4 },
   sm_trusted: { key: 20, value: 4 },
   sm_counters: { key: 4, value: 8 },
@@ -148,6 +150,8 @@ export const Reason = {
   drop_too_big: 33,
   drop_error: 34,
   drop_redirect_loop: 35,
+  /** Redirected to an agent-resolved next hop (sm_nexthops), no FIB lookup. */
+  redirect_nexthop: 36,
 } as const;
 export type ReasonName = keyof typeof Reason;
 export const REASON_SLOTS = 40;
@@ -242,6 +246,8 @@ export interface PolicyValue {
   readonly srh?: boolean;
   /** mode 'local': host-side veth of the destination, its workload's MAC, the veth's MAC. */
   readonly oif?: number;
+  /** Encap modes: the sm_nexthops slot of the first segment's locator (0 or none: bpf_fib_lookup). */
+  readonly slot?: number;
   readonly dmac?: Uint8Array;
   readonly smac?: Uint8Array;
 }
@@ -254,12 +260,34 @@ export function policyValue(p: PolicyValue): Uint8Array {
   b[0] = Mode[p.mode];
   b[1] = segs.length;
   b[2] = p.srh ? POL_SRH : 0;
-  le32(b, 4, p.oif ?? 0);
+  le32(b, 4, p.oif ?? p.slot ?? 0);
   if (p.dmac) b.set(p.dmac, 8);
   if (p.smac) b.set(p.smac, 14);
   if (p.source !== undefined) ipv6IntoBytes(p.source, b, 20);
   for (let i = 0; i < segs.length; i++) ipv6IntoBytes(segs[i]!, b, 36 + 16 * i);
   return b;
+}
+
+/** sm_nexthops value: the underlay link and next hop of a locator the agent routes, and the locator. */
+export interface NexthopValue {
+  readonly oif: number;
+  readonly via: Ipv6Address;
+  readonly prefix: Ipv6Address;
+  readonly prefixLength: number;
+}
+
+export function nexthopValue(n: NexthopValue): Uint8Array {
+  const b = alloc(SIZES.sm_nexthops.value);
+  le32(b, 0, n.oif);
+  le32(b, 4, n.prefixLength);
+  ipv6IntoBytes(n.via, b, 8);
+  ipv6IntoBytes(n.prefix, b, 24);
+  return b;
+}
+
+/** The locator of an sm_nexthops value (adoption: a restarted agent keeps each locator's slot). */
+export function parseNexthopValue(v: Uint8Array): { prefix: Uint8Array; prefixLength: number } {
+  return { prefixLength: v[4]! | (v[5]! << 8), prefix: v.slice(24, 40) };
 }
 
 export function sidKey(sid: Ipv6Address): Uint8Array {

@@ -70,8 +70,10 @@ import {
   lowerDelta,
   lowerToEbpf,
   type MapWrites,
+  type NexthopSlots,
   OWNED_MAPS,
   parseMac,
+  slotsOfMap,
   stateKey,
 } from './lower.ts';
 
@@ -331,8 +333,9 @@ export class EbpfBackend implements DataplaneBackend {
     };
   }
 
-  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>): EbpfState {
-    return lowerToEbpf(intent, this.#options(facts));
+  /** `slots`: the sm_nexthops slots to keep (the last lowering's, or the pinned map's). */
+  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>, slots: NexthopSlots): EbpfState {
+    return lowerToEbpf(intent, { ...this.#options(facts), nexthopSlots: slots });
   }
 
   /** The links of the last #hookAll's intent that get wl_in, with their ifindex. */
@@ -361,7 +364,9 @@ export class EbpfBackend implements DataplaneBackend {
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
     const obj = this.#load();
     this.#facts = await this.#readFacts(intent);
-    const state = this.#lower(intent, this.#facts);
+    // The slots the policies in the maps name (an adopted map's too): a locator keeps its slot.
+    const nexthops = obj.maps.get(MAP.nexthops);
+    const state = this.#lower(intent, this.#facts, slotsOfMap(nexthops?.entries() ?? []));
     let added = 0;
     let replaced = 0;
     let deleted = 0;
@@ -371,6 +376,9 @@ export class EbpfBackend implements DataplaneBackend {
     // whose maps changed layout: the old programs forward on the old maps until the link update).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
     for (const name of OWNED_MAPS) {
+      // An object of before sm_nexthops (`npm run bench -- ebpf`'s A/B with an older build) ignores
+      // the slots in its policies: it gets none of that map's writes.
+      if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
       const have = new Map<string, Uint8Array>();
       for (const [k, v] of m.entries()) have.set(stateKey(k), v); // one dump (batch lookups where the map has them)
@@ -419,7 +427,7 @@ export class EbpfBackend implements DataplaneBackend {
     if (step) {
       ({ state, maps: writes, routes: rw } = step);
     } else {
-      state = this.#lower(after, this.#facts);
+      state = this.#lower(after, this.#facts, prev.state.locators?.slots ?? new Map());
       writes = new Map(
         OWNED_MAPS.map((name) => [name, diffMap(state.maps.get(name)!, prev.state.maps.get(name)!)]),
       );
@@ -431,7 +439,7 @@ export class EbpfBackend implements DataplaneBackend {
     this.#realised = undefined; // until written: a failure below makes the next call a full realise
     for (const name of OWNED_MAPS) {
       const w = writes.get(name);
-      if (!w) continue;
+      if (!w || !obj.maps.has(name)) continue;
       writeMap(obj.map(name), w);
       added += w.added;
       replaced += w.replaced;

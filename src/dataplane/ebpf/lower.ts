@@ -10,7 +10,14 @@
  *   {tenant | TENANT_FORWARD, prefix}, {function index | TENANT_RETURN, prefix}): encap / encap.red,
  *   deliver (a workload on this host: mode local with its MACs), unreachable (mode drop); `locator`
  *   entries there need nothing (the outer packet is looked up in the main table, where the underlay
- *   entries are). A scope whole in the map: its longest prefix wins as in a routing table;
+ *   entries are). A scope whole in the map: its longest prefix wins as in a routing table. An encap
+ *   value carries the sm_nexthops slot of its first segment's locator (below), 0 when no `locator`
+ *   entry of the underlay covers that segment (wl_in then looks the outer destination up);
+ * - the underlay's `locator` entries (routes the agent itself installs: prefix via a next hop on the
+ *   underlay link) -> `sm_nexthops` too, one slot per locator prefix, kept for as long as the prefix is
+ *   (a restart reads the slots back from the map): wl_in sends an encapsulation whose first segment is
+ *   under one to its next hop without a FIB lookup. A next hop change rewrites the slot only; a locator
+ *   that appears or goes changes which policies have a slot: the whole intent is lowered then;
  * - delivery entries that encapsulate (a workload that moved away) -> `sm_policy` in the delivery key
  *   space ({tenant | TENANT_DELIVERY, prefix}): ul_in re-encapsulates after End.DT* of a delivery SID;
  *   a local workload's /128 delivery entry there too, mode local with its MACs: End.DT* delivers from
@@ -23,7 +30,13 @@
  * - what the programs cannot do (source-specific entries, encap from the underlay scope, End.T /
  *   End.B6.*) is listed in `skipped` with the reason, never half-programmed.
  */
-import { type Ipv6Address, ipv6ToBytes } from '../../srv6/address.ts';
+import {
+  type Ipv6Address,
+  type Ipv6Prefix,
+  ipv6FromBytes,
+  ipv6ToBytes,
+  networkMask,
+} from '../../srv6/address.ts';
 import type {
   Attachment,
   ForwardingIntent,
@@ -45,6 +58,8 @@ import {
   endpointValue,
   ifindexKey,
   MAP,
+  nexthopValue,
+  parseNexthopValue,
   policyKey,
   policyValue,
   reasonValue,
@@ -54,7 +69,14 @@ import {
 } from './abi.ts';
 
 /** The maps the backend owns entirely: every entry in them is the lowering's (the rest it never writes). */
-export const OWNED_MAPS = [MAP.config, MAP.endpoints, MAP.sids, MAP.blocked, MAP.policy] as const;
+export const OWNED_MAPS = [
+  MAP.config,
+  MAP.endpoints,
+  MAP.sids,
+  MAP.nexthops,
+  MAP.blocked,
+  MAP.policy,
+] as const;
 export type OwnedMap = (typeof OWNED_MAPS)[number];
 
 /** What the lowering needs to know about a link (read from the kernel by the backend). */
@@ -73,6 +95,100 @@ export interface EbpfLoweringOptions {
   /** Source of ICMPv4 "fragmentation needed" sent to workloads (their IPv4 gateway); none: not sent. */
   readonly icmp4Source?: string;
   readonly links: ReadonlyMap<string, LinkFacts>;
+  /**
+   * The sm_nexthops slots of an earlier lowering or of the pinned map (locator -> slot, see
+   * {@link locatorId}): a locator still present keeps its slot, so that its policies' values stay.
+   */
+  readonly nexthopSlots?: NexthopSlots;
+}
+
+/** Locator prefix (its {@link locatorId}) -> its sm_nexthops slot (from 1). */
+export type NexthopSlots = ReadonlyMap<string, number>;
+
+/** The id of a locator prefix among the slots. */
+export function locatorId(p: Ipv6Prefix): string {
+  return `${p.address.toString(16)}/${p.length}`;
+}
+
+/** The slots the pinned sm_nexthops holds (adoption after a restart: each locator keeps its slot). */
+export function slotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of entries) {
+    const slot = k[0]! | (k[1]! << 8) | (k[2]! << 16) | (k[3]! << 24);
+    const { prefix, prefixLength } = parseNexthopValue(v);
+    out.set(locatorId({ address: ipv6FromBytes(prefix), length: prefixLength }), slot >>> 0);
+  }
+  return out;
+}
+
+/** An underlay `locator` entry: a route the agent itself installs toward another host's or an edge's locator. */
+function isUnderlayLocator(i: IntentItem): i is PrefixEntry {
+  return i.kind === 'entry' && i.scope.kind === 'underlay' && i.action.kind === 'locator' && !i.from;
+}
+
+/**
+ * The slots of the underlay's locators and the longest-prefix match of a segment among them (a first
+ * segment's slot: the same few segments for every entry toward one host, so answers are kept).
+ */
+export class Locators {
+  readonly slots: NexthopSlots;
+  readonly #byLength = new Map<number, Map<bigint, number>>();
+  readonly #lengths: number[];
+  readonly #memo = new Map<bigint, number>();
+
+  constructor(prefixes: readonly Ipv6Prefix[], prev: NexthopSlots | undefined) {
+    const slots = new Map<string, number>();
+    const used = new Set(prev?.values() ?? []);
+    const fresh: [string, Ipv6Prefix][] = [];
+    for (const p of prefixes) {
+      const id = locatorId(p);
+      const had = prev?.get(id);
+      if (had !== undefined) slots.set(id, had);
+      else fresh.push([id, p]);
+    }
+    // A new locator never takes a slot freed in the same lowering (policies of the old one may still
+    // name it until their values are rewritten): lowest slot neither held before nor now.
+    fresh.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    let next = 1;
+    for (const [id] of fresh) {
+      if (slots.has(id)) continue;
+      while (used.has(next)) next++;
+      slots.set(id, next);
+      used.add(next);
+    }
+    for (const p of prefixes) {
+      let m = this.#byLength.get(p.length);
+      if (!m) {
+        m = new Map();
+        this.#byLength.set(p.length, m);
+      }
+      m.set(p.address & networkMask(p.length), slots.get(locatorId(p))!);
+    }
+    this.slots = slots;
+    this.#lengths = [...this.#byLength.keys()].sort((a, b) => b - a);
+  }
+
+  /** The slot of the longest locator covering `a`, 0 if none. */
+  slotOf(a: Ipv6Address): number {
+    const hit = this.#memo.get(a);
+    if (hit !== undefined) return hit;
+    let slot = 0;
+    for (const len of this.#lengths) {
+      const s = this.#byLength.get(len)!.get(a & networkMask(len));
+      if (s !== undefined) {
+        slot = s;
+        break;
+      }
+    }
+    this.#memo.set(a, slot);
+    return slot;
+  }
+}
+
+function locatorsOf(items: Iterable<IntentItem>, prev: NexthopSlots | undefined): Locators {
+  const prefixes: Ipv6Prefix[] = [];
+  for (const i of items) if (isUnderlayLocator(i)) prefixes.push(i.prefix);
+  return new Locators(prefixes, prev);
 }
 
 export interface MapEntry {
@@ -90,6 +206,8 @@ export interface EbpfState {
   readonly skipped: readonly string[];
   /** The same by intent item key (applyDelta replaces an item's reasons). */
   readonly skippedBy?: ReadonlyMap<string, readonly string[]>;
+  /** The underlay's locators and their sm_nexthops slots (what encap values name). */
+  readonly locators?: Locators;
 }
 
 export function hex(b: Uint8Array): string {
@@ -184,6 +302,7 @@ export function parseMac(s: string): Uint8Array {
  */
 const encapValues: {
   mode: 'encap' | 'encapRed';
+  slot: number;
   source: Ipv6Address;
   segments: Ipv6Address[];
   value: Uint8Array;
@@ -194,37 +313,59 @@ function encapValue(
   mode: 'encap' | 'encapRed',
   segments: readonly Ipv6Address[],
   source: Ipv6Address,
+  slot: number,
 ): Uint8Array {
   for (const c of encapValues) {
-    if (c.mode !== mode || c.source !== source || c.segments.length !== segments.length) continue;
+    if (c.mode !== mode || c.slot !== slot || c.source !== source || c.segments.length !== segments.length)
+      continue;
     let same = true;
     for (let i = 0; i < segments.length && same; i++) same = c.segments[i] === segments[i];
     if (same) return c.value;
   }
-  const value = policyValue({ mode, segments, source });
-  encapValues.unshift({ mode, source, segments: [...segments], value });
+  const value = policyValue({ mode, segments, source, slot });
+  encapValues.unshift({ mode, slot, source, segments: [...segments], value });
   if (encapValues.length > ENCAP_VALUES) encapValues.pop();
   return value;
 }
 
-function encapPolicy(e: PrefixEntry, key: Uint8Array, o: EbpfLoweringOptions): MapEntry | string {
+function encapPolicy(
+  e: PrefixEntry,
+  key: Uint8Array,
+  o: EbpfLoweringOptions,
+  loc: Locators,
+): MapEntry | string {
   const a = e.action;
   if (a.kind !== 'encap') throw new TypeError(`${e.key}: not an encap entry`);
   if (a.hmacKeyId !== undefined) return `${e.key}: the BPF datapath adds no SRH HMAC`;
+  const first = a.segments[0];
+  const slot = first === undefined ? 0 : loc.slotOf(first);
   return {
     key,
-    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source),
+    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source, slot),
     item: e.key,
   };
 }
 
-function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string | undefined {
+/** A locator the agent routes: its slot's next hop, on the underlay link (none while that is unknown). */
+function lowerNexthop(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): MapEntry | undefined {
+  const a = e.action;
+  const slot = loc.slots.get(locatorId(e.prefix));
+  const oif = o.links.get(o.underlayDevice)?.index;
+  if (a.kind !== 'locator' || slot === undefined || oif === undefined) return undefined;
+  return {
+    key: u32Key(slot),
+    value: nexthopValue({ oif, via: a.via, prefix: e.prefix.address, prefixLength: e.prefix.length }),
+    item: e.key,
+  };
+}
+
+function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): MapEntry | string | undefined {
   const s = e.scope;
   // A delivery entry that encapsulates redirects a workload that moved away (make before break): ul_in
   // re-encapsulates what End.DT* of the delivery SID decapsulated for it, from the delivery key space.
   if (s.kind === 'delivery' && e.action.kind === 'encap') {
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-    return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o);
+    return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o, loc);
   }
   if (s.kind === 'delivery' && e.action.kind === 'deliver') return deliveryLocal(e, e.action.link, o);
   // Scopes whole in sm_policy: egress and forward of a tenant, return of a network function.
@@ -238,7 +379,7 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions): MapEntry | string 
       : policyKey(s.tenantId, e.prefix.address, e.prefix.length, s.kind);
   switch (a.kind) {
     case 'encap':
-      return encapPolicy(e, key, o);
+      return encapPolicy(e, key, o, loc);
     case 'deliver': {
       const l = o.links.get(a.link);
       if (!l) return `${e.key}: link ${a.link} not found`;
@@ -315,6 +456,7 @@ type Put = (m: OwnedMap, e: MapEntry) => void;
 function lowerItem(
   i: IntentItem,
   o: EbpfLoweringOptions,
+  loc: Locators,
   put: Put,
   route: (r: Route) => void,
   skip: (reason: string) => void,
@@ -325,9 +467,13 @@ function lowerItem(
     if (typeof e === 'string') skip(e);
     else put(MAP.sids, e);
   } else if (i.kind === 'entry') {
-    const e = lowerPolicy(i, o);
+    const e = lowerPolicy(i, o, loc);
     if (typeof e === 'string') skip(e);
     else if (e !== undefined) put(MAP.policy, e);
+    if (isUnderlayLocator(i)) {
+      const n = lowerNexthop(i, o, loc);
+      if (n) put(MAP.nexthops, n);
+    }
     const r = lowerRoute(i, o);
     if (typeof r === 'string') skip(r);
     else if (r !== undefined) route(r);
@@ -367,11 +513,12 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     if (l) l.push(reason);
     else skippedBy.set(item, [reason]);
   };
+  const loc = locatorsOf(intent.items.values(), o.nexthopSlots);
   for (const i of intent.items.values()) {
     item = i.key;
-    lowerItem(i, o, put, route, skip);
+    lowerItem(i, o, loc, put, route, skip);
   }
-  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy };
+  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc };
 }
 
 export interface MapWrites {
@@ -424,7 +571,9 @@ export interface EbpfStep {
  * The state after `delta`, lowering only the delta's items (their old versions for what goes, the new
  * for what comes), and the writes from `prev` to it. Undefined when the delta holds an attachment: the
  * link facts other items' lowering reads (MACs, ifindexes) may have changed with it, and denied
- * destinations are shared between attachments; the caller lowers the whole intent then. `prev` must be
+ * destinations are shared between attachments; the caller lowers the whole intent then. Undefined too
+ * when an underlay locator appears or goes (which encap values have a slot changes with it; a next hop
+ * change of one is a delta like any other), or `prev` has no locators. `prev` must be
  * the lowering of the delta's `before` with the same options. Its maps are taken over and changed in
  * place (copying a 100,000-entry map per delta would cost more than a small delta's writes): do not use
  * `prev` afterwards.
@@ -445,6 +594,12 @@ export function lowerDelta(
     return undefined;
   const gone = delta.replaced.length === 0 ? delta.removed : [...delta.removed, ...delta.replaced];
   const come = delta.changed.length === 0 ? delta.added : [...delta.added, ...delta.changed];
+  const loc = prev.locators;
+  if (!loc) return undefined;
+  const goneLocators = new Set(gone.filter(isUnderlayLocator).map((i) => i.key));
+  const comeLocators = come.filter(isUnderlayLocator);
+  if (goneLocators.size !== comeLocators.length || comeLocators.some((i) => !goneLocators.has(i.key)))
+    return undefined;
   // Per map the delta touches: its entries (prev's, changed in place), what to write, and what the gone
   // items held that no coming item puts back (deleted at the end). One pass per side, no interim maps;
   // what went is listed, and made a map only when a coming item touches the same map (a bulk removal
@@ -483,7 +638,7 @@ export function lowerDelta(
   };
   const routeGone = (r: Route) => oldRoutes.push(r);
   const skipGone = () => {};
-  for (const i of gone) lowerItem(i, o, putGone, routeGone, skipGone);
+  for (const i of gone) lowerItem(i, o, loc, putGone, routeGone, skipGone);
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
@@ -513,7 +668,7 @@ export function lowerDelta(
   };
   for (const i of come) {
     item = i.key;
-    lowerItem(i, o, putCome, routeCome, skipCome);
+    lowerItem(i, o, loc, putCome, routeCome, skipCome);
   }
 
   const maps = new Map(prev.maps);
@@ -536,7 +691,7 @@ export function lowerDelta(
   }
   routes.push(...rw.replace, ...rw.add);
   return {
-    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy },
+    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc },
     maps: writes,
     routes: rw,
   };

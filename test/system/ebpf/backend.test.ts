@@ -129,9 +129,9 @@ systemSuite(
         expect(r.conflicts).toStrictEqual([]);
         expect(b.skipped).toStrictEqual([]);
         // 2 endpoints, 3 SIDs, 2 blocked, 6 policies + 2 local delivery entries (the workloads' /128s in
-        // the delivery key space); routes: 1 underlay + 4 delivery; the config slot of the array map
-        // exists from the start (zeros): replaced.
-        expect(r).toMatchObject({ added: 2 + 3 + 2 + 6 + 2 + 5, replaced: 1, deleted: 0 });
+        // the delivery key space), 1 next hop (the other host's locator); routes: 1 underlay + 4
+        // delivery; the config slot of the array map exists from the start (zeros): replaced.
+        expect(r).toMatchObject({ added: 2 + 3 + 2 + 6 + 2 + 1 + 5, replaced: 1, deleted: 0 });
       }
       const [b1, b2] = backends as [EbpfBackend, EbpfBackend];
       const c1 = await b1.readCounters();
@@ -148,6 +148,11 @@ systemSuite(
       expect(inc(c2, d2, 'end')).toBe(3);
       expect(inc(c2, d2, 'dt6')).toBe(6);
       expect(inc(c1, d1, 'dt6')).toBe(6);
+      // Every encapsulation (A's and B's, both ways) went to the other host's locator's next hop from
+      // sm_nexthops, none through a FIB lookup.
+      expect(inc(c1, d1, 'redirect_nexthop')).toBe(6);
+      expect(inc(c2, d2, 'redirect_nexthop')).toBe(6);
+      expect(inc(c1, d1, 'redirect')).toBe(0);
       const dt6a = sidKey(ip('fc00:0:2::a6'));
       expect(d2.sids.get(dt6a)!.packets - (c2.sids.get(dt6a)?.packets ?? 0n)).toBe(3n);
       for (const [a, b] of [
@@ -193,11 +198,19 @@ systemSuite(
       });
       expect(await b1.applyDelta(at2, at3, diffIntents(at2.items, at3.items))).toStrictEqual({
         ...ZERO,
-        added: 1, // the route to the new locator
-        replaced: 1, // the policy
+        added: 2, // the route to the new locator, its next hop slot
+        replaced: 1, // the policy (toward the new locator's slot)
       });
       expect(await b1.realise(at3)).toStrictEqual(ZERO);
-      expect(await b1.realise(base)).toStrictEqual({ ...ZERO, deleted: 2 });
+      // The new locator's next hop changes: its slot alone is rewritten (no policy, the route replaced).
+      const h3b = entry(UNDERLAY, 'fc00:0:3::/48', { kind: 'locator', via: ip('2001:db8:12::9') });
+      const at3b = hostIntent(1, [to(3), h3b]);
+      expect(await b1.applyDelta(at3, at3b, diffIntents(at3.items, at3b.items))).toStrictEqual({
+        ...ZERO,
+        replaced: 2,
+      });
+      expect(await b1.realise(at3b)).toStrictEqual(ZERO);
+      expect(await b1.realise(base)).toStrictEqual({ ...ZERO, deleted: 3 });
     });
 
     it('a new backend on the same pins adopts the maps and links and writes nothing while a 50 pps ping goes on (0 lost)', async () => {
@@ -367,8 +380,11 @@ systemSuite(
       type R = Parameters<typeof m1.reasons.get>[0];
       const inc = (a: typeof m1, b: typeof m1, r: R) =>
         Number((b.reasons.get(r) ?? 0n) - (a.reasons.get(r) ?? 0n));
-      // Host 1: End, then the redirect instead of End.DT6's lookup; host 2: End.DT6 delivers; no drops.
-      expect((['end', 'redirect_move', 'dt6'] as const).map((r) => inc(m1, n1, r))).toStrictEqual([3, 3, 0]);
+      // Host 1: End, then the redirect instead of End.DT6's lookup, to host 2's locator's next hop
+      // (sm_nexthops, no FIB lookup); host 2: End.DT6 delivers; no drops.
+      expect(
+        (['end', 'redirect_move', 'dt6', 'redirect_nexthop', 'redirect'] as const).map((r) => inc(m1, n1, r)),
+      ).toStrictEqual([3, 3, 0, 3, 0]);
       expect(inc(m2, n2, 'dt6')).toBe(3);
       for (const [a, b] of [
         [m1, n1],

@@ -17,6 +17,7 @@ import {
   endpointValue,
   ifindexKey,
   MAP,
+  nexthopValue,
   policyKey,
   policyValue,
   reasonValue,
@@ -192,6 +193,7 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     return {
       retval: r.retval,
       out: hexdump(r.data),
+      data: r.data,
       counted: delta(before, counters(obj)),
       /** Drops by `<ingress ifindex>:<reason>` (sm_link_drops). */
       linkCounted: linkDelta(linksBefore, linkDrops(obj)),
@@ -389,6 +391,108 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       const other = run('wl_in', p, 99999);
       expect(other.out).toBe(hexdump(p));
       expect(other.counted).toEqual({ pass: 1 });
+    });
+  });
+
+  describe('wl_in: encap toward an agent-resolved next hop (sm_nexthops slot in the policy), no FIB lookup', () => {
+    // Slot 5: next hop 2001:db8:5::2 on u2 (MTU 1400); the main table routes fc00:0:2::/48 via U0
+    // (MTU 1500). Slot 6 is named by a policy but holds nothing; slot 7 holds a next hop with no link.
+    const SLOT = 5;
+    const VIA = '2001:db8:5::2';
+    let u2 = 0;
+    const src = ip(HOST_SRC);
+    const one = [ip('fc00:0:2::d6:1')];
+    beforeAll(async () => {
+      const U2 = objectName('u2');
+      await ns.ip('link', 'add', U2, 'mtu', '1400', 'type', 'veth', 'peer', 'name', objectName('u3'));
+      await ns.ip('link', 'set', U2, 'up');
+      await ns.ip('link', 'set', objectName('u3'), 'up');
+      const links = await ns.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show');
+      u2 = links.find((l) => l.ifname === U2)!.ifindex;
+      const nh = obj.map(MAP.nexthops);
+      nh.update(
+        u32Key(SLOT),
+        nexthopValue({ oif: u2, via: ip(VIA), prefix: ip('fc00:0:2::'), prefixLength: 48 }),
+      );
+      nh.update(
+        u32Key(7),
+        nexthopValue({ oif: 0, via: ip(VIA), prefix: ip('fc00:0:7::'), prefixLength: 48 }),
+      );
+      const pol = obj.map(MAP.policy);
+      const put = (p: string, slot: number, mode: 'encap' | 'encapRed' = 'encap', segments = one) =>
+        pol.update(policyKey(1, v6(p), 64), policyValue({ mode, segments, source: src, slot }));
+      put('fd01:a::', SLOT);
+      put('fd01:b::', 6);
+      put('fd01:c::', 7);
+      put('fd01:d::', SLOT, 'encapRed', [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')]);
+      setConfig(CFG_VALIDATE | CFG_FIB);
+    });
+
+    it("through the slot: the encapsulation of the FIB path, the MACs left to the neighbour resolution of the redirect (not the FIB's), verdict redirect; an empty slot or one with no link: the FIB path as before", () => {
+      const inner = (hl: number) => wl6pkt('fd01:a::10', hl);
+      const r = run('wl_in', fromWl(inner(64)));
+      // bpf_redirect_neigh writes the Ethernet header on transmit: the packet keeps the workload's.
+      expect(r.out).toBe(hexdump(fromWl(outer('fc00:0:2::d6:1', NH_IPV6, inner(63)))));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ encap_nosrh: 1, redirect_nexthop: 1 });
+      // H.Encaps.Red with two segments through the slot: the SRH of the FIB path.
+      const red = run('wl_in', fromWl(wl6pkt('fd01:d::10', 64)));
+      expect(red.out).toBe(
+        hexdump(
+          fromWl(
+            outer(
+              'fc00:0:2::e',
+              NH_ROUTING,
+              concat(
+                srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 }),
+                wl6pkt('fd01:d::10', 63),
+              ),
+            ),
+          ),
+        ),
+      );
+      expect(red.counted).toEqual({ encap_red: 1, redirect_nexthop: 1 });
+      // Positive controls of the fallback: the same packet by slots 6 (no entry) and 7 (no link) gets the
+      // FIB's MACs (its next hop on U0).
+      for (const p of ['fd01:b::10', 'fd01:c::10']) {
+        const f = run('wl_in', fromWl(wl6pkt(p, 64)));
+        expect(f.out).toBe(hexdump(toNh(outer('fc00:0:2::d6:1', NH_IPV6, wl6pkt(p, 63)))));
+        expect(f.retval).toBe(TC_ACT_REDIRECT);
+        expect(f.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      }
+    });
+
+    it("too big for the slot's link (its MTU, not the main table route's): a Packet Too Big back to the workload, as on the FIB path; a packet that fits is encapsulated", () => {
+      const fits = udpPkt('fd01:a::10', 1300 - 48);
+      const ok = run('wl_in', fromWl(fits));
+      expect(ok.retval).toBe(TC_ACT_REDIRECT);
+      expect(ok.counted).toEqual({ encap_nosrh: 1, redirect_nexthop: 1 });
+      // 1400 + 40 exceeds u2's 1400, not U0's 1500: the FIB path (slot 6) encapsulates the same packet.
+      const big = udpPkt('fd01:a::10', 1400 - 48);
+      const viaFib = run('wl_in', fromWl(udpPkt('fd01:b::10', 1400 - 48)));
+      expect(viaFib.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      const r = run('wl_in', fromWl(big));
+      const mtu = new Uint8Array(4);
+      new DataView(mtu.buffer).setUint32(0, 1400 - 40);
+      const ptb = ipv6(
+        { src: HOST_SRC, dst: WL6, nextHeader: NH_ICMPV6, hopLimit: 255 },
+        icmp6(HOST_SRC, WL6, 2, 0, concat(mtu, big.subarray(0, 1232))),
+      );
+      expect(r.out).toBe(hexdump(eth(WL_MAC, W0_MAC, ETH_IPV6, ptb)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1 });
+    });
+
+    it('without FIB forwarding the slot is not used either: the stack routes the encapsulated packet', () => {
+      setConfig(CFG_VALIDATE);
+      try {
+        const r = run('wl_in', fromWl(wl6pkt('fd01:a::10', 64)));
+        expect(r.out).toBe(hexdump(fromWl(outer('fc00:0:2::d6:1', NH_IPV6, wl6pkt('fd01:a::10', 63)))));
+        expect(r.retval).toBe(TC_ACT_OK);
+        expect(r.counted).toEqual({ encap_nosrh: 1, stack: 1 });
+      } finally {
+        setConfig(CFG_VALIDATE | CFG_FIB);
+      }
     });
   });
 
@@ -732,6 +836,79 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(r.out).toBe(hexdump(input));
       expect(r.counted).toEqual({ drop_redirect_loop: 1 });
       expect(r.linkCounted).toEqual({ [`${u0}:drop_redirect_loop`]: 1 });
+    });
+  });
+
+  describe("ul_in: a moved workload's redirect toward an agent-resolved next hop (sm_nexthops slot)", () => {
+    // Slot 9: next hop 2001:db8:4::2 on u4 (MTU 1400); the main table routes fc00:0:2::/48 via U0 (1500).
+    const SLOT = 9;
+    const SLOTTED = 'fd01:1::33';
+    const src = ip(HOST_SRC);
+    const atDt6 = (inner: Bytes) =>
+      fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_IPV6 }, inner));
+    const big = (dst: string, payload: number) =>
+      ipv6(
+        { src: 'fd01:2::10', dst, nextHeader: NH_UDP, hopLimit: 64 },
+        udp6('fd01:2::10', dst, 5000, 5001, new Uint8Array(payload).fill(0xab)),
+      );
+    beforeAll(async () => {
+      setConfig(CFG_FIB | CFG_TRUSTSRC);
+      const U4 = objectName('u4');
+      await ns.ip('link', 'add', U4, 'mtu', '1400', 'type', 'veth', 'peer', 'name', objectName('u5'));
+      await ns.ip('link', 'set', U4, 'up');
+      await ns.ip('link', 'set', objectName('u5'), 'up');
+      const links = await ns.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show');
+      const u4 = links.find((l) => l.ifname === U4)!.ifindex;
+      obj
+        .map(MAP.nexthops)
+        .update(
+          u32Key(SLOT),
+          nexthopValue({ oif: u4, via: ip('2001:db8:4::2'), prefix: ip('fc00:0:2::'), prefixLength: 48 }),
+        );
+      obj.map(MAP.policy).update(
+        policyKey(1, v6(SLOTTED), 128, 'delivery'),
+        policyValue({
+          mode: 'encapRed',
+          segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')],
+          source: src,
+          slot: SLOT,
+        }),
+      );
+    });
+
+    it("re-encapsulated as before, then to the slot's next hop (the MACs left to its neighbour resolution); the same redirect without a slot by the FIB", () => {
+      const inner = (hl: number) =>
+        ipv6(
+          { src: 'fd01:2::10', dst: SLOTTED, nextHeader: NH_ICMPV6, hopLimit: hl },
+          echo6('fd01:2::10', SLOTTED, 0x57, 4),
+        );
+      const r = run('ul_in', atDt6(inner(64)));
+      const s = srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:1'], segmentsLeft: 1, lastEntry: 0 });
+      expect(r.out).toBe(
+        hexdump(
+          fromUl(ipv6({ src: HOST_SRC, dst: 'fc00:0:2::e', nextHeader: NH_ROUTING }, concat(s, inner(63)))),
+        ),
+      );
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ redirect_move: 1, redirect_nexthop: 1 });
+    });
+
+    it("a redirect whose longer headers no longer fit the slot's link (its MTU, not the route's): its sender gets the PTB; the same size by the FIB path (slot 0, 1500) passes", () => {
+      // 1380 + 64 bytes of new headers: over u4's 1400, under U0's 1500.
+      const fits = run('ul_in', atDt6(big('fd01:1::31', 1380 - 48)));
+      expect(fits.counted).toEqual({ redirect_move: 1, redirect: 1 });
+      const r = run('ul_in', atDt6(big(SLOTTED, 1380 - 48)));
+      expect(r.retval).toBe(TC_ACT_REDIRECT);
+      expect(r.counted).toEqual({ ptb: 1, redirect: 1 });
+      // Sent back by the sender's egress policy (fd01:2::/64: H.Encaps, 2 segments): outer 40 + SRH 40,
+      // then the PTB from the SID it was sent to, MTU = 1400 - 64.
+      const out = Uint8Array.from(r.data);
+      const inner = 14 + 80;
+      expect(Buffer.from(out.subarray(inner + 8, inner + 24)).toString('hex')).toBe(
+        Buffer.from(v6('fc00:0:1::d6:1')).toString('hex'),
+      );
+      expect([out[inner + 6], out[inner + 40]]).toStrictEqual([NH_ICMPV6, 2]);
+      expect(new DataView(out.buffer, inner + 44, 4).getUint32(0)).toBe(1400 - 64);
     });
   });
 

@@ -5,11 +5,13 @@ import {
   endpointValue,
   ifindexKey,
   MAP,
+  nexthopValue,
   policyKey,
   policyValue,
   reasonValue,
   sidKey,
   sidValue,
+  u32Key,
 } from '../../../src/dataplane/ebpf/abi.ts';
 import {
   asHave,
@@ -21,6 +23,7 @@ import {
   lowerToEbpf,
   OWNED_MAPS,
   sameBytes,
+  slotsOfMap,
   stateKey,
   stateKeyBytes,
 } from '../../../src/dataplane/ebpf/lower.ts';
@@ -130,8 +133,9 @@ describe('eBPF lowering of a forwarding intent', () => {
     expect(hexes(s.maps.get(MAP.policy))).toStrictEqual(
       new Map([
         [hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, 'delivery')), local],
-        [k('fd07:2::', 64), hex(policyValue({ mode: 'encap', segments: segs, source: src }))],
-        [k('fd07:3::', 64), hex(policyValue({ mode: 'encapRed', segments: segs, source: src }))],
+        // Slot 1: the underlay's locator fc00:0:2::/48 covers the first segment.
+        [k('fd07:2::', 64), hex(policyValue({ mode: 'encap', segments: segs, source: src, slot: 1 }))],
+        [k('fd07:3::', 64), hex(policyValue({ mode: 'encapRed', segments: segs, source: src, slot: 1 }))],
         [
           k('fd07:1::10', 128),
           hex(
@@ -315,8 +319,9 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l, 'forward'));
     expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
     expect(pol.get(k('fd07:2::', 64))).toBe(
-      hex(policyValue({ mode: 'encapRed', segments: segs, source: src })),
+      hex(policyValue({ mode: 'encapRed', segments: segs, source: src, slot: 1 })),
     );
+    // The edge's locator is not one the underlay routes: no slot (wl_in's FIB lookup).
     expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'encap', segments: edge, source: src })));
     expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
     expect(k('::', 0).slice(8, 16)).toBe('40000007');
@@ -342,7 +347,9 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     const pol = hexes(s.maps.get(MAP.policy));
     const k = (p: string, l: number) => hex(policyKey(5, ipv6ToBytes(ip(p)), l, 'return'));
     expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
-    expect(pol.get(k('fd07:2::', 64))).toBe(hex(policyValue({ mode: 'encap', segments: segs, source: src })));
+    expect(pol.get(k('fd07:2::', 64))).toBe(
+      hex(policyValue({ mode: 'encap', segments: segs, source: src, slot: 1 })),
+    );
     expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'drop' })));
     expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
     expect(k('::', 0).slice(8, 16)).toBe('20000005');
@@ -513,6 +520,145 @@ describe('eBPF lowering of a delta (only its items)', () => {
         base,
         base.filter((i) => i !== attachment),
       ).d,
+    ).toBeUndefined();
+  });
+});
+
+describe('eBPF lowering: the next hops of the underlay locators (sm_nexthops) and the encap slots', () => {
+  const src = ip('2001:db8:12::1');
+  const via2 = ip('2001:db8:12::2');
+  const loc = (prefix: string, via = via2) => entry(UNDERLAY, prefix, { kind: 'locator', via });
+  const enc = (prefix: string, first: string) =>
+    entry(egress, prefix, { kind: 'encap', mode: 'encap', segments: [ip(first), ip('fc00:0:9::d6:7')] });
+  const slotOf = (st: EbpfState, prefix: string) =>
+    st.maps.get(MAP.policy)!.get(stateKey(policyKey(7, ipv6ToBytes(ip(prefix)), 64)))!.value[4];
+  const items = [
+    loc('fc00:0:2::/48'),
+    loc('fc00:0:3::/48', ip('2001:db8:12::3')),
+    loc('fc00:0:3:8000::/49', ip('2001:db8:12::4')), // more specific than fc00:0:3::/48
+    entry(egress, 'fc00:0:4::/48', { kind: 'locator', via: via2 }), // a tenant scope's: no slot
+    enc('fd07:2::/64', 'fc00:0:2::e'),
+    enc('fd07:3::/64', 'fc00:0:3::e'),
+    enc('fd07:4::/64', 'fc00:0:3:8000::e'),
+    enc('fd07:5::/64', 'fc00:0:4::e'), // no underlay locator: the FIB lookup
+  ];
+
+  it('one slot per underlay locator (oif the underlay link, its next hop, the prefix); an encap value names the longest locator of its first segment, 0 when none', () => {
+    const st = lowerToEbpf(intent(items), opts);
+    expect(st.skipped).toStrictEqual([]);
+    const slots = st.locators!.slots;
+    expect([...slots.values()].sort()).toStrictEqual([1, 2, 3]);
+    const n = (prefix: string, via: string): [string, string] => {
+      const p = parsePrefix(prefix);
+      return [
+        hex(u32Key(slots.get(`${p.address.toString(16)}/${p.length}`)!)),
+        hex(nexthopValue({ oif: 2, via: ip(via), prefix: p.address, prefixLength: p.length })),
+      ];
+    };
+    expect(hexes(st.maps.get(MAP.nexthops))).toStrictEqual(
+      new Map([
+        n('fc00:0:2::/48', '2001:db8:12::2'),
+        n('fc00:0:3::/48', '2001:db8:12::3'),
+        n('fc00:0:3:8000::/49', '2001:db8:12::4'),
+      ]),
+    );
+    const idOf = (prefix: string) => {
+      const p = parsePrefix(prefix);
+      return slots.get(`${p.address.toString(16)}/${p.length}`);
+    };
+    expect(slotOf(st, 'fd07:2::')).toBe(idOf('fc00:0:2::/48'));
+    expect(slotOf(st, 'fd07:3::')).toBe(idOf('fc00:0:3::/48'));
+    expect(slotOf(st, 'fd07:4::')).toBe(idOf('fc00:0:3:8000::/49'));
+    expect(slotOf(st, 'fd07:5::')).toBe(0);
+    const v = st.maps.get(MAP.policy)!.get(stateKey(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)))!.value;
+    expect(hex(v)).toBe(
+      hex(
+        policyValue({
+          mode: 'encap',
+          segments: [ip('fc00:0:2::e'), ip('fc00:0:9::d6:7')],
+          source: src,
+          slot: idOf('fc00:0:2::/48')!,
+        }),
+      ),
+    );
+    // The underlay route stays: the stack and the FIB path still need it.
+    expect(st.routes.filter((r) => r.table === 254)).toHaveLength(3);
+  });
+
+  it('without the underlay link known: no next hop written (the slot reads as none), policies the same', () => {
+    const st = lowerToEbpf(intent(items), {
+      ...opts,
+      links: new Map([...links].filter(([k]) => k !== 'ul0')),
+    });
+    expect(st.maps.get(MAP.nexthops)!.size).toBe(0);
+    expect(slotOf(st, 'fd07:2::')).toBe(slotOf(lowerToEbpf(intent(items), opts), 'fd07:2::'));
+  });
+
+  it('slots are stable: a locator keeps its slot when others come and go; a new one never takes a slot freed in the same lowering; the pinned map gives them back', () => {
+    const first = lowerToEbpf(intent(items), opts);
+    const slots = first.locators!.slots;
+    const without2 = items.filter((i) => i.key !== loc('fc00:0:2::/48').key);
+    const next = lowerToEbpf(intent([...without2, loc('fc00:0:5::/48')]), { ...opts, nexthopSlots: slots });
+    const s2 = next.locators!.slots;
+    for (const [id, slot] of s2) if (slots.has(id)) expect(slot).toBe(slots.get(id));
+    const freed = slots.get(`${ip('fc00:0:2::').toString(16)}/48`);
+    expect(s2.get(`${ip('fc00:0:5::').toString(16)}/48`)).toBe(4);
+    expect([...s2.values()]).not.toContain(freed);
+    // Its policies lose the slot (no locator covers them now): the FIB path.
+    expect(slotOf(next, 'fd07:2::')).toBe(0);
+    // Adoption: the slots read back from the map's entries are the ones it was written with.
+    const dumped = [...next.maps.get(MAP.nexthops)!.values()].map(
+      (e) => [e.key, e.value] as [Uint8Array, Uint8Array],
+    );
+    expect(slotsOfMap(dumped)).toStrictEqual(new Map(s2));
+    const again = lowerToEbpf(intent([...without2, loc('fc00:0:5::/48')]), {
+      ...opts,
+      nexthopSlots: slotsOfMap(dumped),
+    });
+    for (const m of OWNED_MAPS) expect(diffMap(again.maps.get(m)!, next.maps.get(m)!).put).toStrictEqual([]);
+  });
+
+  it("a delta: a locator's next hop change rewrites its slot only; a locator that appears or goes asks for the whole lowering, which gives its policies the slot", () => {
+    const b = intent(items);
+    const moved = intent([
+      ...items.filter((i) => i.key !== loc('fc00:0:2::/48').key),
+      loc('fc00:0:2::/48', ip('2001:db8:12::9')),
+      enc('fd07:6::/64', 'fc00:0:2::d6:1'), // a policy added in the same delta: the slot of its locator
+    ]);
+    const prev = lowerToEbpf(b, opts);
+    const slots = prev.locators!.slots;
+    const d = lowerDelta(prev, diffIntents(b.items, moved.items), opts, sameRoute)!;
+    expect(d).toBeDefined();
+    const nw = d.maps.get(MAP.nexthops)!;
+    expect([nw.added, nw.replaced, nw.delete.length]).toStrictEqual([0, 1, 0]);
+    expect(hex(nw.put[0]!.key)).toBe(hex(u32Key(slots.get(`${ip('fc00:0:2::').toString(16)}/48`)!)));
+    const pw = d.maps.get(MAP.policy)!;
+    expect([pw.added, pw.replaced, pw.delete.length]).toStrictEqual([1, 0, 0]);
+    expect(slotOf(d.state, 'fd07:6::')).toBe(slotOf(d.state, 'fd07:2::'));
+    const full = lowerToEbpf(moved, { ...opts, nexthopSlots: slots });
+    for (const m of OWNED_MAPS) expect(hexes(d.state.maps.get(m))).toStrictEqual(hexes(full.maps.get(m)));
+
+    // A locator that appears (fd07:5's first segment gets one) or goes: no delta lowering.
+    const grown = intent([...items, loc('fc00:0:4::/48')]);
+    expect(
+      lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, grown.items), opts, sameRoute),
+    ).toBeUndefined();
+    const g = lowerToEbpf(grown, { ...opts, nexthopSlots: slots });
+    expect(slotOf(g, 'fd07:5::')).toBe(4);
+    // (lowerDelta took `prev` over: against a second lowering of `b`.)
+    const w = diffMap(g.maps.get(MAP.policy)!, lowerToEbpf(b, opts).maps.get(MAP.policy)!);
+    expect([w.added, w.replaced, w.delete.length]).toStrictEqual([0, 1, 0]); // fd07:5 only
+    const shrunk = intent(items.filter((i) => i.key !== loc('fc00:0:3:8000::/49').key));
+    expect(
+      lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, shrunk.items), opts, sameRoute),
+    ).toBeUndefined();
+    // A locator turned into another action under the same key counts as one that went.
+    const turned = intent([
+      ...items.filter((i) => i.key !== loc('fc00:0:2::/48').key),
+      entry(UNDERLAY, 'fc00:0:2::/48', { kind: 'unreachable' }),
+    ]);
+    expect(
+      lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, turned.items), opts, sameRoute),
     ).toBeUndefined();
   });
 });
