@@ -41,7 +41,7 @@ import {
   tcpSyn6,
   v6,
 } from '../test/harness/packet.ts';
-import { counters, delta, enterNetns } from '../test/system/ebpf/fixture.ts';
+import { counters, delta, enterNetns, vethPair } from '../test/system/ebpf/fixture.ts';
 import { median } from './_stats.ts';
 
 const [oldPath, newPath] = process.argv.slice(2);
@@ -62,35 +62,8 @@ const objs: BpfObject[] = [];
 try {
   await ns.sysctl('net.ipv6.conf.all.forwarding', '1');
   const [U0, W0] = [objectName('u0'), objectName('w0')];
-  await ns.ip(
-    'link',
-    'add',
-    U0,
-    'address',
-    U0_MAC,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    objectName('u1'),
-    'address',
-    NH_MAC,
-  );
-  await ns.ip(
-    'link',
-    'add',
-    W0,
-    'address',
-    W0_MAC,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    objectName('w1'),
-    'address',
-    WL_MAC,
-  );
-  for (const l of [U0, W0, objectName('u1'), objectName('w1')]) await ns.ip('link', 'set', l, 'up');
+  await vethPair(ns, U0, U0_MAC, objectName('u1'), NH_MAC);
+  await vethPair(ns, W0, W0_MAC, objectName('w1'), WL_MAC);
   await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', U0, 'nodad');
   await ns.ip('-6', 'neigh', 'replace', '2001:db8:1::2', 'lladdr', NH_MAC, 'dev', U0, 'nud', 'permanent');
   await ns.ip('-6', 'route', 'add', 'fc00:0:2::/48', 'via', '2001:db8:1::2', 'dev', U0);

@@ -55,7 +55,7 @@ import {
   udp6,
   v6,
 } from '../../harness/packet.ts';
-import { compileDatapath, counters, delta, enterNetns, linkDelta, linkDrops } from './fixture.ts';
+import { compileDatapath, counters, delta, enterNetns, linkDelta, linkDrops, vethPair } from './fixture.ts';
 
 const ip = parseIpv6;
 const TC_ACT_OK = 0;
@@ -97,51 +97,10 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     ]) {
       await ns.sysctl(k, '1');
     }
-    await ns.ip(
-      'link',
-      'add',
-      U0,
-      'address',
-      U0_MAC,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      objectName('u1'),
-      'address',
-      NH_MAC,
-    );
-    await ns.ip(
-      'link',
-      'add',
-      W0,
-      'address',
-      W0_MAC,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      objectName('w1'),
-      'address',
-      WL_MAC,
-    );
+    await vethPair(ns, U0, U0_MAC, objectName('u1'), NH_MAC);
+    await vethPair(ns, W0, W0_MAC, objectName('w1'), WL_MAC);
     const N0 = objectName('n0');
-    await ns.ip(
-      'link',
-      'add',
-      N0,
-      'address',
-      N0_MAC,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      objectName('n1'),
-      'address',
-      NF_MAC,
-    );
-    for (const l of [U0, W0, N0, objectName('u1'), objectName('w1'), objectName('n1')])
-      await ns.ip('link', 'set', l, 'up');
+    await vethPair(ns, N0, N0_MAC, objectName('n1'), NF_MAC);
     await ns.ip('-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', U0, 'nodad');
     await ns.ip('-6', 'neigh', 'replace', '2001:db8:1::2', 'lladdr', NH_MAC, 'dev', U0, 'nud', 'permanent');
     await ns.ip('-6', 'route', 'add', 'fc00:0:2::/48', 'via', '2001:db8:1::2', 'dev', U0);

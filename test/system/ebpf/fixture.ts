@@ -58,6 +58,25 @@ export async function compileDatapath(defines: readonly string[] = []): Promise<
 
 const CLONE_NEWNET = 0x40000000;
 
+/** A veth pair in `ns` with both MACs fixed (packets in and out of BPF_PROG_TEST_RUN name them), up. */
+export async function vethPair(ns: Netns, name: string, address: string, peer: string, peerAddress: string) {
+  await ns.ip(
+    'link',
+    'add',
+    name,
+    'address',
+    address,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    peer,
+    'address',
+    peerAddress,
+  );
+  for (const l of [name, peer]) await ns.ip('link', 'set', l, 'up');
+}
+
 /** setns(2) of this thread into /run/netns/NAME; returns the way back. */
 export function enterNetns(name: string): () => void {
   const libc = koffi.load('libc.so.6');
