@@ -137,6 +137,7 @@ export class Drainer {
     maxMs: number,
     quietMs: number,
   ): Promise<{ waitedMs: number; trafficStopped: boolean }> {
+    const d = this.#d;
     const started = Date.now();
     const minMs = this.#d.timing?.minMs ?? DRAIN_MIN_MS;
     const pollMs = this.#d.timing?.pollMs ?? 200;
@@ -144,25 +145,50 @@ export class Drainer {
     const sids = new Set(
       (self?.sids.all ?? []).filter((x) => x.behavior !== 'End').map((x) => sidKey(x.sid)),
     );
-    const total = async () => {
-      const counters = await this.#d.backend.readCounters().catch(() => undefined);
-      let n = 0;
-      for (const [key, c] of counters?.sids ?? []) if (sids.has(key)) n += Number(c.packets);
-      return n;
+    let readErrors = 0;
+    // Packets to our SIDs so far, or undefined when the counters could not be read: an unread counter
+    // says nothing about traffic, so it never counts as standing still.
+    const total = async (): Promise<number | undefined> => {
+      try {
+        const counters = await this.#d.backend.readCounters();
+        let n = 0;
+        for (const [key, c] of counters.sids) if (sids.has(key)) n += Number(c.packets);
+        return n;
+      } catch (e) {
+        if (readErrors++ === 0)
+          d.log.warn(
+            { err: e },
+            "draining: cannot read this host's SID counters; waiting for --wait to run out instead",
+          );
+        return undefined;
+      }
     };
-    let last = await total();
+    const first = await total();
+    let last = first;
     let stillSince = Date.now();
+    const done = (trafficStopped: boolean) => {
+      const waitedMs = Date.now() - started;
+      d.log.info(
+        {
+          waitedMs,
+          trafficStopped,
+          sidPackets: first !== undefined && last !== undefined ? last - first : null,
+          readErrors,
+        },
+        trafficStopped ? "draining: traffic to this host's SIDs stopped" : 'draining: the wait ran out',
+      );
+      return { waitedMs, trafficStopped };
+    };
     for (;;) {
-      const elapsed = Date.now() - started;
-      if (elapsed >= maxMs) return { waitedMs: elapsed, trafficStopped: false };
-      await this.#sleep(Math.min(pollMs, maxMs - elapsed));
+      if (Date.now() - started >= maxMs) return done(false);
+      await this.#sleep(Math.min(pollMs, maxMs - (Date.now() - started)));
       this.#checkStopping();
       const now = await total();
-      if (now !== last) {
+      if (now === undefined || last === undefined || now !== last) {
         last = now;
         stillSince = Date.now();
       } else if (Date.now() - stillSince >= quietMs && Date.now() - started >= minMs) {
-        return { waitedMs: Date.now() - started, trafficStopped: true };
+        return done(true);
       }
     }
   }

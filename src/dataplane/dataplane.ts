@@ -134,6 +134,8 @@ export interface Dataplane {
   deleteRoutes(routes: readonly Route[]): Promise<WriteSummary>;
   /** SEG6_LOCAL_COUNTERS of a local SID installed with `counters: true`. */
   sidCounters(sid: Ipv6Address, table?: number): Promise<Seg6LocalCounters | undefined>;
+  /** SEG6_LOCAL_COUNTERS of every counting local SID in `table`, from one dump. */
+  allSidCounters(table?: number): Promise<Map<Ipv6Address, Seg6LocalCounters>>;
 
   listRules(): Promise<KernelRule[]>;
   addRules(rules: readonly Rule[]): Promise<WriteSummary>;
@@ -427,9 +429,15 @@ export class LinuxDataplane implements Dataplane {
   }
 
   async sidCounters(sid: Ipv6Address, table = 254): Promise<Seg6LocalCounters | undefined> {
-    const routes = await this.listRoutes({ table });
-    return routes.find((r) => r.dst.length === 128 && r.dst.address === sid && r.encap?.type === 'seg6local')
-      ?.counters;
+    return (await this.allSidCounters(table)).get(sid);
+  }
+
+  async allSidCounters(table = 254): Promise<Map<Ipv6Address, Seg6LocalCounters>> {
+    const out = new Map<Ipv6Address, Seg6LocalCounters>();
+    for (const r of await this.listRoutes({ table }))
+      if (r.dst.length === 128 && r.encap?.type === 'seg6local' && r.counters)
+        out.set(r.dst.address, r.counters);
+    return out;
   }
 
   // ---- rules ----

@@ -153,6 +153,8 @@ export class NetnsDataplane implements Dataplane {
     this.call<Awaited<ReturnType<Dataplane['deleteRoutes']>>>('deleteRoutes', a);
   sidCounters = (...a: Parameters<Dataplane['sidCounters']>) =>
     this.call<Awaited<ReturnType<Dataplane['sidCounters']>>>('sidCounters', a);
+  allSidCounters = (...a: Parameters<Dataplane['allSidCounters']>) =>
+    this.call<Awaited<ReturnType<Dataplane['allSidCounters']>>>('allSidCounters', a);
   listRules = (...a: Parameters<Dataplane['listRules']>) =>
     this.call<Awaited<ReturnType<Dataplane['listRules']>>>('listRules', a);
   addRules = (...a: Parameters<Dataplane['addRules']>) =>

@@ -211,8 +211,10 @@ export class KernelBackend implements DataplaneBackend {
     const drops = new Map<string, AttachmentDrops>();
     const intent = this.#realised;
     if (!intent) return { sids, attachments: drops };
+    // One dump of the main table for every SID (a dump per SID grew with SIDs x routes).
+    const all = await this.#dp.allSidCounters(MAIN_TABLE);
     for (const s of localSids(intent)) {
-      const c = await this.#dp.sidCounters(s.sid, MAIN_TABLE);
+      const c = all.get(s.sid);
       if (c) sids.set(s.key, c);
     }
     const nft = await this.#dp.nftCounters();

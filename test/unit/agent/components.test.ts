@@ -302,6 +302,23 @@ describe('agent components on a fake backend', () => {
     await a.stop();
   });
 
+  it('drain: SID counters that cannot be read never count as traffic stopped; the wait runs out', async () => {
+    const a = await agent({ bgp: true });
+    await a.reconciler.start();
+    await a.workloads.add({ identity: 'd1', tenant: 'blue', netns: '/run/netns/d' });
+    let reads = 0;
+    a.backend.readCounters = async () => {
+      reads++;
+      throw new Error('netlink dump failed (injected)');
+    };
+    const report = await a.drainer.drain(300, 20);
+    expect(report.trafficStopped).toBe(false);
+    expect(report.waitedMs).toBeGreaterThanOrEqual(300);
+    expect(reads).toBeGreaterThan(1);
+    expect(report.withdrawn).toBe(1); // it still leaves, after the whole wait
+    await a.stop();
+  });
+
   it('restart adoption: a new agent on the same state and data plane changes nothing', async () => {
     const a = await agent();
     a.gossip.claim('remote', 'blue', addr('20'), 2);
