@@ -171,7 +171,7 @@ export function inspectCommands(): Command[] {
       if (o.json) return printJson(plain(r));
       process.stdout.write(
         `re-advertised ${r.gracefulShutdownPaths} BGP paths with graceful-shutdown; waited ${r.waitedMs} ms ` +
-          `(${r.trafficStopped ? 'traffic stopped' : 'traffic still arriving: the wait ran out'}); ` +
+          `(${r.trafficStopped ? 'traffic stopped' : 'the wait ran out before traffic stood still: see the agent log'}); ` +
           `withdrew ${r.withdrawn} workloads, removed ${r.removed} kernel objects\n`,
       );
     });
