@@ -39,7 +39,11 @@ struct {
  * size. The agent's reconcile treats a slot whose oif is 0 as absent and "deletes" by writing zeros. */
 #define SM_NEXTHOP_SLOTS 16384
 struct {
+#ifdef SM_NEXTHOPS_HASH
+	__uint(type, BPF_MAP_TYPE_HASH); /* tests only: the layout before, to upgrade from (and back to) */
+#else
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+#endif
 	__uint(max_entries, SM_NEXTHOP_SLOTS);
 	__type(key, __u32); /* slot, from 1 (an encap policy's oif field); slot 0 stays empty */
 	__type(value, struct sm_nexthop);
