@@ -63,6 +63,7 @@ const PEER = '2001:db8:2::1';
 const DENIED = [
   [v6('fc00::'), 32, 'drop_sid_block'],
   [v6('2001:db8:1::1'), 128, 'drop_host_address'],
+  [v6('fd09::1'), 128, 'drop_host_address'], // a host address inside the edge prefix fd09::/16
 ] as const;
 const denied = new BlockedPrefixes(DENIED.map(([a, length]) => ({ address: ipv6FromBytes(a), length })));
 const blocked = (dst: Uint8Array, length: number) => denied.overlaps({ address: ipv6FromBytes(dst), length });
@@ -121,6 +122,18 @@ try {
         blocked: blocked(v6('fd01:4::'), 64),
       }),
     );
+    // An edge prefix holding a host address: flagged, sm_blocked looked up for it (the new object's
+    // slower path; the old object's only one).
+    pol.update(
+      policyKey(1, v6('fd09::'), 16),
+      policyValue({
+        mode: 'encap',
+        segments: [ip('fc00:0:2::d6:1')],
+        source: src,
+        slot,
+        blocked: blocked(v6('fd09::'), 16),
+      }),
+    );
     // What the lowering now writes for a local workload: its delivery entry (an older object ignores it).
     pol.update(
       policyKey(1, v6(WL6), 128, 'delivery'),
@@ -158,6 +171,13 @@ try {
       name: 'encap_ack (wl_in, TCP 74 B, 1 segment, next hop or fib + redirect)',
       prog: 'wl_in',
       data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, 'fd01:4::10', 0)),
+      ifx: w0,
+      want: { encap_nosrh: 1, redirect: 1 },
+    },
+    {
+      name: 'encap_edge_ack (wl_in, as encap_ack by an entry with POL_BLOCKED)',
+      prog: 'wl_in',
+      data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, 'fd09::10', 0)),
       ifx: w0,
       want: { encap_nosrh: 1, redirect: 1 },
     },
