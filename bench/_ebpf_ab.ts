@@ -5,7 +5,9 @@
  * once per call (repeat 1: the packet is rewritten), objects alternating, RUNS times; the median of the
  * kernel's reported duration per case and object is printed. Each run's verdict and counters must match
  * the case's expectation before its time counts. BPF_PROG_TEST_RUN's skb is linear and unshared, so
- * the figures are relative ones (no GSO, no pull, no unclone).
+ * the figures are relative ones (no GSO, no pull, no unclone). Egress entries carry POL_BLOCKED where
+ * their prefix overlaps a blocked one, as the lowering writes them; an object of before the flag reads
+ * only SM_POL_F_SRH of that byte and ignores it (it looks sm_blocked up for every packet).
  */
 import {
   addrKey,
@@ -25,7 +27,8 @@ import {
   u32Key,
 } from '../src/dataplane/ebpf/abi.ts';
 import { BpfObject } from '../src/dataplane/ebpf/libbpf.ts';
-import { parseIpv6 } from '../src/srv6/address.ts';
+import { BlockedPrefixes } from '../src/dataplane/ebpf/lower.ts';
+import { ipv6FromBytes, parseIpv6 } from '../src/srv6/address.ts';
 import { Netns, objectName } from '../test/harness/index.ts';
 import {
   type Bytes,
@@ -55,6 +58,15 @@ const WL_MAC = '02:00:00:00:0a:10';
 const HOST_SRC = 'fc00:0:1::1';
 const WL6 = 'fd01:1::10';
 const PEER = '2001:db8:2::1';
+
+// sm_blocked: the SID block and the underlay address; which egress entries overlap them (POL_BLOCKED).
+const DENIED = [
+  [v6('fc00::'), 32, 'drop_sid_block'],
+  [v6('2001:db8:1::1'), 128, 'drop_host_address'],
+  [v6('fd09::1'), 128, 'drop_host_address'], // a host address inside the edge prefix fd09::/16
+] as const;
+const denied = new BlockedPrefixes(DENIED.map(([a, length]) => ({ address: ipv6FromBytes(a), length })));
+const blocked = (dst: Uint8Array, length: number) => denied.overlaps({ address: ipv6FromBytes(dst), length });
 
 const ns = await Netns.create(objectName('ab'));
 let leave: (() => void) | undefined;
@@ -96,20 +108,38 @@ try {
         segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')],
         source: src,
         slot,
+        blocked: blocked(v6('fd01:2::'), 64),
       }),
     );
-    pol.update(policyKey(1, v6('::'), 0), policyValue({ mode: 'drop' }));
+    pol.update(policyKey(1, v6('::'), 0), policyValue({ mode: 'drop', blocked: blocked(v6('::'), 0) }));
     pol.update(
       policyKey(1, v6('fd01:4::'), 64),
-      policyValue({ mode: 'encap', segments: [ip('fc00:0:2::d6:1')], source: src, slot }),
+      policyValue({
+        mode: 'encap',
+        segments: [ip('fc00:0:2::d6:1')],
+        source: src,
+        slot,
+        blocked: blocked(v6('fd01:4::'), 64),
+      }),
+    );
+    // An edge prefix holding a host address: flagged, sm_blocked looked up for it (the new object's
+    // slower path; the old object's only one).
+    pol.update(
+      policyKey(1, v6('fd09::'), 16),
+      policyValue({
+        mode: 'encap',
+        segments: [ip('fc00:0:2::d6:1')],
+        source: src,
+        slot,
+        blocked: blocked(v6('fd09::'), 16),
+      }),
     );
     // What the lowering now writes for a local workload: its delivery entry (an older object ignores it).
     pol.update(
       policyKey(1, v6(WL6), 128, 'delivery'),
       policyValue({ mode: 'local', oif: w0, dmac: mac(WL_MAC), smac: mac(W0_MAC) }),
     );
-    o.map(MAP.blocked).update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
-    o.map(MAP.blocked).update(addrKey(v6('2001:db8:1::1'), 128), reasonValue('drop_host_address'));
+    for (const [a, len, reason] of DENIED) o.map(MAP.blocked).update(addrKey(a, len), reasonValue(reason));
     o.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
     o.map(MAP.sids).update(sidKey(ip('fc00:0:1::e')), sidValue({ behavior: 'End' }));
     o.map(MAP.sids).update(
@@ -141,6 +171,13 @@ try {
       name: 'encap_ack (wl_in, TCP 74 B, 1 segment, next hop or fib + redirect)',
       prog: 'wl_in',
       data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, 'fd01:4::10', 0)),
+      ifx: w0,
+      want: { encap_nosrh: 1, redirect: 1 },
+    },
+    {
+      name: 'encap_edge_ack (wl_in, as encap_ack by an entry with POL_BLOCKED)',
+      prog: 'wl_in',
+      data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, 'fd09::10', 0)),
       ifx: w0,
       want: { encap_nosrh: 1, redirect: 1 },
     },

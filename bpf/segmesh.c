@@ -51,12 +51,23 @@ static sm_always_inline void v4mapped(struct in6 *a, __be32 v4)
 	__builtin_memcpy(&a->a[12], &v4, 4);
 }
 
-static sm_always_inline int blocked_reason(struct in6 *dst)
+/*
+ * Whether `dst` is blocked (a SID block or a host address: its reason in *reason), given its sm_policy
+ * entry `pol` (or none), looked up first: sm_blocked is read only for no entry or one flagged
+ * SM_POL_F_BLOCKED (its prefix overlaps a blocked one); an unflagged entry's destinations lie outside
+ * every blocked prefix. The drop order stays: source, blocked, Routing Header, no policy.
+ */
+static sm_always_inline int blocked_reason(const struct sm_policy *pol, const struct in6 *dst, int *reason)
 {
+	if (pol && !(pol->flags & SM_POL_F_BLOCKED))
+		return 0;
 	struct sm_addr_key k = {.prefixlen = 128};
 	__builtin_memcpy(&k.addr, dst, 16);
 	__u32 *r = bpf_map_lookup_elem(&sm_blocked, &k);
-	return r ? (int)*r : 0;
+	if (!r || !*r)
+		return 0;
+	*reason = (int)*r;
+	return 1;
 }
 
 /*
@@ -168,12 +179,14 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 			return pass();
 		return drop(skb, SM_R_DROP_HOSTADDR);
 	}
+	/* A network function's link carries others' sources: tested only after a mismatch. */
+	if (SM_VALIDATING(cfg) && !in6_eq((struct in6 *)&ip6->saddr, &ep->addr6) &&
+	    !(ep->flags & SM_EP_F_ANYSRC))
+		return drop(skb, SM_R_DROP_SPOOF);
+	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (SM_VALIDATING(cfg)) {
-		/* A network function's link carries others' sources: tested only after a mismatch. */
-		if (!in6_eq((struct in6 *)&ip6->saddr, &ep->addr6) && !(ep->flags & SM_EP_F_ANYSRC))
-			return drop(skb, SM_R_DROP_SPOOF);
-		int b = blocked_reason(dst);
-		if (b)
+		int b;
+		if (blocked_reason(pol, dst, &b))
 			return drop(skb, b);
 		/* Any Routing Header from a workload, also behind Hop-by-Hop / Destination Options. */
 		__u8 nh = ip6->nexthdr;
@@ -193,7 +206,6 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 			return drop(skb, SM_R_DROP_WL_SRH);
 	}
 	__u32 inner_len = IP6_HLEN + bpf_ntohs(ip6->payload_len);
-	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
 	if (!pol)
 		return SM_VALIDATING(cfg) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, inner_len, 0, cfg);
@@ -210,19 +222,16 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 	__u8 *d = (__u8 *)&ip.daddr;
 	if ((d[0] & 0xf0) == 0xe0 || ip.daddr == 0xffffffff)
 		return pass();
-	struct in6 dst;
-	v4mapped(&dst, ip.daddr);
-	if (SM_VALIDATING(cfg)) {
-		if ((!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0) &&
-		    !(ep->flags & SM_EP_F_ANYSRC))
-			return drop(skb, SM_R_DROP_SPOOF);
-		int b = blocked_reason(&dst);
-		if (b)
-			return drop(skb, b);
-	}
+	if (SM_VALIDATING(cfg) &&
+	    (!(ep->flags & SM_EP_F_V4) || __builtin_memcmp(&ip.saddr, ep->addr4, 4) != 0) &&
+	    !(ep->flags & SM_EP_F_ANYSRC))
+		return drop(skb, SM_R_DROP_SPOOF);
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
-	__builtin_memcpy(&k.dst, &dst, 16);
+	v4mapped(&k.dst, ip.daddr);
 	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	int b;
+	if (SM_VALIDATING(cfg) && blocked_reason(pol, &k.dst, &b))
+		return drop(skb, b);
 	if (!pol)
 		return SM_VALIDATING(cfg) ? drop(skb, SM_R_DROP_NOPOLICY) : pass();
 	return wl_apply(skb, pol, bpf_ntohs(ip.tot_len), 1, cfg);

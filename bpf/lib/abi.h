@@ -59,6 +59,11 @@ enum sm_mode {
 	SM_MODE_DROP = 4,      /* explicit deny */
 };
 #define SM_POL_F_SRH 1u /* keep an SRH for a single segment */
+/* wl_in's key spaces (egress, return): the entry's prefix overlaps a prefix of sm_blocked (one contains
+ * the other). wl_in looks sm_blocked up only for such an entry or none: a destination inside the entry
+ * and inside a blocked prefix makes the two overlap, so an unflagged entry's packets cannot be blocked.
+ * The agent sets it whenever the blocked set changes (src/dataplane/ebpf/lower.ts). */
+#define SM_POL_F_BLOCKED 2u
 
 struct sm_policy {
 	__u8 mode;
@@ -73,7 +78,7 @@ struct sm_policy {
 	struct in6 segs[SM_MAX_SEGS]; /* segs[0] is the first SID visited */
 };
 
-/* nexthops: slot (an encap policy's oif field) -> the underlay next hop of a locator the agent itself
+/* nexthops: slot (an encap policy's oif field, from 1) -> the underlay next hop of a locator the agent itself
  * routes (its `locator` entry of the underlay scope): the outer packet goes there without a FIB lookup.
  * The prefix is the agent's (a restarted agent keeps each locator's slot); the programs read oif, via. */
 struct sm_nexthop {

@@ -84,6 +84,13 @@ export const EP_V4 = 1;
 /** sm_endpoint.flags: a network function's link (others' sources: no source check). */
 export const EP_ANYSRC = 2;
 export const POL_SRH = 1;
+/**
+ * sm_policy.flags: an entry of wl_in's key spaces (egress, return) whose prefix overlaps a prefix of
+ * sm_blocked (one contains the other): wl_in looks sm_blocked up only for such an entry or none.
+ */
+export const POL_BLOCKED = 2;
+/** sm_nexthops is an array of this many slots (SM_NEXTHOP_SLOTS); slot 0 stays empty. */
+export const NEXTHOP_SLOTS = 16384;
 /** sm_sid.flags: End.DT* into the tenant's delivery scope (its redirects apply). */
 export const SID_DELIVERY = 1;
 /** sm_sid.flags: End.DT* into the tenant's forward scope (edge aggregate mode; all in sm_policy). */
@@ -244,6 +251,8 @@ export interface PolicyValue {
   readonly source?: Ipv6Address;
   /** Keep an SRH for a single segment. */
   readonly srh?: boolean;
+  /** wl_in's key spaces: the prefix overlaps a blocked prefix (POL_BLOCKED; see {@link POL_BLOCKED}). */
+  readonly blocked?: boolean;
   /** mode 'local': host-side veth of the destination, its workload's MAC, the veth's MAC. */
   readonly oif?: number;
   /** Encap modes: the sm_nexthops slot of the first segment's locator (0 or none: bpf_fib_lookup). */
@@ -259,7 +268,7 @@ export function policyValue(p: PolicyValue): Uint8Array {
   const b = alloc(SIZES.sm_policy.value);
   b[0] = Mode[p.mode];
   b[1] = segs.length;
-  b[2] = p.srh ? POL_SRH : 0;
+  b[2] = (p.srh ? POL_SRH : 0) | (p.blocked ? POL_BLOCKED : 0);
   le32(b, 4, p.oif ?? p.slot ?? 0);
   if (p.dmac) b.set(p.dmac, 8);
   if (p.smac) b.set(p.smac, 14);

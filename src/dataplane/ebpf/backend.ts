@@ -50,7 +50,7 @@ import {
   attachTcx,
   BpfBatchError,
   BpfError,
-  type BpfMap,
+  BpfMap,
   BpfObject,
   type BpfProgram,
   closeFd,
@@ -65,6 +65,7 @@ import {
   diffRoutes,
   type EbpfLoweringOptions,
   type EbpfState,
+  emptySlot,
   hex,
   type LinkFacts,
   lowerDelta,
@@ -167,11 +168,47 @@ function inNetns<T>(netns: string | undefined, fn: () => T): T {
   }
 }
 
+const BPF_MAP_TYPE_ARRAY = 2;
+
+/**
+ * Whether `m` is sm_nexthops as an array (an older object's is a hash): every slot exists, an empty one
+ * (oif 0) stands for no entry, and a slot is emptied by writing zeros (an array's entries cannot be
+ * deleted).
+ */
+function slotArray(m: BpfMap): boolean {
+  return m.name === MAP.nexthops && m.type === BPF_MAP_TYPE_ARRAY;
+}
+
+/** A map's entries as a diff's `have` (stateKey -> value): one dump; an array's empty slots left out. */
+function haveOf(m: BpfMap): Map<string, Uint8Array> {
+  const have = new Map<string, Uint8Array>();
+  const slots = slotArray(m);
+  for (const [k, v] of m.entries()) if (!slots || !emptySlot(v)) have.set(stateKey(k), v);
+  return have;
+}
+
+/** The slots of the sm_nexthops pinned at `pin` (an older object's, hash or array, being replaced). */
+function pinnedSlots(pin: string): NexthopSlots {
+  const m = BpfMap.openPinned(pin);
+  try {
+    return slotsOfMap(m.entries());
+  } finally {
+    m.close();
+  }
+}
+
 /**
  * Makes a map's writes: puts (one batch) before deletes (one batch), or per entry where the kernel has
- * no batch for the map's type. A failed write names the intent item whose entry it was.
+ * no batch for the map's type. A failed write names the intent item whose entry it was. The slot
+ * array's deletes are writes of an empty slot (zeros).
  */
 function writeMap(m: BpfMap, w: MapWrites): void {
+  if (slotArray(m) && w.delete.length > 0) {
+    const empty = new Uint8Array(m.valueSize);
+    const emptied = w.delete.map((key) => ({ key, value: empty, item: `empty slot ${hex(key)}` }));
+    writeMap(m, { put: [...w.put, ...emptied], delete: [], added: w.added, replaced: w.replaced });
+    return;
+  }
   try {
     m.updateMany(
       w.put.map((e) => e.key),
@@ -364,9 +401,13 @@ export class EbpfBackend implements DataplaneBackend {
   async realise(intent: ForwardingIntent): Promise<RealiseResult> {
     const obj = this.#load();
     this.#facts = await this.#readFacts(intent);
-    // The slots the policies in the maps name (an adopted map's too): a locator keeps its slot.
+    // The slots the policies in the maps name (an adopted map's too): a locator keeps its slot. An
+    // sm_nexthops being replaced (a hash before it was an array): the old pin's slots, which the adopted
+    // sm_policy's values name while the old programs still run.
     const nexthops = obj.maps.get(MAP.nexthops);
-    const state = this.#lower(intent, this.#facts, slotsOfMap(nexthops?.entries() ?? []));
+    const replacing = obj.migrating.find((m) => m.name === MAP.nexthops);
+    const slots = replacing ? pinnedSlots(replacing.pin) : slotsOfMap(nexthops?.entries() ?? []);
+    const state = this.#lower(intent, this.#facts, slots);
     let added = 0;
     let replaced = 0;
     let deleted = 0;
@@ -380,9 +421,7 @@ export class EbpfBackend implements DataplaneBackend {
       // the slots in its policies: it gets none of that map's writes.
       if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
-      const have = new Map<string, Uint8Array>();
-      for (const [k, v] of m.entries()) have.set(stateKey(k), v); // one dump (batch lookups where the map has them)
-      const w = diffMap(state.maps.get(name)!, have);
+      const w = diffMap(state.maps.get(name)!, haveOf(m)); // one dump (batch lookups where the map has them)
       writeMap(m, w);
       added += w.added;
       replaced += w.replaced;

@@ -12,7 +12,10 @@
  *   entries there need nothing (the outer packet is looked up in the main table, where the underlay
  *   entries are). A scope whole in the map: its longest prefix wins as in a routing table. An encap
  *   value carries the sm_nexthops slot of its first segment's locator (below), 0 when no `locator`
- *   entry of the underlay covers that segment (wl_in then looks the outer destination up);
+ *   entry of the underlay covers that segment (wl_in then looks the outer destination up). An egress or
+ *   return entry (what wl_in looks up) whose prefix overlaps a denied destination carries POL_BLOCKED:
+ *   wl_in reads sm_blocked only for such an entry or none (the denied destinations come with the
+ *   attachments: a delta holding one is lowered whole, so every entry's flag follows the blocked set);
  * - the underlay's `locator` entries (routes the agent itself installs: prefix via a next hop on the
  *   underlay link) -> `sm_nexthops` too, one slot per locator prefix, kept for as long as the prefix is
  *   (a restart reads the slots back from the map): wl_in sends an encapsulation whose first segment is
@@ -58,6 +61,7 @@ import {
   endpointValue,
   ifindexKey,
   MAP,
+  NEXTHOP_SLOTS,
   nexthopValue,
   parseNexthopValue,
   policyKey,
@@ -68,14 +72,18 @@ import {
   u32Key,
 } from './abi.ts';
 
-/** The maps the backend owns entirely: every entry in them is the lowering's (the rest it never writes). */
+/**
+ * The maps the backend owns entirely: every entry in them is the lowering's (the rest it never writes).
+ * Written in this order. sm_policy before sm_blocked: a new blocked prefix finds the entries over it
+ * flagged (POL_BLOCKED) already, so it drops from its own write on, as before the flag.
+ */
 export const OWNED_MAPS = [
   MAP.config,
   MAP.endpoints,
   MAP.sids,
   MAP.nexthops,
-  MAP.blocked,
   MAP.policy,
+  MAP.blocked,
 ] as const;
 export type OwnedMap = (typeof OWNED_MAPS)[number];
 
@@ -110,15 +118,24 @@ export function locatorId(p: Ipv6Prefix): string {
   return `${p.address.toString(16)}/${p.length}`;
 }
 
-/** The slots the pinned sm_nexthops holds (adoption after a restart: each locator keeps its slot). */
+/**
+ * The slots the pinned sm_nexthops holds (adoption after a restart: each locator keeps its slot). An
+ * empty slot of the array (oif 0) holds none.
+ */
 export function slotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<string, number> {
   const out = new Map<string, number>();
   for (const [k, v] of entries) {
+    if (emptySlot(v)) continue;
     const slot = k[0]! | (k[1]! << 8) | (k[2]! << 16) | (k[3]! << 24);
     const { prefix, prefixLength } = parseNexthopValue(v);
     out.set(locatorId({ address: ipv6FromBytes(prefix), length: prefixLength }), slot >>> 0);
   }
   return out;
+}
+
+/** An sm_nexthops value with oif 0: an empty slot of the array (what the lowering never writes). */
+export function emptySlot(v: Uint8Array): boolean {
+  return v[0] === 0 && v[1] === 0 && v[2] === 0 && v[3] === 0;
 }
 
 /** An underlay `locator` entry: a route the agent itself installs toward another host's or an edge's locator. */
@@ -147,22 +164,26 @@ export class Locators {
       else fresh.push([id, p]);
     }
     // A new locator never takes a slot freed in the same lowering (policies of the old one may still
-    // name it until their values are rewritten): lowest slot neither held before nor now.
+    // name it until their values are rewritten): lowest slot neither held before nor now. The array has
+    // NEXTHOP_SLOTS slots: a locator past them gets none (its policies look the next hop up by FIB).
     fresh.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     let next = 1;
     for (const [id] of fresh) {
       if (slots.has(id)) continue;
       while (used.has(next)) next++;
+      if (next >= NEXTHOP_SLOTS) break;
       slots.set(id, next);
       used.add(next);
     }
     for (const p of prefixes) {
+      const slot = slots.get(locatorId(p));
+      if (slot === undefined) continue;
       let m = this.#byLength.get(p.length);
       if (!m) {
         m = new Map();
         this.#byLength.set(p.length, m);
       }
-      m.set(p.address & networkMask(p.length), slots.get(locatorId(p))!);
+      m.set(p.address & networkMask(p.length), slot);
     }
     this.slots = slots;
     this.#lengths = [...this.#byLength.keys()].sort((a, b) => b - a);
@@ -185,10 +206,70 @@ export class Locators {
   }
 }
 
-function locatorsOf(items: Iterable<IntentItem>, prev: NexthopSlots | undefined): Locators {
+/**
+ * The denied destinations of the attachments (what `sm_blocked` holds) and whether a prefix overlaps one
+ * of them: one contains the other, either way, or both are equal. An entry of wl_in's key spaces that
+ * overlaps none cannot match a blocked destination (a destination inside both prefixes would make them
+ * overlap), so it goes without POL_BLOCKED and wl_in does not look sm_blocked up for it.
+ */
+export class BlockedPrefixes {
+  /** Per prefix length: the blocked prefixes of that length (masked addresses). */
+  readonly #byLength = new Map<number, Set<bigint>>();
+  readonly #lengths: number[];
+  /** Per prefix length L asked for: the blocked prefixes of length >= L, masked to L (built on demand). */
+  readonly #within = new Map<number, Set<bigint>>();
+  readonly size: number;
+
+  constructor(prefixes: Iterable<Ipv6Prefix>) {
+    let n = 0;
+    for (const p of prefixes) {
+      let m = this.#byLength.get(p.length);
+      if (!m) {
+        m = new Set();
+        this.#byLength.set(p.length, m);
+      }
+      const a = p.address & networkMask(p.length);
+      if (!m.has(a)) n++;
+      m.add(a);
+    }
+    this.size = n;
+    this.#lengths = [...this.#byLength.keys()].sort((a, b) => a - b);
+  }
+
+  /** Whether `p` overlaps a blocked prefix (POL_BLOCKED on its entry). */
+  overlaps(p: Ipv6Prefix): boolean {
+    if (this.size === 0) return false;
+    // A blocked prefix contains p (or equals it).
+    for (const len of this.#lengths) {
+      if (len > p.length) break;
+      if (this.#byLength.get(len)!.has(p.address & networkMask(len))) return true;
+    }
+    // p contains a longer blocked prefix.
+    let w = this.#within.get(p.length);
+    if (!w) {
+      w = new Set();
+      const mask = networkMask(p.length);
+      for (const len of this.#lengths)
+        if (len >= p.length) for (const a of this.#byLength.get(len)!) w.add(a & mask);
+      this.#within.set(p.length, w);
+    }
+    return w.has(p.address & networkMask(p.length));
+  }
+}
+
+/** One pass over the items: the underlay's locators (with their slots) and the blocked prefixes. */
+function prepass(
+  items: Iterable<IntentItem>,
+  prev: NexthopSlots | undefined,
+): { loc: Locators; blocked: BlockedPrefixes } {
   const prefixes: Ipv6Prefix[] = [];
-  for (const i of items) if (isUnderlayLocator(i)) prefixes.push(i.prefix);
-  return new Locators(prefixes, prev);
+  const denied: Ipv6Prefix[] = [];
+  for (const i of items) {
+    if (isUnderlayLocator(i)) prefixes.push(i.prefix);
+    else if (i.kind === 'attachment' && i.restrict?.denyDestinations)
+      for (const d of i.restrict.denyDestinations) denied.push(d);
+  }
+  return { loc: new Locators(prefixes, prev), blocked: new BlockedPrefixes(denied) };
 }
 
 export interface MapEntry {
@@ -208,6 +289,8 @@ export interface EbpfState {
   readonly skippedBy?: ReadonlyMap<string, readonly string[]>;
   /** The underlay's locators and their sm_nexthops slots (what encap values name). */
   readonly locators?: Locators;
+  /** The denied destinations (sm_blocked): which entries of wl_in's key spaces carry POL_BLOCKED. */
+  readonly blocked?: BlockedPrefixes;
 }
 
 export function hex(b: Uint8Array): string {
@@ -303,6 +386,7 @@ export function parseMac(s: string): Uint8Array {
 const encapValues: {
   mode: 'encap' | 'encapRed';
   slot: number;
+  blocked: boolean;
   source: Ipv6Address;
   segments: Ipv6Address[];
   value: Uint8Array;
@@ -314,16 +398,23 @@ function encapValue(
   segments: readonly Ipv6Address[],
   source: Ipv6Address,
   slot: number,
+  blocked: boolean,
 ): Uint8Array {
   for (const c of encapValues) {
-    if (c.mode !== mode || c.slot !== slot || c.source !== source || c.segments.length !== segments.length)
+    if (
+      c.mode !== mode ||
+      c.slot !== slot ||
+      c.blocked !== blocked ||
+      c.source !== source ||
+      c.segments.length !== segments.length
+    )
       continue;
     let same = true;
     for (let i = 0; i < segments.length && same; i++) same = c.segments[i] === segments[i];
     if (same) return c.value;
   }
-  const value = policyValue({ mode, segments, source, slot });
-  encapValues.unshift({ mode, slot, source, segments: [...segments], value });
+  const value = policyValue({ mode, segments, source, slot, blocked });
+  encapValues.unshift({ mode, slot, blocked, source, segments: [...segments], value });
   if (encapValues.length > ENCAP_VALUES) encapValues.pop();
   return value;
 }
@@ -333,6 +424,7 @@ function encapPolicy(
   key: Uint8Array,
   o: EbpfLoweringOptions,
   loc: Locators,
+  blocked: boolean,
 ): MapEntry | string {
   const a = e.action;
   if (a.kind !== 'encap') throw new TypeError(`${e.key}: not an encap entry`);
@@ -341,7 +433,7 @@ function encapPolicy(
   const slot = first === undefined ? 0 : loc.slotOf(first);
   return {
     key,
-    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source, slot),
+    value: encapValue(a.mode === 'encap' ? 'encap' : 'encapRed', a.segments, o.source, slot, blocked),
     item: e.key,
   };
 }
@@ -359,13 +451,26 @@ function lowerNexthop(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): Ma
   };
 }
 
-function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): MapEntry | string | undefined {
+/** The context every item's lowering reads: the locators' slots, the blocked prefixes. */
+interface Shared {
+  readonly loc: Locators;
+  readonly blocked: BlockedPrefixes;
+}
+
+function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, sh: Shared): MapEntry | string | undefined {
+  const loc = sh.loc;
   const s = e.scope;
   // A delivery entry that encapsulates redirects a workload that moved away (make before break): ul_in
   // re-encapsulates what End.DT* of the delivery SID decapsulated for it, from the delivery key space.
   if (s.kind === 'delivery' && e.action.kind === 'encap') {
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-    return encapPolicy(e, policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o, loc);
+    return encapPolicy(
+      e,
+      policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'),
+      o,
+      loc,
+      false,
+    );
   }
   if (s.kind === 'delivery' && e.action.kind === 'deliver') return deliveryLocal(e, e.action.link, o);
   // Scopes whole in sm_policy: egress and forward of a tenant, return of a network function.
@@ -377,21 +482,23 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): Map
     s.kind === 'return'
       ? policyKey(s.functionIndex, e.prefix.address, e.prefix.length, 'return')
       : policyKey(s.tenantId, e.prefix.address, e.prefix.length, s.kind);
+  // wl_in's key spaces (a workload's egress, a function's return): the blocked check's flag.
+  const blocked = s.kind !== 'forward' && sh.blocked.overlaps(e.prefix);
   switch (a.kind) {
     case 'encap':
-      return encapPolicy(e, key, o, loc);
+      return encapPolicy(e, key, o, loc, blocked);
     case 'deliver': {
       const l = o.links.get(a.link);
       if (!l) return `${e.key}: link ${a.link} not found`;
       if (!l.mac || !l.peerMac) return `${e.key}: the MACs of link ${a.link} are not known yet`;
       return {
         key,
-        value: policyValue({ mode: 'local', oif: l.index, dmac: l.peerMac, smac: l.mac }),
+        value: policyValue({ mode: 'local', oif: l.index, dmac: l.peerMac, smac: l.mac, blocked }),
         item: e.key,
       };
     }
     case 'unreachable':
-      return { key, value: policyValue({ mode: 'drop' }), item: e.key };
+      return { key, value: policyValue({ mode: 'drop', blocked }), item: e.key };
   }
 }
 
@@ -456,7 +563,7 @@ type Put = (m: OwnedMap, e: MapEntry) => void;
 function lowerItem(
   i: IntentItem,
   o: EbpfLoweringOptions,
-  loc: Locators,
+  sh: Shared,
   put: Put,
   route: (r: Route) => void,
   skip: (reason: string) => void,
@@ -467,11 +574,11 @@ function lowerItem(
     if (typeof e === 'string') skip(e);
     else put(MAP.sids, e);
   } else if (i.kind === 'entry') {
-    const e = lowerPolicy(i, o, loc);
+    const e = lowerPolicy(i, o, sh);
     if (typeof e === 'string') skip(e);
     else if (e !== undefined) put(MAP.policy, e);
     if (isUnderlayLocator(i)) {
-      const n = lowerNexthop(i, o, loc);
+      const n = lowerNexthop(i, o, sh.loc);
       if (n) put(MAP.nexthops, n);
     }
     const r = lowerRoute(i, o);
@@ -513,12 +620,19 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     if (l) l.push(reason);
     else skippedBy.set(item, [reason]);
   };
-  const loc = locatorsOf(intent.items.values(), o.nexthopSlots);
+  const sh = prepass(intent.items.values(), o.nexthopSlots);
   for (const i of intent.items.values()) {
     item = i.key;
-    lowerItem(i, o, loc, put, route, skip);
+    lowerItem(i, o, sh, put, route, skip);
   }
-  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc };
+  return {
+    maps,
+    routes,
+    skipped: [...skippedBy.values()].flat(),
+    skippedBy,
+    locators: sh.loc,
+    blocked: sh.blocked,
+  };
 }
 
 export interface MapWrites {
@@ -571,9 +685,10 @@ export interface EbpfStep {
  * The state after `delta`, lowering only the delta's items (their old versions for what goes, the new
  * for what comes), and the writes from `prev` to it. Undefined when the delta holds an attachment: the
  * link facts other items' lowering reads (MACs, ifindexes) may have changed with it, and denied
- * destinations are shared between attachments; the caller lowers the whole intent then. Undefined too
+ * destinations are shared between attachments and decide every wl_in entry's POL_BLOCKED; the caller
+ * lowers the whole intent then. Undefined too
  * when an underlay locator appears or goes (which encap values have a slot changes with it; a next hop
- * change of one is a delta like any other), or `prev` has no locators. `prev` must be
+ * change of one is a delta like any other), or `prev` has no locators or blocked prefixes. `prev` must be
  * the lowering of the delta's `before` with the same options. Its maps are taken over and changed in
  * place (copying a 100,000-entry map per delta would cost more than a small delta's writes): do not use
  * `prev` afterwards.
@@ -595,7 +710,10 @@ export function lowerDelta(
   const gone = delta.replaced.length === 0 ? delta.removed : [...delta.removed, ...delta.replaced];
   const come = delta.changed.length === 0 ? delta.added : [...delta.added, ...delta.changed];
   const loc = prev.locators;
-  if (!loc) return undefined;
+  // The blocked set is unchanged (it comes with the attachments, none in the delta).
+  const blocked = prev.blocked;
+  if (!loc || !blocked) return undefined;
+  const sh: Shared = { loc, blocked };
   const goneLocators = new Set(gone.filter(isUnderlayLocator).map((i) => i.key));
   const comeLocators = come.filter(isUnderlayLocator);
   if (goneLocators.size !== comeLocators.length || comeLocators.some((i) => !goneLocators.has(i.key)))
@@ -638,7 +756,7 @@ export function lowerDelta(
   };
   const routeGone = (r: Route) => oldRoutes.push(r);
   const skipGone = () => {};
-  for (const i of gone) lowerItem(i, o, loc, putGone, routeGone, skipGone);
+  for (const i of gone) lowerItem(i, o, sh, putGone, routeGone, skipGone);
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
@@ -668,7 +786,7 @@ export function lowerDelta(
   };
   for (const i of come) {
     item = i.key;
-    lowerItem(i, o, loc, putCome, routeCome, skipCome);
+    lowerItem(i, o, sh, putCome, routeCome, skipCome);
   }
 
   const maps = new Map(prev.maps);
@@ -691,7 +809,7 @@ export function lowerDelta(
   }
   routes.push(...rw.replace, ...rw.add);
   return {
-    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc },
+    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc, blocked },
     maps: writes,
     routes: rw,
   };

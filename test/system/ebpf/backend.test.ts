@@ -309,6 +309,98 @@ systemSuite(
       }
     });
 
+    it('upgrade from an older object whose sm_nexthops is a hash (and back), 100 pps, 0 lost: the slots the adopted sm_policy names are kept (its entries untouched); a locator that goes empties its array slot, which a realise then does not see', async () => {
+      const [b1] = backends as [EbpfBackend];
+      const pinDir = opts[0]!.pinDir;
+      const hashed = await compileDatapath(['SM_NEXTHOPS_HASH']);
+      const mapInfo = async (name: string) =>
+        JSON.parse((await sh('bpftool', ['-j', 'map', 'show', 'pinned', `${pinDir}/${name}`])).stdout) as {
+          id: number;
+          type: string;
+        };
+      // The locator's slot moved off 1 first (a fresh assignment would give it 1: kept, it stays 3).
+      const loc = (p: string) => entry(UNDERLAY, p, { kind: 'locator', via: ip('2001:db8:12::2') });
+      const base = hostIntent(1);
+      const locKey = [...base.items.values()].find(
+        (i) => i.kind === 'entry' && i.scope.kind === 'underlay' && i.action.kind === 'locator',
+      )!.key;
+      const withoutLoc = (extra: IntentItem[]) => {
+        const items = new Map(base.items);
+        items.delete(locKey);
+        for (const i of extra) items.set(i.key, i);
+        return { ...base, items };
+      };
+      await b1.realise(withoutLoc([loc('fc00:0:5::/48')])); // fc00:0:5:: takes slot 2, slot 1 freed
+      await b1.realise(hostIntent(1, [loc('fc00:0:5::/48'), loc('fc00:0:0::/48')])); // 0: 1, 2: 3
+      await b1.realise(hostIntent(1));
+      const slotOf3 = async () =>
+        (
+          JSON.parse(
+            (
+              await sh('bpftool', [
+                '-j',
+                'map',
+                'lookup',
+                'pinned',
+                `${pinDir}/sm_nexthops`,
+                'key',
+                '3',
+                '0',
+                '0',
+                '0',
+              ])
+            ).stdout,
+          ) as { value: string[] | { oif: number } }
+        ).value;
+      const oifOf = (v: string[] | { oif: number }) => (Array.isArray(v) ? Number(v[0]) : v.oif);
+      expect(oifOf(await slotOf3())).toBeGreaterThan(0);
+      let current = b1;
+      for (const [objectPath, type, why] of [
+        [hashed, 'hash', 'type 2 -> 1'],
+        [opts[0]!.objectPath!, 'array', 'type 1 -> 2'],
+      ] as const) {
+        const policyBefore = await mapInfo('sm_policy');
+        const start = await current.readCounters();
+        const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
+        await waitFor(
+          async () =>
+            (await current.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
+          { timeoutMs: 10_000, what: 'the ping to start' },
+        );
+        await current.close();
+        const next = new EbpfBackend(dps[0]!, { ...opts[0]!, objectPath });
+        backends[0] = next;
+        const r = await next.realise(hostIntent(1));
+        expect(next.migrated).toStrictEqual([`sm_nexthops (${why})`]);
+        // The new sm_nexthops gets the one locator's slot; nothing else is written (sm_policy's values
+        // name the same slot: read from the old pin, not assigned afresh).
+        expect(r).toMatchObject({ added: 1, replaced: 0, deleted: 0 });
+        expect((await mapInfo('sm_nexthops')).type).toBe(type);
+        expect((await mapInfo('sm_policy')).id).toBe(policyBefore.id);
+        expect(await pinging).toBe(300);
+        const end = await next.readCounters();
+        expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(300);
+        expect(await next.realise(hostIntent(1))).toStrictEqual(ZERO);
+        expect(oifOf(await slotOf3())).toBeGreaterThan(0); // still slot 3
+        current = next;
+      }
+      // Back on the array: the locator goes (its slot emptied: zeros, one "delete"), and comes back.
+      const gone = await current.realise(withoutLoc([]));
+      // The slot, and the encap policies of both tenants that named it (slot 0 now), and its route.
+      expect(gone.deleted).toBe(2);
+      expect(gone.replaced).toBe(2);
+      const slots = (await sh('bpftool', ['-j', 'map', 'dump', 'pinned', `${pinDir}/sm_nexthops`])).stdout;
+      const nonEmpty = (JSON.parse(slots) as { value: { oif: number } | string[] }[]).filter((e) =>
+        Array.isArray(e.value) ? e.value.slice(0, 4).some((b) => Number(b) !== 0) : e.value.oif !== 0,
+      );
+      expect(nonEmpty).toStrictEqual([]);
+      expect(await current.realise(withoutLoc([]))).toStrictEqual(ZERO);
+      const back = await current.realise(hostIntent(1));
+      expect(back).toMatchObject({ added: 2, replaced: 2, deleted: 0 });
+      expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
+      expect(await current.realise(hostIntent(1))).toStrictEqual(ZERO);
+    });
+
     it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {
       const b1 = backends[0]!;
       const before = await tcxLinks(opts[0]!.pinDir);

@@ -17,7 +17,9 @@ import {
   endpointValue,
   ifindexKey,
   MAP,
+  NEXTHOP_SLOTS,
   nexthopValue,
+  POL_BLOCKED,
   policyKey,
   policyValue,
   reasonValue,
@@ -28,7 +30,8 @@ import {
   v4Mapped,
 } from '../../../src/dataplane/ebpf/abi.ts';
 import { BpfObject } from '../../../src/dataplane/ebpf/libbpf.ts';
-import { parseIpv6 } from '../../../src/srv6/address.ts';
+import { BlockedPrefixes } from '../../../src/dataplane/ebpf/lower.ts';
+import { ipv6FromBytes, parseIpv6 } from '../../../src/srv6/address.ts';
 import { Netns, objectName, systemSuite } from '../../harness/index.ts';
 import {
   type Bytes,
@@ -168,6 +171,9 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
         value: size.value,
       });
     }
+    // sm_nexthops: an array (its lookup inlined), NEXTHOP_SLOTS slots.
+    const nh = obj.map(MAP.nexthops);
+    expect({ type: nh.type, slots: nh.maxEntries }).toEqual({ type: 2, slots: NEXTHOP_SLOTS });
     for (const p of ['wl_in', 'ul_in']) {
       const stats = obj.program(p).stats;
       expect(stats?.insns).toBeGreaterThan(100);
@@ -944,6 +950,80 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     }
   });
 
+  describe('wl_in: sm_blocked looked up only for no entry or one flagged POL_BLOCKED (its prefix overlaps a blocked one)', () => {
+    beforeAll(() => setConfig(CFG_VALIDATE | CFG_FIB));
+    const edgeKey6 = policyKey(1, v6('fd09::'), 16);
+    const v4pkt = (dst: string) =>
+      eth(W0_MAC, WL_MAC, ETH_IPV4, ipv4({ src: WL4, dst, protocol: 1 }, echo4(1, 1)));
+
+    it('an edge entry holding a host address (flagged): the host address drops as drop_host_address, IPv6 and IPv4; the rest of the edge prefix and a non-overlapping entry are encapsulated', () => {
+      const flags = obj.map(MAP.policy).lookup(edgeKey6)![2]!;
+      expect(flags & POL_BLOCKED).toBe(POL_BLOCKED);
+      expect(obj.map(MAP.policy).lookup(policyKey(1, v6('fd01:2::'), 64))![2]! & POL_BLOCKED).toBe(0);
+      for (const [packet, ifx] of [
+        [fromWl(wl6pkt('fd09::1', 64)), w0],
+        [v4pkt('198.19.0.1'), w0],
+      ] as const) {
+        const r = run('wl_in', packet, ifx);
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ drop_host_address: 1 });
+        expect(r.linkCounted).toEqual({ [`${w0}:drop_host_address`]: 1 });
+      }
+      // Positive controls: the same flagged entries forward everything else; an unflagged entry forwards.
+      for (const [packet, counted] of [
+        [fromWl(wl6pkt('fd09::2', 64)), { encap_nosrh: 1, redirect: 1 }],
+        [v4pkt('198.19.0.2'), { encap_nosrh: 1, redirect: 1 }],
+        [fromWl(wl6pkt('fd01:2::10', 64)), { encap: 1, redirect: 1 }],
+      ] as const) {
+        const r = run('wl_in', packet);
+        expect(r.retval).toBe(TC_ACT_REDIRECT);
+        expect(r.counted).toEqual(counted);
+        expect(r.linkCounted).toEqual({});
+      }
+    });
+
+    it('the order of drop reasons stays: spoofed source before a host address, a host address before a Routing Header, a Routing Header before no policy', () => {
+      const rh = (dst: string) =>
+        fromWl(
+          ipv6(
+            { src: WL6, dst, nextHeader: NH_ROUTING },
+            concat(
+              srh({ nextHeader: NH_IPV6, segmentList: ['fc00:0:2::d6:2'], segmentsLeft: 0 }),
+              wl6pkt('fd02:2::10', 64),
+            ),
+          ),
+        );
+      for (const [packet, reason] of [
+        [fromWl(wl6pkt('fd09::1', 64, 'fd01:1::99')), 'drop_spoof'],
+        [rh('fd09::1'), 'drop_host_address'], // flagged entry
+        [rh('fc00:0:2::d6:2'), 'drop_sid_block'], // no entry
+        [rh('fd02:2::10'), 'drop_workload_srh'], // no entry, not blocked
+        [rh('fd09::2'), 'drop_workload_srh'], // flagged entry, not blocked
+      ] as const) {
+        const r = run('wl_in', packet);
+        expect(r.retval).toBe(TC_ACT_SHOT);
+        expect(r.counted).toEqual({ [reason]: 1 });
+      }
+    });
+
+    it('the flag is what sends the lookup: the same edge entry written without it lets the host address through (the lookup is skipped); written back, it drops again', () => {
+      const pol = obj.map(MAP.policy);
+      const flagged = pol.lookup(edgeKey6)!;
+      const bare = Uint8Array.from(flagged);
+      bare[2]! &= ~POL_BLOCKED;
+      pol.update(edgeKey6, bare);
+      try {
+        const r = run('wl_in', fromWl(wl6pkt('fd09::1', 64)));
+        expect(r.retval).toBe(TC_ACT_REDIRECT);
+        expect(r.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+      } finally {
+        pol.update(edgeKey6, flagged);
+      }
+      const r = run('wl_in', fromWl(wl6pkt('fd09::1', 64)));
+      expect(r.counted).toEqual({ drop_host_address: 1 });
+    });
+  });
+
   describe("wl_in on an SR-unaware function's link: what it hands back, by its return key space", () => {
     beforeAll(() => setConfig(CFG_VALIDATE | CFG_FIB));
     // The function forwards other workloads' packets: their sources, not its own.
@@ -1191,12 +1271,26 @@ function segList(n: number): string[] {
 
 // ---- map contents ----
 
+/** sm_blocked: SID block, host addresses (fd09::1 and 198.19.0.1 inside an edge entry of tenant 1). */
+const DENIED: [Bytes, number, 'drop_sid_block' | 'drop_host_address'][] = [
+  [v6('fc00::'), 32, 'drop_sid_block'],
+  [v6('2001:db8::'), 32, 'drop_host_address'],
+  [v4Mapped('198.18.1.1'), 128, 'drop_host_address'],
+  [v6('fd09::1'), 128, 'drop_host_address'],
+  [v4Mapped('198.19.0.1'), 128, 'drop_host_address'],
+];
+/** Whether an entry of wl_in's key spaces overlaps DENIED: POL_BLOCKED, as the lowering sets it. */
+const overlapsDenied = (() => {
+  const b = new BlockedPrefixes(DENIED.map(([a, length]) => ({ address: ipv6FromBytes(a), length })));
+  return (dst: Bytes, len: number) => b.overlaps({ address: ipv6FromBytes(dst), length: len });
+})();
+
 function populate(obj: BpfObject, w0: number, n0: number): void {
   obj.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6), addr4: WL4 }));
   const pol = obj.map(MAP.policy);
   const src = ip(HOST_SRC);
   const put = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
-    pol.update(policyKey(1, dst, len), policyValue({ source: src, ...v }));
+    pol.update(policyKey(1, dst, len), policyValue({ source: src, blocked: overlapsDenied(dst, len), ...v }));
   const two = [ip('fc00:0:2::e'), ip('fc00:0:2::d6:1')];
   put(v6('fd01:2::'), 64, { mode: 'encap', segments: two });
   put(v6('fd01:3::'), 64, { mode: 'encapRed', segments: two });
@@ -1209,6 +1303,9 @@ function populate(obj: BpfObject, w0: number, n0: number): void {
   put(v6('fd01:1::20'), 128, { mode: 'local', oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) });
   put(v4Mapped('198.18.9.0'), 120, { mode: 'encap', segments: [ip('fc00:0:9::d4:1')] });
   put(v4Mapped('198.18.2.0'), 120, { mode: 'encap', segments: [ip('fc00:0:2::e'), ip('fc00:0:2::d4:1')] });
+  // Edge prefixes with a host address inside (DENIED): flagged, so wl_in looks sm_blocked up for them.
+  put(v6('fd09::'), 16, { mode: 'encap', segments: [ip('fc00:0:2::d6:1')] });
+  put(v4Mapped('198.19.0.0'), 112, { mode: 'encap', segments: [ip('fc00:0:2::d4:1')] });
   // Tenant 2 has a route to the same destination: the policy key separates tenants.
   pol.update(policyKey(2, v6('fd02:2::'), 64), policyValue({ mode: 'encap', segments: two, source: src }));
   // Delivery key space: redirects of tenant 1's workloads that moved away (and one for tenant 2, whose
@@ -1240,15 +1337,16 @@ function populate(obj: BpfObject, w0: number, n0: number): void {
   // Return key space of the function behind n0: a local workload, one remote prefix, then unreachable.
   obj.map(MAP.endpoints).update(ifindexKey(n0), endpointValue({ returnOf: NF_INDEX }));
   const ret = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
-    pol.update(policyKey(NF_INDEX, dst, len, 'return'), policyValue({ source: src, ...v }));
+    pol.update(
+      policyKey(NF_INDEX, dst, len, 'return'),
+      policyValue({ source: src, blocked: overlapsDenied(dst, len), ...v }),
+    );
   ret(v6('fd01:1::20'), 128, local);
   ret(v6('fd01:2::'), 64, { mode: 'encap', segments: [ip('fc00:0:2::d6:1')] });
   ret(v6('::'), 0, { mode: 'drop' });
 
   const blocked = obj.map(MAP.blocked);
-  blocked.update(addrKey(v6('fc00::'), 32), reasonValue('drop_sid_block'));
-  blocked.update(addrKey(v6('2001:db8::'), 32), reasonValue('drop_host_address'));
-  blocked.update(addrKey(v4Mapped('198.18.1.1'), 128), reasonValue('drop_host_address'));
+  for (const [a, len, reason] of DENIED) blocked.update(addrKey(a, len), reasonValue(reason));
   obj.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
 
   const sids = obj.map(MAP.sids);

@@ -6,6 +6,7 @@ import {
   ifindexKey,
   MAP,
   nexthopValue,
+  POL_BLOCKED,
   policyKey,
   policyValue,
   reasonValue,
@@ -15,6 +16,7 @@ import {
 } from '../../../src/dataplane/ebpf/abi.ts';
 import {
   asHave,
+  BlockedPrefixes,
   diffMap,
   type EbpfState,
   hex,
@@ -147,7 +149,8 @@ describe('eBPF lowering of a forwarding intent', () => {
             }),
           ),
         ],
-        [k('::', 0), hex(policyValue({ mode: 'drop' }))],
+        // ::/0 contains the denied destinations: wl_in looks sm_blocked up for it (POL_BLOCKED).
+        [k('::', 0), hex(policyValue({ mode: 'drop', blocked: true }))],
       ]),
     );
   });
@@ -350,7 +353,8 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     expect(pol.get(k('fd07:2::', 64))).toBe(
       hex(policyValue({ mode: 'encap', segments: segs, source: src, slot: 1 })),
     );
-    expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'drop' })));
+    // The return key space is wl_in's too: its ::/0 contains the denied destinations.
+    expect(pol.get(k('::', 0))).toBe(hex(policyValue({ mode: 'drop', blocked: true })));
     expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
     expect(k('::', 0).slice(8, 16)).toBe('20000005');
     // 3 forward + 3 return entries more than the base; no blocked entries for the function (no restriction).
@@ -660,5 +664,196 @@ describe('eBPF lowering: the next hops of the underlay locators (sm_nexthops) an
     expect(
       lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, turned.items), opts, sameRoute),
     ).toBeUndefined();
+  });
+});
+
+describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a denied destination', () => {
+  const P = (p: string) => parsePrefix(p);
+  /** One contains the other (or both are equal): the definition, bit by bit. */
+  const naive = (a: { address: bigint; length: number }, b: { address: bigint; length: number }) => {
+    const l = Math.min(a.length, b.length);
+    const shift = BigInt(128 - l);
+    return l === 0 || a.address >> shift === b.address >> shift;
+  };
+
+  it('overlaps: containing, contained and equal prefixes, IPv4 as ::ffff:a.b.c.d; not the disjoint ones; as the definition on random prefixes', () => {
+    const denied = [P('fc00::/32'), P('2001:db8:12::1/128'), P('::ffff:198.18.1.1/128')];
+    const b = new BlockedPrefixes(denied);
+    for (const p of [
+      '::/0',
+      'fc00::/16',
+      'fc00::/32',
+      'fc00:0:2::/48',
+      'fc00:0:2::d6:1/128',
+      '2001:db8:12::/64',
+      '2001:db8:12::1/128',
+      '::ffff:198.18.1.0/120',
+      '::ffff:0:0/96',
+    ])
+      expect(b.overlaps(P(p)), p).toBe(true);
+    for (const p of [
+      'fd07:2::/64',
+      'fc01::/32',
+      '2001:db8:12::2/128',
+      '2001:db8:13::/64',
+      '::ffff:198.18.2.0/120',
+      '::ffff:198.18.1.2/127',
+    ])
+      expect(b.overlaps(P(p)), p).toBe(false);
+    expect(new BlockedPrefixes([]).overlaps(P('::/0'))).toBe(false);
+    // Random prefixes in a small space (a /120 of 256 addresses) so that overlaps happen often.
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const some = () => {
+      const length = 120 + rnd(9);
+      const address = (ip('2001:db8::') | BigInt(rnd(256))) & ~((1n << BigInt(128 - length)) - 1n);
+      return { address, length };
+    };
+    let yes = 0;
+    let no = 0;
+    for (let round = 0; round < 50; round++) {
+      const set = Array.from({ length: 1 + rnd(6) }, some);
+      const bp = new BlockedPrefixes(set);
+      for (let i = 0; i < 40; i++) {
+        const p = some();
+        const want = set.some((d) => naive(p, d));
+        if (want) yes++;
+        else no++;
+        expect(
+          bp.overlaps(p),
+          `${p.address.toString(16)}/${p.length} in ${JSON.stringify(set.map((d) => `${d.address.toString(16)}/${d.length}`))}`,
+        ).toBe(want);
+      }
+    }
+    // Both answers were asked for often (the check is not of one answer only).
+    expect(Math.min(yes, no)).toBeGreaterThan(200);
+  });
+
+  const nfLink: Attachment = {
+    kind: 'attachment',
+    key: attachmentKey('nf0'),
+    link: 'nf0',
+    mtu: 1500,
+    tenant: 'blue',
+    ingress: nfReturn,
+  };
+  const items = [
+    ...base,
+    nfLink,
+    entry(egress, '2001:db8:12::/64', { kind: 'encap', mode: 'encap', segments: segs }), // holds a host address
+    entry(egress, 'fc00:0:9::/48', { kind: 'unreachable' }), // inside the SID block
+    entry(nfReturn, 'fd07:2::/64', { kind: 'encap', mode: 'encap', segments: segs }),
+    entry(nfReturn, '::/0', { kind: 'unreachable' }),
+    entry(forward, '::/0', { kind: 'encap', mode: 'encap', segments: segs }), // ul_in's: never flagged
+    entry(delivery, 'fd07:8::/64', { kind: 'encap', mode: 'encap', segments: segs }), // ul_in's too
+  ];
+  /** Policy key (hex) -> whether its value has POL_BLOCKED. */
+  const flags = (st: EbpfState) =>
+    new Map(
+      [...st.maps.get(MAP.policy)!.values()].map((e) => [hex(e.key), (e.value[2]! & POL_BLOCKED) !== 0]),
+    );
+  /** What the flags must be: an egress or return entry whose prefix overlaps one of `denied`. */
+  const expected = (its: IntentItem[], denied: { address: bigint; length: number }[]) => {
+    const st = lowerToEbpf(intent(its), opts);
+    const out = new Map<string, boolean>();
+    for (const i of its) {
+      if (i.kind !== 'entry' || i.action.kind === 'locator') continue;
+      const s = i.scope;
+      let key: Uint8Array;
+      if (s.kind === 'egress') key = policyKey(7, ipv6ToBytes(i.prefix.address), i.prefix.length);
+      else if (s.kind === 'return')
+        key = policyKey(5, ipv6ToBytes(i.prefix.address), i.prefix.length, 'return');
+      else if (s.kind === 'forward')
+        key = policyKey(7, ipv6ToBytes(i.prefix.address), i.prefix.length, 'forward');
+      else if (s.kind === 'delivery')
+        key = policyKey(7, ipv6ToBytes(i.prefix.address), i.prefix.length, 'delivery');
+      else continue;
+      if (!st.maps.get(MAP.policy)!.has(stateKey(key))) continue; // the table's (delivery unreachable)
+      out.set(
+        hex(key),
+        (s.kind === 'egress' || s.kind === 'return') && denied.some((d) => naive(i.prefix, d)),
+      );
+    }
+    return out;
+  };
+
+  it('set exactly on the overlapping egress and return entries (any mode), never on forward or delivery ones', () => {
+    const st = lowerToEbpf(intent(items), opts);
+    const denied = attachment.restrict!.denyDestinations!;
+    const got = flags(st);
+    expect(got).toStrictEqual(expected(items, [...denied]));
+    // Both ways, and the ones that must stay clear (the common path: no sm_blocked lookup).
+    const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l));
+    expect(got.get(k('::', 0))).toBe(true);
+    expect(got.get(k('2001:db8:12::', 64))).toBe(true);
+    expect(got.get(k('fc00:0:9::', 48))).toBe(true);
+    expect(got.get(k('fd07:2::', 64))).toBe(false);
+    expect(got.get(k('fd07:1::10', 128))).toBe(false);
+    expect(got.get(hex(policyKey(5, ipv6ToBytes(ip('::')), 0, 'return')))).toBe(true);
+    expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('::')), 0, 'forward')))).toBe(false);
+    expect([...got.values()].filter(Boolean).length).toBe(4);
+  });
+
+  it('a change of the denied destinations (an attachment in the delta: the whole lowering) rewrites exactly the entries it overlaps; back again', () => {
+    const hostAddr = P('fd07:2::1/128'); // a new host address inside fd07:2::/64
+    const more: Attachment = {
+      ...attachment,
+      restrict: {
+        ...attachment.restrict!,
+        denyDestinations: [...attachment.restrict!.denyDestinations!, hostAddr],
+      },
+    };
+    const grown = items.map((i) => (i === attachment ? more : i));
+    const b = intent(items);
+    const a = intent(grown);
+    expect(lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, a.items), opts, sameRoute)).toBeUndefined();
+    const before = lowerToEbpf(b, opts);
+    const after = lowerToEbpf(a, opts);
+    expect(flags(after)).toStrictEqual(expected(grown, [...more.restrict!.denyDestinations!]));
+    const w = diffMap(after.maps.get(MAP.policy)!, before.maps.get(MAP.policy)!);
+    // fd07:2::/64 of the egress and of the return key space; ::/0s were flagged already.
+    expect([w.added, w.replaced, w.delete.length]).toStrictEqual([0, 2, 0]);
+    expect(w.put.map((e) => hex(e.key)).sort()).toStrictEqual(
+      [
+        hex(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)),
+        hex(policyKey(5, ipv6ToBytes(ip('fd07:2::')), 64, 'return')),
+      ].sort(),
+    );
+    for (const e of w.put) expect(e.value[2]! & POL_BLOCKED).toBe(POL_BLOCKED);
+    expect(diffMap(after.maps.get(MAP.blocked)!, before.maps.get(MAP.blocked)!).added).toBe(1);
+    // Back: the flag goes from the same two entries.
+    const back = diffMap(lowerToEbpf(b, opts).maps.get(MAP.policy)!, after.maps.get(MAP.policy)!);
+    expect([back.added, back.replaced, back.delete.length]).toStrictEqual([0, 2, 0]);
+    for (const e of back.put) expect(e.value[2]! & POL_BLOCKED).toBe(0);
+  });
+
+  it('a delta (no attachment in it) flags its new entries against the blocked set it had: equal to the whole lowering', () => {
+    const more: Attachment = {
+      ...attachment,
+      restrict: { ...attachment.restrict!, denyDestinations: [P('fd07:9::5/128'), P('fc00::/32')] },
+    };
+    const b = items.map((i) => (i === attachment ? more : i));
+    const a = [
+      ...b.filter((i) => i.key !== entryKey(egress, P('fd07:2::/64'))),
+      entry(egress, 'fd07:9::/64', { kind: 'encap', mode: 'encap', segments: segs }), // added, overlaps
+      entry(egress, 'fd07:a::/64', { kind: 'encap', mode: 'encap', segments: segs }), // added, clear
+      entry(egress, 'fd07:2::/64', { kind: 'unreachable' }), // changed, clear
+      entry(egress, 'fd07:9:0:0:8000::/65', { kind: 'unreachable' }), // added, clear (the other half)
+    ];
+    const bi = intent(b);
+    const ai = intent(a);
+    const d = lowerDelta(lowerToEbpf(bi, opts), diffIntents(bi.items, ai.items), opts, sameRoute)!;
+    expect(d).toBeDefined();
+    const full = lowerToEbpf(ai, opts);
+    for (const m of OWNED_MAPS) expect(hexes(d.state.maps.get(m))).toStrictEqual(hexes(full.maps.get(m)));
+    const got = flags(d.state);
+    expect(got).toStrictEqual(expected(a, [...more.restrict!.denyDestinations!]));
+    expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:9::')), 64)))).toBe(true);
+    expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:a::')), 64)))).toBe(false);
+    expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:9:0:0:8000::')), 65)))).toBe(false);
+    expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)))).toBe(false);
   });
 });
