@@ -23,7 +23,9 @@
  *   a local workload's /128 delivery entry there too, mode local with its MACs: End.DT* delivers from
  *   the one lookup it already makes, and looks the tenant's table up (bpf_fib_lookup) only on a miss;
  * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table (and the delivery
- *   flag when that is the delivery scope, the forward flag when it is the forward scope);
+ *   flag when that is the delivery scope, the forward flag when it is the forward scope); each SID's
+ *   value carries its counter slot in sm_sid_stats (SidSlots: one per SID for as long as it stays, read
+ *   back from the map after a restart; a slot new to a SID is listed for the backend to zero first);
  * - underlay and delivery entries -> kernel routes (main table; the tenant's delivery table, which
  *   End.DT6's `bpf_fib_lookup` reads on a miss, and the stack), as the kernel backend lowers them
  *   (kernel/lower.ts): a local workload's delivery keeps its route beside its map entry;
@@ -60,9 +62,11 @@ import {
   MAP,
   nexthopValue,
   parseNexthopValue,
+  parseSidSlot,
   policyKey,
   policyValue,
   reasonValue,
+  SID_SLOTS,
   sidKey,
   sidValue,
   u32Key,
@@ -100,6 +104,11 @@ export interface EbpfLoweringOptions {
    * {@link locatorId}): a locator still present keeps its slot, so that its policies' values stay.
    */
   readonly nexthopSlots?: NexthopSlots;
+  /**
+   * The sm_sid_stats slots of an earlier lowering or of the pinned sm_sids (SID -> slot, keyed by the
+   * stateKey of its sm_sids key): a SID still present keeps its slot, and so its counts.
+   */
+  readonly sidSlots?: ReadonlyMap<string, number>;
 }
 
 /** Locator prefix (its {@link locatorId}) -> its sm_nexthops slot (from 1). */
@@ -119,6 +128,87 @@ export function slotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<str
     out.set(locatorId({ address: ipv6FromBytes(prefix), length: prefixLength }), slot >>> 0);
   }
   return out;
+}
+
+/** The counter slots the pinned sm_sids names (adoption after a restart: each SID keeps its slot and
+ * its counts, and no entry is rewritten). Slot 0 (an older agent's entry), out of range or taken twice:
+ * none (the SID gets a fresh one). */
+export function sidSlotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<string, number> {
+  const out = new Map<string, number>();
+  const taken = new Set<number>();
+  for (const [k, v] of entries) {
+    const slot = parseSidSlot(v);
+    if (slot === 0 || slot > SID_SLOTS || taken.has(slot)) continue;
+    taken.add(slot);
+    out.set(stateKey(k), slot);
+  }
+  return out;
+}
+
+/**
+ * The sm_sid_stats slots of the local SIDs: one per SID (by the stateKey of its sm_sids key), kept while
+ * the SID is lowered. A slot a SID leaves is not handed out again in the same lowering or delta step
+ * (the SID's old entry, deleted after the puts, still counts into it), and a slot handed to a SID that
+ * did not have it is listed in `fresh` (the backend zeroes it on all CPUs before writing the entry that
+ * names it: a new SID never inherits another's counts). Lowest free slot first; none left: 0.
+ */
+export class SidSlots {
+  readonly #slots = new Map<string, number>();
+  /** Slots held before this step by SIDs not (yet) lowered in it: theirs again if they come back. */
+  #reserved: Map<string, number>;
+  /** Every slot of #slots and #reserved. */
+  readonly #used = new Set<number>();
+  #next = 1;
+  /** Slots given to a SID that did not hold them, since the last {@link settle}. */
+  private fresh: number[] = [];
+
+  constructor(prev: ReadonlyMap<string, number> | undefined) {
+    this.#reserved = new Map(prev ?? []);
+    for (const v of this.#reserved.values()) this.#used.add(v);
+  }
+
+  /** SID (stateKey of its key) -> slot. */
+  get slots(): ReadonlyMap<string, number> {
+    return this.#slots;
+  }
+
+  /** The SID's slot, given one if it has none. */
+  slotOf(id: string): number {
+    const had = this.#slots.get(id);
+    if (had !== undefined) return had;
+    let slot = this.#reserved.get(id);
+    if (slot !== undefined) this.#reserved.delete(id);
+    else {
+      while (this.#used.has(this.#next)) this.#next++;
+      if (this.#next > SID_SLOTS) return 0;
+      slot = this.#next;
+      this.#used.add(slot);
+      this.fresh.push(slot);
+    }
+    this.#slots.set(id, slot);
+    return slot;
+  }
+
+  /** The SID went (a delta step): its slot stays reserved until {@link settle}. */
+  release(id: string): void {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return;
+    this.#slots.delete(id);
+    this.#reserved.set(id, slot);
+  }
+
+  /**
+   * End of a lowering or step: reserved slots whose SID did not come back are free from now on.
+   * Returns the step's fresh slots.
+   */
+  settle(): number[] {
+    for (const v of this.#reserved.values()) this.#used.delete(v);
+    this.#reserved = new Map();
+    this.#next = 1;
+    const fresh = this.fresh;
+    this.fresh = [];
+    return fresh;
+  }
 }
 
 /** An underlay `locator` entry: a route the agent itself installs toward another host's or an edge's locator. */
@@ -208,6 +298,10 @@ export interface EbpfState {
   readonly skippedBy?: ReadonlyMap<string, readonly string[]>;
   /** The underlay's locators and their sm_nexthops slots (what encap values name). */
   readonly locators?: Locators;
+  /** The local SIDs' sm_sid_stats slots (changed in place by the next {@link lowerDelta}). */
+  readonly sidSlots?: SidSlots;
+  /** Slots this lowering (or delta step) gave to a SID that did not hold them: zero them before the writes. */
+  readonly freshSidSlots?: readonly number[];
 }
 
 export function hex(b: Uint8Array): string {
@@ -259,7 +353,7 @@ export function stateKeyBytes(k: string): Uint8Array {
 
 const SUPPORTED: ReadonlySet<string> = new Set(Object.keys(BpfBehavior));
 
-function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
+function lowerSid(s: LocalSid, o: EbpfLoweringOptions, slots: SidSlots): MapEntry | string {
   if (!SUPPORTED.has(s.behavior)) return `${s.key}: the BPF datapath has no ${s.behavior}`;
   const behavior = s.behavior as BehaviorName;
   const decap = behavior === 'End.DT6' || behavior === 'End.DT4' || behavior === 'End.DT46';
@@ -276,8 +370,9 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
   const tenantId = lookup && 'tenantId' in lookup ? lookup.tenantId : undefined;
   const delivery = lookup?.kind === 'delivery';
   const forward = lookup?.kind === 'forward';
+  const key = sidKey(s.sid);
   return {
-    key: sidKey(s.sid),
+    key,
     value: sidValue({
       behavior,
       ...(lookup ? { table: tableOf(lookup) } : {}),
@@ -286,6 +381,7 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
       ...(s.nextHop !== undefined ? { nexthop: s.nextHop } : {}),
       ...(delivery ? { delivery } : {}),
       ...(forward ? { forward } : {}),
+      slot: slots.slotOf(stateKey(key)),
     }),
     item: s.key,
   };
@@ -457,13 +553,14 @@ function lowerItem(
   i: IntentItem,
   o: EbpfLoweringOptions,
   loc: Locators,
+  sids: SidSlots,
   put: Put,
   route: (r: Route) => void,
   skip: (reason: string) => void,
 ): void {
   // No closure per item: 100,000 items per bulk delta.
   if (i.kind === 'sid') {
-    const e = lowerSid(i, o);
+    const e = lowerSid(i, o, sids);
     if (typeof e === 'string') skip(e);
     else put(MAP.sids, e);
   } else if (i.kind === 'entry') {
@@ -514,11 +611,21 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     else skippedBy.set(item, [reason]);
   };
   const loc = locatorsOf(intent.items.values(), o.nexthopSlots);
+  const sids = new SidSlots(o.sidSlots);
   for (const i of intent.items.values()) {
     item = i.key;
-    lowerItem(i, o, loc, put, route, skip);
+    lowerItem(i, o, loc, sids, put, route, skip);
   }
-  return { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc };
+  const freshSidSlots = sids.settle();
+  return {
+    maps,
+    routes,
+    skipped: [...skippedBy.values()].flat(),
+    skippedBy,
+    locators: loc,
+    sidSlots: sids,
+    freshSidSlots,
+  };
 }
 
 export interface MapWrites {
@@ -595,7 +702,8 @@ export function lowerDelta(
   const gone = delta.replaced.length === 0 ? delta.removed : [...delta.removed, ...delta.replaced];
   const come = delta.changed.length === 0 ? delta.added : [...delta.added, ...delta.changed];
   const loc = prev.locators;
-  if (!loc) return undefined;
+  const sids = prev.sidSlots;
+  if (!loc || !sids) return undefined;
   const goneLocators = new Set(gone.filter(isUnderlayLocator).map((i) => i.key));
   const comeLocators = come.filter(isUnderlayLocator);
   if (goneLocators.size !== comeLocators.length || comeLocators.some((i) => !goneLocators.has(i.key)))
@@ -638,7 +746,15 @@ export function lowerDelta(
   };
   const routeGone = (r: Route) => oldRoutes.push(r);
   const skipGone = () => {};
-  for (const i of gone) lowerItem(i, o, loc, putGone, routeGone, skipGone);
+  for (const i of gone) lowerItem(i, o, loc, sids, putGone, routeGone, skipGone);
+  // A SID that went gives up its slot (reserved until the step ends: its entry is deleted last), unless
+  // another item still holds its key.
+  const sidEntries = touched.get(MAP.sids)?.after;
+  for (const i of gone) {
+    if (i.kind !== 'sid') continue;
+    const k = stateKey(sidKey(i.sid));
+    if (!sidEntries?.has(k)) sids.release(k);
+  }
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
@@ -668,8 +784,9 @@ export function lowerDelta(
   };
   for (const i of come) {
     item = i.key;
-    lowerItem(i, o, loc, putCome, routeCome, skipCome);
+    lowerItem(i, o, loc, sids, putCome, routeCome, skipCome);
   }
+  const freshSidSlots = sids.settle();
 
   const maps = new Map(prev.maps);
   const writes = new Map<OwnedMap, MapWrites>();
@@ -691,7 +808,15 @@ export function lowerDelta(
   }
   routes.push(...rw.replace, ...rw.add);
   return {
-    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc },
+    state: {
+      maps,
+      routes,
+      skipped: [...skippedBy.values()].flat(),
+      skippedBy,
+      locators: loc,
+      sidSlots: sids,
+      freshSidSlots,
+    },
     maps: writes,
     routes: rw,
   };
