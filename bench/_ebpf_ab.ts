@@ -141,10 +141,12 @@ try {
     );
     for (const [a, len, reason] of DENIED) o.map(MAP.blocked).update(addrKey(a, len), reasonValue(reason));
     o.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
-    o.map(MAP.sids).update(sidKey(ip('fc00:0:1::e')), sidValue({ behavior: 'End' }));
+    // Counter slots as the lowering gives them (an object of before sm_sid.slot reads neither: its
+    // sm_sid_stats is keyed by the SID).
+    o.map(MAP.sids).update(sidKey(ip('fc00:0:1::e')), sidValue({ behavior: 'End', slot: 1 }));
     o.map(MAP.sids).update(
       sidKey(ip('fc00:0:1::d6:1')),
-      sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, delivery: true }),
+      sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, delivery: true, slot: 2 }),
     );
   }
   const tcp = (src: string, dst: string, pad: number) =>

@@ -535,7 +535,7 @@ int ul_in(struct __sk_buff *skb)
 	}
 	/* Up to SM_MAX_LOCAL_SIDS local SIDs in a row (End, End, End.DT6) in one pass. */
 	for (int i = 0; i < SM_MAX_LOCAL_SIDS; i++) {
-		count_sid(&da, skb->len);
+		count_sid(sid, skb->len);
 		struct srv6_info si = {};
 		int r = parse_srv6(skb, &si);
 		if (r)

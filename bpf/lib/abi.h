@@ -103,7 +103,8 @@ enum sm_behavior {
 struct sm_sid {
 	__u8 behavior;
 	__u8 flags;         /* SM_SID_F_* */
-	__u16 pad;
+	__u16 slot;         /* its packet/byte counters in sm_sid_stats (from 1; 0: an older agent's entry,
+			     * counted in slot 0, which nobody reads) */
 	__u32 table;        /* End.DT*: the tenant's FIB table */
 	__u32 tenant;
 	__u32 oif;          /* End.X / End.DX*: output interface */
@@ -116,6 +117,9 @@ struct sm_addr_key {
 	struct in6 addr;
 };
 
+/* sm_sid_stats: per-CPU array indexed by a SID's slot (struct sm_sid): no hashed 16-byte key per packet.
+ * Slots 1..SM_SID_SLOTS, one per entry sm_sids can hold; slot 0 takes what slot-less entries count. */
+#define SM_SID_SLOTS 16384
 struct sm_sid_stats {
 	__u64 packets;
 	__u64 bytes;

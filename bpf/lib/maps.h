@@ -72,10 +72,13 @@ struct {
 	__type(value, __u64);
 } sm_counters SEC(".maps");
 
+/* Per-SID counters by the SID's slot (sm_sid.slot): an array lookup the verifier inlines (no helper
+ * call, no hash of the 16-byte SID). Preallocated: (SM_SID_SLOTS + 1) x 16 B x possible CPUs, 256 KiB
+ * per CPU. The agent zeroes a slot before a new SID takes it (a freed slot keeps its old counts). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct in6);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SM_SID_SLOTS + 1);
+	__type(key, __u32);
 	__type(value, struct sm_sid_stats);
 } sm_sid_stats SEC(".maps");
 
@@ -150,17 +153,13 @@ static sm_always_inline __be32 config_icmp4_src(void)
 	return a;
 }
 
-static sm_always_inline void count_sid(struct in6 *sid, __u32 bytes)
+static sm_always_inline void count_sid(const struct sm_sid *sid, __u32 bytes)
 {
-	struct sm_sid_stats *s = bpf_map_lookup_elem(&sm_sid_stats, sid);
-	if (!s) {
-		struct sm_sid_stats init = {0, 0};
-		bpf_map_update_elem(&sm_sid_stats, sid, &init, BPF_NOEXIST);
-		s = bpf_map_lookup_elem(&sm_sid_stats, sid);
-		if (!s)
-			return;
-	}
-	s->packets += 1;
+	__u32 slot = sid->slot;
+	struct sm_sid_stats *s = bpf_map_lookup_elem(&sm_sid_stats, &slot);
+	if (!s)
+		return;
+	s->packets += 1; /* per-CPU: no atomics needed */
 	s->bytes += bytes;
 }
 

@@ -60,7 +60,7 @@ export const SIZES = {
   sm_blocked: { key: 20, value: 4 },
   sm_trusted: { key: 20, value: 4 },
   sm_counters: { key: 4, value: 8 },
-  sm_sid_stats: { key: 16, value: 16 },
+  sm_sid_stats: { key: 4, value: 16 },
   sm_link_drops: { key: 8, value: 8 },
   sm_config: { key: 4, value: 8 },
 } as const;
@@ -316,12 +316,24 @@ export interface SidValue {
   readonly delivery?: boolean;
   /** End.DT*: decapsulates into the tenant's forward scope (looked up in sm_policy only). */
   readonly forward?: boolean;
+  /** Its counters' index in sm_sid_stats (1..SID_SLOTS; 0 or none: counted in slot 0, never read). */
+  readonly slot?: number;
+}
+
+/** Slots of sm_sid_stats a SID can have (SM_SID_SLOTS: one per entry sm_sids holds; slot 0 is no SID's). */
+export const SID_SLOTS = 16384;
+
+/** The counter slot of an sm_sids value (adoption: a restarted agent keeps each SID's slot). */
+export function parseSidSlot(v: Uint8Array): number {
+  return v[2]! | (v[3]! << 8);
 }
 
 export function sidValue(s: SidValue): Uint8Array {
   const b = alloc(SIZES.sm_sids.value);
   b[0] = Behavior[s.behavior];
   b[1] = (s.delivery ? SID_DELIVERY : 0) | (s.forward ? SID_FORWARD : 0);
+  b[2] = (s.slot ?? 0) & 0xff;
+  b[3] = (s.slot ?? 0) >>> 8;
   le32(b, 4, s.table ?? 0);
   le32(b, 8, s.tenant ?? 0);
   le32(b, 12, s.oif ?? 0);

@@ -74,6 +74,7 @@ import {
   type NexthopSlots,
   OWNED_MAPS,
   parseMac,
+  sidSlotsOfMap,
   slotsOfMap,
   stateKey,
 } from './lower.ts';
@@ -370,9 +371,28 @@ export class EbpfBackend implements DataplaneBackend {
     };
   }
 
-  /** `slots`: the sm_nexthops slots to keep (the last lowering's, or the pinned map's). */
-  #lower(intent: ForwardingIntent, facts: ReadonlyMap<string, LinkFacts>, slots: NexthopSlots): EbpfState {
-    return lowerToEbpf(intent, { ...this.#options(facts), nexthopSlots: slots });
+  /** `slots`, `sidSlots`: the sm_nexthops and sm_sid_stats slots to keep (the last lowering's, or the pinned maps'). */
+  #lower(
+    intent: ForwardingIntent,
+    facts: ReadonlyMap<string, LinkFacts>,
+    slots: NexthopSlots,
+    sidSlots: ReadonlyMap<string, number>,
+  ): EbpfState {
+    return lowerToEbpf(intent, { ...this.#options(facts), nexthopSlots: slots, sidSlots });
+  }
+
+  /**
+   * Zeroes (all CPUs) the sm_sid_stats slots a SID takes that it did not hold: before the sm_sids entry
+   * naming the slot is written, so that a new SID never counts on from a removed one's packets.
+   */
+  #zeroSidSlots(obj: BpfObject, slots: readonly number[] | undefined): void {
+    const stats = obj.maps.get(MAP.sidStats);
+    if (!stats || !slots || slots.length === 0) return;
+    const zero = new Uint8Array(stats.lookupSize);
+    stats.updateMany(
+      slots.map((s) => u32Key(s)),
+      slots.map(() => zero),
+    );
   }
 
   /** The links of the last #hookAll's intent that get wl_in, with their ifindex. */
@@ -407,7 +427,9 @@ export class EbpfBackend implements DataplaneBackend {
     const nexthops = obj.maps.get(MAP.nexthops);
     const replacing = obj.migrating.find((m) => m.name === MAP.nexthops);
     const slots = replacing ? pinnedSlots(replacing.pin) : slotsOfMap(nexthops?.entries() ?? []);
-    const state = this.#lower(intent, this.#facts, slots);
+    // And the counter slots the SIDs in the map name: a SID keeps its slot (its counts), no entry rewritten.
+    const state = this.#lower(intent, this.#facts, slots, sidSlotsOfMap(obj.map(MAP.sids).entries()));
+    this.#zeroSidSlots(obj, state.freshSidSlots);
     let added = 0;
     let replaced = 0;
     let deleted = 0;
@@ -429,7 +451,7 @@ export class EbpfBackend implements DataplaneBackend {
     }
     const r = await this.#dp.reconcile({ routes: state.routes });
     this.#hookAll(intent);
-    if (obj.migrating.length > 0) this.#finishMigration(obj);
+    if (obj.migrating.length > 0) this.#finishMigration(obj, state);
     this.#realised = { intent, state };
     this.skipped = state.skipped;
     return {
@@ -466,7 +488,12 @@ export class EbpfBackend implements DataplaneBackend {
     if (step) {
       ({ state, maps: writes, routes: rw } = step);
     } else {
-      state = this.#lower(after, this.#facts, prev.state.locators?.slots ?? new Map());
+      state = this.#lower(
+        after,
+        this.#facts,
+        prev.state.locators?.slots ?? new Map(),
+        prev.state.sidSlots?.slots ?? new Map(),
+      );
       writes = new Map(
         OWNED_MAPS.map((name) => [name, diffMap(state.maps.get(name)!, prev.state.maps.get(name)!)]),
       );
@@ -476,6 +503,7 @@ export class EbpfBackend implements DataplaneBackend {
     let replaced = 0;
     let deleted = 0;
     this.#realised = undefined; // until written: a failure below makes the next call a full realise
+    this.#zeroSidSlots(obj, state.freshSidSlots);
     for (const name of OWNED_MAPS) {
       const w = writes.get(name);
       if (!w || !obj.maps.has(name)) continue;
@@ -503,12 +531,48 @@ export class EbpfBackend implements DataplaneBackend {
    * The links run this object's programs now: its maps take the pins of the ones it changed, and pins
    * of maps it no longer has go (nothing references them: their programs were replaced).
    */
-  #finishMigration(obj: BpfObject): void {
+  #finishMigration(obj: BpfObject, state: EbpfState): void {
+    const stats = obj.migrating.find((m) => m.name === MAP.sidStats);
+    if (stats) this.#carrySidStats(obj.map(MAP.sidStats), stats.pin, state);
     const done = obj.repin();
     const names = new Set(obj.maps.keys());
     const stale = readdirSync(this.#o.pinDir).filter((f) => f.startsWith('sm_') && !names.has(f));
     for (const f of stale) unpin(join(this.#o.pinDir, f));
     this.migrated = [...done.map((m) => `${m.name} (${m.why})`), ...stale.map((f) => `${f} (removed)`)];
+  }
+
+  /**
+   * An upgrade from sm_sid_stats keyed by the SID (a per-CPU hash, before counter slots): each SID's
+   * counts, CPU by CPU, added into its slot of the new array, so that they go on from where they were.
+   * After the links moved (the old programs count no more); added, not written: the new programs have
+   * counted meanwhile (a packet counted between this read and write of a slot is lost: microseconds).
+   */
+  #carrySidStats(stats: BpfMap, pin: string, state: EbpfState): void {
+    let old: BpfMap;
+    try {
+      old = BpfMap.openPinned(pin);
+    } catch {
+      return; // no old map to read: counts start at 0
+    }
+    try {
+      if (old.keySize !== 16 || old.valueSize !== stats.valueSize || old.lookupSize !== stats.lookupSize)
+        return;
+      const slots = state.sidSlots?.slots;
+      for (const [k, v] of old.entries()) {
+        const slot = slots?.get(stateKey(k));
+        if (!slot) continue;
+        const key = u32Key(slot);
+        const now = stats.lookup(key);
+        if (!now) continue;
+        const a = new DataView(now.buffer, now.byteOffset, now.byteLength);
+        const b = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        for (let at = 0; at + 8 <= now.length; at += 8)
+          a.setBigUint64(at, a.getBigUint64(at, true) + b.getBigUint64(at, true), true);
+        stats.update(key, now);
+      }
+    } finally {
+      old.close();
+    }
   }
 
   /** wl_in on the link's ingress; its endpoint entry comes with the attachment item of the intent. */
@@ -537,8 +601,11 @@ export class EbpfBackend implements DataplaneBackend {
     }
     const sids = new Map<string, SidCounters>();
     const stats = obj.map(MAP.sidStats);
+    // By the SID's counter slot; a SID without one (not realised, or no slot left) has counted nothing.
+    const slots = this.#realised?.state.sidSlots?.slots;
     for (const s of this.#realised ? localSids(this.#realised.intent) : []) {
-      const v = stats.lookupSum(sidKey(s.sid));
+      const slot = slots?.get(stateKey(sidKey(s.sid)));
+      const v = slot ? stats.lookupSum(u32Key(slot)) : undefined;
       sids.set(s.key, { packets: v?.[0] ?? 0n, bytes: v?.[1] ?? 0n, errors: 0n });
     }
     // Per link from sm_link_drops; '*' keeps the host's totals (all links together).

@@ -26,7 +26,9 @@
  *   a local workload's /128 delivery entry there too, mode local with its MACs: End.DT* delivers from
  *   the one lookup it already makes, and looks the tenant's table up (bpf_fib_lookup) only on a miss;
  * - local SIDs -> `sm_sids`; End.DT4/6/46 name their lookup scope's routing table (and the delivery
- *   flag when that is the delivery scope, the forward flag when it is the forward scope);
+ *   flag when that is the delivery scope, the forward flag when it is the forward scope); each SID's
+ *   value carries its counter slot in sm_sid_stats (SidSlots: one per SID for as long as it stays, read
+ *   back from the map after a restart; a slot new to a SID is listed for the backend to zero first);
  * - underlay and delivery entries -> kernel routes (main table; the tenant's delivery table, which
  *   End.DT6's `bpf_fib_lookup` reads on a miss, and the stack), as the kernel backend lowers them
  *   (kernel/lower.ts): a local workload's delivery keeps its route beside its map entry;
@@ -64,9 +66,11 @@ import {
   NEXTHOP_SLOTS,
   nexthopValue,
   parseNexthopValue,
+  parseSidSlot,
   policyKey,
   policyValue,
   reasonValue,
+  SID_SLOTS,
   sidKey,
   sidValue,
   u32Key,
@@ -108,6 +112,11 @@ export interface EbpfLoweringOptions {
    * {@link locatorId}): a locator still present keeps its slot, so that its policies' values stay.
    */
   readonly nexthopSlots?: NexthopSlots;
+  /**
+   * The sm_sid_stats slots of an earlier lowering or of the pinned sm_sids (SID -> slot, keyed by the
+   * stateKey of its sm_sids key): a SID still present keeps its slot, and so its counts.
+   */
+  readonly sidSlots?: ReadonlyMap<string, number>;
 }
 
 /** Locator prefix (its {@link locatorId}) -> its sm_nexthops slot (from 1). */
@@ -136,6 +145,87 @@ export function slotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<str
 /** An sm_nexthops value with oif 0: an empty slot of the array (what the lowering never writes). */
 export function emptySlot(v: Uint8Array): boolean {
   return v[0] === 0 && v[1] === 0 && v[2] === 0 && v[3] === 0;
+}
+
+/** The counter slots the pinned sm_sids names (adoption after a restart: each SID keeps its slot and
+ * its counts, and no entry is rewritten). Slot 0 (an older agent's entry), out of range or taken twice:
+ * none (the SID gets a fresh one). */
+export function sidSlotsOfMap(entries: Iterable<[Uint8Array, Uint8Array]>): Map<string, number> {
+  const out = new Map<string, number>();
+  const taken = new Set<number>();
+  for (const [k, v] of entries) {
+    const slot = parseSidSlot(v);
+    if (slot === 0 || slot > SID_SLOTS || taken.has(slot)) continue;
+    taken.add(slot);
+    out.set(stateKey(k), slot);
+  }
+  return out;
+}
+
+/**
+ * The sm_sid_stats slots of the local SIDs: one per SID (by the stateKey of its sm_sids key), kept while
+ * the SID is lowered. A slot a SID leaves is not handed out again in the same lowering or delta step
+ * (the SID's old entry, deleted after the puts, still counts into it), and a slot handed to a SID that
+ * did not have it is listed in `fresh` (the backend zeroes it on all CPUs before writing the entry that
+ * names it: a new SID never inherits another's counts). Lowest free slot first; none left: 0.
+ */
+export class SidSlots {
+  readonly #slots = new Map<string, number>();
+  /** Slots held before this step by SIDs not (yet) lowered in it: theirs again if they come back. */
+  #reserved: Map<string, number>;
+  /** Every slot of #slots and #reserved. */
+  readonly #used = new Set<number>();
+  #next = 1;
+  /** Slots given to a SID that did not hold them, since the last {@link settle}. */
+  private fresh: number[] = [];
+
+  constructor(prev: ReadonlyMap<string, number> | undefined) {
+    this.#reserved = new Map(prev ?? []);
+    for (const v of this.#reserved.values()) this.#used.add(v);
+  }
+
+  /** SID (stateKey of its key) -> slot. */
+  get slots(): ReadonlyMap<string, number> {
+    return this.#slots;
+  }
+
+  /** The SID's slot, given one if it has none. */
+  slotOf(id: string): number {
+    const had = this.#slots.get(id);
+    if (had !== undefined) return had;
+    let slot = this.#reserved.get(id);
+    if (slot !== undefined) this.#reserved.delete(id);
+    else {
+      while (this.#used.has(this.#next)) this.#next++;
+      if (this.#next > SID_SLOTS) return 0;
+      slot = this.#next;
+      this.#used.add(slot);
+      this.fresh.push(slot);
+    }
+    this.#slots.set(id, slot);
+    return slot;
+  }
+
+  /** The SID went (a delta step): its slot stays reserved until {@link settle}. */
+  release(id: string): void {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return;
+    this.#slots.delete(id);
+    this.#reserved.set(id, slot);
+  }
+
+  /**
+   * End of a lowering or step: reserved slots whose SID did not come back are free from now on.
+   * Returns the step's fresh slots.
+   */
+  settle(): number[] {
+    for (const v of this.#reserved.values()) this.#used.delete(v);
+    this.#reserved = new Map();
+    this.#next = 1;
+    const fresh = this.fresh;
+    this.fresh = [];
+    return fresh;
+  }
 }
 
 /** An underlay `locator` entry: a route the agent itself installs toward another host's or an edge's locator. */
@@ -258,10 +348,7 @@ export class BlockedPrefixes {
 }
 
 /** One pass over the items: the underlay's locators (with their slots) and the blocked prefixes. */
-function prepass(
-  items: Iterable<IntentItem>,
-  prev: NexthopSlots | undefined,
-): { loc: Locators; blocked: BlockedPrefixes } {
+function prepass(items: Iterable<IntentItem>, prev: NexthopSlots | undefined, sids: SidSlots): Shared {
   const prefixes: Ipv6Prefix[] = [];
   const denied: Ipv6Prefix[] = [];
   for (const i of items) {
@@ -269,7 +356,7 @@ function prepass(
     else if (i.kind === 'attachment' && i.restrict?.denyDestinations)
       for (const d of i.restrict.denyDestinations) denied.push(d);
   }
-  return { loc: new Locators(prefixes, prev), blocked: new BlockedPrefixes(denied) };
+  return { loc: new Locators(prefixes, prev), blocked: new BlockedPrefixes(denied), sids };
 }
 
 export interface MapEntry {
@@ -291,6 +378,10 @@ export interface EbpfState {
   readonly locators?: Locators;
   /** The denied destinations (sm_blocked): which entries of wl_in's key spaces carry POL_BLOCKED. */
   readonly blocked?: BlockedPrefixes;
+  /** The local SIDs' sm_sid_stats slots (changed in place by the next {@link lowerDelta}). */
+  readonly sidSlots?: SidSlots;
+  /** Slots this lowering (or delta step) gave to a SID that did not hold them: zero them before the writes. */
+  readonly freshSidSlots?: readonly number[];
 }
 
 export function hex(b: Uint8Array): string {
@@ -342,7 +433,7 @@ export function stateKeyBytes(k: string): Uint8Array {
 
 const SUPPORTED: ReadonlySet<string> = new Set(Object.keys(BpfBehavior));
 
-function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
+function lowerSid(s: LocalSid, o: EbpfLoweringOptions, slots: SidSlots): MapEntry | string {
   if (!SUPPORTED.has(s.behavior)) return `${s.key}: the BPF datapath has no ${s.behavior}`;
   const behavior = s.behavior as BehaviorName;
   const decap = behavior === 'End.DT6' || behavior === 'End.DT4' || behavior === 'End.DT46';
@@ -359,8 +450,9 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
   const tenantId = lookup && 'tenantId' in lookup ? lookup.tenantId : undefined;
   const delivery = lookup?.kind === 'delivery';
   const forward = lookup?.kind === 'forward';
+  const key = sidKey(s.sid);
   return {
-    key: sidKey(s.sid),
+    key,
     value: sidValue({
       behavior,
       ...(lookup ? { table: tableOf(lookup) } : {}),
@@ -369,6 +461,7 @@ function lowerSid(s: LocalSid, o: EbpfLoweringOptions): MapEntry | string {
       ...(s.nextHop !== undefined ? { nexthop: s.nextHop } : {}),
       ...(delivery ? { delivery } : {}),
       ...(forward ? { forward } : {}),
+      slot: slots.slotOf(stateKey(key)),
     }),
     item: s.key,
   };
@@ -455,6 +548,7 @@ function lowerNexthop(e: PrefixEntry, o: EbpfLoweringOptions, loc: Locators): Ma
 interface Shared {
   readonly loc: Locators;
   readonly blocked: BlockedPrefixes;
+  readonly sids: SidSlots;
 }
 
 function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, sh: Shared): MapEntry | string | undefined {
@@ -570,7 +664,7 @@ function lowerItem(
 ): void {
   // No closure per item: 100,000 items per bulk delta.
   if (i.kind === 'sid') {
-    const e = lowerSid(i, o);
+    const e = lowerSid(i, o, sh.sids);
     if (typeof e === 'string') skip(e);
     else put(MAP.sids, e);
   } else if (i.kind === 'entry') {
@@ -620,11 +714,12 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     if (l) l.push(reason);
     else skippedBy.set(item, [reason]);
   };
-  const sh = prepass(intent.items.values(), o.nexthopSlots);
+  const sh = prepass(intent.items.values(), o.nexthopSlots, new SidSlots(o.sidSlots));
   for (const i of intent.items.values()) {
     item = i.key;
     lowerItem(i, o, sh, put, route, skip);
   }
+  const freshSidSlots = sh.sids.settle();
   return {
     maps,
     routes,
@@ -632,6 +727,8 @@ export function lowerToEbpf(intent: ForwardingIntent, o: EbpfLoweringOptions): E
     skippedBy,
     locators: sh.loc,
     blocked: sh.blocked,
+    sidSlots: sh.sids,
+    freshSidSlots,
   };
 }
 
@@ -712,8 +809,9 @@ export function lowerDelta(
   const loc = prev.locators;
   // The blocked set is unchanged (it comes with the attachments, none in the delta).
   const blocked = prev.blocked;
-  if (!loc || !blocked) return undefined;
-  const sh: Shared = { loc, blocked };
+  const sids = prev.sidSlots;
+  if (!loc || !blocked || !sids) return undefined;
+  const sh: Shared = { loc, blocked, sids };
   const goneLocators = new Set(gone.filter(isUnderlayLocator).map((i) => i.key));
   const comeLocators = come.filter(isUnderlayLocator);
   if (goneLocators.size !== comeLocators.length || comeLocators.some((i) => !goneLocators.has(i.key)))
@@ -757,6 +855,14 @@ export function lowerDelta(
   const routeGone = (r: Route) => oldRoutes.push(r);
   const skipGone = () => {};
   for (const i of gone) lowerItem(i, o, sh, putGone, routeGone, skipGone);
+  // A SID that went gives up its slot (reserved until the step ends: its entry is deleted last), unless
+  // another item still holds its key.
+  const sidEntries = touched.get(MAP.sids)?.after;
+  for (const i of gone) {
+    if (i.kind !== 'sid') continue;
+    const k = stateKey(sidKey(i.sid));
+    if (!sidEntries?.has(k)) sids.release(k);
+  }
   const newRoutes: Route[] = [];
   const skippedBy = new Map(prev.skippedBy ?? []);
   for (const i of gone) skippedBy.delete(i.key);
@@ -788,6 +894,7 @@ export function lowerDelta(
     item = i.key;
     lowerItem(i, o, sh, putCome, routeCome, skipCome);
   }
+  const freshSidSlots = sids.settle();
 
   const maps = new Map(prev.maps);
   const writes = new Map<OwnedMap, MapWrites>();
@@ -809,7 +916,16 @@ export function lowerDelta(
   }
   routes.push(...rw.replace, ...rw.add);
   return {
-    state: { maps, routes, skipped: [...skippedBy.values()].flat(), skippedBy, locators: loc, blocked },
+    state: {
+      maps,
+      routes,
+      skipped: [...skippedBy.values()].flat(),
+      skippedBy,
+      locators: loc,
+      blocked,
+      sidSlots: sids,
+      freshSidSlots,
+    },
     maps: writes,
     routes: rw,
   };

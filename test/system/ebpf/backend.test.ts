@@ -7,10 +7,12 @@
  * ping goes on; a moved workload is reached through host 1's redirect; flush leaves no pin and no tcx
  * link.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
+import { MAP, sidKey as mapSidKey, parseSidSlot } from '../../../src/dataplane/ebpf/abi.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
+import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import {
   diffIntents,
   type ForwardingIntent,
@@ -213,6 +215,53 @@ systemSuite(
       expect(await b1.realise(base)).toStrictEqual({ ...ZERO, deleted: 3 });
     });
 
+    it("per-SID counters by slot across deltas: a SID keeps its slot and counts; a removed SID's slot is not reused in the same step, and is zeroed before a new SID takes it", async () => {
+      const b2 = backends[1]!;
+      const S1 = sid('fc00:0:2::c1', 'End.DT6', A.delivery);
+      const S2 = sid('fc00:0:2::c2', 'End.DT6', A.delivery);
+      const S3 = sid('fc00:0:2::c3', 'End.DT6', A.delivery);
+      const sids = BpfMap.openPinned(`${opts[1]!.pinDir}/${MAP.sids}`);
+      try {
+        const slotOf = (s: typeof S1) => parseSidSlot(sids.lookup(mapSidKey(s.sid))!);
+        const packets = async (s: typeof S1) => (await b2.readCounters()).sids.get(s.key)?.packets ?? 0n;
+        // Plain pings from host 1 to the SID: counted at the SID (then dropped: no IPv6 inside).
+        const toSid = (s: typeof S1, n: number) => ping(hosts[0]!, s.sidKey, n, '0.1');
+        const step = async (from: ForwardingIntent, to: ForwardingIntent) =>
+          b2.applyDelta(from, to, diffIntents(from.items, to.items));
+        const base = hostIntent(2);
+        const with1 = hostIntent(2, [S1]);
+        const with2 = hostIntent(2, [S2]);
+        const with23 = hostIntent(2, [S2, S3]);
+        expect(await b2.realise(base)).toStrictEqual(ZERO);
+        const a6 = sidKey(ip('fc00:0:2::a6'));
+        const a6Before = (await b2.readCounters()).sids.get(a6)!.packets;
+        expect(await step(base, with1)).toStrictEqual({ ...ZERO, added: 1 });
+        const s1 = slotOf(S1);
+        expect(s1).toBeGreaterThan(0);
+        await toSid(S1, 3);
+        expect(await packets(S1)).toBe(3n);
+        // S1 goes and S2 comes in one step: a slot of its own (S1's entry counted into its slot until
+        // deleted), from 0.
+        expect(await step(with1, with2)).toStrictEqual({ ...ZERO, added: 1, deleted: 1 });
+        expect(slotOf(S2)).not.toBe(s1);
+        expect(await packets(S2)).toBe(0n);
+        // Later S3 takes S1's freed slot, zeroed first: it starts from 0, not from S1's 3.
+        expect(await step(with2, with23)).toStrictEqual({ ...ZERO, added: 1 });
+        expect(slotOf(S3)).toBe(s1);
+        expect(await packets(S3)).toBe(0n);
+        await toSid(S3, 2);
+        expect([await packets(S3), await packets(S2)]).toStrictEqual([2n, 0n]);
+        // The tenant's SID kept its slot and counted on through the deltas.
+        expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
+        expect((await b2.readCounters()).sids.get(a6)!.packets - a6Before).toBe(3n);
+        // A full realise keeps every slot: nothing written.
+        expect(await b2.realise(with23)).toStrictEqual(ZERO);
+        expect(await step(with23, base)).toStrictEqual({ ...ZERO, deleted: 2 });
+      } finally {
+        sids.close();
+      }
+    });
+
     it('a new backend on the same pins adopts the maps and links and writes nothing while a 50 pps ping goes on (0 lost)', async () => {
       const [b1] = backends as [EbpfBackend];
       const mapId = async () =>
@@ -223,6 +272,7 @@ systemSuite(
         ).id;
       const idBefore = await mapId();
       const start = await b1.readCounters();
+      const a6 = sidKey(ip('fc00:0:1::a6')); // the SID the replies come back to
       const pinging = ping(wl.a1!, 'fd01:2::10', 150, '0.02');
       await waitFor(
         async () => (await b1.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
@@ -239,6 +289,8 @@ systemSuite(
       expect(await mapId()).toBe(idBefore); // the same map, adopted, not a new one refilled
       const end = await again.readCounters();
       expect(Number(end.reasons.get('encap')! - start.reasons.get('encap')!)).toBeGreaterThanOrEqual(150);
+      // Its counter slot adopted (from the pinned sm_sids, no entry rewritten): the counts go on.
+      expect(end.sids.get(a6)!.packets - start.sids.get(a6)!.packets).toBeGreaterThanOrEqual(150n);
     });
 
     it('upgrade in place, 100 pps, 0 lost: an object whose sm_policy changed layout replaces the programs through the pinned links, its sm_policy filled before the switch; the other maps are adopted; and back', async () => {
@@ -399,6 +451,64 @@ systemSuite(
       expect(back).toMatchObject({ added: 2, replaced: 2, deleted: 0 });
       expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
       expect(await current.realise(hostIntent(1))).toStrictEqual(ZERO);
+    });
+
+    it('upgrade from per-SID counters keyed by the SID (a per-CPU hash, before counter slots): the array replaces it, each SID counting on from its old counts', async () => {
+      const pinDir = opts[0]!.pinDir;
+      const pin = `${pinDir}/${MAP.sidStats}`;
+      await backends[0]!.close();
+      // The pin as the previous version left it: a per-CPU hash keyed by the 16-byte SID, with counts
+      // for host 1's tenant A SID (CPU 0 and the last CPU) and for a SID the intent no longer has.
+      expect(readdirSync(pinDir)).toContain(MAP.sidStats);
+      rmSync(pin);
+      await sh('bpftool', [
+        ...['map', 'create', pin, 'type', 'percpu_hash', 'key', '16', 'value', '16', 'entries', '16384'],
+        ...['name', MAP.sidStats],
+      ]);
+      const old = BpfMap.openPinned(pin);
+      const a6 = ip('fc00:0:1::a6');
+      try {
+        const v = new Uint8Array(old.lookupSize);
+        const dv = new DataView(v.buffer);
+        const last = v.length - 16;
+        dv.setBigUint64(0, 1000n, true);
+        dv.setBigUint64(8, 100_000n, true);
+        dv.setBigUint64(last, dv.getBigUint64(last, true) + 5n, true);
+        dv.setBigUint64(last + 8, dv.getBigUint64(last + 8, true) + 500n, true);
+        old.update(mapSidKey(a6), v);
+        old.update(mapSidKey(ip('fc00:0:1::dead')), v);
+      } finally {
+        old.close();
+      }
+      // And sm_sids as it left it: the same layout, the slot field (its padding then) 0.
+      const sids = BpfMap.openPinned(`${pinDir}/${MAP.sids}`);
+      try {
+        for (const [k, v] of sids.entries())
+          sids.update(
+            k,
+            Uint8Array.from(v, (x, i) => (i === 2 || i === 3 ? 0 : x)),
+          );
+      } finally {
+        sids.close();
+      }
+      const next = new EbpfBackend(dps[0]!, opts[0]!);
+      backends[0] = next;
+      const r = await next.realise(hostIntent(1));
+      expect(next.migrated).toStrictEqual([
+        `${MAP.sidStats} (type 5 -> 6, key size 16 -> 4, max entries 16384 -> 16385)`,
+      ]);
+      // The three SIDs' entries get their slots (rewritten once); nothing else is written.
+      expect(r).toStrictEqual({ ...ZERO, replaced: 3 });
+      const info = JSON.parse((await sh('bpftool', ['-j', 'map', 'show', 'pinned', pin])).stdout) as {
+        type: string;
+      };
+      expect(info.type).toBe('percpu_array');
+      const c = await next.readCounters();
+      expect(c.sids.get(sidKey(a6))).toStrictEqual({ packets: 1005n, bytes: 100_500n, errors: 0n });
+      // And it counts on: the replies of a ping come back through it.
+      expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
+      expect((await next.readCounters()).sids.get(sidKey(a6))!.packets).toBe(1008n);
+      expect(await next.realise(hostIntent(1))).toStrictEqual(ZERO);
     });
 
     it('detach removes wl_in and the endpoint: B on host 1 is cut off while A passes; attach and realise bring it back', async () => {

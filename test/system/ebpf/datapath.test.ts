@@ -24,6 +24,7 @@ import {
   policyValue,
   reasonValue,
   SIZES,
+  type SidValue,
   sidKey,
   sidValue,
   u32Key,
@@ -627,6 +628,32 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
       expect(r.counted).toEqual({ dt6: 1, redirect: 1 });
     });
 
+    it("per-SID counters by the SID's slot: packets to one SID move its slot only; End then End.DT6 in one pass counts each in its own", () => {
+      const DT6 = 'fc00:0:1::d6:1';
+      const END = 'fc00:0:1::e';
+      expect(SID_SLOT.get(DT6)).not.toBe(SID_SLOT.get(END));
+      const toDt6 = fromUl(srv6To(DT6, NH_IPV6, remoteInner(64)));
+      const before = slotSums();
+      for (let i = 0; i < 3; i++) expect(run('ul_in', toDt6).counted).toEqual({ dt6: 1, redirect: 1 });
+      const moved = slotDelta(before, slotSums());
+      expect(moved).toStrictEqual(new Map([[SID_SLOT.get(DT6)!, [3n, BigInt(3 * toDt6.length)]]]));
+      // Control: a packet to the End SID whose next segment is the End.DT6 SID: both slots move, by one.
+      const viaEnd = fromUl(
+        ipv6(
+          { src: PEER, dst: END, nextHeader: NH_ROUTING, hopLimit: 64 },
+          concat(srh({ nextHeader: NH_IPV6, segmentList: [DT6, END], segmentsLeft: 1 }), remoteInner(64)),
+        ),
+      );
+      const mid = slotSums();
+      expect(run('ul_in', viaEnd).counted).toEqual({ end: 1, dt6: 1, redirect: 1 });
+      expect(slotDelta(mid, slotSums())).toStrictEqual(
+        new Map([
+          [SID_SLOT.get(END)!, [1n, BigInt(viaEnd.length)]],
+          [SID_SLOT.get(DT6)!, [1n, BigInt(viaEnd.length)]],
+        ]),
+      );
+    });
+
     it('End.DT6 without an SRH (a single-segment encapsulation)', () => {
       const r = run(
         'ul_in',
@@ -1216,10 +1243,47 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     }
   });
 
+  /** Every slot of sm_sid_stats (one batch dump), packets and bytes summed over CPUs. */
+  function slotSums(): Map<number, [bigint, bigint]> {
+    const m = obj.map(MAP.sidStats);
+    const out = new Map<number, [bigint, bigint]>();
+    for (const [k, v] of m.entries()) {
+      const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      let p = 0n;
+      let b = 0n;
+      for (let at = 0; at < v.length; at += 16) {
+        p += dv.getBigUint64(at, true);
+        b += dv.getBigUint64(at + 8, true);
+      }
+      out.set(new DataView(k.buffer, k.byteOffset, 4).getUint32(0, true), [p, b]);
+    }
+    return out;
+  }
+
+  /** The slots whose sums differ, with the difference. */
+  function slotDelta(
+    a: Map<number, [bigint, bigint]>,
+    b: Map<number, [bigint, bigint]>,
+  ): Map<number, bigint[]> {
+    expect(b.size).toBe(a.size);
+    const out = new Map<number, bigint[]>();
+    for (const [slot, [p, by]] of b) {
+      const [p0, b0] = a.get(slot)!;
+      if (p !== p0 || by !== b0) out.set(slot, [p - p0, by - b0]);
+    }
+    return out;
+  }
+
+  /** A SID's packets and bytes: its counter slot's, all CPUs summed. */
   function sidStats(sid: string): bigint[] {
-    return obj.map(MAP.sidStats).lookupSum(sidKey(ip(sid))) ?? [0n, 0n];
+    const slot = SID_SLOT.get(sid);
+    if (slot === undefined) throw new Error(`${sid}: no counter slot`);
+    return obj.map(MAP.sidStats).lookupSum(u32Key(slot)) ?? [0n, 0n];
   }
 });
+
+/** The counter slot of each SID the fixture installs (sm_sids values, sm_sid_stats index). */
+const SID_SLOT = new Map<string, number>();
 
 // ---- packets ----
 
@@ -1350,34 +1414,22 @@ function populate(obj: BpfObject, w0: number, n0: number): void {
   obj.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
 
   const sids = obj.map(MAP.sids);
-  sids.update(sidKey(ip('fc00:0:1::e')), sidValue({ behavior: 'End' }));
-  sids.update(
-    sidKey(ip('fc00:0:1::e1')),
-    sidValue({ behavior: 'End.X', oif: 1, nexthop: ip('2001:db8:1::2') }),
-  );
-  sids.update(
-    sidKey(ip('fc00:0:1::d6:1')),
-    sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, delivery: true }),
-  );
-  sids.update(sidKey(ip('fc00:0:1::d6:2')), sidValue({ behavior: 'End.DT6', table: 102, tenant: 2 }));
-  sids.update(sidKey(ip('fc00:0:1::d4:1')), sidValue({ behavior: 'End.DT4', table: 101, tenant: 1 }));
-  sids.update(
-    sidKey(ip('fc00:0:1::d46:1')),
-    sidValue({ behavior: 'End.DT46', table: 101, tenant: 1, delivery: true }),
-  );
-  sids.update(sidKey(ip('fc00:0:1::6:1')), sidValue({ behavior: 'End.DX6', oif: w0, nexthop: ip(WL6) }));
+  // Each SID its counter slot, from 1 in this order, as the lowering gives them.
+  const putSid = (a: string, v: SidValue) => {
+    const slot = SID_SLOT.get(a) ?? SID_SLOT.size + 1;
+    SID_SLOT.set(a, slot);
+    sids.update(sidKey(ip(a)), sidValue({ ...v, slot }));
+  };
+  putSid('fc00:0:1::e', { behavior: 'End' });
+  putSid('fc00:0:1::e1', { behavior: 'End.X', oif: 1, nexthop: ip('2001:db8:1::2') });
+  putSid('fc00:0:1::d6:1', { behavior: 'End.DT6', table: 101, tenant: 1, delivery: true });
+  putSid('fc00:0:1::d6:2', { behavior: 'End.DT6', table: 102, tenant: 2 });
+  putSid('fc00:0:1::d4:1', { behavior: 'End.DT4', table: 101, tenant: 1 });
+  putSid('fc00:0:1::d46:1', { behavior: 'End.DT46', table: 101, tenant: 1, delivery: true });
+  putSid('fc00:0:1::6:1', { behavior: 'End.DX6', oif: w0, nexthop: ip(WL6) });
   // Forward SIDs (edge aggregate mode): tenant 1 with IPv6 and IPv4 inner, tenant 2 with nothing there.
-  sids.update(
-    sidKey(ip('fc00:0:1::f6:1')),
-    sidValue({ behavior: 'End.DT6', table: 101, tenant: 1, forward: true }),
-  );
-  sids.update(
-    sidKey(ip('fc00:0:1::f46:1')),
-    sidValue({ behavior: 'End.DT46', table: 101, tenant: 1, forward: true }),
-  );
-  sids.update(
-    sidKey(ip('fc00:0:1::f6:2')),
-    sidValue({ behavior: 'End.DT6', table: 102, tenant: 2, forward: true }),
-  );
-  sids.update(sidKey(ip('fc00:0:1::4:1')), sidValue({ behavior: 'End.DX4', oif: w0, nexthop: WL4 }));
+  putSid('fc00:0:1::f6:1', { behavior: 'End.DT6', table: 101, tenant: 1, forward: true });
+  putSid('fc00:0:1::f46:1', { behavior: 'End.DT46', table: 101, tenant: 1, forward: true });
+  putSid('fc00:0:1::f6:2', { behavior: 'End.DT6', table: 102, tenant: 2, forward: true });
+  putSid('fc00:0:1::4:1', { behavior: 'End.DX4', oif: w0, nexthop: WL4 });
 }

@@ -25,6 +25,7 @@ import {
   lowerToEbpf,
   OWNED_MAPS,
   sameBytes,
+  sidSlotsOfMap,
   slotsOfMap,
   stateKey,
   stateKeyBytes,
@@ -158,14 +159,23 @@ describe('eBPF lowering of a forwarding intent', () => {
   it("local SIDs: End, End.DT6 into its delivery scope's table with the tenant, End.X out of the underlay", () => {
     expect(hexes(s.maps.get(MAP.sids))).toStrictEqual(
       new Map([
-        [hex(sidKey(ip('fc00:0:1::e'))), hex(sidValue({ behavior: 'End' }))],
+        // Counter slots from 1, in the order of the intent's items.
+        [hex(sidKey(ip('fc00:0:1::e'))), hex(sidValue({ behavior: 'End', slot: 1 }))],
         [
           hex(sidKey(ip('fc00:0:1::d6:7'))),
-          hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 1, tenant: 7, delivery: true })),
+          hex(
+            sidValue({
+              behavior: 'End.DT6',
+              table: 385024 + 4 * 7 + 1,
+              tenant: 7,
+              delivery: true,
+              slot: 2,
+            }),
+          ),
         ],
         [
           hex(sidKey(ip('fc00:0:1::5'))),
-          hex(sidValue({ behavior: 'End.X', oif: 2, nexthop: ip('2001:db8:12::2') })),
+          hex(sidValue({ behavior: 'End.X', oif: 2, nexthop: ip('2001:db8:12::2'), slot: 3 })),
         ],
       ]),
     );
@@ -336,7 +346,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
   it('the forward SID: End.DT6 with the forward flag (and its tenant), not the delivery flag', () => {
     const v = s.maps.get(MAP.sids)!.get(stateKey(sidKey(ip('fc00:0:1::f6:7'))))!.value;
     expect(hex(v)).toBe(
-      hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 2, tenant: 7, forward: true })),
+      hex(sidValue({ behavior: 'End.DT6', table: 385024 + 4 * 7 + 2, tenant: 7, forward: true, slot: 4 })),
     );
     expect(v[1]).toBe(2); // SM_SID_F_FORWARD
   });
@@ -454,9 +464,11 @@ describe('eBPF lowering of a delta (only its items)', () => {
   const step = (before: IntentItem[], after: IntentItem[]) => {
     const b = intent(before);
     const a = intent(after);
-    // lowerDelta takes its `prev` over: the checks compare against a second lowering of `before`.
+    // lowerDelta takes its `prev` over: the checks compare against a second lowering of `before`, and
+    // the whole lowering of `after` keeps its SIDs' counter slots as the delta does.
     const d = lowerDelta(lowerToEbpf(b, opts), diffIntents(b.items, a.items), opts, sameRoute);
-    return { prev: lowerToEbpf(b, opts), d, full: lowerToEbpf(a, opts) };
+    const prev = lowerToEbpf(b, opts);
+    return { prev, d, full: lowerToEbpf(a, { ...opts, sidSlots: prev.sidSlots!.slots }) };
   };
   const moves = [
     entry(egress, 'fd07:2::/64', { kind: 'deliver', link: 'wb0' }), // changed: encap -> deliver
@@ -855,5 +867,76 @@ describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a deni
     expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:a::')), 64)))).toBe(false);
     expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:9:0:0:8000::')), 65)))).toBe(false);
     expect(got.get(hex(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)))).toBe(false);
+  });
+});
+
+describe('counter slots of the local SIDs (sm_sid_stats by slot)', () => {
+  const slotOf = (st: EbpfState, a: string) =>
+    st.maps.get(MAP.sids)!.get(stateKey(sidKey(ip(a))))!.value[2]! |
+    (st.maps.get(MAP.sids)!.get(stateKey(sidKey(ip(a))))!.value[3]! << 8);
+  const dt6 = (a: string) => sid(a, 'End.DT6', { tenant: 'blue', lookup: delivery });
+  const a = sid('fc00:0:1::e', 'End');
+  const b = dt6('fc00:0:1::d6:1');
+  const c = dt6('fc00:0:1::d6:2');
+  const d = dt6('fc00:0:1::d6:3');
+  const next = (st: EbpfState, from: IntentItem[], to: IntentItem[]) => {
+    const step = lowerDelta(st, diffIntents(intent(from).items, intent(to).items), opts, sameRoute);
+    expect(step).toBeDefined();
+    return step!;
+  };
+
+  it('one stable slot per SID across deltas; a freed slot waits one step, then goes to a new SID, listed to be zeroed', () => {
+    const s0 = lowerToEbpf(intent([a, b, c]), opts);
+    expect([
+      slotOf(s0, 'fc00:0:1::e'),
+      slotOf(s0, 'fc00:0:1::d6:1'),
+      slotOf(s0, 'fc00:0:1::d6:2'),
+    ]).toStrictEqual([1, 2, 3]);
+    expect(s0.freshSidSlots).toStrictEqual([1, 2, 3]);
+    // b goes and d comes in one step: d does not take b's slot (b's entry, deleted last, counts into it).
+    const s1 = next(s0, [a, b, c], [a, c, d]);
+    expect(s1.state.freshSidSlots).toStrictEqual([4]);
+    expect(slotOf(s1.state, 'fc00:0:1::d6:3')).toBe(4);
+    expect(s1.maps.get(MAP.sids)!.put.map((e) => hex(e.key))).toStrictEqual([
+      hex(sidKey(ip('fc00:0:1::d6:3'))),
+    ]);
+    // A SID whose item changes keeps its slot (and its counts); the others are not rewritten.
+    const a2 = sid('fc00:0:1::e', 'End.X', { nextHop: ip('2001:db8:12::3') });
+    const s2 = next(s1.state, [a, c, d], [a2, c, d]);
+    expect(s2.state.freshSidSlots).toStrictEqual([]);
+    expect(slotOf(s2.state, 'fc00:0:1::e')).toBe(1);
+    expect(s2.maps.get(MAP.sids)!.replaced).toBe(1);
+    // Later, b (back, or any new SID) takes the lowest free slot, 2, listed fresh: the backend zeroes it.
+    const s3 = next(s2.state, [a2, c, d], [a2, c, d, b]);
+    expect(s3.state.freshSidSlots).toStrictEqual([2]);
+    expect(slotOf(s3.state, 'fc00:0:1::d6:1')).toBe(2);
+    expect([slotOf(s3.state, 'fc00:0:1::d6:2'), slotOf(s3.state, 'fc00:0:1::d6:3')]).toStrictEqual([3, 4]);
+  });
+
+  it('adoption after a restart: the slots read back from the map give the same values (no entry rewritten, none zeroed)', () => {
+    const first = lowerToEbpf(intent([a, b, c]), opts);
+    const s1 = next(first, [a, b, c], [a, c, d]); // slots with a gap: a 1, c 3, d 4
+    const pinned = [...s1.state.maps.get(MAP.sids)!.values()].map(
+      (e) => [e.key, e.value] as [Uint8Array, Uint8Array],
+    );
+    const adopted = lowerToEbpf(intent([a, c, d]), { ...opts, sidSlots: sidSlotsOfMap(pinned) });
+    expect(adopted.freshSidSlots).toStrictEqual([]);
+    const w = diffMap(adopted.maps.get(MAP.sids)!, new Map(pinned.map(([k, v]) => [stateKey(k), v])));
+    expect([w.put.length, w.delete.length]).toStrictEqual([0, 0]);
+    // Control: without the slots (a fresh lowering) the same intent numbers them anew, and rewrites.
+    const fresh = lowerToEbpf(intent([a, c, d]), opts);
+    expect(
+      diffMap(fresh.maps.get(MAP.sids)!, new Map(pinned.map(([k, v]) => [stateKey(k), v]))).replaced,
+    ).toBe(2);
+    // An older agent's entries (slot 0) or a slot named twice: no slot adopted, a fresh one given.
+    const old = pinned.map(
+      ([k, v]) => [k, Uint8Array.from(v, (x, i) => (i === 2 || i === 3 ? 0 : x))] as [Uint8Array, Uint8Array],
+    );
+    expect(sidSlotsOfMap(old).size).toBe(0);
+    const twice = pinned.map(
+      ([k, v]) =>
+        [k, Uint8Array.from(v, (x, i) => (i === 2 ? 7 : i === 3 ? 0 : x))] as [Uint8Array, Uint8Array],
+    );
+    expect(sidSlotsOfMap(twice).size).toBe(1);
   });
 });
