@@ -206,6 +206,9 @@ export class AgentCluster {
       const peers = Array.from({ length: count }, (_, j) => j + 1)
         .filter((j) => j !== i)
         .map((j) => `"/ip6/2001:db8:100::${j}/tcp/7946"`);
+      // Liveness (and the BGP hold time, derived from deadAfter) scaled like CPU-bound waits: under TCG
+      // three agents, their gobgpds and FRR share one emulated CPU, and 6 s of silence happened there
+      // with every host alive (all BGP sessions to FRR dropped at once, hosts declared dead).
       writeFileSync(
         config,
         `apiVersion: segmesh.io/v1alpha1
@@ -218,8 +221,8 @@ gossip:
   clusterKeyFile: ${this.clusterKey}
   listen: ["/ip6/${underlay}/tcp/7946"]
   bootstrap: [${peers.join(', ')}]
-  suspectAfter: 2s
-  deadAfter: 6s
+  suspectAfter: ${2 * pace()}s
+  deadAfter: ${6 * pace()}s
 api: { socket: ${stateDir}/run/agent.sock, group: segmesh }
 dataplane: { bpfPinDir: ${pinDir} }
 ${

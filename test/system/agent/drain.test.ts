@@ -136,6 +136,9 @@ systemSuite(
         expect(gshut.locPrf).toBe(0);
         const vpn = await frr.vtysh('show bgp ipv6 vpn community graceful-shutdown');
         expect(vpn).toContain(web.address);
+        // Still the only path, so the edge still encapsulates toward host1's SID (the drain's premise:
+        // its traffic goes on until another path is preferred).
+        await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(5_000) });
 
         // 2. The other hosts see host1 leaving; host1 takes no new workload.
         await waitFor(
