@@ -115,7 +115,7 @@ export function ebpfCapabilities(): BackendCapabilities {
     // The policy LPM is keyed by {key space, destination}: no source prefix (a return scope's entries
     // from policies with `from` are refused by that, the rest of the scope realised).
     sourceSpecific: false,
-    // sm_policy has a key space per scope: egress, delivery redirects, forward (End.DT* of a forward
+    // sm_policy (its /128s in sm_exact) has a key space per scope: egress, delivery redirects, forward (End.DT* of a forward
     // SID), return (wl_in on an SR-unaware function's link); the underlay is the main table.
     scopes: ALL_SCOPES,
   };
@@ -204,12 +204,11 @@ function pinnedSlots(pin: string): NexthopSlots {
  * array's deletes are writes of an empty slot (zeros).
  */
 function writeMap(m: BpfMap, w: MapWrites): void {
-  if (slotArray(m) && w.delete.length > 0) {
-    const empty = new Uint8Array(m.valueSize);
-    const emptied = w.delete.map((key) => ({ key, value: empty, item: `empty slot ${hex(key)}` }));
-    writeMap(m, { put: [...w.put, ...emptied], delete: [], added: w.added, replaced: w.replaced });
-    return;
-  }
+  writePuts(m, w);
+  writeDeletes(m, w);
+}
+
+function writePuts(m: BpfMap, w: MapWrites): void {
   try {
     m.updateMany(
       w.put.map((e) => e.key),
@@ -222,6 +221,16 @@ function writeMap(m: BpfMap, w: MapWrites): void {
       `writing map ${m.name}: the entry of ${item} (${e.index} of ${w.put.length}; the ones before it are written) failed: ${e.message}`,
       { cause: e },
     );
+  }
+}
+
+function writeDeletes(m: BpfMap, w: MapWrites): void {
+  if (w.delete.length === 0) return;
+  if (slotArray(m)) {
+    const empty = new Uint8Array(m.valueSize);
+    const emptied = w.delete.map((key) => ({ key, value: empty, item: `empty slot ${hex(key)}` }));
+    writePuts(m, { put: emptied, delete: [], added: 0, replaced: 0 });
+    return;
   }
   try {
     m.deleteMany(w.delete);
@@ -437,20 +446,26 @@ export class EbpfBackend implements DataplaneBackend {
     // would be nicer, but a missing route only drops what would have had no route anyway); the
     // programs last, so that a program never runs on maps not yet filled (a fresh start, or an upgrade
     // whose maps changed layout: the old programs forward on the old maps until the link update).
+    // Deletes after the hooks: the programs hooked until then may be an older object's that reads
+    // entries elsewhere (an upgrade from before sm_exact finds the /128s in sm_policy: they move to
+    // sm_exact, and leave sm_policy only once no program looks for them there).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
+    const deletes: [BpfMap, MapWrites][] = [];
     for (const name of OWNED_MAPS) {
       // An object of before sm_nexthops (`npm run bench -- ebpf`'s A/B with an older build) ignores
       // the slots in its policies: it gets none of that map's writes.
       if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
       const w = diffMap(state.maps.get(name)!, haveOf(m)); // one dump (batch lookups where the map has them)
-      writeMap(m, w);
+      writePuts(m, w);
+      deletes.push([m, w]);
       added += w.added;
       replaced += w.replaced;
       deleted += w.delete.length;
     }
     const r = await this.#dp.reconcile({ routes: state.routes });
     this.#hookAll(intent);
+    for (const [m, w] of deletes) writeDeletes(m, w);
     if (obj.migrating.length > 0) this.#finishMigration(obj, state);
     this.#realised = { intent, state };
     this.skipped = state.skipped;

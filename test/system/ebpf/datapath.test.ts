@@ -15,7 +15,9 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
+  exactOf,
   ifindexKey,
+  isExactPolicy,
   MAP,
   NEXTHOP_SLOTS,
   nexthopValue,
@@ -857,7 +859,8 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
           u32Key(SLOT),
           nexthopValue({ oif: u4, via: ip('2001:db8:4::2'), prefix: ip('fc00:0:2::'), prefixLength: 48 }),
         );
-      obj.map(MAP.policy).update(
+      putPolicy(
+        obj,
         policyKey(1, v6(SLOTTED), 128, 'delivery'),
         policyValue({
           mode: 'encapRed',
@@ -1349,9 +1352,15 @@ const overlapsDenied = (() => {
   return (dst: Bytes, len: number) => b.overlaps({ address: ipv6FromBytes(dst), length: len });
 })();
 
+/** A policy entry where the lowering puts it: a /128 in sm_exact (by its key's tail), the rest in sm_policy. */
+function putPolicy(obj: BpfObject, key: Bytes, value: Bytes): void {
+  if (isExactPolicy(key)) obj.map(MAP.exact).update(exactOf(key), value);
+  else obj.map(MAP.policy).update(key, value);
+}
+
 function populate(obj: BpfObject, w0: number, n0: number): void {
   obj.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6), addr4: WL4 }));
-  const pol = obj.map(MAP.policy);
+  const pol = { update: (k: Bytes, v: Bytes) => putPolicy(obj, k, v) };
   const src = ip(HOST_SRC);
   const put = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
     pol.update(policyKey(1, dst, len), policyValue({ source: src, blocked: overlapsDenied(dst, len), ...v }));
