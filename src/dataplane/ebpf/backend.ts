@@ -39,6 +39,7 @@ import {
   ifindexKey,
   MAP,
   parseLinkDropKey,
+  policyOfExact,
   REASON_SLOTS,
   Reason,
   type ReasonName,
@@ -70,6 +71,7 @@ import {
   type LinkFacts,
   lowerDelta,
   lowerToEbpf,
+  type MapEntry,
   type MapWrites,
   type NexthopSlots,
   OWNED_MAPS,
@@ -242,6 +244,30 @@ function writeDeletes(m: BpfMap, w: MapWrites): void {
       { cause: e },
     );
   }
+}
+
+/** sm_policy's wanted entries with sm_exact's /128s among them (an object of before sm_exact). */
+function withExactInPolicy(
+  policy: ReadonlyMap<string, MapEntry>,
+  exact: ReadonlyMap<string, MapEntry>,
+): ReadonlyMap<string, MapEntry> {
+  if (exact.size === 0) return policy;
+  const out = new Map(policy);
+  for (const e of exact.values()) {
+    const key = policyOfExact(e.key);
+    out.set(stateKey(key), { ...e, key });
+  }
+  return out;
+}
+
+/** sm_exact's writes as sm_policy's (an object of before sm_exact). */
+function exactWritesAsPolicy(w: MapWrites): MapWrites {
+  return {
+    put: w.put.map((e) => ({ ...e, key: policyOfExact(e.key) })),
+    delete: w.delete.map((k) => policyOfExact(k)),
+    added: w.added,
+    replaced: w.replaced,
+  };
 }
 
 const REPO_OBJECT = join(import.meta.dirname, '../../../build/bpf/segmesh.o');
@@ -451,12 +477,18 @@ export class EbpfBackend implements DataplaneBackend {
     // sm_exact, and leave sm_policy only once no program looks for them there).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
     const deletes: [BpfMap, MapWrites][] = [];
+    const noExact = !obj.maps.has(MAP.exact);
     for (const name of OWNED_MAPS) {
       // An object of before sm_nexthops (`npm run bench -- ebpf`'s A/B with an older build) ignores
       // the slots in its policies: it gets none of that map's writes.
       if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
-      const w = diffMap(state.maps.get(name)!, haveOf(m)); // one dump (batch lookups where the map has them)
+      // An object of before sm_exact looks the /128s up in sm_policy: they go there.
+      const want =
+        noExact && name === MAP.policy
+          ? withExactInPolicy(state.maps.get(name)!, state.maps.get(MAP.exact)!)
+          : state.maps.get(name)!;
+      const w = diffMap(want, haveOf(m)); // one dump (batch lookups where the map has them)
       writePuts(m, w);
       deletes.push([m, w]);
       added += w.added;
@@ -520,8 +552,18 @@ export class EbpfBackend implements DataplaneBackend {
     this.#realised = undefined; // until written: a failure below makes the next call a full realise
     this.#zeroSidSlots(obj, state.freshSidSlots);
     for (const name of OWNED_MAPS) {
-      const w = writes.get(name);
-      if (!w || !obj.maps.has(name)) continue;
+      let w = writes.get(name);
+      if (!w) continue;
+      // An object of before sm_exact: its /128s' writes go to sm_policy, with the prefix length.
+      if (name === MAP.exact && !obj.maps.has(name) && obj.maps.has(MAP.policy)) {
+        w = exactWritesAsPolicy(w);
+        writeMap(obj.map(MAP.policy), w);
+        deleted += w.delete.length;
+        added += w.added;
+        replaced += w.replaced;
+        continue;
+      }
+      if (!obj.maps.has(name)) continue;
       writeMap(obj.map(name), w);
       added += w.added;
       replaced += w.replaced;
