@@ -7,7 +7,9 @@
  * the case's expectation before its time counts. BPF_PROG_TEST_RUN's skb is linear and unshared, so
  * the figures are relative ones (no GSO, no pull, no unclone). Egress entries carry POL_BLOCKED where
  * their prefix overlaps a blocked one, as the lowering writes them; an object of before the flag reads
- * only SM_POL_F_SRH of that byte and ignores it (it looks sm_blocked up for every packet).
+ * only SM_POL_F_SRH of that byte and ignores it (it looks sm_blocked up for every packet). The /128s
+ * (the delivery entry, BULK workloads of another host) go where each object looks them up: sm_exact
+ * when it has one, else sm_policy (an object of before sm_exact), as the backend writes them.
  */
 import {
   addrKey,
@@ -16,7 +18,9 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
+  exactOf,
   ifindexKey,
+  isExactPolicy,
   MAP,
   nexthopValue,
   policyKey,
@@ -49,6 +53,9 @@ import { median } from './_stats.ts';
 
 const [oldPath, newPath] = process.argv.slice(2);
 const RUNS = Number(process.argv[4] ?? 3000);
+/** Remote workloads' /128s in tenant 1's egress (fd01:5::1..BULK): the trie's size where most entries are these. */
+const BULK = Number(process.env.AB_BULK ?? 10_000);
+if (!(BULK >= 1)) throw new Error(`AB_BULK=${process.env.AB_BULK}: at least 1`);
 if (!oldPath || !newPath) throw new Error('usage: node bench/_ebpf_ab.ts OLD.o NEW.o [RUNS]');
 const ip = parseIpv6;
 const U0_MAC = '02:00:00:00:00:01';
@@ -91,7 +98,13 @@ try {
     o.map(MAP.config).update(u32Key(0), configValue(CFG_VALIDATE | CFG_FIB | CFG_TRUSTSRC));
     o.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6) }));
     const src = ip(HOST_SRC);
-    const pol = o.map(MAP.policy);
+    const lpm = o.map(MAP.policy);
+    const exact = o.maps.get(MAP.exact);
+    // A /128 into sm_exact where the object has it, as the backend writes it; the rest into sm_policy.
+    const pol = {
+      update: (k: Uint8Array, v: Uint8Array) =>
+        exact && isExactPolicy(k) ? exact.update(exactOf(k), v) : lpm.update(k, v),
+    };
     // What the lowering writes for fc00:0:2::/48 as an underlay locator: its next hop in slot 1, named
     // by the encap policies (an object without sm_nexthops ignores the slot: its FIB lookup).
     const slot = 1;
@@ -139,6 +152,15 @@ try {
       policyKey(1, v6(WL6), 128, 'delivery'),
       policyValue({ mode: 'local', oif: w0, dmac: mac(WL_MAC), smac: mac(W0_MAC) }),
     );
+    const bulkKeys: Uint8Array[] = [];
+    const bulkValues: Uint8Array[] = [];
+    const one = policyValue({ mode: 'encap', segments: [ip('fc00:0:2::d6:1')], source: src, slot });
+    for (let i = 1; i <= BULK; i++) {
+      const k = policyKey(1, ip('fd01:5::') + BigInt(i), 128);
+      bulkKeys.push(exact ? exactOf(k) : k);
+      bulkValues.push(one);
+    }
+    (exact ?? lpm).updateMany(bulkKeys, bulkValues);
     for (const [a, len, reason] of DENIED) o.map(MAP.blocked).update(addrKey(a, len), reasonValue(reason));
     o.map(MAP.trusted).update(addrKey(v6('2001:db8::'), 32), u32Key(1));
     // Counter slots as the lowering gives them (an object of before sm_sid.slot reads neither: its
@@ -173,6 +195,13 @@ try {
       name: 'encap_ack (wl_in, TCP 74 B, 1 segment, next hop or fib + redirect)',
       prog: 'wl_in',
       data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, 'fd01:4::10', 0)),
+      ifx: w0,
+      want: { encap_nosrh: 1, redirect: 1 },
+    },
+    {
+      name: `encap_wl_ack (wl_in, as encap_ack by a workload's /128, ${BULK} of them)`,
+      prog: 'wl_in',
+      data: eth(W0_MAC, WL_MAC, ETH_IPV6, tcp(WL6, `fd01:5::${Math.max(1, BULK >> 1).toString(16)}`, 0)),
       ifx: w0,
       want: { encap_nosrh: 1, redirect: 1 },
     },

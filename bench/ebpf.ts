@@ -44,6 +44,7 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
+  exactKey,
   ifindexKey,
   MAP,
   policyKey,
@@ -402,9 +403,10 @@ try {
     bigItems.set(e.key, e);
   }
   const big: ForwardingIntent = { host: 'h1', items: bigItems };
-  const policyFd = objGet(join(h1.opts.pinDir, MAP.policy));
+  // The /128s' map (where the backend writes them): sm_exact, a hash (type 1) keyed {key space, dst}.
+  const policyFd = objGet(join(h1.opts.pinDir, MAP.exact));
   lab.onTeardown(() => closeFd(policyFd));
-  const policy = new BpfMap(MAP.policy, policyFd, 11, 24, 164, 262144);
+  const policy = new BpfMap(MAP.exact, policyFd, 1, 20, 164, 262144);
   const baseCount = policy.keys().length;
   const wantValue = policyValue({
     mode: 'encap',
@@ -414,9 +416,9 @@ try {
   });
   const checkMap = (what: string) => {
     const n = policy.keys().length - baseCount;
-    if (n !== N) throw new Error(`${what}: the policy map holds ${n} bulk entries, want ${N}`);
+    if (n !== N) throw new Error(`${what}: sm_exact holds ${n} bulk entries, want ${N}`);
     for (const i of [0, N >> 1, N - 1]) {
-      const v = policy.lookup(policyKey(1, ipv6ToBytes(BULK_BASE + BigInt(i)), 128));
+      const v = policy.lookup(exactKey(1, ipv6ToBytes(BULK_BASE + BigInt(i))));
       if (!v || Buffer.compare(Buffer.from(v), Buffer.from(wantValue)) !== 0)
         throw new Error(`${what}: entry ${bulkDst(i)} missing or not the expected policy`);
     }
@@ -460,9 +462,7 @@ try {
         const t3 = performance.now();
         lowerToEbpf(big, { underlayDevice: 'ul0', source: h1.opts.source, links: facts });
         row.lowerMs = performance.now() - t3;
-        const keys = Array.from({ length: N }, (_, i) =>
-          policyKey(1, ipv6ToBytes(BULK_BASE + BigInt(i)), 128),
-        );
+        const keys = Array.from({ length: N }, (_, i) => exactKey(1, ipv6ToBytes(BULK_BASE + BigInt(i))));
         const values = Array.from({ length: N }, () => wantValue);
         const t2 = performance.now();
         policy.updateBatch(keys, values);

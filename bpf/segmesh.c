@@ -183,7 +183,7 @@ static sm_always_inline int wl_ip6(struct __sk_buff *skb, struct sm_endpoint *ep
 	if (SM_VALIDATING(cfg) && !in6_eq((struct in6 *)&ip6->saddr, &ep->addr6) &&
 	    !(ep->flags & SM_EP_F_ANYSRC))
 		return drop(skb, SM_R_DROP_SPOOF);
-	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	struct sm_policy *pol = policy_lookup(&k);
 	if (SM_VALIDATING(cfg)) {
 		int b;
 		if (blocked_reason(pol, dst, &b))
@@ -228,7 +228,7 @@ static sm_always_inline int wl_ip4(struct __sk_buff *skb, struct sm_endpoint *ep
 		return drop(skb, SM_R_DROP_SPOOF);
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(ep->tenant)};
 	v4mapped(&k.dst, ip.daddr);
-	struct sm_policy *pol = bpf_map_lookup_elem(&sm_policy, &k);
+	struct sm_policy *pol = policy_lookup(&k);
 	int b;
 	if (SM_VALIDATING(cfg) && blocked_reason(pol, &k.dst, &b))
 		return drop(skb, b);
@@ -270,7 +270,7 @@ static sm_always_inline struct sm_policy *inner_policy(struct __sk_buff *skb, __
 			return 0;
 		__builtin_memcpy(&k.dst, d, 16);
 	}
-	return bpf_map_lookup_elem(&sm_policy, &k);
+	return policy_lookup(&k);
 }
 
 /* The entry of the delivery key space for the inner destination, or none: a local workload's (mode
@@ -357,7 +357,7 @@ static __attribute__((noinline)) int ul_redirect_too_big(struct __sk_buff *skb, 
 	struct sm_policy_key k = {.prefixlen = 32 + 128, .tenant = bpf_htonl(sid->tenant)};
 	if (bpf_skb_load_bytes(skb, L3_OFF + offsetof(struct ipv6hdr, daddr), &k.dst, 16) < 0)
 		return drop(skb, SM_R_DROP_TRUNCATED);
-	struct sm_policy *back = bpf_map_lookup_elem(&sm_policy, &k);
+	struct sm_policy *back = policy_lookup(&k);
 	if (!back || (back->mode != SM_MODE_ENCAP && back->mode != SM_MODE_ENCAP_RED))
 		return drop(skb, SM_R_DROP_TOOBIG);
 	__u32 len = skb->len - L3_OFF;

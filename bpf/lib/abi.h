@@ -48,6 +48,16 @@ struct sm_policy_key {
 	__u32 tenant;   /* the key space, network byte order, so that the trie compares it as leading bits */
 	struct in6 dst;
 };
+/* exact: the /128 entries of every key space, by hash ({key space, destination}: the tail of struct
+ * sm_policy_key, same byte order). Looked up first; a hit is what the LPM would answer (a /128 is the
+ * longest match there is), a miss falls back to sm_policy. */
+struct sm_exact_key {
+	__u32 tenant;   /* the key space, network byte order (as in struct sm_policy_key) */
+	struct in6 dst;
+};
+_Static_assert(sizeof(struct sm_policy_key) == 4 + sizeof(struct sm_exact_key) &&
+		       __builtin_offsetof(struct sm_policy_key, tenant) == 4,
+	       "sm_exact_key is the tail of sm_policy_key");
 #define SM_TENANT_F_DELIVERY 0x80000000u /* the delivery key space (before the byte order swap) */
 #define SM_TENANT_F_FORWARD 0x40000000u  /* the forward key space */
 #define SM_TENANT_F_RETURN 0x20000000u   /* the return key spaces (of a function index, not a tenant) */

@@ -26,6 +26,34 @@ struct {
 	__type(value, struct sm_policy);
 } sm_policy SEC(".maps");
 
+/* The /128 entries of sm_policy's key spaces (workloads, IPv4 as ::ffff:a.b.c.d/128): one hash lookup
+ * instead of an LPM trie walk over 160-bit keys on the common path. No prealloc: preallocated, its
+ * SM_POLICY_MAX elements (~230 bytes each with the element header) would take ~60 MiB per host whatever
+ * the load; only the agent writes it (no allocation on the packet path), and lookups cost the same. */
+/* Not SM_POLICY_MAX itself: a test object that resizes sm_policy migrates that map alone. */
+#define SM_EXACT_MAX 262144 /* SM_POLICY_MAX's default */
+#ifndef SM_NO_EXACT /* tests only: the layout before sm_exact (the /128s in sm_policy), to upgrade from */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_EXACT_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_exact_key);
+	__type(value, struct sm_policy);
+} sm_exact SEC(".maps");
+#endif
+
+/* The policy entry of `k` (prefixlen 32 + 128): sm_exact's /128 if there is one (the longest match
+ * there can be, so what the trie would answer), else the trie's longest prefix. */
+static sm_always_inline struct sm_policy *policy_lookup(struct sm_policy_key *k)
+{
+#ifndef SM_NO_EXACT
+	struct sm_policy *p = bpf_map_lookup_elem(&sm_exact, (struct sm_exact_key *)&k->tenant);
+	if (p)
+		return p;
+#endif
+	return bpf_map_lookup_elem(&sm_policy, k);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);

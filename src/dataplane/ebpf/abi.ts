@@ -42,6 +42,7 @@ function be32(b: Uint8Array, at: number, v: number): void {
 export const MAP = {
   endpoints: 'sm_endpoints',
   policy: 'sm_policy',
+  exact: 'sm_exact',
   sids: 'sm_sids',
   nexthops: 'sm_nexthops',
   blocked: 'sm_blocked',
@@ -55,6 +56,7 @@ export const MAP = {
 export const SIZES = {
   sm_endpoints: { key: 4, value: 28 },
   sm_policy: { key: 24, value: 36 + 16 * MAX_SEGS },
+  sm_exact: { key: 20, value: 36 + 16 * MAX_SEGS },
   sm_sids: { key: 16, value: 32 },
   sm_nexthops: { key: 4, value: 40 },
   sm_blocked: { key: 20, value: 4 },
@@ -243,6 +245,39 @@ export function policyKey(
   if (typeof dst === 'bigint') ipv6IntoBytes(dst, b, 8);
   else b.set(dst, 8);
   return b;
+}
+
+/** sm_policy's prefixlen of a /128 (32 key space bits + 128): such an entry goes to sm_exact. */
+export const EXACT_PREFIXLEN = 32 + 128;
+
+/**
+ * Whether a policy key (24 bytes, {@link policyKey}) is a /128: its entry belongs in sm_exact, keyed by
+ * {@link exactOf}.
+ */
+export function isExactPolicy(k: Uint8Array): boolean {
+  return k.length === 24 && k[0] === EXACT_PREFIXLEN && k[1] === 0 && k[2] === 0 && k[3] === 0;
+}
+
+/** The sm_exact key of a /128 policy key: its {key space, destination} tail (a view, no copy). */
+export function exactOf(policy: Uint8Array): Uint8Array {
+  return policy.subarray(4);
+}
+
+/** The sm_policy key of an sm_exact key (readers that show both maps as one table). */
+export function policyOfExact(exact: Uint8Array): Uint8Array {
+  const b = new Uint8Array(24);
+  le32(b, 0, EXACT_PREFIXLEN);
+  b.set(exact, 4);
+  return b;
+}
+
+/** sm_exact key: a /128 of key space `space` ({@link policyKey} without its prefix length). */
+export function exactKey(
+  id: number,
+  dst: Uint8Array | Ipv6Address,
+  space: PolicySpace = 'egress',
+): Uint8Array {
+  return exactOf(policyKey(id, dst, 128, space));
 }
 
 export interface PolicyValue {

@@ -39,6 +39,7 @@ import {
   ifindexKey,
   MAP,
   parseLinkDropKey,
+  policyOfExact,
   REASON_SLOTS,
   Reason,
   type ReasonName,
@@ -70,6 +71,7 @@ import {
   type LinkFacts,
   lowerDelta,
   lowerToEbpf,
+  type MapEntry,
   type MapWrites,
   type NexthopSlots,
   OWNED_MAPS,
@@ -115,7 +117,7 @@ export function ebpfCapabilities(): BackendCapabilities {
     // The policy LPM is keyed by {key space, destination}: no source prefix (a return scope's entries
     // from policies with `from` are refused by that, the rest of the scope realised).
     sourceSpecific: false,
-    // sm_policy has a key space per scope: egress, delivery redirects, forward (End.DT* of a forward
+    // sm_policy (its /128s in sm_exact) has a key space per scope: egress, delivery redirects, forward (End.DT* of a forward
     // SID), return (wl_in on an SR-unaware function's link); the underlay is the main table.
     scopes: ALL_SCOPES,
   };
@@ -204,12 +206,11 @@ function pinnedSlots(pin: string): NexthopSlots {
  * array's deletes are writes of an empty slot (zeros).
  */
 function writeMap(m: BpfMap, w: MapWrites): void {
-  if (slotArray(m) && w.delete.length > 0) {
-    const empty = new Uint8Array(m.valueSize);
-    const emptied = w.delete.map((key) => ({ key, value: empty, item: `empty slot ${hex(key)}` }));
-    writeMap(m, { put: [...w.put, ...emptied], delete: [], added: w.added, replaced: w.replaced });
-    return;
-  }
+  writePuts(m, w);
+  writeDeletes(m, w);
+}
+
+function writePuts(m: BpfMap, w: MapWrites): void {
   try {
     m.updateMany(
       w.put.map((e) => e.key),
@@ -223,6 +224,16 @@ function writeMap(m: BpfMap, w: MapWrites): void {
       { cause: e },
     );
   }
+}
+
+function writeDeletes(m: BpfMap, w: MapWrites): void {
+  if (w.delete.length === 0) return;
+  if (slotArray(m)) {
+    const empty = new Uint8Array(m.valueSize);
+    const emptied = w.delete.map((key) => ({ key, value: empty, item: `empty slot ${hex(key)}` }));
+    writePuts(m, { put: emptied, delete: [], added: 0, replaced: 0 });
+    return;
+  }
   try {
     m.deleteMany(w.delete);
   } catch (e) {
@@ -233,6 +244,30 @@ function writeMap(m: BpfMap, w: MapWrites): void {
       { cause: e },
     );
   }
+}
+
+/** sm_policy's wanted entries with sm_exact's /128s among them (an object of before sm_exact). */
+function withExactInPolicy(
+  policy: ReadonlyMap<string, MapEntry>,
+  exact: ReadonlyMap<string, MapEntry>,
+): ReadonlyMap<string, MapEntry> {
+  if (exact.size === 0) return policy;
+  const out = new Map(policy);
+  for (const e of exact.values()) {
+    const key = policyOfExact(e.key);
+    out.set(stateKey(key), { ...e, key });
+  }
+  return out;
+}
+
+/** sm_exact's writes as sm_policy's (an object of before sm_exact). */
+function exactWritesAsPolicy(w: MapWrites): MapWrites {
+  return {
+    put: w.put.map((e) => ({ ...e, key: policyOfExact(e.key) })),
+    delete: w.delete.map((k) => policyOfExact(k)),
+    added: w.added,
+    replaced: w.replaced,
+  };
 }
 
 const REPO_OBJECT = join(import.meta.dirname, '../../../build/bpf/segmesh.o');
@@ -437,20 +472,32 @@ export class EbpfBackend implements DataplaneBackend {
     // would be nicer, but a missing route only drops what would have had no route anyway); the
     // programs last, so that a program never runs on maps not yet filled (a fresh start, or an upgrade
     // whose maps changed layout: the old programs forward on the old maps until the link update).
+    // Deletes after the hooks: the programs hooked until then may be an older object's that reads
+    // entries elsewhere (an upgrade from before sm_exact finds the /128s in sm_policy: they move to
+    // sm_exact, and leave sm_policy only once no program looks for them there).
     this.#realised = undefined; // until the maps are as lowered: a failure below makes the next call a realise
+    const deletes: [BpfMap, MapWrites][] = [];
+    const noExact = !obj.maps.has(MAP.exact);
     for (const name of OWNED_MAPS) {
       // An object of before sm_nexthops (`npm run bench -- ebpf`'s A/B with an older build) ignores
       // the slots in its policies: it gets none of that map's writes.
       if (!obj.maps.has(name)) continue;
       const m = obj.map(name);
-      const w = diffMap(state.maps.get(name)!, haveOf(m)); // one dump (batch lookups where the map has them)
-      writeMap(m, w);
+      // An object of before sm_exact looks the /128s up in sm_policy: they go there.
+      const want =
+        noExact && name === MAP.policy
+          ? withExactInPolicy(state.maps.get(name)!, state.maps.get(MAP.exact)!)
+          : state.maps.get(name)!;
+      const w = diffMap(want, haveOf(m)); // one dump (batch lookups where the map has them)
+      writePuts(m, w);
+      deletes.push([m, w]);
       added += w.added;
       replaced += w.replaced;
       deleted += w.delete.length;
     }
     const r = await this.#dp.reconcile({ routes: state.routes });
     this.#hookAll(intent);
+    for (const [m, w] of deletes) writeDeletes(m, w);
     if (obj.migrating.length > 0) this.#finishMigration(obj, state);
     this.#realised = { intent, state };
     this.skipped = state.skipped;
@@ -505,8 +552,18 @@ export class EbpfBackend implements DataplaneBackend {
     this.#realised = undefined; // until written: a failure below makes the next call a full realise
     this.#zeroSidSlots(obj, state.freshSidSlots);
     for (const name of OWNED_MAPS) {
-      const w = writes.get(name);
-      if (!w || !obj.maps.has(name)) continue;
+      let w = writes.get(name);
+      if (!w) continue;
+      // An object of before sm_exact: its /128s' writes go to sm_policy, with the prefix length.
+      if (name === MAP.exact && !obj.maps.has(name) && obj.maps.has(MAP.policy)) {
+        w = exactWritesAsPolicy(w);
+        writeMap(obj.map(MAP.policy), w);
+        deleted += w.delete.length;
+        added += w.added;
+        replaced += w.replaced;
+        continue;
+      }
+      if (!obj.maps.has(name)) continue;
       writeMap(obj.map(name), w);
       added += w.added;
       replaced += w.replaced;

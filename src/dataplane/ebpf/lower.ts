@@ -6,7 +6,8 @@
  *   denied destinations -> `sm_blocked` (a /128 is a host address, anything shorter the SID block);
  *   an SR-unaware function's attachment (ingress: its return scope) -> `sm_endpoints` with the
  *   function's return key space and no source check (it hands back others' packets);
- * - egress, forward and return entries -> `sm_policy`, each scope in its key space ({tenant, prefix},
+ * - egress, forward and return entries -> `sm_policy` (a /128: `sm_exact`, the same key without its
+ *   prefix length, a hash the programs look up first), each scope in its key space ({tenant, prefix},
  *   {tenant | TENANT_FORWARD, prefix}, {function index | TENANT_RETURN, prefix}): encap / encap.red,
  *   deliver (a workload on this host: mode local with its MACs), unreachable (mode drop); `locator`
  *   entries there need nothing (the outer packet is looked up in the main table, where the underlay
@@ -61,7 +62,9 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
+  exactOf,
   ifindexKey,
+  isExactPolicy,
   MAP,
   NEXTHOP_SLOTS,
   nexthopValue,
@@ -78,14 +81,15 @@ import {
 
 /**
  * The maps the backend owns entirely: every entry in them is the lowering's (the rest it never writes).
- * Written in this order. sm_policy before sm_blocked: a new blocked prefix finds the entries over it
- * flagged (POL_BLOCKED) already, so it drops from its own write on, as before the flag.
+ * Written in this order. sm_policy and sm_exact before sm_blocked: a new blocked prefix finds the
+ * entries over it flagged (POL_BLOCKED) already, so it drops from its own write on, as before the flag.
  */
 export const OWNED_MAPS = [
   MAP.config,
   MAP.endpoints,
   MAP.sids,
   MAP.nexthops,
+  MAP.exact,
   MAP.policy,
   MAP.blocked,
 ] as const;
@@ -393,7 +397,31 @@ export function hex(b: Uint8Array): string {
  * the length of hex and no Buffer per key: 100,000 of them per bulk delta, each hashed by the Map.
  */
 export function stateKey(b: Uint8Array): string {
-  // sm_policy's 24-byte keys by explicit arguments: apply would copy the bytes into a list first.
+  // sm_policy's 24-byte and sm_exact's 20-byte keys by explicit arguments: apply would copy the bytes
+  // into a list first.
+  if (b.length === 20)
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
+    );
   if (b.length === 24)
     return String.fromCharCode(
       b[0]!,
@@ -670,7 +698,10 @@ function lowerItem(
   } else if (i.kind === 'entry') {
     const e = lowerPolicy(i, o, sh);
     if (typeof e === 'string') skip(e);
-    else if (e !== undefined) put(MAP.policy, e);
+    // A /128 (the workloads, most entries): sm_exact, a hash the programs look up before the trie.
+    else if (e !== undefined)
+      if (isExactPolicy(e.key)) put(MAP.exact, { key: exactOf(e.key), value: e.value, item: e.item });
+      else put(MAP.policy, e);
     if (isUnderlayLocator(i)) {
       const n = lowerNexthop(i, o, sh.loc);
       if (n) put(MAP.nexthops, n);

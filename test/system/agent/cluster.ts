@@ -4,13 +4,14 @@
  * operator key whose tenants are applied through the first agent; membership closed by a cluster key.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { AgentClient } from '../../../src/agent/client.ts';
 import {
   Behavior,
   linkDropKey,
   MAP,
   Mode as PolicyMode,
+  policyOfExact,
   Reason,
   type ReasonName,
   TENANT_DELIVERY,
@@ -331,7 +332,7 @@ ${
         });
     }
     const out: string[] = [];
-    for (const [k, v] of bpfMapEntries(h, MAP.policy)) {
+    for (const [k, v] of policyMapEntries(h)) {
       const key = Buffer.from(k, 'hex');
       if (key.readUInt32LE(0) !== 32 + 128 || ipv6FromBytes(key.subarray(8, 24)) !== want) continue;
       const value = Buffer.from(v, 'hex');
@@ -413,7 +414,7 @@ ${
       ]),
     );
     const out: string[] = [];
-    for (const [k, v] of bpfMapEntries(h, MAP.policy)) {
+    for (const [k, v] of policyMapEntries(h)) {
       const key = Buffer.from(k, 'hex');
       const value = Buffer.from(v, 'hex');
       const length = key.readUInt32LE(0) - 32;
@@ -616,6 +617,18 @@ export function bpfLinkDrops(h: AgentHost, ifindex: number): Map<ReasonName, big
 }
 
 /** Every entry of a pinned map of `h`'s eBPF backend, as hex key -> hex value (per-CPU maps excluded). */
+/**
+ * The policy entries of `h` as one table, keyed as sm_policy is (hex): sm_policy's and sm_exact's (the
+ * /128s, their key given sm_policy's prefix length). An older object's pins (no sm_exact): sm_policy's.
+ */
+export function policyMapEntries(h: AgentHost): Map<string, string> {
+  const out = bpfMapEntries(h, MAP.policy);
+  if (!existsSync(`${h.pinDir}/${MAP.exact}`)) return out;
+  for (const [k, v] of bpfMapEntries(h, MAP.exact))
+    out.set(Buffer.from(policyOfExact(Buffer.from(k, 'hex'))).toString('hex'), v);
+  return out;
+}
+
 export function bpfMapEntries(h: AgentHost, map: string): Map<string, string> {
   const m = BpfMap.openPinned(`${h.pinDir}/${map}`);
   try {

@@ -80,7 +80,7 @@ systemSuite(
       b3 = await cluster.workload(h3!, 'b3', 'blue', 'shop.db-3');
       await cluster.converged(3);
       await frr.waitRoute(`${web.address}/128`, { sid: 'fc00:0:1:2064::', timeoutMs: paced(30_000) });
-      // A kernel route in blue's table, or an sm_policy entry on the eBPF backend.
+      // A kernel route in blue's table, or an sm_policy or sm_exact entry on the eBPF backend.
       await waitFor(
         async () =>
           (await cluster.routeKeys(h1!, [385424])).all.some((k) =>

@@ -114,7 +114,7 @@ systemSuite(
       'the external client and the workload reach each other both ways; the other tenant stays out of reach',
       async () => {
         // The agent learned FRR's exported prefix into blue's table, toward FRR's own SID (rebuilt from
-        // label and structure): a kernel route, or an sm_policy entry on the eBPF backend.
+        // label and structure): a kernel route, or an sm_policy or sm_exact entry on the eBPF backend.
         const learned = new RegExp(`^385424 2001:db8:e1::/64 encap seg6 mode \\S+ segs \\[ ${frr.sid} \\]$`);
         await waitFor(
           async () => (await cluster.routeKeys(cluster.hosts[0]!, [385424])).all.some((k) => learned.test(k)),
@@ -162,7 +162,7 @@ systemSuite(
         for (const h of hosts) {
           // routes --json: one data-plane object per entry, same table, prefix and action: a kernel route
           // (protocol 203); on the eBPF backend a kernel route (underlay, delivery) or a map entry
-          // (sm_policy: egress and redirects; sm_sids: local SIDs).
+          // (sm_policy and sm_exact: egress and redirects; sm_sids: local SIDs).
           const cli = segmeshJson<CliRoute[]>(['routes', '--socket', h.socket]);
           const tables = [...new Set(cli.map((r) => r.table))];
           const dp = await cluster.routeKeys(h, tables);

@@ -218,7 +218,7 @@ systemSuite('agent: a fabric of three agents', { tools: ['ip', 'nft', 'ping', 't
     );
     // The kernel backend's routes; the eBPF backend's few (underlay and delivery) beside its maps.
     expect(owned.size).toBeGreaterThan(ebpf ? 2 : 5);
-    const maps = [MAP.sids, MAP.policy, MAP.endpoints];
+    const maps = [MAP.sids, MAP.policy, MAP.exact, MAP.endpoints];
     const mapsBefore = ebpf ? maps.map((m) => bpfMapEntries(h1, m)) : [];
     if (ebpf) expect(mapsBefore[0]!.size).toBeGreaterThan(2);
     const monitor = await routeMonitor(lab, h1.ns, 'ipmon-h1');

@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
-import { MAP, sidKey as mapSidKey, parseSidSlot } from '../../../src/dataplane/ebpf/abi.ts';
+import { isExactPolicy, MAP, sidKey as mapSidKey, parseSidSlot } from '../../../src/dataplane/ebpf/abi.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import {
@@ -451,6 +451,62 @@ systemSuite(
       expect(back).toMatchObject({ added: 2, replaced: 2, deleted: 0 });
       expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
       expect(await current.realise(hostIntent(1))).toStrictEqual(ZERO);
+    });
+
+    it('upgrade from an object of before sm_exact (the /128s in sm_policy), 100 pps, 0 lost: the /128s move to sm_exact, written before the switch and deleted from sm_policy only after it (every reply delivered from its /128 throughout); a second realise writes nothing', async () => {
+      const pinDir = opts[0]!.pinDir;
+      const older = await compileDatapath(['SM_NO_EXACT']);
+      /** The /128 keys of the pinned sm_policy, and the entries of the pinned sm_exact (none: no pin). */
+      const layout = () => {
+        const pol = BpfMap.openPinned(`${pinDir}/${MAP.policy}`);
+        try {
+          const slash128 = pol.keys().filter((k) => isExactPolicy(k)).length;
+          if (!existsSync(`${pinDir}/${MAP.exact}`)) return { slash128, exact: -1 };
+          const ex = BpfMap.openPinned(`${pinDir}/${MAP.exact}`);
+          try {
+            return { slash128, exact: ex.keys().length };
+          } finally {
+            ex.close();
+          }
+        } finally {
+          pol.close();
+        }
+      };
+      // Host 1's /128s: each tenant's workload, in its egress and its delivery key space.
+      const n = 4;
+      // The pins as an agent of before sm_exact leaves them: the /128s in sm_policy, no sm_exact pin.
+      await backends[0]!.close();
+      const down = new EbpfBackend(dps[0]!, { ...opts[0]!, objectPath: older });
+      backends[0] = down;
+      await down.realise(hostIntent(1));
+      rmSync(`${pinDir}/${MAP.exact}`, { force: true });
+      expect(layout()).toStrictEqual({ slash128: n, exact: -1 });
+      expect(await down.realise(hostIntent(1))).toStrictEqual(ZERO);
+      expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
+
+      const start = await down.readCounters();
+      const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
+      await waitFor(
+        async () => (await down.readCounters()).reasons.get('local')! - start.reasons.get('local')! >= 20n,
+        { timeoutMs: 10_000, what: 'the ping to start' },
+      );
+      await down.close();
+      const next = new EbpfBackend(dps[0]!, opts[0]!);
+      backends[0] = next;
+      const r = await next.realise(hostIntent(1));
+      // Moved: written to the new sm_exact, deleted from sm_policy; nothing else written or replaced.
+      expect(r).toMatchObject({ added: n, replaced: 0, deleted: n });
+      expect(next.migrated).toStrictEqual([]);
+      expect(layout()).toStrictEqual({ slash128: 0, exact: n });
+      expect(await pinging).toBe(300);
+      // The replies to host 1 (End.DT6 of a delivery SID): each one delivered from its /128 (counted
+      // local), none left to the FIB lookup, as it would be had the old programs found sm_policy without
+      // the /128 before the switch.
+      const end = await next.readCounters();
+      const d = (k: 'local' | 'dt6') => end.reasons.get(k)! - start.reasons.get(k)!;
+      expect(d('local')).toBeGreaterThanOrEqual(300n);
+      expect(d('local')).toBe(d('dt6'));
+      expect(await next.realise(hostIntent(1))).toStrictEqual(ZERO);
     });
 
     it('upgrade from per-SID counters keyed by the SID (a per-CPU hash, before counter slots): the array replaces it, each SID counting on from its old counts', async () => {

@@ -15,7 +15,10 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
+  exactKey,
+  exactOf,
   ifindexKey,
+  isExactPolicy,
   MAP,
   NEXTHOP_SLOTS,
   nexthopValue,
@@ -857,7 +860,8 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
           u32Key(SLOT),
           nexthopValue({ oif: u4, via: ip('2001:db8:4::2'), prefix: ip('fc00:0:2::'), prefixLength: 48 }),
         );
-      obj.map(MAP.policy).update(
+      putPolicy(
+        obj,
         policyKey(1, v6(SLOTTED), 128, 'delivery'),
         policyValue({
           mode: 'encapRed',
@@ -1123,6 +1127,122 @@ systemSuite('ebpf datapath: BPF_PROG_TEST_RUN on crafted packets', { tools: ['cl
     }
   });
 
+  describe('sm_exact (the /128s, a hash) answers before the sm_policy LPM; a miss falls back to the LPM', () => {
+    const src = ip(HOST_SRC);
+    const exact = () => obj.map(MAP.exact);
+    /** Writes `entries` (sm_exact key, value) for the duration of `fn`, then deletes them. */
+    const withExact = (entries: [Bytes, Bytes][], fn: () => void) => {
+      for (const [k, v] of entries) exact().update(k, v);
+      try {
+        fn();
+      } finally {
+        for (const [k] of entries) exact().delete(k);
+      }
+    };
+    const localWl = () => policyValue({ mode: 'local', oif: w0, dmac: mac(LOCAL_WL_MAC), smac: mac(W0_MAC) });
+
+    it('wl_in: a /128 in sm_exact under a covering prefix of sm_policy wins (delivered per its value, IPv6 and IPv4); another address under the prefix takes the LPM entry; the /128 gone, the LPM answers it', () => {
+      setConfig(CFG_VALIDATE | CFG_FIB);
+      const v4pkt = (dst: string, ttl: number) => ipv4({ src: WL4, dst, protocol: 1, ttl }, echo4(3, 1));
+      withExact(
+        [
+          [exactKey(1, v6('fd01:2::77')), localWl()],
+          [exactKey(1, v4Mapped('198.18.2.77')), localWl()],
+        ],
+        () => {
+          const hit = run('wl_in', fromWl(wl6pkt('fd01:2::77', 64)));
+          expect(hit.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV6, wl6pkt('fd01:2::77', 63))));
+          expect(hit.retval).toBe(TC_ACT_REDIRECT);
+          expect(hit.counted).toEqual({ local: 1 });
+          const hit4 = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt('198.18.2.77', 64)));
+          expect(hit4.out).toBe(hexdump(eth(LOCAL_WL_MAC, W0_MAC, ETH_IPV4, v4pkt('198.18.2.77', 63))));
+          expect(hit4.counted).toEqual({ local: 1 });
+          // Positive control: the neighbours under the same prefixes take the LPM's encap entries.
+          expect(run('wl_in', fromWl(wl6pkt('fd01:2::78', 64))).counted).toEqual({ encap: 1, redirect: 1 });
+          const lpm4 = run('wl_in', eth(W0_MAC, WL_MAC, ETH_IPV4, v4pkt('198.18.2.78', 64)));
+          expect(lpm4.counted).toEqual({ encap: 1, redirect: 1 });
+        },
+      );
+      expect(run('wl_in', fromWl(wl6pkt('fd01:2::77', 64))).counted).toEqual({ encap: 1, redirect: 1 });
+    });
+
+    it('the hash is looked up first: a /128 in both maps is answered by sm_exact (the LPM is not reached on a hit)', () => {
+      setConfig(CFG_VALIDATE | CFG_FIB);
+      const lpmKey = policyKey(1, v6('fd01:2::79'), 128);
+      obj.map(MAP.policy).update(lpmKey, policyValue({ mode: 'drop' }));
+      try {
+        expect(run('wl_in', fromWl(wl6pkt('fd01:2::79', 64))).counted).toEqual({ drop_policy: 1 });
+        withExact([[exactOf(lpmKey), localWl()]], () => {
+          expect(run('wl_in', fromWl(wl6pkt('fd01:2::79', 64))).counted).toEqual({ local: 1 });
+        });
+      } finally {
+        obj.map(MAP.policy).delete(lpmKey);
+      }
+    });
+
+    it('ul_in End.DT6 (delivery scope): a /128 in sm_exact under a redirect prefix of sm_policy is delivered locally; another address under the prefix is redirected (positive control)', () => {
+      setConfig(CFG_FIB | CFG_TRUSTSRC);
+      const toWl = (dst: string, hl: number) =>
+        ipv6(
+          { src: 'fd01:2::10', dst, nextHeader: NH_ICMPV6, hopLimit: hl },
+          echo6('fd01:2::10', dst, 0x58, 5),
+        );
+      const atDt6 = (inner: Bytes) =>
+        fromUl(ipv6({ src: PEER, dst: 'fc00:0:1::d6:1', nextHeader: NH_IPV6 }, inner));
+      const prefixKey = policyKey(1, v6('fd01:1::50'), 124, 'delivery');
+      obj
+        .map(MAP.policy)
+        .update(prefixKey, policyValue({ mode: 'encapRed', segments: [ip('fc00:0:2::d6:1')], source: src }));
+      try {
+        const delivered = policyValue({ mode: 'local', oif: w0, dmac: mac(DELIVERY_MAC), smac: mac(W0_MAC) });
+        withExact([[exactKey(1, v6('fd01:1::55'), 'delivery'), delivered]], () => {
+          const r = run('ul_in', atDt6(toWl('fd01:1::55', 64)));
+          expect(r.out).toBe(hexdump(eth(DELIVERY_MAC, W0_MAC, ETH_IPV6, toWl('fd01:1::55', 63))));
+          expect(r.counted).toEqual({ dt6: 1, local: 1 });
+          const moved = run('ul_in', atDt6(toWl('fd01:1::56', 64)));
+          expect(moved.out).toBe(
+            hexdump(
+              toNh(
+                ipv6({ src: HOST_SRC, dst: 'fc00:0:2::d6:1', nextHeader: NH_IPV6 }, toWl('fd01:1::56', 63)),
+              ),
+            ),
+          );
+          expect(moved.counted).toEqual({ redirect_move: 1, redirect: 1 });
+        });
+      } finally {
+        obj.map(MAP.policy).delete(prefixKey);
+      }
+    });
+
+    it('a /128 in sm_exact flagged POL_BLOCKED still gets the sm_blocked check (a host address drops, IPv6 and IPv4); the same /128 unflagged is encapsulated per its own value', () => {
+      setConfig(CFG_VALIDATE | CFG_FIB);
+      const v4pkt = (dst: string) =>
+        eth(W0_MAC, WL_MAC, ETH_IPV4, ipv4({ src: WL4, dst, protocol: 1 }, echo4(1, 1)));
+      const own = (blocked: boolean) =>
+        policyValue({ mode: 'encap', segments: [ip('fc00:0:9::d6:1')], source: src, blocked });
+      const keys = [exactKey(1, v6('fd09::1')), exactKey(1, v4Mapped('198.19.0.1'))];
+      withExact(
+        keys.map((k) => [k, own(true)]),
+        () => {
+          for (const packet of [fromWl(wl6pkt('fd09::1', 64)), v4pkt('198.19.0.1')]) {
+            const r = run('wl_in', packet);
+            expect(r.retval).toBe(TC_ACT_SHOT);
+            expect(r.counted).toEqual({ drop_host_address: 1 });
+          }
+        },
+      );
+      withExact(
+        keys.map((k) => [k, own(false)]),
+        () => {
+          const r = run('wl_in', fromWl(wl6pkt('fd09::1', 64)));
+          expect(r.out).toBe(hexdump(toNh(outer('fc00:0:9::d6:1', NH_IPV6, wl6pkt('fd09::1', 63)))));
+          expect(r.counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+          expect(run('wl_in', v4pkt('198.19.0.1')).counted).toEqual({ encap_nosrh: 1, redirect: 1 });
+        },
+      );
+    });
+  });
+
   describe('ul_in: malformed SRHs are dropped and counted, the well-formed packet beside each is not', () => {
     beforeAll(() => setConfig(CFG_FIB | CFG_TRUSTSRC));
     const endPkt = (s: Bytes, payloadLength?: number, tail: Bytes = remoteInner(64)) =>
@@ -1349,9 +1469,15 @@ const overlapsDenied = (() => {
   return (dst: Bytes, len: number) => b.overlaps({ address: ipv6FromBytes(dst), length: len });
 })();
 
+/** A policy entry where the lowering puts it: a /128 in sm_exact (by its key's tail), the rest in sm_policy. */
+function putPolicy(obj: BpfObject, key: Bytes, value: Bytes): void {
+  if (isExactPolicy(key)) obj.map(MAP.exact).update(exactOf(key), value);
+  else obj.map(MAP.policy).update(key, value);
+}
+
 function populate(obj: BpfObject, w0: number, n0: number): void {
   obj.map(MAP.endpoints).update(ifindexKey(w0), endpointValue({ tenant: 1, addr6: ip(WL6), addr4: WL4 }));
-  const pol = obj.map(MAP.policy);
+  const pol = { update: (k: Bytes, v: Bytes) => putPolicy(obj, k, v) };
   const src = ip(HOST_SRC);
   const put = (dst: Bytes, len: number, v: Parameters<typeof policyValue>[0]) =>
     pol.update(policyKey(1, dst, len), policyValue({ source: src, blocked: overlapsDenied(dst, len), ...v }));

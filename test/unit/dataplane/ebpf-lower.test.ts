@@ -3,11 +3,14 @@ import { ALL_SCOPES, type BackendCapabilities, unsupportedItems } from '../../..
 import {
   addrKey,
   endpointValue,
+  exactKey,
   ifindexKey,
+  isExactPolicy,
   MAP,
   nexthopValue,
   POL_BLOCKED,
   policyKey,
+  policyOfExact,
   policyValue,
   reasonValue,
   sidKey,
@@ -23,6 +26,7 @@ import {
   type LinkFacts,
   lowerDelta,
   lowerToEbpf,
+  type MapEntry,
   OWNED_MAPS,
   sameBytes,
   sidSlotsOfMap,
@@ -46,6 +50,26 @@ import {
 import { sameRoute } from '../../../src/dataplane/kernel/delta.ts';
 import { routeKey } from '../../../src/dataplane/route.ts';
 import { ipv6ToBytes, parseIpv6, parsePrefix } from '../../../src/srv6/address.ts';
+
+/**
+ * A state's policy entries as one table keyed as sm_policy (what the programs answer from both maps):
+ * sm_policy's, and sm_exact's given back their prefix length. Checks the split on the way: every /128 in
+ * sm_exact (by its 20-byte {key space, destination}), none in sm_policy.
+ */
+function policyOf(st: EbpfState): Map<string, MapEntry> {
+  const out = new Map<string, MapEntry>();
+  for (const [k, e] of st.maps.get(MAP.policy)!) {
+    expect(isExactPolicy(e.key)).toBe(false);
+    out.set(k, e);
+  }
+  for (const e of st.maps.get(MAP.exact)!.values()) {
+    expect(e.key.length).toBe(20);
+    const key = policyOfExact(e.key);
+    expect(out.has(stateKey(key))).toBe(false);
+    out.set(stateKey(key), { ...e, key });
+  }
+  return out;
+}
 
 const ip = parseIpv6;
 const egress: Scope = { kind: 'egress', tenant: 'blue', tenantId: 7 };
@@ -133,7 +157,7 @@ describe('eBPF lowering of a forwarding intent', () => {
     const local = hex(
       policyValue({ mode: 'local', oif: 9, dmac: mac('02:00:00:00:01:09'), smac: mac('02:00:00:00:00:09') }),
     );
-    expect(hexes(s.maps.get(MAP.policy))).toStrictEqual(
+    expect(hexes(policyOf(s))).toStrictEqual(
       new Map([
         [hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, 'delivery')), local],
         // Slot 1: the underlay's locator fc00:0:2::/48 covers the first segment.
@@ -208,7 +232,7 @@ describe('eBPF lowering of a forwarding intent', () => {
     expect(bad.skipped.join('\n')).toMatch(/HMAC/);
     expect(bad.skipped.join('\n')).toMatch(/MACs of link wc0/);
     expect(bad.skipped.join('\n')).toMatch(/no End.B6.Encaps/);
-    expect(bad.maps.get(MAP.policy)!.size).toBe(0);
+    expect(policyOf(bad).size).toBe(0);
     expect(bad.maps.get(MAP.sids)!.size).toBe(0);
     expect(bad.routes).toStrictEqual([]);
   });
@@ -227,10 +251,10 @@ describe('eBPF lowering of a forwarding intent', () => {
     const dk = hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, 'delivery'));
     const ek = hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128));
     expect(dk).not.toBe(ek);
-    const pol = hexes(moved.maps.get(MAP.policy));
+    const pol = hexes(policyOf(moved));
     expect(pol.get(dk)).toBe(hex(policyValue({ mode: 'encapRed', segments: to, source: src })));
-    expect(pol.get(ek)).toBe(hexes(s.maps.get(MAP.policy)).get(ek)); // egress untouched
-    expect(pol.size).toBe(s.maps.get(MAP.policy)!.size); // its local delivery entry replaced
+    expect(pol.get(ek)).toBe(hexes(policyOf(s)).get(ek)); // egress untouched
+    expect(pol.size).toBe(policyOf(s).size); // its local delivery entry replaced
     // The delivery table loses the moved workload's route (the redirect is BPF's); its unreachable stays.
     expect(moved.routes.map((r) => [r.table, r.dev, r.type ?? 'unicast'])).toStrictEqual([
       [254, 'ul0', 'unicast'],
@@ -250,7 +274,7 @@ describe('eBPF lowering of a forwarding intent', () => {
       ]),
       opts,
     );
-    expect([...hexes(st.maps.get(MAP.policy)).keys()]).toStrictEqual([dk('fd07:1::10', 128)]);
+    expect([...hexes(policyOf(st)).keys()]).toStrictEqual([dk('fd07:1::10', 128)]);
     expect(st.skipped).toStrictEqual([]);
     expect(st.routes.map((r) => [r.table, r.dev])).toStrictEqual([
       [385053, 'wb0'],
@@ -260,7 +284,7 @@ describe('eBPF lowering of a forwarding intent', () => {
   });
 
   it('diff: the same state writes nothing; a moved workload is one replaced policy, a gone one one delete', () => {
-    const same = diffMap(s.maps.get(MAP.policy)!, asHave(s.maps.get(MAP.policy)!));
+    const same = diffMap(policyOf(s), asHave(policyOf(s)));
     expect([same.put.length, same.delete.length]).toStrictEqual([0, 0]);
     const moved = lowerToEbpf(
       intent([
@@ -269,7 +293,7 @@ describe('eBPF lowering of a forwarding intent', () => {
       ]),
       opts,
     );
-    const w = diffMap(moved.maps.get(MAP.policy)!, asHave(s.maps.get(MAP.policy)!));
+    const w = diffMap(policyOf(moved), asHave(policyOf(s)));
     expect({ added: w.added, replaced: w.replaced, deleted: w.delete.length }).toStrictEqual({
       added: 0,
       replaced: 1,
@@ -326,9 +350,34 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     smac: mac('02:00:00:00:00:09'),
   });
 
+  it('the /128s of every key space go to sm_exact, keyed {key space, destination} (no prefix length); shorter prefixes stay in sm_policy; POL_BLOCKED rides along', () => {
+    const held = [...scoped, entry(egress, '2001:db8:12::1/128', { kind: 'unreachable' })]; // a denied host address
+    const st = lowerToEbpf(intent(held), opts);
+    const exact = hexes(st.maps.get(MAP.exact));
+    const x = (id: number, a: string, sp: 'egress' | 'delivery' | 'forward' | 'return') =>
+      hex(exactKey(id, ipv6ToBytes(ip(a)), sp));
+    expect(new Set(exact.keys())).toStrictEqual(
+      new Set([
+        x(7, 'fd07:1::10', 'egress'),
+        x(7, 'fd07:1::10', 'delivery'),
+        x(7, 'fd07:1::10', 'forward'),
+        x(5, 'fd07:1::10', 'return'),
+        x(7, '2001:db8:12::1', 'egress'),
+      ]),
+    );
+    // The key: the key space in network order, then the destination: sm_policy's key without its prefixlen.
+    expect(x(7, 'fd07:1::10', 'delivery')).toBe(`80000007${'fd070001000000000000000000000010'}`);
+    expect(exact.get(x(7, 'fd07:1::10', 'forward'))).toBe(hex(local));
+    expect(
+      st.maps.get(MAP.exact)!.get(stateKey(exactKey(7, ipv6ToBytes(ip('2001:db8:12::1')))))!.value[2],
+    ).toBe(POL_BLOCKED);
+    for (const e of st.maps.get(MAP.policy)!.values()) expect(e.key[0]).toBeLessThan(32 + 128);
+    expect(st.maps.get(MAP.policy)!.size).toBeGreaterThan(4); // the shorter prefixes
+  });
+
   it('forward entries: the whole scope in the forward key space (local delivery too: the edge default must not win over a /128), locators none; nothing skipped, no route', () => {
     expect(s.skipped).toStrictEqual([]);
-    const pol = hexes(s.maps.get(MAP.policy));
+    const pol = hexes(policyOf(s));
     const k = (p: string, l: number) => hex(policyKey(7, ipv6ToBytes(ip(p)), l, 'forward'));
     expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
     expect(pol.get(k('fd07:2::', 64))).toBe(
@@ -339,7 +388,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
     expect(k('::', 0).slice(8, 16)).toBe('40000007');
     // The egress key space beside it is what it was; forward and return add no kernel route.
-    for (const [key, v] of hexes(plain.maps.get(MAP.policy))) expect(pol.get(key)).toBe(v);
+    for (const [key, v] of hexes(policyOf(plain))) expect(pol.get(key)).toBe(v);
     expect(s.routes).toStrictEqual(plain.routes);
   });
 
@@ -357,7 +406,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     // key space: function index 5 | TENANT_RETURN; flags: EP_ANYSRC, no address.
     expect(hex(ep.subarray(0, 8))).toBe('0500002002000000');
     expect(ep.subarray(8).every((b) => b === 0)).toBe(true);
-    const pol = hexes(s.maps.get(MAP.policy));
+    const pol = hexes(policyOf(s));
     const k = (p: string, l: number) => hex(policyKey(5, ipv6ToBytes(ip(p)), l, 'return'));
     expect(pol.get(k('fd07:1::10', 128))).toBe(hex(local));
     expect(pol.get(k('fd07:2::', 64))).toBe(
@@ -368,7 +417,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     expect(pol.has(k('fc00:0:2::', 48))).toBe(false);
     expect(k('::', 0).slice(8, 16)).toBe('20000005');
     // 3 forward + 3 return entries more than the base; no blocked entries for the function (no restriction).
-    expect(pol.size).toBe(plain.maps.get(MAP.policy)!.size + 6);
+    expect(pol.size).toBe(policyOf(plain).size + 6);
     expect(s.maps.get(MAP.blocked)!.size).toBe(plain.maps.get(MAP.blocked)!.size);
   });
 
@@ -403,7 +452,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
     expect(r.skipped).toHaveLength(2);
     expect(r.skipped.join('\n')).toMatch(/e\|rt:dx\|.*source-specific/);
     expect(r.skipped.join('\n')).toMatch(/e\|fw:blue\|.*HMAC/);
-    expect(r.maps.get(MAP.policy)!.size).toBe(s.maps.get(MAP.policy)!.size);
+    expect(policyOf(r).size).toBe(policyOf(s).size);
     const keys = (['egress', 'delivery', 'forward', 'return'] as const).map((sp) =>
       hex(policyKey(7, ipv6ToBytes(ip('fd07:1::10')), 128, sp)),
     );
@@ -446,9 +495,7 @@ describe('eBPF lowering of the forward and return scopes (sm_policy key spaces)'
         hex(policyKey(7, ipv6ToBytes(ip('fd07:5::')), 64, 'forward')),
       ].sort(),
     );
-    expect(hexes(d.state.maps.get(MAP.policy))).toStrictEqual(
-      hexes(lowerToEbpf(after, opts).maps.get(MAP.policy)),
-    );
+    expect(hexes(policyOf(d.state))).toStrictEqual(hexes(policyOf(lowerToEbpf(after, opts))));
   });
 });
 
@@ -515,11 +562,14 @@ describe('eBPF lowering of a delta (only its items)', () => {
       for (const r of [...d!.routes.replace, ...d!.routes.add]) kr.set(routeKey(r), r);
       expect([...kr.keys()].map((k) => k.toString(16)).sort()).toStrictEqual(routesOf(full));
     }
-    // Counts of the forward step: policy 2 added (fd07:9; fd07:1::11's delivery), 1 replaced (fd07:2),
-    // 1 deleted (fd07:3).
+    // Counts of the forward step: policy 1 added (fd07:9), 1 replaced (fd07:2), 1 deleted (fd07:3);
+    // sm_exact 1 added (fd07:1::11's delivery, a /128).
     const { d } = step(base, after);
     const p = d!.maps.get(MAP.policy)!;
-    expect([p.added, p.replaced, p.delete.length]).toStrictEqual([2, 1, 1]);
+    expect([p.added, p.replaced, p.delete.length]).toStrictEqual([1, 1, 1]);
+    const x = d!.maps.get(MAP.exact)!;
+    expect([x.added, x.replaced, x.delete.length]).toStrictEqual([1, 0, 0]);
+    expect(hex(x.put[0]!.key)).toBe(hex(exactKey(7, ipv6ToBytes(ip('fd07:1::11')), 'delivery')));
     expect(d!.maps.get(MAP.sids)!.replaced).toBe(1);
     expect([d!.routes.add.length, d!.routes.delete.length]).toStrictEqual([1, 1]);
     // Nothing else written: maps the delta does not touch have no writes.
@@ -547,7 +597,7 @@ describe('eBPF lowering: the next hops of the underlay locators (sm_nexthops) an
   const enc = (prefix: string, first: string) =>
     entry(egress, prefix, { kind: 'encap', mode: 'encap', segments: [ip(first), ip('fc00:0:9::d6:7')] });
   const slotOf = (st: EbpfState, prefix: string) =>
-    st.maps.get(MAP.policy)!.get(stateKey(policyKey(7, ipv6ToBytes(ip(prefix)), 64)))!.value[4];
+    policyOf(st).get(stateKey(policyKey(7, ipv6ToBytes(ip(prefix)), 64)))!.value[4];
   const items = [
     loc('fc00:0:2::/48'),
     loc('fc00:0:3::/48', ip('2001:db8:12::3')),
@@ -586,7 +636,7 @@ describe('eBPF lowering: the next hops of the underlay locators (sm_nexthops) an
     expect(slotOf(st, 'fd07:3::')).toBe(idOf('fc00:0:3::/48'));
     expect(slotOf(st, 'fd07:4::')).toBe(idOf('fc00:0:3:8000::/49'));
     expect(slotOf(st, 'fd07:5::')).toBe(0);
-    const v = st.maps.get(MAP.policy)!.get(stateKey(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)))!.value;
+    const v = policyOf(st).get(stateKey(policyKey(7, ipv6ToBytes(ip('fd07:2::')), 64)))!.value;
     expect(hex(v)).toBe(
       hex(
         policyValue({
@@ -662,7 +712,7 @@ describe('eBPF lowering: the next hops of the underlay locators (sm_nexthops) an
     const g = lowerToEbpf(grown, { ...opts, nexthopSlots: slots });
     expect(slotOf(g, 'fd07:5::')).toBe(4);
     // (lowerDelta took `prev` over: against a second lowering of `b`.)
-    const w = diffMap(g.maps.get(MAP.policy)!, lowerToEbpf(b, opts).maps.get(MAP.policy)!);
+    const w = diffMap(policyOf(g), policyOf(lowerToEbpf(b, opts)));
     expect([w.added, w.replaced, w.delete.length]).toStrictEqual([0, 1, 0]); // fd07:5 only
     const shrunk = intent(items.filter((i) => i.key !== loc('fc00:0:3:8000::/49').key));
     expect(
@@ -764,9 +814,7 @@ describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a deni
   ];
   /** Policy key (hex) -> whether its value has POL_BLOCKED. */
   const flags = (st: EbpfState) =>
-    new Map(
-      [...st.maps.get(MAP.policy)!.values()].map((e) => [hex(e.key), (e.value[2]! & POL_BLOCKED) !== 0]),
-    );
+    new Map([...policyOf(st).values()].map((e) => [hex(e.key), (e.value[2]! & POL_BLOCKED) !== 0]));
   /** What the flags must be: an egress or return entry whose prefix overlaps one of `denied`. */
   const expected = (its: IntentItem[], denied: { address: bigint; length: number }[]) => {
     const st = lowerToEbpf(intent(its), opts);
@@ -783,7 +831,7 @@ describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a deni
       else if (s.kind === 'delivery')
         key = policyKey(7, ipv6ToBytes(i.prefix.address), i.prefix.length, 'delivery');
       else continue;
-      if (!st.maps.get(MAP.policy)!.has(stateKey(key))) continue; // the table's (delivery unreachable)
+      if (!policyOf(st).has(stateKey(key))) continue; // the table's (delivery unreachable)
       out.set(
         hex(key),
         (s.kind === 'egress' || s.kind === 'return') && denied.some((d) => naive(i.prefix, d)),
@@ -825,7 +873,7 @@ describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a deni
     const before = lowerToEbpf(b, opts);
     const after = lowerToEbpf(a, opts);
     expect(flags(after)).toStrictEqual(expected(grown, [...more.restrict!.denyDestinations!]));
-    const w = diffMap(after.maps.get(MAP.policy)!, before.maps.get(MAP.policy)!);
+    const w = diffMap(policyOf(after), policyOf(before));
     // fd07:2::/64 of the egress and of the return key space; ::/0s were flagged already.
     expect([w.added, w.replaced, w.delete.length]).toStrictEqual([0, 2, 0]);
     expect(w.put.map((e) => hex(e.key)).sort()).toStrictEqual(
@@ -837,7 +885,7 @@ describe('eBPF lowering: POL_BLOCKED on the entries of wl_in that overlap a deni
     for (const e of w.put) expect(e.value[2]! & POL_BLOCKED).toBe(POL_BLOCKED);
     expect(diffMap(after.maps.get(MAP.blocked)!, before.maps.get(MAP.blocked)!).added).toBe(1);
     // Back: the flag goes from the same two entries.
-    const back = diffMap(lowerToEbpf(b, opts).maps.get(MAP.policy)!, after.maps.get(MAP.policy)!);
+    const back = diffMap(policyOf(lowerToEbpf(b, opts)), policyOf(after));
     expect([back.added, back.replaced, back.delete.length]).toStrictEqual([0, 2, 0]);
     for (const e of back.put) expect(e.value[2]! & POL_BLOCKED).toBe(0);
   });
