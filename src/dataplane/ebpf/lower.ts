@@ -397,8 +397,8 @@ export function hex(b: Uint8Array): string {
  * the length of hex and no Buffer per key: 100,000 of them per bulk delta, each hashed by the Map.
  */
 export function stateKey(b: Uint8Array): string {
-  // sm_policy's 24-byte and sm_exact's 20-byte keys by explicit arguments: apply would copy the bytes
-  // into a list first.
+  // sm_exact's 20-byte keys (every workload /128: the bulk of a large delta) by explicit arguments:
+  // apply would copy the bytes into a list first. The other maps' keys are few.
   if (b.length === 20)
     return String.fromCharCode(
       b[0]!,
@@ -421,33 +421,6 @@ export function stateKey(b: Uint8Array): string {
       b[17]!,
       b[18]!,
       b[19]!,
-    );
-  if (b.length === 24)
-    return String.fromCharCode(
-      b[0]!,
-      b[1]!,
-      b[2]!,
-      b[3]!,
-      b[4]!,
-      b[5]!,
-      b[6]!,
-      b[7]!,
-      b[8]!,
-      b[9]!,
-      b[10]!,
-      b[11]!,
-      b[12]!,
-      b[13]!,
-      b[14]!,
-      b[15]!,
-      b[16]!,
-      b[17]!,
-      b[18]!,
-      b[19]!,
-      b[20]!,
-      b[21]!,
-      b[22]!,
-      b[23]!,
     );
   return String.fromCharCode.apply(null, b as unknown as number[]);
 }

@@ -10,7 +10,13 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Dataplane } from '../../../src/dataplane/dataplane.ts';
-import { isExactPolicy, MAP, sidKey as mapSidKey, parseSidSlot } from '../../../src/dataplane/ebpf/abi.ts';
+import {
+  isExactPolicy,
+  MAP,
+  sidKey as mapSidKey,
+  parseSidSlot,
+  type ReasonName,
+} from '../../../src/dataplane/ebpf/abi.ts';
 import { EbpfBackend, type EbpfBackendOptions } from '../../../src/dataplane/ebpf/backend.ts';
 import { BpfMap } from '../../../src/dataplane/ebpf/libbpf.ts';
 import {
@@ -99,6 +105,32 @@ systemSuite(
     const dps: Dataplane[] = [];
     const opts: EbpfBackendOptions[] = [];
     const backends: EbpfBackend[] = [];
+
+    /**
+     * Host 1's backend handed over to a new one on the same pins (`objectPath`: another object) while
+     * a1 pings a2: the old one closes once `reason` counted 20 of the ping's packets; the new one
+     * realises host 1's intent. Returns the ping (its answers), the counters at its start, the new
+     * backend and what its first realise wrote.
+     */
+    const handOverUnderPing = async (
+      current: EbpfBackend,
+      objectPath: string | undefined,
+      count: number,
+      interval: string,
+      reason: ReasonName = 'encap',
+    ) => {
+      const start = await current.readCounters();
+      const pinging = ping(wl.a1!, 'fd01:2::10', count, interval);
+      await waitFor(
+        async () => (await current.readCounters()).reasons.get(reason)! - start.reasons.get(reason)! >= 20n,
+        { timeoutMs: 10_000, what: 'the ping to start' },
+      );
+      await current.close();
+      const next = new EbpfBackend(dps[0]!, objectPath ? { ...opts[0]!, objectPath } : opts[0]!);
+      backends[0] = next;
+      const realised = await next.realise(hostIntent(1));
+      return { pinging, start, next, realised };
+    };
 
     beforeAll(async () => {
       const objectPath = await compileDatapath();
@@ -271,20 +303,9 @@ systemSuite(
           ) as { id: number }
         ).id;
       const idBefore = await mapId();
-      const start = await b1.readCounters();
       const a6 = sidKey(ip('fc00:0:1::a6')); // the SID the replies come back to
-      const pinging = ping(wl.a1!, 'fd01:2::10', 150, '0.02');
-      await waitFor(
-        async () => (await b1.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
-        {
-          timeoutMs: 10_000,
-          what: 'the ping to start',
-        },
-      );
-      await b1.close();
-      const again = new EbpfBackend(dps[0]!, opts[0]!);
-      backends[0] = again;
-      expect(await again.realise(hostIntent(1))).toStrictEqual(ZERO);
+      const { pinging, start, next: again, realised } = await handOverUnderPing(b1, undefined, 150, '0.02');
+      expect(realised).toStrictEqual(ZERO);
       expect(await pinging).toBe(150);
       expect(await mapId()).toBe(idBefore); // the same map, adopted, not a new one refilled
       const end = await again.readCounters();
@@ -322,17 +343,12 @@ systemSuite(
         const sidsBefore = await mapInfo('sm_sids');
         const links = await tcxLinks(pinDir);
         const progsBefore = await linkProgs();
-        const start = await current.readCounters();
-        const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
-        await waitFor(
-          async () =>
-            (await current.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
-          { timeoutMs: 10_000, what: 'the ping to start' },
-        );
-        await current.close();
-        const next = new EbpfBackend(dps[0]!, { ...opts[0]!, objectPath });
-        backends[0] = next;
-        const r = await next.realise(hostIntent(1));
+        const {
+          pinging,
+          start,
+          next,
+          realised: r,
+        } = await handOverUnderPing(current, objectPath, 300, '0.01');
         expect(next.migrated).toStrictEqual([
           `sm_policy (max entries ${policyBefore.max_entries} -> ${maxEntries})`,
         ]);
@@ -412,17 +428,12 @@ systemSuite(
         [opts[0]!.objectPath!, 'array', 'type 1 -> 2'],
       ] as const) {
         const policyBefore = await mapInfo('sm_policy');
-        const start = await current.readCounters();
-        const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
-        await waitFor(
-          async () =>
-            (await current.readCounters()).reasons.get('encap')! - start.reasons.get('encap')! >= 20n,
-          { timeoutMs: 10_000, what: 'the ping to start' },
-        );
-        await current.close();
-        const next = new EbpfBackend(dps[0]!, { ...opts[0]!, objectPath });
-        backends[0] = next;
-        const r = await next.realise(hostIntent(1));
+        const {
+          pinging,
+          start,
+          next,
+          realised: r,
+        } = await handOverUnderPing(current, objectPath, 300, '0.01');
         expect(next.migrated).toStrictEqual([`sm_nexthops (${why})`]);
         // The new sm_nexthops gets the one locator's slot; nothing else is written (sm_policy's values
         // name the same slot: read from the old pin, not assigned afresh).
@@ -484,16 +495,12 @@ systemSuite(
       expect(await down.realise(hostIntent(1))).toStrictEqual(ZERO);
       expect(await ping(wl.a1!, 'fd01:2::10')).toBe(3);
 
-      const start = await down.readCounters();
-      const pinging = ping(wl.a1!, 'fd01:2::10', 300, '0.01');
-      await waitFor(
-        async () => (await down.readCounters()).reasons.get('local')! - start.reasons.get('local')! >= 20n,
-        { timeoutMs: 10_000, what: 'the ping to start' },
-      );
-      await down.close();
-      const next = new EbpfBackend(dps[0]!, opts[0]!);
-      backends[0] = next;
-      const r = await next.realise(hostIntent(1));
+      const {
+        pinging,
+        start,
+        next,
+        realised: r,
+      } = await handOverUnderPing(down, undefined, 300, '0.01', 'local');
       // Moved: written to the new sm_exact, deleted from sm_policy; nothing else written or replaced.
       expect(r).toMatchObject({ added: n, replaced: 0, deleted: n });
       expect(next.migrated).toStrictEqual([]);
