@@ -277,7 +277,26 @@ export function exactKey(
   dst: Uint8Array | Ipv6Address,
   space: PolicySpace = 'egress',
 ): Uint8Array {
-  return exactOf(policyKey(id, dst, 128, space));
+  const spaceId = policySpace(id, space);
+  const b = alloc(SIZES.sm_exact.key);
+  be32(b, 0, spaceId);
+  if (typeof dst === 'bigint') ipv6IntoBytes(dst, b, 4);
+  else b.set(dst, 4);
+  return b;
+}
+
+/**
+ * The key of a prefix of key space `space` in the map that holds it: a /128 in sm_exact (20 bytes,
+ * {@link exactKey}), any other length in sm_policy (24 bytes, {@link policyKey}). The lowering's one
+ * key per entry (no policy key cut down to an exact one per workload /128).
+ */
+export function entryKey(
+  id: number,
+  dst: Ipv6Address,
+  prefixLength: number,
+  space: PolicySpace = 'egress',
+): Uint8Array {
+  return prefixLength === 128 ? exactKey(id, dst, space) : policyKey(id, dst, prefixLength, space);
 }
 
 export interface PolicyValue {

@@ -62,18 +62,18 @@ import {
   CFG_VALIDATE,
   configValue,
   endpointValue,
-  exactOf,
+  entryKey,
+  exactKey,
   ifindexKey,
-  isExactPolicy,
   MAP,
   NEXTHOP_SLOTS,
   nexthopValue,
   parseNexthopValue,
   parseSidSlot,
-  policyKey,
   policyValue,
   reasonValue,
   SID_SLOTS,
+  SIZES,
   sidKey,
   sidValue,
   u32Key,
@@ -559,13 +559,7 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, sh: Shared): MapEnt
   // re-encapsulates what End.DT* of the delivery SID decapsulated for it, from the delivery key space.
   if (s.kind === 'delivery' && e.action.kind === 'encap') {
     if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
-    return encapPolicy(
-      e,
-      policyKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'),
-      o,
-      loc,
-      false,
-    );
+    return encapPolicy(e, entryKey(s.tenantId, e.prefix.address, e.prefix.length, 'delivery'), o, loc, false);
   }
   if (s.kind === 'delivery' && e.action.kind === 'deliver') return deliveryLocal(e, e.action.link, o);
   // Scopes whole in sm_policy: egress and forward of a tenant, return of a network function.
@@ -575,8 +569,8 @@ function lowerPolicy(e: PrefixEntry, o: EbpfLoweringOptions, sh: Shared): MapEnt
   if (e.from) return `${e.key}: the BPF datapath has no source-specific entries`;
   const key =
     s.kind === 'return'
-      ? policyKey(s.functionIndex, e.prefix.address, e.prefix.length, 'return')
-      : policyKey(s.tenantId, e.prefix.address, e.prefix.length, s.kind);
+      ? entryKey(s.functionIndex, e.prefix.address, e.prefix.length, 'return')
+      : entryKey(s.tenantId, e.prefix.address, e.prefix.length, s.kind);
   // wl_in's key spaces (a workload's egress, a function's return): the blocked check's flag.
   const blocked = s.kind !== 'forward' && sh.blocked.overlaps(e.prefix);
   switch (a.kind) {
@@ -610,7 +604,7 @@ function deliveryLocal(e: PrefixEntry, link: string, o: EbpfLoweringOptions): Ma
   const l = o.links.get(link);
   if (!l?.mac || !l.peerMac) return undefined;
   return {
-    key: policyKey(s.tenantId, e.prefix.address, 128, 'delivery'),
+    key: exactKey(s.tenantId, e.prefix.address, 'delivery'),
     value: policyValue({ mode: 'local', oif: l.index, dmac: l.peerMac, smac: l.mac }),
     item: e.key,
   };
@@ -671,10 +665,9 @@ function lowerItem(
   } else if (i.kind === 'entry') {
     const e = lowerPolicy(i, o, sh);
     if (typeof e === 'string') skip(e);
-    // A /128 (the workloads, most entries): sm_exact, a hash the programs look up before the trie.
-    else if (e !== undefined)
-      if (isExactPolicy(e.key)) put(MAP.exact, { key: exactOf(e.key), value: e.value, item: e.item });
-      else put(MAP.policy, e);
+    // A /128 (the workloads, most entries) has sm_exact's key (entryKey): that hash, which the programs
+    // look up before the trie.
+    else if (e !== undefined) put(e.key.length === SIZES.sm_exact.key ? MAP.exact : MAP.policy, e);
     if (isUnderlayLocator(i)) {
       const n = lowerNexthop(i, o, sh.loc);
       if (n) put(MAP.nexthops, n);
