@@ -16,6 +16,7 @@ const KERNEL_NEEDS: Readonly<Record<string, readonly KernelFeatureName[]>> = {
   bgp: ['seg6'],
   mobility: ['seg6', 'seg6local'],
   ebpf: [], // the eBPF data plane: BPF with tcx (or clsact), no seg6 routes
+  'ebpf-floor': [], // its pieces, one tc program each: BPF with tcx
   agent: [], // pure: the model, the intent and an in-process backend port
 };
 

@@ -339,7 +339,26 @@ export class BpfProgram {
   pin(path: string): void {
     check(libbpf().bpf_obj_pin(this.fd, path), `pinning program ${this.name} at ${path}`);
   }
+
+  /** Its run time and run count so far (struct bpf_prog_info; they grow only while
+   * kernel.bpf_stats_enabled is 1). */
+  runStats(): { runTimeNs: bigint; runCnt: bigint } {
+    const info = new Uint8Array(PROG_INFO_SIZE);
+    const len = [info.length];
+    const rc = libbpf().bpf_obj_get_info_by_fd(this.fd, info, len);
+    if (rc !== 0) throw new BpfError(`reading the info of program ${this.name}`, -rc, '');
+    const v = new DataView(info.buffer);
+    return {
+      runTimeNs: v.getBigUint64(PROG_INFO_RUN_TIME_NS, true),
+      runCnt: v.getBigUint64(PROG_INFO_RUN_CNT, true),
+    };
+  }
 }
+
+/** struct bpf_prog_info up to run_cnt (UAPI since 5.1), and where its run counters lie. */
+const PROG_INFO_SIZE = 208;
+const PROG_INFO_RUN_TIME_NS = 192;
+const PROG_INFO_RUN_CNT = 200;
 
 /** A batch operation that stopped at entry `index` (the ones before it are done). */
 export class BpfBatchError extends BpfError {

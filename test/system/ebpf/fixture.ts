@@ -36,8 +36,15 @@ import { objectName, runLogDir, sh } from '../../harness/index.ts';
 const repo = join(import.meta.dirname, '../../..');
 
 /** clang as scripts/build.sh runs it, into this run's log folder; `defines` (e.g. SM_NO_VALIDATE) name a variant. */
-export async function compileDatapath(defines: readonly string[] = []): Promise<string> {
-  const out = join(runLogDir(), `segmesh${defines.map((d) => `-${d}`).join('')}.bpf.o`);
+export function compileDatapath(defines: readonly string[] = []): Promise<string> {
+  return compileBpf('bpf/segmesh.c', defines);
+}
+
+/** A BPF C file of the repository (`source`, relative to it) compiled as scripts/build.sh compiles the
+ * datapath, into this run's log folder. */
+export async function compileBpf(source: string, defines: readonly string[] = []): Promise<string> {
+  const base = source.replace(/^.*\//, '').replace(/\.c$/, '');
+  const out = join(runLogDir(), `${base}${defines.map((d) => `-${d}`).join('')}.bpf.o`);
   const arch = (await sh('uname', ['-m'])).stdout.trim();
   await sh('clang', [
     '-O2',
@@ -49,7 +56,7 @@ export async function compileDatapath(defines: readonly string[] = []): Promise<
     ...defines.map((d) => `-D${d}`),
     `-I/usr/include/${arch}-linux-gnu`,
     '-c',
-    join(repo, 'bpf/segmesh.c'),
+    join(repo, source),
     '-o',
     out,
   ]);
