@@ -7,7 +7,9 @@
  *    reversed every other one): `plain` IPv6 forwarding by the hosts' stacks with no BPF attached (the
  *    anchor: main-table routes, the tcx links removed); `encap` (H.Encaps, 2 segments: End then
  *    End.DT6, both on host 2); `encap.red`; `encap-noval` (encap with the object built with
- *    -DSM_NO_VALIDATE: validation compiled out, swapped in by link update); with BENCH_BASE_OBJECT=FILE
+ *    -DSM_NO_VALIDATE: validation compiled out, swapped in by link update); with BENCH_NOCOUNT=1 also
+ *    `encap-nocount` (-DSM_NO_COUNTERS: the per-reason and per-SID counters compiled out, what counting
+ *    costs; its runs are checked by sm_link_drops, which stays); with BENCH_BASE_OBJECT=FILE
  *    also `encap-base` (encap with that object, e.g. main's build, swapped in the same way: an A/B of a
  *    datapath change within one run, whatever the machine's load does between runs). ACKs return with one
  *    segment (End.DT6 on host 1, no SRH) in every SRv6 variant. Workload MTU 1420 in every variant (same
@@ -93,16 +95,20 @@ const MOVES = Number(process.env.BENCH_MOVES ?? 50);
 const MAP_ONLY = process.env.BENCH_ONLY === 'map';
 const MTU = 1420; // 1500 - 40 - 8 - 2 * 16: the workload MTU for 2 segments, in every variant
 
-type Variant = 'plain' | 'encap' | 'encap.red' | 'encap-noval' | 'encap-base';
+type Variant = 'plain' | 'encap' | 'encap.red' | 'encap-noval' | 'encap-nocount' | 'encap-base';
 /** BENCH_BASE_OBJECT=FILE: one more variant, `encap-base`, encap with that object (an older build of
  * bpf/segmesh.c, e.g. main's build/bpf/segmesh.o) swapped in like encap-noval: an A/B of datapath
  * changes in the same run, interleaved with the others (the machine's load drifts between runs). */
 const BASE_OBJECT = process.env.BENCH_BASE_OBJECT;
+/** BENCH_NOCOUNT=1: one more variant, `encap-nocount`, encap with the object built with
+ * -DSM_NO_COUNTERS (the per-reason and per-SID counters compiled out): what counting costs per packet. */
+const NOCOUNT = process.env.BENCH_NOCOUNT === '1';
 const VARIANTS: Variant[] = [
   'plain',
   'encap',
   'encap.red',
   'encap-noval',
+  ...(NOCOUNT ? (['encap-nocount'] as const) : []),
   ...(BASE_OBJECT ? (['encap-base'] as const) : []),
 ];
 const EBPF_VARIANTS = VARIANTS.filter((v) => v !== 'plain');
@@ -185,6 +191,7 @@ const active = new Map<number, { backend: EbpfBackend; object: string } | undefi
 
 try {
   const [objectPath, noValidatePath] = [await compileDatapath(), await compileDatapath(['SM_NO_VALIDATE'])];
+  const noCountPath = NOCOUNT ? await compileDatapath(['SM_NO_COUNTERS']) : '';
   const { hosts, wl } = await twoEbpfHosts(lab, { prefix: 'x', tenants: ['a'], objectPath });
   const [h1, h2] = hosts as [EbpfHost, EbpfHost];
   lab.onTeardown(async () => {
@@ -255,7 +262,13 @@ try {
     if (v === 'plain') await usePlain();
     else
       await useEbpf(
-        v === 'encap-noval' ? noValidatePath : v === 'encap-base' ? BASE_OBJECT! : objectPath,
+        v === 'encap-noval'
+          ? noValidatePath
+          : v === 'encap-nocount'
+            ? noCountPath
+            : v === 'encap-base'
+              ? BASE_OBJECT!
+              : objectPath,
         v === 'encap.red' ? 'encap.red' : 'encap',
       );
   };
@@ -277,6 +290,7 @@ try {
       encap: { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
       'encap.red': { segments: ['fc00:0:2::a6'], lastEntry: 0 },
       'encap-noval': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
+      'encap-nocount': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
       'encap-base': { segments: ['fc00:0:2::a6', 'fc00:0:2::e'], lastEntry: 1 },
     };
     for (const v of VARIANTS) {
@@ -361,13 +375,22 @@ try {
           const inc = (i: number, reason: ReasonName) =>
             Number((c1[i]!.reasons.get(reason) ?? 0n) - (c0[i]!.reasons.get(reason) ?? 0n));
           const want = v === 'encap.red' ? 'encap_red' : 'encap';
-          if (inc(0, want) < 100 || inc(1, 'end') < 100 || inc(1, 'dt6') < 100 || inc(0, 'dt6') < 100)
+          // Counters compiled out: the path was seen on the wire before timing; drops still count per link.
+          if (v === 'encap-nocount') {
+            const linkDrops = (c: (typeof c1)[number]) =>
+              [...c.linkDrops.values()].reduce((t, m) => t + [...m.values()].reduce((a, b) => a + b, 0n), 0n);
+            for (const i of [0, 1])
+              if (linkDrops(c1[i]!) !== linkDrops(c0[i]!))
+                throw new Error(
+                  `variant ${v}: host ${i + 1} dropped ${linkDrops(c1[i]!) - linkDrops(c0[i]!)}`,
+                );
+          } else if (inc(0, want) < 100 || inc(1, 'end') < 100 || inc(1, 'dt6') < 100 || inc(0, 'dt6') < 100)
             throw new Error(
               `variant ${v}: counters did not show the path (${want} ${inc(0, want)}, end ${inc(1, 'end')}, dt6 ${inc(1, 'dt6')})`,
             );
           // This build sends its encapsulations to the locator's next hop from sm_nexthops (no FIB
           // lookup); a base object of before has no such path.
-          if (v !== 'encap-base' && inc(0, 'redirect_nexthop') < 100)
+          if (v !== 'encap-base' && v !== 'encap-nocount' && inc(0, 'redirect_nexthop') < 100)
             throw new Error(
               `variant ${v}: encapsulations did not take the agent-resolved next hop (redirect_nexthop ${inc(0, 'redirect_nexthop')}, redirect ${inc(0, 'redirect')})`,
             );
@@ -712,6 +735,12 @@ console.log(
           validate_ratio: round(median(valRatio), 3),
           encap_ns: round(median(nsOf('encap', 'encap')), 0),
           dt6_ns: round(median(nsOf('encap', 'dt6_ack')), 0),
+          ...(NOCOUNT
+            ? {
+                nocount_encap_ns: round(median(nsOf('encap-nocount', 'encap')), 0),
+                nocount_dt6_ns: round(median(nsOf('encap-nocount', 'dt6_ack')), 0),
+              }
+            : {}),
           ...(BASE_OBJECT
             ? {
                 base_ratio: round(median(ratio('encap-base', 'plain')), 3),

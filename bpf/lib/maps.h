@@ -138,8 +138,13 @@ struct {
 	__type(value, __u64);
 } sm_link_drops SEC(".maps");
 
+/* -DSM_NO_COUNTERS compiles the per-reason and per-SID counters out (sm_link_drops stays), for
+ * `BENCH_NOCOUNT=1 npm run bench -- ebpf` to measure what counting costs; scripts/build.sh never sets it. */
 static sm_always_inline void count(__u32 reason)
 {
+#ifdef SM_NO_COUNTERS
+	return;
+#endif
 	__u64 *c = bpf_map_lookup_elem(&sm_counters, &reason);
 	if (c)
 		*c += 1; /* per-CPU: no atomics needed */
@@ -183,6 +188,9 @@ static sm_always_inline __be32 config_icmp4_src(void)
 
 static sm_always_inline void count_sid(const struct sm_sid *sid, __u32 bytes)
 {
+#ifdef SM_NO_COUNTERS
+	return;
+#endif
 	__u32 slot = sid->slot;
 	struct sm_sid_stats *s = bpf_map_lookup_elem(&sm_sid_stats, &slot);
 	if (!s)
