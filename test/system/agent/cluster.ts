@@ -80,7 +80,8 @@ export interface AgentHost {
 /** A drop the tests count, by what was dropped; each backend counts it in the kernel its own way. */
 export type DropKind = 'no-route' | 'workload-srv6' | 'host-address';
 
-/** Runs the CLI (from source) and returns stdout; throws with stderr on failure unless allowFail. */
+/** Runs the CLI (from source) and returns stdout; throws with stderr on failure unless allowFail. It blocks
+ * this process meanwhile: while a background child's output must be read, {@link segmeshAsync}. */
 export function segmesh(
   args: readonly string[],
   opts: { allowFail?: boolean } = {},
@@ -94,6 +95,20 @@ export function segmesh(
 
 export function segmeshJson<T>(args: readonly string[]): T {
   return JSON.parse(segmesh([...args, '--json']).out) as T;
+}
+
+/**
+ * The CLI without blocking this process. {@link segmesh} stalls the event loop for as long as the CLI
+ * runs (tens of seconds in the TCG VM): a background child whose output this process reads meanwhile (a
+ * ping's echoes) fills its pipe and stops at its next write, and agents running in this process stop.
+ */
+export async function segmeshAsync(args: readonly string[]): Promise<{ out: string; err: string }> {
+  const r = await sh(process.execPath, [...CLI, ...args], { timeoutMs: paced(60_000) });
+  return { out: r.stdout, err: r.stderr };
+}
+
+export async function segmeshJsonAsync<T>(args: readonly string[]): Promise<T> {
+  return JSON.parse((await segmeshAsync([...args, '--json'])).out) as T;
 }
 
 export const TENANTS = `apiVersion: segmesh.io/v1alpha1

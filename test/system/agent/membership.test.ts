@@ -10,10 +10,8 @@
  * flow: a client pings the workload all through the intrusion and loses none, and not one packet leaves
  * toward the intruder's locator (a capture on the client's host).
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { promisify } from 'node:util';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -49,18 +47,7 @@ import { formatIpv6 } from '../../../src/srv6/address.ts';
 import { tsharkFields } from '../../harness/capture.ts';
 import type { Netns, UnderlaySwitch } from '../../harness/index.ts';
 import { createLab, runLogDir, sh, systemSuite, waitFor } from '../../harness/index.ts';
-import { CLI, ping, startPing, TENANTS } from './cluster.ts';
-
-/** The CLI, asynchronously: the agents run in this process, so a synchronous spawn would block them. */
-async function segmesh(args: readonly string[]): Promise<{ out: string; err: string }> {
-  const r = await execFileP(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 60_000 }).catch(
-    (e: Error & { stderr?: string }) => {
-      throw new Error(`segmesh ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
-    },
-  );
-  return { out: r.stdout, err: r.stderr };
-}
-const execFileP = promisify(execFile);
+import { ping, segmeshAsync as segmesh, startPing, TENANTS } from './cluster.ts';
 
 async function freePort(): Promise<number> {
   const s = createServer();
