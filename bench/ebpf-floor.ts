@@ -16,6 +16,7 @@
  * (medians over f_empty).
  */
 import { loadavg } from 'node:os';
+import { exactKey } from '../src/dataplane/ebpf/abi.ts';
 import { attachTcx, BpfObject, closeFd, linkUpdate } from '../src/dataplane/ebpf/libbpf.ts';
 import { parseIpv6 } from '../src/srv6/address.ts';
 import { createLab, sh } from '../test/harness/index.ts';
@@ -59,15 +60,9 @@ try {
   obj = BpfObject.load(path);
   // f_hash's entry (key space 1, the ping's destination) among 3,000 others, as workload /128s.
   const exact = obj.map('fl_exact');
-  const keyOf = (space: number, dst: bigint) => {
-    const k = new Uint8Array(20);
-    new DataView(k.buffer).setUint32(0, space, false);
-    for (let i = 0; i < 16; i++) k[4 + i] = Number((dst >> BigInt(8 * (15 - i))) & 0xffn);
-    return k;
-  };
   const value = new Uint8Array(164);
-  const others = Array.from({ length: 3000 }, (_, i) => keyOf(1, parseIpv6('fd00:f11::') + BigInt(i)));
-  exact.updateBatch([keyOf(1, parseIpv6(DST)), ...others], [value, ...others.map(() => value)]);
+  const others = Array.from({ length: 3000 }, (_, i) => exactKey(1, parseIpv6('fd00:f11::') + BigInt(i)));
+  exact.updateBatch([exactKey(1, parseIpv6(DST)), ...others], [value, ...others.map(() => value)]);
 
   const leave = enterNetns(b.name);
   let link: number;

@@ -191,7 +191,12 @@ const active = new Map<number, { backend: EbpfBackend; object: string } | undefi
 
 try {
   const [objectPath, noValidatePath] = [await compileDatapath(), await compileDatapath(['SM_NO_VALIDATE'])];
-  const noCountPath = NOCOUNT ? await compileDatapath(['SM_NO_COUNTERS']) : '';
+  // The variants that swap in an object of their own (the rest run the default build).
+  const variantObject: Partial<Record<Variant, string>> = {
+    'encap-noval': noValidatePath,
+    ...(NOCOUNT ? { 'encap-nocount': await compileDatapath(['SM_NO_COUNTERS']) } : {}),
+    ...(BASE_OBJECT ? { 'encap-base': BASE_OBJECT } : {}),
+  };
   const { hosts, wl } = await twoEbpfHosts(lab, { prefix: 'x', tenants: ['a'], objectPath });
   const [h1, h2] = hosts as [EbpfHost, EbpfHost];
   lab.onTeardown(async () => {
@@ -260,17 +265,7 @@ try {
   };
   const setVariant = async (v: Variant) => {
     if (v === 'plain') await usePlain();
-    else
-      await useEbpf(
-        v === 'encap-noval'
-          ? noValidatePath
-          : v === 'encap-nocount'
-            ? noCountPath
-            : v === 'encap-base'
-              ? BASE_OBJECT!
-              : objectPath,
-        v === 'encap.red' ? 'encap.red' : 'encap',
-      );
+    else await useEbpf(variantObject[v] ?? objectPath, v === 'encap.red' ? 'encap.red' : 'encap');
   };
   const ping = async (from: Netns, dst: string, count = 3) =>
     Number(
@@ -319,7 +314,7 @@ try {
         );
     }
     process.stdout.write(
-      `paths verified: plain (no SRH), encap / encap-noval${BASE_OBJECT ? ' / encap-base' : ''} (SL 1, LE 1), encap.red (SL 1, LE 0)\n`,
+      `paths verified: plain (no SRH), encap / encap-noval${NOCOUNT ? ' / encap-nocount' : ''}${BASE_OBJECT ? ' / encap-base' : ''} (SL 1, LE 1), encap.red (SL 1, LE 0)\n`,
     );
 
     await lab.daemon({
